@@ -1,0 +1,125 @@
+/* cli_util.c: option parsing, thread settings, model opening and progress output. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "cli.h"
+
+void openblas_set_num_threads(int num_threads);
+
+void cli_error(const char *verb, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "pdr %s: ", verb);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+long cli_parse_long(const char *verb, const char *opt, const char *value, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || !end || *end || end == value || v < min || v > max) {
+        cli_error(verb, "%s: expected an integer in [%ld, %ld], got '%s'", opt, min, max, value);
+        return -1;
+    }
+    return v;
+}
+
+double cli_parse_double(const char *verb, const char *opt, const char *value, int *ok)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(value, &end);
+    *ok = !(errno || !end || *end || end == value || v != v);
+    if (!*ok)
+        cli_error(verb, "%s: expected a number, got '%s'", opt, value);
+    return v;
+}
+
+int cli_set_threads(int n)
+{
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    openblas_set_num_threads(1);
+    omp_set_num_threads(n);
+    return n;
+}
+
+pdr_encoder *cli_open_model(const char *verb, const char *model)
+{
+    if (!model)
+        model = pdr_encoder_default_model();
+    pdr_encoder *enc = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (pdr_encoder_open(model, &enc, &err)) {
+        cli_error(verb, "cannot open model '%s': %s", model, err.msg);
+        return NULL;
+    }
+    return enc;
+}
+
+typedef struct progress_ctx {
+    const char *verb;
+    int tty;
+    size_t warnings;
+} progress_ctx;
+
+static progress_ctx progress_state; /* one bulk run per process; set by cli_bulk_callbacks */
+
+static void on_warning(void *ctx, const char *msg)
+{
+    progress_ctx *p = ctx;
+    p->warnings++;
+    if (p->tty)
+        fputs("\r\033[K", stderr);
+    fprintf(stderr, "pdr %s: skipped: %s\n", p->verb, msg);
+}
+
+static void on_progress(void *ctx, const pdr_bulk_stats *s, int final)
+{
+    progress_ctx *p = ctx;
+    double rate = s->seconds > 0 ? (double)s->n_residues / s->seconds : 0.0;
+    if (final) {
+        if (p->tty)
+            fputs("\r\033[K", stderr);
+        fprintf(stderr,
+                "pdr %s: %zu records read, %zu embedded, %zu already stored, %zu invalid skipped; "
+                "%zu residues in %.1f s (%.0f residues/s); %zu proteins in the store\n",
+                p->verb, s->n_records, s->n_embedded, s->n_existing, s->n_invalid, s->n_residues,
+                s->seconds, rate, s->n_total);
+        return;
+    }
+    if (!p->tty)
+        return;
+    fprintf(stderr, "\r\033[Kpdr %s: %zu sequences, %.1fM residues, %.0f residues/s", p->verb,
+            s->n_embedded, (double)s->n_residues / 1e6, rate);
+    if (s->input_fraction > 0.0 && s->input_fraction < 1.0) {
+        double eta = s->seconds * (1.0 - s->input_fraction) / s->input_fraction;
+        fprintf(stderr, ", %.0f%%, ETA %.0f s", 100.0 * s->input_fraction, eta);
+    }
+    fflush(stderr);
+}
+
+void cli_bulk_callbacks(pdr_bulk_opts *opts, const char *verb)
+{
+    progress_state.verb = verb;
+    progress_state.tty = isatty(STDERR_FILENO);
+    progress_state.warnings = 0;
+    opts->on_warning = on_warning;
+    opts->on_progress = on_progress;
+    opts->ctx = &progress_state;
+}

@@ -1,0 +1,507 @@
+/* cmd_search.c: `pdr makedb`, `pdr search` and `pdr easy-search`.
+ * The path of a query: FASTA reader -> encoder (threads) -> pdr_db_search (one batched FAISS
+ * call per chunk of queries) -> pdr_report (TSV/JSON) -> output file. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "pdr_batch.h"
+#include "pdr_db.h"
+#include "pdr_fasta.h"
+#include "pdr_kmer.h"
+#include "pdr_report.h"
+
+#define QUERY_CHUNK 1024
+
+typedef struct search_opts {
+    int k;
+    float min_score;
+    double max_evalue;
+    int json;
+    int strict;
+    int threads;
+    size_t max_length;
+    int nprobe;
+} search_opts;
+
+/* ---------------------------------------------------------------- makedb */
+
+static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc,
+                   pdr_bulk_opts *bopts, const char *index_spec)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (mkdir(dbdir, 0777) != 0 && errno != EEXIST) {
+        cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    char store[4096];
+    snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
+    pdr_bulk_stats stats;
+    if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
+        pdr_db_build_index(dbdir, index_spec, bopts->threads, &err) || pdr_db_calibrate(dbdir, enc, &err)) {
+        cli_error(verb, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+static const char makedb_usage[] =
+    "usage: pdr makedb TARGET.fasta[.gz] DBDIR [options]\n\n"
+    "Embeds TARGET into DBDIR/embeddings.h5 (resumable, skips ids already there), builds the\n"
+    "FAISS index DBDIR/index.faiss and fits DBDIR/calibration.txt (E-values).\n\n"
+    "options:\n"
+    "      --index SPEC        FAISS factory string: Flat (exact; default below 1M proteins),\n"
+    "                          IVF<n>,SQ8 (default above), HNSW32, IVF<n>,PQ<m>, ...\n"
+    "  -t, --threads N         worker threads (default: all cores)\n"
+    "      --batch-residues R  residues per embedding batch (default 2000000)\n"
+    "      --fp16              store embeddings as float16\n"
+    "      --strict            stop at the first invalid record\n"
+    "      --max-length AA     reject sequences longer than AA residues\n"
+    "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
+    "  -h, --help              this help\n";
+
+enum { OPT_INDEX = 256, OPT_BATCH, OPT_FP16, OPT_STRICT, OPT_MAXLEN, OPT_MINSCORE, OPT_EVALUE, OPT_FORMAT,
+       OPT_NPROBE, OPT_TMPDIR };
+
+int cmd_makedb(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"index", required_argument, 0, OPT_INDEX},   {"threads", required_argument, 0, 't'},
+        {"model", required_argument, 0, 'm'},         {"batch-residues", required_argument, 0, OPT_BATCH},
+        {"fp16", no_argument, 0, OPT_FP16},           {"strict", no_argument, 0, OPT_STRICT},
+        {"max-length", required_argument, 0, OPT_MAXLEN}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *spec = NULL;
+    int threads = 0, c;
+    long v;
+    pdr_bulk_opts bopts;
+    pdr_bulk_opts_default(&bopts);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:m:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_INDEX: spec = optarg; break;
+        case 'm': model = optarg; break;
+        case 't':
+            if ((v = cli_parse_long("makedb", "--threads", optarg, 1, 1024)) < 0)
+                return EXIT_USAGE;
+            threads = (int)v;
+            break;
+        case OPT_BATCH:
+            if ((v = cli_parse_long("makedb", "--batch-residues", optarg, 1, 1L << 40)) < 0)
+                return EXIT_USAGE;
+            bopts.batch_residues = (size_t)v;
+            break;
+        case OPT_FP16: bopts.fp16 = 1; break;
+        case OPT_STRICT: bopts.strict = 1; break;
+        case OPT_MAXLEN:
+            if ((v = cli_parse_long("makedb", "--max-length", optarg, 1, 1L << 40)) < 0)
+                return EXIT_USAGE;
+            bopts.max_length = (size_t)v;
+            break;
+        case 'h': fputs(makedb_usage, stdout); return EXIT_OK;
+        default: fputs(makedb_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind + 2 != argc) {
+        cli_error("makedb", "expected TARGET.fasta and DBDIR");
+        fputs(makedb_usage, stderr);
+        return EXIT_USAGE;
+    }
+    bopts.threads = cli_set_threads(threads);
+    pdr_encoder *enc = cli_open_model("makedb", model);
+    if (!enc)
+        return EXIT_RUNTIME;
+    cli_bulk_callbacks(&bopts, "makedb");
+    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec);
+    pdr_encoder_free(enc);
+    if (rc == EXIT_OK)
+        fprintf(stderr, "pdr makedb: database ready in %s\n", argv[optind + 1]);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- search */
+
+/* The model a database was made with: the kmer3 baseline by name, otherwise the given or
+ * default model file, which must have the same version. */
+static pdr_encoder *open_db_model(const char *verb, const pdr_db *db, const char *model)
+{
+    const pdr_store_meta *m = pdr_db_meta(db);
+    if (!model && strcmp(m->model_name, PDR_KMER_NAME) == 0)
+        model = PDR_MODEL_BUILTIN_KMER;
+    pdr_encoder *enc = cli_open_model(verb, model);
+    if (!enc)
+        return NULL;
+    if (strcmp(pdr_encoder_name(enc), m->model_name) != 0 || strcmp(pdr_encoder_version(enc), m->model_version) != 0) {
+        cli_error(verb, "%s was built with model %s (version %s) but the model in use is %s (version %s): "
+                  "pass the same --model, or rebuild the database",
+                  pdr_db_path(db), m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
+        pdr_encoder_free(enc);
+        return NULL;
+    }
+    return enc;
+}
+
+typedef struct query_chunk {
+    size_t n;
+    char *ids[QUERY_CHUNK];
+    char *seqs[QUERY_CHUNK];
+    int32_t lengths[QUERY_CHUNK];
+} query_chunk;
+
+static void chunk_clear(query_chunk *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->ids[i]);
+        free(q->seqs[i]);
+    }
+    q->n = 0;
+}
+
+static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws **ws, const search_opts *so,
+                        query_chunk *q, float *qvec, pdr_hit *hits, size_t *counts, pdr_buf *out,
+                        size_t *n_written, pdr_err *err)
+{
+    pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
+    int rc = pdr_batch_embed(enc, ws, so->threads, &job, err);
+    if (!rc)
+        rc = pdr_db_search(db, qvec, q->n, so->k, so->min_score, so->max_evalue, hits, counts, err);
+    for (size_t i = 0; !rc && i < q->n; i++) {
+        const pdr_hit *h = hits + i * (size_t)so->k;
+        if (so->json) {
+            if (*n_written)
+                pdr_buf_puts(out, ",\n");
+            pdr_report_json_query(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i]);
+        } else {
+            pdr_report_tsv(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i]);
+        }
+        (*n_written)++;
+    }
+    return rc;
+}
+
+static int write_buf(FILE *f, pdr_buf *b, const char *path, pdr_err *err)
+{
+    if (pdr_buf_failed(b))
+        return pdr_fail(err, PDR_ENOMEM, "out of memory formatting results");
+    if (b->len && fwrite(b->data, 1, b->len, f) != b->len)
+        return pdr_fail(err, PDR_EIO, "%s: write failed: %s", path, strerror(errno));
+    pdr_buf_reset(b);
+    return PDR_OK;
+}
+
+/* Search every record of query_path; write to out_path ("-" = stdout; files are written to a
+ * temporary name and renamed when complete). */
+static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc, const char *query_path,
+                      const char *out_path, const search_opts *so)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    int to_stdout = strcmp(out_path, "-") == 0;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+    int dim = pdr_encoder_dim(enc), rc = 0;
+    size_t n_written = 0, n_invalid = 0, n_queries = 0;
+    pdr_fasta *fa = NULL;
+    FILE *f = NULL;
+    pdr_buf out;
+    pdr_buf_init(&out);
+    query_chunk *q = calloc(1, sizeof *q);
+    float *qvec = malloc((size_t)QUERY_CHUNK * dim * sizeof(float));
+    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * so->k * sizeof(pdr_hit));
+    size_t *counts = malloc(QUERY_CHUNK * sizeof(size_t));
+    pdr_encoder_ws **ws = calloc((size_t)so->threads, sizeof(pdr_encoder_ws *));
+    if (!q || !qvec || !hits || !counts || !ws) {
+        rc = pdr_fail(&err, PDR_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int t = 0; t < so->threads; t++)
+        if ((rc = pdr_encoder_ws_create(enc, &ws[t], &err)))
+            goto done;
+    pdr_fasta_opts fopts = {.max_length = so->max_length, .check_duplicates = 0};
+    if ((rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
+        goto done;
+    f = to_stdout ? stdout : fopen(tmp, "w");
+    if (!f) {
+        rc = pdr_fail(&err, PDR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (so->json) {
+        pdr_buf_puts(&out, "{\"model\":");
+        pdr_buf_json_str(&out, pdr_encoder_name(enc));
+        pdr_buf_puts(&out, ",\"database\":");
+        pdr_buf_json_str(&out, pdr_db_path(db));
+        pdr_buf_puts(&out, ",\"results\":[\n");
+    }
+    for (int eof = 0; !eof;) {
+        while (q->n < QUERY_CHUNK) {
+            pdr_seq s;
+            pdr_err rerr;
+            pdr_err_clear(&rerr);
+            int r = pdr_fasta_read(fa, &s, &rerr);
+            if (r == PDR_EOF) {
+                eof = 1;
+                break;
+            }
+            if (r == PDR_EINPUT || r == PDR_ELIMIT) {
+                n_invalid++;
+                if (so->strict) {
+                    rc = pdr_fail(&err, r, "%s (--strict)", rerr.msg);
+                    goto done;
+                }
+                fprintf(stderr, "pdr %s: skipped query: %s\n", verb, rerr.msg);
+                continue;
+            }
+            if (r) {
+                rc = pdr_fail(&err, r, "%s", rerr.msg);
+                goto done;
+            }
+            q->ids[q->n] = strdup(s.id);
+            q->seqs[q->n] = strdup(s.seq);
+            q->lengths[q->n] = (int32_t)s.len;
+            if (!q->ids[q->n] || !q->seqs[q->n]) {
+                free(q->ids[q->n]);
+                free(q->seqs[q->n]);
+                rc = pdr_fail(&err, PDR_ENOMEM, "out of memory reading queries");
+                goto done;
+            }
+            q->n++;
+            n_queries++;
+        }
+        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qvec, hits, counts, &out, &n_written, &err)))
+            goto done;
+        chunk_clear(q);
+        if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
+            goto done;
+    }
+    if (so->json)
+        pdr_buf_puts(&out, "\n]}\n");
+    if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
+        goto done;
+    if (n_queries == 0) {
+        rc = pdr_fail(&err, PDR_EINPUT, "%s: no valid query sequences (%zu invalid)", query_path, n_invalid);
+        goto done;
+    }
+    if (fflush(f) != 0) {
+        rc = pdr_fail(&err, PDR_EIO, "%s: write failed: %s", to_stdout ? "stdout" : tmp, strerror(errno));
+        goto done;
+    }
+    if (!to_stdout) {
+        int bad = fclose(f) != 0;
+        f = NULL;
+        if (bad || rename(tmp, out_path) != 0) {
+            rc = pdr_fail(&err, PDR_EIO, "%s: cannot write: %s", out_path, strerror(errno));
+            goto done;
+        }
+    }
+    fprintf(stderr, "pdr %s: %zu queries searched against %zu proteins%s\n", verb, n_queries, pdr_db_count(db),
+            n_invalid ? " (some queries skipped as invalid, see above)" : "");
+done:
+    if (f && !to_stdout) {
+        fclose(f);
+        unlink(tmp);
+    }
+    if (rc)
+        cli_error(verb, "%s", err.msg);
+    if (q)
+        chunk_clear(q);
+    free(q);
+    free(qvec);
+    free(hits);
+    free(counts);
+    if (ws)
+        for (int t = 0; t < so->threads; t++)
+            pdr_encoder_ws_free(ws[t]);
+    free(ws);
+    pdr_fasta_close(fa);
+    pdr_buf_free(&out);
+    return rc ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static const char search_usage[] =
+    "usage: pdr search DBDIR QUERY.fasta[.gz]|- OUT.tsv|- [options]\n\n"
+    "Searches every query against the database made by 'pdr makedb'. Output (TSV, no header):\n"
+    "  query target score evalue rank qlen tlen\n"
+    "score = cosine similarity of the embeddings; evalue = expected number of non-homologous\n"
+    "hits at least as good in a database of this size.\n\n"
+    "options:\n"
+    "  -k N                    hits per query (default 100)\n"
+    "      --min-score S       report hits with score >= S only (default: all)\n"
+    "  -e, --evalue E          report hits with evalue <= E only (default: all)\n"
+    "      --format tsv|json   output format (default tsv)\n"
+    "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
+    "  -t, --threads N         threads (default: all cores)\n"
+    "      --strict            stop at the first invalid query record\n"
+    "      --max-length AA     reject queries longer than AA residues\n"
+    "  -m, --model M           model (default: the one the database was built with)\n"
+    "  -h, --help              this help\n";
+
+static const char easy_usage[] =
+    "usage: pdr easy-search QUERY.fasta TARGET.fasta OUT.tsv|- [options]\n\n"
+    "Embeds TARGET into a temporary database (exact Flat index), searches QUERY against it and\n"
+    "writes the hits (format as 'pdr search'), then removes the temporary database.\n\n"
+    "options: as 'pdr search', plus\n"
+    "      --tmp-dir DIR       where the temporary database goes (default $TMPDIR or /tmp)\n";
+
+/* Options common to search and easy-search; returns 0, or an exit code to stop with. */
+static int parse_search(const char *verb, int argc, char **argv, search_opts *so, const char **model,
+                        const char **tmpdir, int *threads, const char *usage_text)
+{
+    static const struct option longopts[] = {
+        {"min-score", required_argument, 0, OPT_MINSCORE}, {"evalue", required_argument, 0, 'e'},
+        {"format", required_argument, 0, OPT_FORMAT},      {"threads", required_argument, 0, 't'},
+        {"model", required_argument, 0, 'm'},              {"strict", no_argument, 0, OPT_STRICT},
+        {"max-length", required_argument, 0, OPT_MAXLEN},  {"nprobe", required_argument, 0, OPT_NPROBE},
+        {"tmp-dir", required_argument, 0, OPT_TMPDIR},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(so, 0, sizeof *so);
+    so->k = 100;
+    so->min_score = -2.0f;
+    so->max_evalue = 1e300;
+    long v;
+    int c, ok;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:e:t:m:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if ((v = cli_parse_long(verb, "-k", optarg, 1, 100000)) < 0)
+                return EXIT_USAGE;
+            so->k = (int)v;
+            break;
+        case OPT_MINSCORE:
+            so->min_score = (float)cli_parse_double(verb, "--min-score", optarg, &ok);
+            if (!ok)
+                return EXIT_USAGE;
+            break;
+        case 'e':
+            so->max_evalue = cli_parse_double(verb, "--evalue", optarg, &ok);
+            if (!ok)
+                return EXIT_USAGE;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "tsv") != 0 && strcmp(optarg, "json") != 0) {
+                cli_error(verb, "--format: expected tsv or json, got '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            so->json = strcmp(optarg, "json") == 0;
+            break;
+        case 't':
+            if ((v = cli_parse_long(verb, "--threads", optarg, 1, 1024)) < 0)
+                return EXIT_USAGE;
+            *threads = (int)v;
+            break;
+        case 'm': *model = optarg; break;
+        case OPT_STRICT: so->strict = 1; break;
+        case OPT_MAXLEN:
+            if ((v = cli_parse_long(verb, "--max-length", optarg, 1, 1L << 40)) < 0)
+                return EXIT_USAGE;
+            so->max_length = (size_t)v;
+            break;
+        case OPT_NPROBE:
+            if ((v = cli_parse_long(verb, "--nprobe", optarg, 1, 1 << 20)) < 0)
+                return EXIT_USAGE;
+            so->nprobe = (int)v;
+            break;
+        case OPT_TMPDIR: *tmpdir = optarg; break;
+        case 'h': fputs(usage_text, stdout); return -1;
+        default: fputs(usage_text, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind + 3 != argc) {
+        cli_error(verb, "expected 3 arguments, got %d", argc - optind);
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int search_db(const char *verb, const char *dbdir, const char *query, const char *out, search_opts *so,
+                     const char *model)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    pdr_db *db = NULL;
+    if (pdr_db_open(dbdir, &db, &err)) {
+        cli_error(verb, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
+    if (so->nprobe > 0 && pdr_db_set_nprobe(db, so->nprobe, &err)) {
+        cli_error(verb, "%s", err.msg);
+        pdr_db_free(db);
+        return EXIT_RUNTIME;
+    }
+    pdr_encoder *enc = open_db_model(verb, db, model);
+    int rc = enc ? run_search(verb, db, enc, query, out, so) : EXIT_RUNTIME;
+    pdr_encoder_free(enc);
+    pdr_db_free(db);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    search_opts so;
+    const char *model = NULL, *tmpdir = NULL;
+    int threads = 0;
+    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, search_usage);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    so.threads = cli_set_threads(threads);
+    return search_db("search", argv[optind], argv[optind + 1], argv[optind + 2], &so, model);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int cmd_easy_search(int argc, char **argv)
+{
+    search_opts so;
+    const char *model = NULL, *tmpdir = NULL;
+    int threads = 0;
+    int rc = parse_search("easy-search", argc, argv, &so, &model, &tmpdir, &threads, easy_usage);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    const char *query = argv[optind], *target = argv[optind + 1], *out = argv[optind + 2];
+    if (strcmp(query, "-") == 0 && strcmp(target, "-") == 0) {
+        cli_error("easy-search", "QUERY and TARGET cannot both be stdin");
+        return EXIT_USAGE;
+    }
+    so.threads = cli_set_threads(threads);
+    if (!tmpdir)
+        tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    char dbdir[4096];
+    snprintf(dbdir, sizeof dbdir, "%s/pdr-easy-XXXXXX", tmpdir);
+    if (!mkdtemp(dbdir)) {
+        cli_error("easy-search", "%s: cannot create a temporary directory: %s", dbdir, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    pdr_encoder *enc = cli_open_model("easy-search", model);
+    rc = EXIT_RUNTIME;
+    if (enc) {
+        pdr_bulk_opts bopts;
+        pdr_bulk_opts_default(&bopts);
+        bopts.threads = so.threads;
+        bopts.max_length = so.max_length;
+        bopts.strict = so.strict;
+        cli_bulk_callbacks(&bopts, "easy-search");
+        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat");
+        if (rc == EXIT_OK)
+            rc = search_db("easy-search", dbdir, query, out, &so, model);
+        pdr_encoder_free(enc);
+    }
+    nftw(dbdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}

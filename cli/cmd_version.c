@@ -1,0 +1,39 @@
+/* cmd_version.c: `pdr version`: what this binary is and which model it uses by default. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <H5public.h>
+#include <microhttpd.h>
+
+#include "cli.h"
+
+int cmd_version(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: pdr version\n\nPrints the pdr version, the default model (name, version, "
+                   "whether it is learned or the kmer3 baseline) and library versions.\n");
+            return EXIT_OK;
+        }
+    }
+    printf("pdr %s\n", PDR_VERSION);
+    const char *model = pdr_encoder_default_model();
+    pdr_encoder *enc = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (pdr_encoder_open(model, &enc, &err) == 0) {
+        printf("model: %s (version %s, dim %d, %s) from %s\n", pdr_encoder_name(enc),
+               pdr_encoder_version(enc), pdr_encoder_dim(enc),
+               pdr_encoder_is_learned(enc) ? "trained CNN encoder"
+                                           : "NON-LEARNED hashed 3-mer baseline, not the product",
+               model);
+        pdr_encoder_free(enc);
+    } else {
+        printf("model: cannot open default model %s: %s\n", model, err.msg);
+    }
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    printf("hdf5 %u.%u.%u, libmicrohttpd %s, faiss 1.7.3 (C API)\n", maj, min, rel, MHD_get_version());
+    return EXIT_OK;
+}

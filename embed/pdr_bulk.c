@@ -1,0 +1,538 @@
+/* pdr_bulk.c: FASTA -> batches -> worker threads -> part files -> merged HDF5 store.
+ * See pdr_bulk.h for the crash-safety and resume contract. */
+#include "pdr_bulk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pdr_batch.h"
+#include "pdr_fasta.h"
+#include "pdr_store.h"
+#include "pdr_strset.h"
+
+#define DEFAULT_BATCH_RESIDUES 2000000
+#define MAX_BATCH_RECORDS 20000
+#define MERGE_ROWS 8192
+
+/* ---------------------------------------------------------------- batch of records */
+
+typedef struct batch {
+    size_t n, cap;
+    char **ids;
+    char **seqs;
+    int32_t *lengths;
+    size_t residues;
+    float *emb;          /* n x dim, filled by workers */
+    /* segments, filled by workers into per-record arrays */
+    size_t *n_seg;
+    int32_t **seg_start, **seg_end;
+    float **seg_emb;
+} batch;
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ids[i]);
+        free(b->seqs[i]);
+        if (b->seg_start) {
+            free(b->seg_start[i]);
+            free(b->seg_end[i]);
+            free(b->seg_emb[i]);
+            b->seg_start[i] = b->seg_end[i] = NULL;
+            b->seg_emb[i] = NULL;
+            b->n_seg[i] = 0;
+        }
+    }
+    b->n = 0;
+    b->residues = 0;
+}
+
+static void batch_free(batch *b)
+{
+    batch_clear(b);
+    free(b->ids);
+    free(b->seqs);
+    free(b->lengths);
+    free(b->emb);
+    free(b->n_seg);
+    free(b->seg_start);
+    free(b->seg_end);
+    free(b->seg_emb);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_init(batch *b, int dim, int segments, pdr_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->cap = MAX_BATCH_RECORDS;
+    b->ids = calloc(b->cap, sizeof(char *));
+    b->seqs = calloc(b->cap, sizeof(char *));
+    b->lengths = calloc(b->cap, sizeof(int32_t));
+    b->emb = malloc(b->cap * (size_t)dim * sizeof(float));
+    int ok = b->ids && b->seqs && b->lengths && b->emb;
+    if (segments) {
+        b->n_seg = calloc(b->cap, sizeof(size_t));
+        b->seg_start = calloc(b->cap, sizeof(int32_t *));
+        b->seg_end = calloc(b->cap, sizeof(int32_t *));
+        b->seg_emb = calloc(b->cap, sizeof(float *));
+        ok = ok && b->n_seg && b->seg_start && b->seg_end && b->seg_emb;
+    }
+    if (!ok) {
+        batch_free(b);
+        return pdr_fail(err, PDR_ENOMEM, "embed: out of memory allocating a batch");
+    }
+    return PDR_OK;
+}
+
+static int batch_push(batch *b, const pdr_seq *s, pdr_err *err)
+{
+    b->ids[b->n] = strdup(s->id);
+    b->seqs[b->n] = malloc(s->len + 1);
+    if (!b->ids[b->n] || !b->seqs[b->n]) {
+        free(b->ids[b->n]);
+        free(b->seqs[b->n]);
+        return pdr_fail(err, PDR_ENOMEM, "embed: out of memory at record %zu (%s)", s->record_no, s->id);
+    }
+    memcpy(b->seqs[b->n], s->seq, s->len + 1);
+    b->lengths[b->n] = (int32_t)s->len;
+    b->residues += s->len;
+    b->n++;
+    return PDR_OK;
+}
+
+static int embed_batch(const pdr_encoder *enc, pdr_encoder_ws *const *ws, const pdr_bulk_opts *o,
+                       batch *b, pdr_err *err)
+{
+    pdr_batch_job job = {.n = b->n, .seqs = b->seqs, .lengths = b->lengths, .ids = b->ids, .emb = b->emb};
+    if (o->segments) {
+        job.window = o->window;
+        job.stride = o->stride;
+        job.n_seg = b->n_seg;
+        job.seg_start = b->seg_start;
+        job.seg_end = b->seg_end;
+        job.seg_emb = b->seg_emb;
+    }
+    return pdr_batch_embed(enc, ws, o->threads, &job, err);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim,
+                            int segments, pdr_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    pdr_store *st = NULL;
+    int rc = pdr_store_create(tmp, meta, &st, err);
+    if (rc)
+        return rc;
+    rc = pdr_store_append(st, b->n, (const char *const *)b->ids, b->lengths, b->emb, err);
+    for (size_t i = 0; !rc && segments && i < b->n; i++) {
+        size_t ns = b->n_seg[i];
+        int64_t *prot = malloc((ns ? ns : 1) * sizeof(int64_t));
+        if (!prot) {
+            rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
+            break;
+        }
+        for (size_t j = 0; j < ns; j++)
+            prot[j] = (int64_t)i;
+        rc = pdr_store_append_segments(st, ns, prot, b->seg_start[i], b->seg_end[i], b->seg_emb[i], err);
+        free(prot);
+    }
+    int rc2 = pdr_store_close(st, rc ? NULL : err);
+    if (!rc)
+        rc = rc2;
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    (void)dim;
+    if (fsync_path(tmp) != 0 || rename(tmp, path) != 0) {
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+/* Check that an existing store was made by the same model and add its ids to the set. */
+static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset *ids, size_t *ret_rows,
+                           pdr_err *err)
+{
+    pdr_store *st = NULL;
+    int rc = pdr_store_open(path, &st, err);
+    if (rc)
+        return rc;
+    const pdr_store_meta *m = pdr_store_meta_of(st);
+    if (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 ||
+        strcmp(m->model_version, pdr_encoder_version(enc)) != 0 || m->dim != pdr_encoder_dim(enc)) {
+        rc = pdr_fail(err, PDR_EINPUT,
+                      "%s was made with model %s (version %s), not %s (version %s): remove it or "
+                      "use the same --model",
+                      path, m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
+        pdr_store_free(st);
+        return rc;
+    }
+    size_t n = pdr_store_count(st);
+    char *chunk[MERGE_ROWS];
+    for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
+        size_t m_rows = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
+        rc = pdr_store_read_ids(st, start, m_rows, chunk, NULL, err);
+        if (rc)
+            break;
+        for (size_t i = 0; !rc && i < m_rows; i++)
+            rc = pdr_strset_add(ids, chunk[i], NULL, err);
+        pdr_store_free_ids(chunk, m_rows);
+    }
+    pdr_store_free(st);
+    *ret_rows = n;
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted list of complete part files in dir; removes stale .tmp files. */
+static int list_parts(const char *dir, char ***ret_names, size_t *ret_n, pdr_err *err)
+{
+    *ret_names = NULL;
+    *ret_n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return pdr_fail(err, PDR_EIO, "%s: cannot list: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = PDR_OK;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) {
+            unlink(path);
+            continue;
+        }
+        if (strncmp(e->d_name, "part-", 5) != 0 || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **grown = realloc(names, cap * sizeof(char *));
+            if (!grown) {
+                rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n] = strdup(path))) {
+            rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return rc;
+    }
+    qsort(names, n, sizeof(char *), cmp_str);
+    *ret_names = names;
+    *ret_n = n;
+    return PDR_OK;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Append all rows (and segments) of the store at path to dst. */
+static int copy_store(pdr_store *dst, const char *path, int dim, size_t row_offset, pdr_err *err)
+{
+    pdr_store *src = NULL;
+    int rc = pdr_store_open(path, &src, err);
+    if (rc)
+        return rc;
+    size_t n = pdr_store_count(src);
+    char **ids = malloc(MERGE_ROWS * sizeof(char *));
+    int32_t *lengths = malloc(MERGE_ROWS * sizeof(int32_t));
+    float *emb = malloc((size_t)MERGE_ROWS * dim * sizeof(float));
+    int64_t *prot = malloc(MERGE_ROWS * sizeof(int64_t));
+    int32_t *s0 = malloc(MERGE_ROWS * sizeof(int32_t));
+    int32_t *s1 = malloc(MERGE_ROWS * sizeof(int32_t));
+    if (!ids || !lengths || !emb || !prot || !s0 || !s1) {
+        rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory merging %s", path);
+        goto done;
+    }
+    for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
+        size_t m = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
+        rc = pdr_store_read_ids(src, start, m, ids, lengths, err);
+        if (rc)
+            break;
+        rc = pdr_store_read(src, start, m, emb, err);
+        if (!rc)
+            rc = pdr_store_append(dst, m, (const char *const *)ids, lengths, emb, err);
+        pdr_store_free_ids(ids, m);
+    }
+    size_t ns = pdr_store_segment_count(src);
+    for (size_t start = 0; !rc && start < ns; start += MERGE_ROWS) {
+        size_t m = ns - start < MERGE_ROWS ? ns - start : MERGE_ROWS;
+        rc = pdr_store_read_segments(src, start, m, prot, s0, s1, emb, err);
+        for (size_t i = 0; !rc && i < m; i++)
+            prot[i] += (int64_t)row_offset;
+        if (!rc)
+            rc = pdr_store_append_segments(dst, m, prot, s0, s1, emb, err);
+    }
+done:
+    free(ids);
+    free(lengths);
+    free(emb);
+    free(prot);
+    free(s0);
+    free(s1);
+    pdr_store_free(src);
+    return rc;
+}
+
+static int merge(const char *out_path, int have_base, char **parts, size_t n_parts,
+                 const pdr_store_meta *meta, int dim, size_t *ret_total, pdr_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+    pdr_store *dst = NULL;
+    int rc = pdr_store_create(tmp, meta, &dst, err);
+    if (rc)
+        return rc;
+    size_t rows = 0;
+    if (have_base) {
+        rc = copy_store(dst, out_path, dim, 0, err);
+        rows = pdr_store_count(dst);
+    }
+    for (size_t i = 0; !rc && i < n_parts; i++) {
+        rc = copy_store(dst, parts[i], dim, rows, err);
+        rows = pdr_store_count(dst);
+    }
+    int rc2 = pdr_store_close(dst, rc ? NULL : err);
+    if (!rc)
+        rc = rc2;
+    if (!rc && (fsync_path(tmp) != 0 || rename(tmp, out_path) != 0))
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", out_path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    *ret_total = rows;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- driver */
+
+void pdr_bulk_opts_default(pdr_bulk_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->threads = 1;
+    opts->batch_residues = DEFAULT_BATCH_RESIDUES;
+    opts->window = 100;
+    opts->stride = 50;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void warn(const pdr_bulk_opts *o, const char *msg)
+{
+    if (o->on_warning)
+        o->on_warning(o->ctx, msg);
+}
+
+int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
+                   const pdr_bulk_opts *opts, pdr_bulk_stats *ret_stats, pdr_err *err)
+{
+    pdr_bulk_opts o = *opts;
+    if (o.threads < 1)
+        o.threads = 1;
+    if (o.batch_residues == 0)
+        o.batch_residues = DEFAULT_BATCH_RESIDUES;
+    if (o.segments && !pdr_encoder_has_segments(enc))
+        return pdr_fail(err, PDR_EINPUT, "model %s gives no segment vectors: drop --segments",
+                        pdr_encoder_name(enc));
+    if (o.segments && (o.window < 1 || o.stride < 1))
+        return pdr_fail(err, PDR_EINPUT, "segment window and stride must be >= 1");
+
+    pdr_bulk_stats st;
+    memset(&st, 0, sizeof st);
+    st.input_fraction = -1;
+    double t0 = now_s();
+    int dim = pdr_encoder_dim(enc);
+    char partial[4096];
+    snprintf(partial, sizeof partial, "%s.partial", out_path);
+
+    pdr_strset *done_ids = NULL;
+    pdr_fasta *fa = NULL;
+    char **parts = NULL;
+    size_t n_parts = 0;
+    batch b;
+    memset(&b, 0, sizeof b);
+    pdr_encoder_ws **ws = calloc((size_t)o.threads, sizeof(pdr_encoder_ws *));
+    int have_base = 0, rc;
+    size_t base_rows = 0, part_rows = 0;
+
+    if (!ws) {
+        rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
+        goto done;
+    }
+    if ((rc = pdr_strset_create(&done_ids, err)))
+        goto done;
+
+    pdr_store_meta meta;
+    memset(&meta, 0, sizeof meta);
+    snprintf(meta.model_name, sizeof meta.model_name, "%s", pdr_encoder_name(enc));
+    snprintf(meta.model_version, sizeof meta.model_version, "%s", pdr_encoder_version(enc));
+    meta.dim = dim;
+    meta.normalized = 1;
+    meta.fp16 = o.fp16;
+
+    /* What is already stored: a finished OUT, and parts of an interrupted run. */
+    if (access(out_path, F_OK) == 0) {
+        if ((rc = absorb_existing(out_path, enc, done_ids, &base_rows, err)))
+            goto done;
+        have_base = 1;
+    }
+    if (mkdir(partial, 0777) != 0 && errno != EEXIST) {
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot create: %s", partial, strerror(errno));
+        goto done;
+    }
+    if ((rc = list_parts(partial, &parts, &n_parts, err)))
+        goto done;
+    for (size_t i = 0; i < n_parts; i++) {
+        size_t rows = 0;
+        if ((rc = absorb_existing(parts[i], enc, done_ids, &rows, err)))
+            goto done;
+        part_rows += rows;
+    }
+    st.n_existing = 0;
+
+    pdr_fasta_opts fopts = {.max_length = o.max_length, .check_duplicates = 1};
+    if ((rc = pdr_fasta_open(fasta_path, &fopts, &fa, err)))
+        goto done;
+    if ((rc = batch_init(&b, dim, o.segments, err)))
+        goto done;
+    for (int t = 0; t < o.threads; t++)
+        if ((rc = pdr_encoder_ws_create(enc, &ws[t], err)))
+            goto done;
+
+    size_t next_part = n_parts;
+    int eof = 0;
+    while (!eof) {
+        /* Fill a batch. */
+        while (b.n < b.cap && b.residues < o.batch_residues) {
+            pdr_seq s;
+            pdr_err rerr;
+            pdr_err_clear(&rerr);
+            int r = pdr_fasta_read(fa, &s, &rerr);
+            if (r == PDR_EOF) {
+                eof = 1;
+                break;
+            }
+            if (r == PDR_EINPUT || r == PDR_ELIMIT) {
+                st.n_records++;
+                st.n_invalid++;
+                if (o.strict) {
+                    rc = pdr_fail(err, r, "%s (--strict: stopping at the first invalid record)", rerr.msg);
+                    goto done;
+                }
+                warn(&o, rerr.msg);
+                continue;
+            }
+            if (r) {
+                rc = pdr_fail(err, r, "%s", rerr.msg);
+                goto done;
+            }
+            st.n_records++;
+            if (pdr_strset_contains(done_ids, s.id)) {
+                st.n_existing++;
+                continue;
+            }
+            if ((rc = batch_push(&b, &s, err)))
+                goto done;
+        }
+        if (b.n == 0)
+            continue;
+        if ((rc = embed_batch(enc, ws, &o, &b, err)))
+            goto done;
+        char part_path[4200];
+        snprintf(part_path, sizeof part_path, "%s/part-%06zu.h5", partial, next_part++);
+        if ((rc = write_store_file(part_path, &meta, &b, dim, o.segments, err)))
+            goto done;
+        for (size_t i = 0; i < b.n; i++)
+            if ((rc = pdr_strset_add(done_ids, b.ids[i], NULL, err)))
+                goto done;
+        st.n_embedded += b.n;
+        st.n_residues += b.residues;
+        st.seconds = now_s() - t0;
+        if (o.on_progress)
+            o.on_progress(o.ctx, &st, 0);
+        batch_clear(&b);
+    }
+
+    /* Merge base + parts into OUT. */
+    free_names(parts, n_parts);
+    parts = NULL;
+    n_parts = 0;
+    if ((rc = list_parts(partial, &parts, &n_parts, err)))
+        goto done;
+    if (n_parts == 0 && !have_base) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: no valid sequences to embed (%zu records read, %zu invalid)",
+                      fasta_path, st.n_records, st.n_invalid);
+        goto done;
+    }
+    if (n_parts > 0) {
+        if ((rc = merge(out_path, have_base, parts, n_parts, &meta, dim, &st.n_total, err)))
+            goto done;
+    } else {
+        st.n_total = base_rows;
+    }
+    for (size_t i = 0; i < n_parts; i++)
+        unlink(parts[i]);
+    rmdir(partial);
+    (void)part_rows;
+
+done:
+    st.seconds = now_s() - t0;
+    if (ret_stats)
+        *ret_stats = st;
+    if (!rc && o.on_progress)
+        o.on_progress(o.ctx, &st, 1);
+    if (ws)
+        for (int t = 0; t < o.threads; t++)
+            pdr_encoder_ws_free(ws[t]);
+    free(ws);
+    batch_free(&b);
+    pdr_fasta_close(fa);
+    free_names(parts, n_parts);
+    pdr_strset_free(done_ids);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* pdr_bulk.h: bulk embedding of a FASTA file into an HDF5 store (`pdr embed`, `pdr makedb`).
+ *
+ * Streams the FASTA in batches of about batch_residues residues; each batch is embedded by
+ * `threads` worker threads (one sequence at a time per thread, each with its own encoder
+ * workspace) and written, in input order, as one part file OUT.partial/part-NNNNNN.h5 (written
+ * under a .tmp name, fsynced, then renamed, so a kill never leaves a half-written part). When
+ * the input is exhausted the parts (after any existing OUT) are merged into OUT.tmp, which is
+ * renamed to OUT. A rerun after a crash, or with an OUT that already exists, skips every id
+ * already stored and embeds only the rest. Memory is bounded by the batch, not the input.
+ *
+ * Invalid records are reported through on_warning and skipped, unless strict is set, in which
+ * case the first one is fatal. Callers should run OpenBLAS single-threaded (workers are threads).
+ * HDF5 I/O happens on the calling thread only.
+ */
+#ifndef PDR_BULK_H
+#define PDR_BULK_H
+
+#include <stddef.h>
+
+#include "pdr_encoder.h"
+#include "pdr_err.h"
+
+typedef struct pdr_bulk_stats {
+    size_t n_records;     /* records read from the input, valid or not */
+    size_t n_embedded;    /* embedded in this run */
+    size_t n_existing;    /* skipped because already stored */
+    size_t n_invalid;     /* skipped because malformed */
+    size_t n_residues;    /* residues embedded in this run */
+    size_t n_total;       /* rows in the final store */
+    double seconds;       /* wall time so far */
+    double input_fraction;/* 0..1 of the input consumed, -1 when unknown (stdin, gzip) */
+} pdr_bulk_stats;
+
+typedef struct pdr_bulk_opts {
+    int threads;              /* worker threads, >= 1 */
+    size_t batch_residues;    /* residues per batch/part file; 0 = default (2,000,000) */
+    size_t max_length;        /* longest accepted sequence; 0 = unlimited */
+    int fp16;                 /* store embeddings as float16 */
+    int strict;               /* first invalid record is fatal */
+    int segments;             /* also store per-segment vectors (learned models only) */
+    int window, stride;       /* segment window and stride in residues */
+    void (*on_warning)(void *ctx, const char *msg);
+    void (*on_progress)(void *ctx, const pdr_bulk_stats *stats, int final);
+    void *ctx;
+} pdr_bulk_opts;
+
+void pdr_bulk_opts_default(pdr_bulk_opts *opts);
+
+int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
+                   const pdr_bulk_opts *opts, pdr_bulk_stats *ret_stats, pdr_err *err);
+
+#endif

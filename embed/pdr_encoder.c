@@ -1,0 +1,131 @@
+/* pdr_encoder.c: dispatch between the trained CNN and the kmer3 baseline. */
+#include "pdr_encoder.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pdr_cnn.h"
+#include "pdr_kmer.h"
+
+#ifndef PDR_SHIPPED_MODEL
+#define PDR_SHIPPED_MODEL "data/pdr_cnn_v1.h5"
+#endif
+
+struct pdr_encoder {
+    pdr_cnn *cnn; /* NULL for the baseline */
+};
+
+struct pdr_encoder_ws {
+    pdr_cnn_ws *cnn_ws;
+};
+
+const char *pdr_encoder_default_model(void)
+{
+    const char *env = getenv("PDR_MODEL");
+    if (env && *env)
+        return env;
+    if (access(PDR_SHIPPED_MODEL, R_OK) == 0)
+        return PDR_SHIPPED_MODEL;
+    return PDR_MODEL_BUILTIN_KMER;
+}
+
+int pdr_encoder_open(const char *model, pdr_encoder **ret_enc, pdr_err *err)
+{
+    *ret_enc = NULL;
+    pdr_encoder *enc = calloc(1, sizeof *enc);
+    if (!enc)
+        return pdr_fail(err, PDR_ENOMEM, "encoder: out of memory");
+    if (model && strcmp(model, PDR_MODEL_BUILTIN_KMER) != 0) {
+        int rc = pdr_cnn_open(model, &enc->cnn, err);
+        if (rc) {
+            free(enc);
+            return rc;
+        }
+    }
+    *ret_enc = enc;
+    return PDR_OK;
+}
+
+void pdr_encoder_free(pdr_encoder *enc)
+{
+    if (!enc)
+        return;
+    pdr_cnn_free(enc->cnn);
+    free(enc);
+}
+
+int pdr_encoder_dim(const pdr_encoder *enc)
+{
+    return enc->cnn ? pdr_cnn_dim(enc->cnn) : PDR_KMER_DIM;
+}
+
+const char *pdr_encoder_name(const pdr_encoder *enc)
+{
+    return enc->cnn ? pdr_cnn_name(enc->cnn) : PDR_KMER_NAME;
+}
+
+const char *pdr_encoder_version(const pdr_encoder *enc)
+{
+    return enc->cnn ? pdr_cnn_version(enc->cnn) : PDR_KMER_VERSION;
+}
+
+int pdr_encoder_is_learned(const pdr_encoder *enc) { return enc->cnn != NULL; }
+
+double pdr_encoder_flops_per_residue(const pdr_encoder *enc)
+{
+    return enc->cnn ? pdr_cnn_flops_per_residue(enc->cnn) : 0.0;
+}
+
+int pdr_encoder_ws_create(const pdr_encoder *enc, pdr_encoder_ws **ret_ws, pdr_err *err)
+{
+    *ret_ws = NULL;
+    pdr_encoder_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return pdr_fail(err, PDR_ENOMEM, "encoder: out of memory");
+    if (enc->cnn) {
+        int rc = pdr_cnn_ws_create(enc->cnn, &ws->cnn_ws, err);
+        if (rc) {
+            free(ws);
+            return rc;
+        }
+    }
+    *ret_ws = ws;
+    return PDR_OK;
+}
+
+void pdr_encoder_ws_free(pdr_encoder_ws *ws)
+{
+    if (!ws)
+        return;
+    pdr_cnn_ws_free(ws->cnn_ws);
+    free(ws);
+}
+
+int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size_t len, float *out,
+               pdr_err *err)
+{
+    if (len == 0)
+        return pdr_fail(err, PDR_EINPUT, "encoder: empty sequence");
+    if (enc->cnn)
+        return pdr_cnn_embed(enc->cnn, ws->cnn_ws, seq, len, out, err);
+    return pdr_kmer_embed(seq, len, PDR_KMER_DIM, out, err);
+}
+
+int pdr_encoder_has_segments(const pdr_encoder *enc) { return enc->cnn != NULL; }
+
+int pdr_encode_segments(const pdr_encoder *enc, pdr_encoder_ws *ws, int window, int stride,
+                        size_t max_segments, size_t *ret_n, int32_t *start, int32_t *end,
+                        float *out, pdr_err *err)
+{
+    *ret_n = 0;
+    if (!enc->cnn)
+        return pdr_fail(err, PDR_EINPUT, "encoder %s gives no segment vectors", PDR_KMER_NAME);
+    return pdr_cnn_segments(enc->cnn, ws->cnn_ws, window, stride, max_segments, ret_n, start, end,
+                            out, err);
+}
+
+size_t pdr_encoder_segment_count(size_t len, int window, int stride)
+{
+    return pdr_cnn_segment_count(len, window, stride);
+}

@@ -1,0 +1,188 @@
+/* pdr_db.c: open/search a database directory; build its index and calibration. */
+#include "pdr_db.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pdr_index.h"
+
+#define DEFAULT_IVF_MIN_ROWS 1000000
+
+struct pdr_db {
+    char *dir;
+    pdr_store_meta meta;
+    size_t n;
+    char **ids;
+    int32_t *lengths;
+    pdr_index *index;
+    pdr_calib calib;
+};
+
+static void join_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_err *err)
+{
+    (void)threads;
+    char store_path[4096], index_path[4096];
+    join_path(store_path, sizeof store_path, dbdir, PDR_DB_STORE);
+    join_path(index_path, sizeof index_path, dbdir, PDR_DB_INDEX);
+    pdr_store *st = NULL;
+    float *vec = NULL;
+    pdr_index *ix = NULL;
+    int rc = pdr_store_open(store_path, &st, err);
+    if (rc)
+        return rc;
+    size_t n = pdr_store_count(st);
+    int dim = pdr_store_meta_of(st)->dim;
+    if (n == 0) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: the store holds no proteins", store_path);
+        goto done;
+    }
+    if (!spec || !*spec) {
+        /* IVF with SQ8 codes above a million rows: about sqrt(n) lists. */
+        static char ivf[64];
+        size_t lists = 1;
+        while (lists * lists < n)
+            lists *= 2;
+        snprintf(ivf, sizeof ivf, "IVF%zu,SQ8", lists);
+        spec = n < DEFAULT_IVF_MIN_ROWS ? "Flat" : ivf;
+    }
+    vec = malloc(n * (size_t)dim * sizeof(float));
+    if (!vec) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory reading %zu x %d vectors", store_path, n, dim);
+        goto done;
+    }
+    if ((rc = pdr_store_read(st, 0, n, vec, err)))
+        goto done;
+    if ((rc = pdr_index_build(vec, n, dim, spec, &ix, err)))
+        goto done;
+    rc = pdr_index_save(ix, index_path, err);
+done:
+    pdr_index_free(ix);
+    free(vec);
+    pdr_store_free(st);
+    return rc;
+}
+
+void pdr_db_free(pdr_db *db)
+{
+    if (!db)
+        return;
+    if (db->ids)
+        pdr_store_free_ids(db->ids, db->n);
+    free(db->lengths);
+    pdr_index_free(db->index);
+    free(db->dir);
+    free(db);
+}
+
+int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
+{
+    *ret_db = NULL;
+    char path[4096];
+    pdr_db *db = calloc(1, sizeof *db);
+    if (!db || !(db->dir = strdup(dbdir))) {
+        free(db);
+        return pdr_fail(err, PDR_ENOMEM, "database: out of memory");
+    }
+    int rc;
+    join_path(path, sizeof path, dbdir, PDR_DB_STORE);
+    if (access(path, R_OK) != 0) {
+        rc = pdr_fail(err, PDR_EIO, "%s: not a pdr database (no %s: %s); make one with 'pdr makedb'",
+                      dbdir, PDR_DB_STORE, strerror(errno));
+        goto fail;
+    }
+    pdr_store *st = NULL;
+    if ((rc = pdr_store_open(path, &st, err)))
+        goto fail;
+    db->meta = *pdr_store_meta_of(st);
+    db->n = pdr_store_count(st);
+    db->ids = calloc(db->n ? db->n : 1, sizeof(char *));
+    db->lengths = calloc(db->n ? db->n : 1, sizeof(int32_t));
+    if (!db->ids || !db->lengths)
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu ids", path, db->n);
+    if (!rc && db->n)
+        rc = pdr_store_read_ids(st, 0, db->n, db->ids, db->lengths, err);
+    pdr_store_free(st);
+    if (rc) {
+        free(db->ids);
+        db->ids = NULL;
+        goto fail;
+    }
+    join_path(path, sizeof path, dbdir, PDR_DB_INDEX);
+    if ((rc = pdr_index_load(path, &db->index, err)))
+        goto fail;
+    if (pdr_index_count(db->index) != db->n || pdr_index_dim(db->index) != db->meta.dim) {
+        rc = pdr_fail(err, PDR_EFORMAT,
+                      "%s: index has %zu rows of dim %d but the store has %zu of dim %d; rebuild it "
+                      "with 'pdr makedb'",
+                      dbdir, pdr_index_count(db->index), pdr_index_dim(db->index), db->n, db->meta.dim);
+        goto fail;
+    }
+    join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
+    if ((rc = pdr_calib_load(path, &db->calib, err)))
+        goto fail;
+    *ret_db = db;
+    return PDR_OK;
+fail:
+    pdr_db_free(db);
+    return rc;
+}
+
+size_t pdr_db_count(const pdr_db *db) { return db->n; }
+int pdr_db_dim(const pdr_db *db) { return db->meta.dim; }
+const pdr_store_meta *pdr_db_meta(const pdr_db *db) { return &db->meta; }
+const char *pdr_db_path(const pdr_db *db) { return db->dir; }
+const char *pdr_db_index_spec(const pdr_db *db) { return pdr_index_spec(db->index); }
+const char *pdr_db_id(const pdr_db *db, int64_t row) { return db->ids[row]; }
+int32_t pdr_db_length(const pdr_db *db, int64_t row) { return db->lengths[row]; }
+
+int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err)
+{
+    return pdr_index_set_nprobe(db->index, nprobe, err);
+}
+
+double pdr_db_evalue(const pdr_db *db, float score)
+{
+    return (double)db->n * pdr_calib_pvalue(&db->calib, score);
+}
+
+int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score,
+                  double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+{
+    if (k < 1)
+        return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);
+    if (nq == 0)
+        return PDR_OK;
+    float *scores = malloc(nq * (size_t)k * sizeof(float));
+    int64_t *rows = malloc(nq * (size_t)k * sizeof(int64_t));
+    if (!scores || !rows) {
+        free(scores);
+        free(rows);
+        return pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %d hits", nq, k);
+    }
+    int rc = pdr_index_search(db->index, queries, nq, k, scores, rows, err);
+    for (size_t q = 0; !rc && q < nq; q++) {
+        size_t c = 0;
+        for (int j = 0; j < k; j++) {
+            size_t at = q * (size_t)k + (size_t)j;
+            if (rows[at] < 0 || scores[at] < min_score)
+                continue;
+            double e = pdr_db_evalue(db, scores[at]);
+            if (e > max_evalue)
+                continue;
+            hits[q * (size_t)k + c++] = (pdr_hit){rows[at], scores[at], e};
+        }
+        ret_counts[q] = c;
+    }
+    free(scores);
+    free(rows);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* pdr_db.h: a searchable database directory, as `pdr makedb` writes it and `pdr search` and
+ * `pdr serve` read it:
+ *
+ *   DBDIR/embeddings.h5   the HDF5 embedding store (ids, lengths, vectors, model attributes)
+ *   DBDIR/index.faiss     the FAISS index over the store's rows (same row order)
+ *   DBDIR/calibration.txt the null-score fit that turns cosines into E-values (pdr_calib.h)
+ *
+ * pdr_db_open loads ids, lengths, the index and the calibration into memory; the vectors stay
+ * in the index only. A pdr_db is read-only after opening: concurrent pdr_db_search calls from
+ * several threads are safe.
+ */
+#ifndef PDR_DB_H
+#define PDR_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pdr_calib.h"
+#include "pdr_encoder.h"
+#include "pdr_err.h"
+#include "pdr_store.h"
+
+#define PDR_DB_STORE "embeddings.h5"
+#define PDR_DB_INDEX "index.faiss"
+#define PDR_DB_CALIB "calibration.txt"
+
+typedef struct pdr_db pdr_db;
+
+typedef struct pdr_hit {
+    int64_t row;   /* database row */
+    float score;   /* cosine */
+    double evalue; /* expected non-homologous hits at least this good in this database */
+} pdr_hit;
+
+/* Build DBDIR/index.faiss from DBDIR/embeddings.h5 with a FAISS factory spec ("Flat", or NULL
+ * for the default: Flat below 1M rows, IVF above). Writes to a temp name and renames. */
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_err *err);
+
+int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err);
+void pdr_db_free(pdr_db *db);
+
+size_t pdr_db_count(const pdr_db *db);
+int pdr_db_dim(const pdr_db *db);
+const pdr_store_meta *pdr_db_meta(const pdr_db *db);
+const char *pdr_db_path(const pdr_db *db);
+const char *pdr_db_index_spec(const pdr_db *db);
+const char *pdr_db_id(const pdr_db *db, int64_t row);
+int32_t pdr_db_length(const pdr_db *db, int64_t row);
+int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err);
+
+/* E-value of a cosine in this database. */
+double pdr_db_evalue(const pdr_db *db, float score);
+
+/* k nearest rows for each of nq queries (query-major, nq x dim, L2-normalized), one batched
+ * index call. hits holds nq*k entries; ret_counts[q] says how many of query q's k are real
+ * (fewer when the database is small or when scores fall below min_score). Sorted by descending
+ * score, ties by ascending row. */
+int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score,
+                  double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err);
+
+
+/* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
+ * cosines of random sequences (UniProt background frequencies, lengths drawn from the database)
+ * against sampled database proteins, plus pairs of sampled database proteins when the database
+ * holds at least 1,000. Deterministic (fixed seed). */
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err);
+
+#endif

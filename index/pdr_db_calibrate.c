@@ -1,0 +1,133 @@
+/* pdr_db_calibrate.c: sample null scores for a database and fit them (see pdr_calib.h). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pdr_db.h"
+
+#define N_RANDOM_SEQS 500
+#define N_SAMPLED_ROWS 2000
+#define N_PAIR_ROWS 700
+#define MIN_ROWS_FOR_PAIRS 1000
+
+/* Robinson & Robinson (1991) amino-acid background frequencies, as BLAST uses, in the order
+ * ACDEFGHIKLMNPQRSTVWY. */
+static const double background[20] = {0.07805, 0.01925, 0.05364, 0.06295, 0.03856, 0.07377, 0.02199,
+                                      0.05142, 0.05744, 0.09019, 0.02243, 0.04487, 0.05203, 0.04264,
+                                      0.05129, 0.07120, 0.05841, 0.06441, 0.01330, 0.03216};
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
+
+static void random_protein(uint64_t *rng, char *seq, size_t len)
+{
+    static const char alphabet[] = "ACDEFGHIKLMNPQRSTVWY";
+    for (size_t i = 0; i < len; i++) {
+        double u = rng_unit(rng), c = 0.0;
+        int a = 19;
+        for (int j = 0; j < 20; j++) {
+            c += background[j];
+            if (u < c) {
+                a = j;
+                break;
+            }
+        }
+        seq[i] = alphabet[a];
+    }
+    seq[len] = '\0';
+}
+
+static float dot(const float *a, const float *b, int dim)
+{
+    float s = 0.0f;
+    for (int i = 0; i < dim; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_STORE);
+    pdr_store *st = NULL;
+    pdr_encoder_ws *ws = NULL;
+    float *rows = NULL, *rand_vec = NULL, *scores = NULL;
+    int32_t *lens = NULL;
+    char *seq = NULL;
+    int rc = pdr_store_open(path, &st, err);
+    if (rc)
+        return rc;
+    size_t n = pdr_store_count(st);
+    int dim = pdr_store_meta_of(st)->dim;
+    if (dim != pdr_encoder_dim(enc)) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: dim %d does not match model %s (dim %d)", path, dim,
+                      pdr_encoder_name(enc), pdr_encoder_dim(enc));
+        goto done;
+    }
+    if (n == 0) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: the store holds no proteins", path);
+        goto done;
+    }
+    size_t n_rows = n < N_SAMPLED_ROWS ? n : N_SAMPLED_ROWS;
+    size_t n_pairs_rows = n >= MIN_ROWS_FOR_PAIRS ? N_PAIR_ROWS : 0;
+    size_t n_scores = (size_t)N_RANDOM_SEQS * n_rows + n_pairs_rows * (n_pairs_rows - (n_pairs_rows > 0)) / 2;
+    rows = malloc(n_rows * (size_t)dim * sizeof(float));
+    lens = malloc(n_rows * sizeof(int32_t));
+    rand_vec = malloc((size_t)dim * sizeof(float));
+    scores = malloc(n_scores * sizeof(float));
+    seq = malloc(1001);
+    if (!rows || !lens || !rand_vec || !scores || !seq) {
+        rc = pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
+        goto done;
+    }
+    uint64_t rng = 0x5eed5eed1234ULL;
+    for (size_t i = 0; i < n_rows && !rc; i++) {
+        /* distinct rows when sampling all of a small database */
+        size_t row = n_rows == n ? i : (size_t)(rng_next(&rng) % n);
+        char *id = NULL;
+        rc = pdr_store_read_ids(st, row, 1, &id, &lens[i], err);
+        if (!rc) {
+            free(id);
+            rc = pdr_store_read(st, row, 1, rows + i * (size_t)dim, err);
+        }
+    }
+    if (rc)
+        goto done;
+    if ((rc = pdr_encoder_ws_create(enc, &ws, err)))
+        goto done;
+    size_t k = 0;
+    for (int r = 0; r < N_RANDOM_SEQS; r++) {
+        size_t len = (size_t)lens[rng_next(&rng) % n_rows];
+        len = len < 20 ? 20 : len > 1000 ? 1000 : len;
+        random_protein(&rng, seq, len);
+        if ((rc = pdr_encode(enc, ws, seq, len, rand_vec, err)))
+            goto done;
+        for (size_t i = 0; i < n_rows; i++)
+            scores[k++] = dot(rand_vec, rows + i * (size_t)dim, dim);
+    }
+    for (size_t i = 0; i < n_pairs_rows; i++)
+        for (size_t j = i + 1; j < n_pairs_rows; j++)
+            scores[k++] = dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim);
+    pdr_calib cal;
+    if ((rc = pdr_calib_fit(scores, k, &cal, err)))
+        goto done;
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_CALIB);
+    rc = pdr_calib_save(&cal, path, err);
+done:
+    pdr_encoder_ws_free(ws);
+    free(rows);
+    free(lens);
+    free(rand_vec);
+    free(scores);
+    free(seq);
+    pdr_store_free(st);
+    return rc;
+}

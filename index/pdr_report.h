@@ -1,0 +1,22 @@
+/* pdr_report.h: search hits as text, in the formats the CLI and the HTTP service share.
+ *
+ * TSV (BLAST-tabular style, no header line, one hit per line, tab-separated):
+ *   query  target  score  evalue  rank  qlen  tlen
+ * score is the cosine (4 decimals, "%.4f"), evalue "%.3g", rank 1-based within the query.
+ * JSON: one object per query: {"query": id, "length": n, "hits": [{"target": id,
+ *   "score": s, "evalue": e, "rank": r, "length": tlen}]}
+ */
+#ifndef PDR_REPORT_H
+#define PDR_REPORT_H
+
+#include <stddef.h>
+
+#include "pdr_buf.h"
+#include "pdr_db.h"
+
+void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len,
+                    const pdr_hit *hits, size_t n_hits);
+void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len,
+                           const pdr_hit *hits, size_t n_hits);
+
+#endif

@@ -1,0 +1,631 @@
+/* test_cnn.c: the C encoder (embed/pdr_cnn.c) against PyTorch and against bad model files.
+ *
+ * Golden test (after llm.c's test_gpt2.c): train/export.py wrote two random-weight models and the
+ * float64 PyTorch embeddings of a fixed set of sequences (data/test/cnn_{tiny,bench}_ref.h5);
+ * every C embedding must match within 1e-4 per component. Broken model files are made here with
+ * the HDF5 C API in $PDR_TMP. Randomized inputs print their seed; `test_cnn -s SEED` replays.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "pdr_cnn.h"
+
+static const char *data_dir = "data";
+static const char *tmp_dir = "/tmp";
+static unsigned long seed = 12345;
+
+static void data_path(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/test/%s", data_dir, name);
+}
+
+static void tmp_path(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/test_cnn_%s", tmp_dir, name);
+}
+
+/* xorshift: reproducible random sequences from the printed seed. */
+static unsigned long rnd(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+}
+
+static char *random_seq(size_t len)
+{
+    static const char aa[] = "ACDEFGHIKLMNPQRSTVWY";
+    char *s = malloc(len + 1);
+    if (!s) return NULL;
+    for (size_t i = 0; i < len; i++) s[i] = aa[rnd() % 20];
+    s[len] = '\0';
+    return s;
+}
+
+static pdr_cnn *open_model(const char *name)
+{
+    char path[512];
+    pdr_err err = {0};
+    pdr_cnn *m = NULL;
+    data_path(path, sizeof path, name);
+    int status = pdr_cnn_open(path, &m, &err);
+    CHECKF(status == PDR_OK && m, "open %s: %s", path, err.msg);
+    return m;
+}
+
+/* ---- reference files ---- */
+
+typedef struct ref {
+    size_t n, dim;
+    char **seqs;
+    float *emb;            /* [n][dim] */
+    char version[64];
+    size_t n_seg;          /* optional segment references */
+    int32_t *seg_seq, *seg_start, *seg_end;
+    float *seg_emb;        /* [n_seg][dim] */
+    long long seg_window, seg_stride;
+} ref;
+
+static void ref_free(ref *r)
+{
+    if (r->seqs)
+        for (size_t i = 0; i < r->n; i++) free(r->seqs[i]);
+    free(r->seqs);
+    free(r->emb);
+    free(r->seg_seq);
+    free(r->seg_start);
+    free(r->seg_end);
+    free(r->seg_emb);
+    memset(r, 0, sizeof *r);
+}
+
+static int read_dims(hid_t ds, hsize_t *dims, int max_rank)
+{
+    hid_t sp = H5Dget_space(ds);
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rank >= 0 && rank <= max_rank) H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0) H5Sclose(sp);
+    return rank;
+}
+
+static int read_int32s(hid_t f, const char *name, size_t *n, int32_t **out)
+{
+    hsize_t dims[1];
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    int ok = read_dims(ds, dims, 1) == 1 && (*out = malloc(dims[0] * sizeof **out + 1)) &&
+             H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0;
+    *n = (size_t)dims[0];
+    H5Dclose(ds);
+    return ok ? 0 : -1;
+}
+
+static int read_attr_ll(hid_t f, const char *name, long long *v)
+{
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, v);
+    H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+static int load_ref(const char *name, ref *r)
+{
+    char path[512];
+    hsize_t dims[2];
+    int ok = 0;
+    hid_t f, ds, st = H5Tcopy(H5T_C_S1);
+    memset(r, 0, sizeof *r);
+    data_path(path, sizeof path, name);
+    H5Tset_size(st, H5T_VARIABLE);
+    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) goto done;
+
+    ds = H5Dopen2(f, "seqs", H5P_DEFAULT);
+    if (ds < 0 || read_dims(ds, dims, 1) != 1) goto done;
+    r->n = (size_t)dims[0];
+    r->seqs = calloc(r->n, sizeof *r->seqs);
+    if (H5Dread(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->seqs) < 0) goto done;
+    H5Dclose(ds);
+
+    ds = H5Dopen2(f, "embeddings", H5P_DEFAULT);
+    if (ds < 0 || read_dims(ds, dims, 2) != 2 || dims[0] != r->n) goto done;
+    r->dim = (size_t)dims[1];
+    r->emb = malloc(r->n * r->dim * sizeof *r->emb);
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->emb) < 0) goto done;
+    H5Dclose(ds);
+
+    hid_t a = H5Aopen(f, "model_version", H5P_DEFAULT), at = H5Aget_type(a);
+    char *v = NULL;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(at));
+    if (H5Aread(a, mt, &v) >= 0 && v) snprintf(r->version, sizeof r->version, "%s", v);
+    H5free_memory(v);
+    H5Tclose(mt);
+    H5Tclose(at);
+    H5Aclose(a);
+
+    if (H5Lexists(f, "seg_embeddings", H5P_DEFAULT) > 0) {
+        size_t n1, n2, n3;
+        if (read_int32s(f, "seg_seq", &n1, &r->seg_seq) || read_int32s(f, "seg_start", &n2, &r->seg_start) ||
+            read_int32s(f, "seg_end", &n3, &r->seg_end) || n1 != n2 || n1 != n3)
+            goto done;
+        r->n_seg = n1;
+        ds = H5Dopen2(f, "seg_embeddings", H5P_DEFAULT);
+        r->seg_emb = malloc(r->n_seg * r->dim * sizeof *r->seg_emb);
+        if (ds < 0 || H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->seg_emb) < 0)
+            goto done;
+        H5Dclose(ds);
+        if (read_attr_ll(f, "seg_window", &r->seg_window) || read_attr_ll(f, "seg_stride", &r->seg_stride))
+            goto done;
+    }
+    ok = 1;
+done:
+    H5Tclose(st);
+    if (f >= 0) H5Fclose(f);
+    CHECKF(ok, "reading reference file %s", path);
+    if (!ok) ref_free(r);
+    return ok ? 0 : -1;
+}
+
+/* max |a - b| and cosine of two vectors */
+static void compare(const float *a, const float *b, size_t n, double *max_diff, double *cosine)
+{
+    double dot = 0, na = 0, nb = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+        if (fabs((double)a[i] - b[i]) > md) md = fabs((double)a[i] - b[i]);
+    }
+    *max_diff = md;
+    *cosine = dot / (sqrt(na) * sqrt(nb) + 1e-30);
+}
+
+/* ---- parity with PyTorch ---- */
+
+static void parity(const char *model_name, const char *ref_name)
+{
+    ref r;
+    pdr_cnn *m = open_model(model_name);
+    pdr_cnn_ws *ws = NULL;
+    pdr_err err = {0};
+    if (!m || load_ref(ref_name, &r)) {
+        pdr_cnn_free(m);
+        return;
+    }
+    CHECKF(strcmp(r.version, pdr_cnn_version(m)) == 0, "ref model_version %s, model %s", r.version,
+           pdr_cnn_version(m));
+    CHECKF(r.dim == (size_t)pdr_cnn_dim(m), "ref dim %zu, model %d", r.dim, pdr_cnn_dim(m));
+    CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
+    float *out = malloc(r.dim * sizeof *out);
+    double worst_diff = 0, worst_cos = 1;
+    for (size_t i = 0; i < r.n && r.dim == (size_t)pdr_cnn_dim(m); i++) {
+        double md, cs;
+        size_t len = strlen(r.seqs[i]);
+        int status = pdr_cnn_embed(m, ws, r.seqs[i], len, out, &err);
+        CHECKF(status == PDR_OK, "%s seq %zu: %s", model_name, i, err.msg);
+        compare(out, r.emb + i * r.dim, r.dim, &md, &cs);
+        CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu (length %zu): max diff %.3g, cosine %.7f",
+               model_name, i, len, md, cs);
+        if (md > worst_diff) worst_diff = md;
+        if (cs < worst_cos) worst_cos = cs;
+
+        /* segment references of this sequence, if any */
+        size_t n_seg = 0, cap = pdr_cnn_segment_count(len, (int)r.seg_window, (int)r.seg_stride);
+        int32_t *st = NULL, *en = NULL;
+        float *seg = NULL;
+        int has_ref = 0;
+        for (size_t s = 0; s < r.n_seg; s++) has_ref |= (size_t)r.seg_seq[s] == i;
+        if (!has_ref) continue;
+        st = malloc(cap * sizeof *st);
+        en = malloc(cap * sizeof *en);
+        seg = malloc(cap * r.dim * sizeof *seg);
+        status = pdr_cnn_segments(m, ws, (int)r.seg_window, (int)r.seg_stride, cap, &n_seg, st, en,
+                                  seg, &err);
+        CHECKF(status == PDR_OK, "%s seq %zu segments: %s", model_name, i, err.msg);
+        size_t k = 0;
+        for (size_t s = 0; s < r.n_seg; s++) {
+            if ((size_t)r.seg_seq[s] != i) continue;
+            CHECKF(k < n_seg && st[k] == r.seg_start[s] && en[k] == r.seg_end[s],
+                   "%s seq %zu segment %zu: C [%d, %d), PyTorch [%d, %d)", model_name, i, k,
+                   k < n_seg ? st[k] : -1, k < n_seg ? en[k] : -1, r.seg_start[s], r.seg_end[s]);
+            if (k < n_seg) {
+                compare(seg + k * r.dim, r.seg_emb + s * r.dim, r.dim, &md, &cs);
+                CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu segment %zu: max diff %.3g, cos %.7f",
+                       model_name, i, k, md, cs);
+                if (md > worst_diff) worst_diff = md;
+                if (cs < worst_cos) worst_cos = cs;
+            }
+            k++;
+        }
+        CHECKF(k == n_seg, "%s seq %zu: %zu segments in C, %zu in the reference", model_name, i,
+               n_seg, k);
+        free(st);
+        free(en);
+        free(seg);
+    }
+    printf("parity %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n",
+           model_name, r.n, r.n_seg, worst_diff, worst_cos);
+    free(out);
+    pdr_cnn_ws_free(ws);
+    pdr_cnn_free(m);
+    ref_free(&r);
+}
+
+TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5"); }
+TEST(cnn_matches_pytorch_production_shape) { parity("cnn_bench.h5", "cnn_bench_ref.h5"); }
+
+TEST(cnn_reports_its_shape)
+{
+    pdr_cnn *m = open_model("cnn_tiny.h5");
+    if (!m) return;
+    /* Encoder.n_params() and flops_per_residue() as export.py printed them */
+    CHECKF(pdr_cnn_params(m) == 20592, "params %zu", pdr_cnn_params(m));
+    CHECKF(pdr_cnn_flops_per_residue(m) == 36864.0, "flops %g", pdr_cnn_flops_per_residue(m));
+    CHECK(pdr_cnn_dim(m) == 16);
+    CHECK(strcmp(pdr_cnn_name(m), "pdr-cnn-v1") == 0);
+    CHECK(strlen(pdr_cnn_version(m)) == 12);
+    CHECK(strstr(pdr_cnn_description(m), "random") != NULL);
+    pdr_cnn_free(m);
+    m = open_model("cnn_bench.h5");
+    if (!m) return;
+    CHECKF(pdr_cnn_params(m) == 661632, "params %zu", pdr_cnn_params(m));
+    CHECKF(fabs(pdr_cnn_flops_per_residue(m) - 1179648.0) < 0.5, "flops %g",
+           pdr_cnn_flops_per_residue(m));
+    pdr_cnn_free(m);
+}
+
+/* ---- determinism and workspace reuse ---- */
+
+TEST(cnn_is_deterministic_and_ws_reuse_is_clean)
+{
+    pdr_cnn *m = open_model("cnn_bench.h5");
+    pdr_cnn_ws *ws = NULL, *fresh = NULL;
+    pdr_err err = {0};
+    if (!m) return;
+    const int dim = pdr_cnn_dim(m);
+    float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b), *c = malloc(dim * sizeof *c);
+    char *long_seq = random_seq(3000), *short_seq = random_seq(37);
+    CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
+    CHECK(pdr_cnn_ws_create(m, &fresh, &err) == PDR_OK);
+
+    CHECK(pdr_cnn_embed(m, ws, short_seq, 37, a, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, short_seq, 37, b, &err) == PDR_OK);
+    CHECKF(memcmp(a, b, dim * sizeof *a) == 0, "same input twice gave different bits");
+
+    /* long then short on one workspace == short on a fresh one (no stale rows leak in) */
+    CHECK(pdr_cnn_embed(m, ws, long_seq, 3000, c, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, short_seq, 37, b, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, fresh, short_seq, 37, c, &err) == PDR_OK);
+    CHECKF(memcmp(a, b, dim * sizeof *a) == 0, "short after long differs from the first short");
+    CHECKF(memcmp(a, c, dim * sizeof *a) == 0, "reused workspace differs from a fresh one");
+
+    /* a prefix of the long sequence: the rows past it must not count */
+    CHECK(pdr_cnn_embed(m, ws, long_seq, 3000, c, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, long_seq, 500, b, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, fresh, long_seq, 500, c, &err) == PDR_OK);
+    CHECKF(memcmp(b, c, dim * sizeof *b) == 0, "prefix embedding depends on the previous call");
+
+    free(a);
+    free(b);
+    free(c);
+    free(long_seq);
+    free(short_seq);
+    pdr_cnn_ws_free(ws);
+    pdr_cnn_ws_free(fresh);
+    pdr_cnn_free(m);
+}
+
+TEST(cnn_tokenizes_like_model_py)
+{
+    pdr_cnn *m = open_model("cnn_tiny.h5");
+    pdr_cnn_ws *ws = NULL;
+    pdr_err err = {0};
+    if (!m) return;
+    float a[16], b[16];
+    CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, "MKVLAcdefw", 10, a, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, "MKVLACDEFW", 10, b, &err) == PDR_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0); /* lowercase = uppercase */
+    CHECK(pdr_cnn_embed(m, ws, "MUBZOJ*-x9", 10, a, &err) == PDR_OK);
+    CHECK(pdr_cnn_embed(m, ws, "MXXXXXXXXX", 10, b, &err) == PDR_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0); /* every non-standard byte is X */
+    CHECK(pdr_cnn_embed(m, ws, "MKVLACDEFW", 10, b, &err) == PDR_OK);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+    /* len, not a NUL, ends the sequence */
+    CHECK(pdr_cnn_embed(m, ws, "MKVLACDEFWGGGG", 10, a, &err) == PDR_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(pdr_cnn_embed(m, ws, "", 0, a, &err) == PDR_EINPUT);
+    pdr_cnn_ws_free(ws);
+    pdr_cnn_free(m);
+}
+
+TEST(cnn_embeds_titin_length_to_a_unit_vector)
+{
+    pdr_cnn *m = open_model("cnn_bench.h5");
+    pdr_cnn_ws *ws = NULL;
+    pdr_err err = {0};
+    if (!m) return;
+    const size_t len = 35000;
+    const int dim = pdr_cnn_dim(m);
+    float *out = malloc(dim * sizeof *out);
+    char *seq = random_seq(len);
+    CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
+    int status = pdr_cnn_embed(m, ws, seq, len, out, &err);
+    CHECKF(status == PDR_OK, "%s", err.msg);
+    double ss = 0;
+    int finite = 1;
+    for (int i = 0; i < dim; i++) {
+        ss += (double)out[i] * out[i];
+        finite &= isfinite(out[i]) != 0;
+    }
+    CHECK(finite);
+    CHECKF(fabs(sqrt(ss) - 1) < 1e-5, "norm %.8f", sqrt(ss));
+
+    /* and its segments: 1 + ceil((35000 - 100) / 50) = 699, each 100 residues, last at the end */
+    size_t n = pdr_cnn_segment_count(len, 100, 50), got = 0;
+    CHECK(n == 699);
+    int32_t *st = malloc(n * sizeof *st), *en = malloc(n * sizeof *en);
+    float *seg = malloc(n * dim * sizeof *seg);
+    CHECK(pdr_cnn_segments(m, ws, 100, 50, n, &got, st, en, seg, &err) == PDR_OK);
+    CHECK(got == n);
+    int windows_ok = 1;
+    for (size_t s = 0; s < got; s++) windows_ok &= en[s] - st[s] == 100 && st[s] >= 0;
+    CHECK(windows_ok);
+    CHECK(st[0] == 0 && en[got - 1] == (int32_t)len && st[got - 2] == 34850);
+    free(st);
+    free(en);
+    free(seg);
+    free(out);
+    free(seq);
+    pdr_cnn_ws_free(ws);
+    pdr_cnn_free(m);
+}
+
+/* ---- segments ---- */
+
+TEST(cnn_segment_count_follows_the_formula)
+{
+    CHECK(pdr_cnn_segment_count(0, 100, 50) == 0);
+    CHECK(pdr_cnn_segment_count(1, 100, 50) == 1);
+    CHECK(pdr_cnn_segment_count(100, 100, 50) == 1);
+    CHECK(pdr_cnn_segment_count(101, 100, 50) == 2);
+    CHECK(pdr_cnn_segment_count(150, 100, 50) == 2);
+    CHECK(pdr_cnn_segment_count(151, 100, 50) == 3);
+    CHECK(pdr_cnn_segment_count(300, 100, 50) == 5);
+    CHECK(pdr_cnn_segment_count(10, 3, 1) == 8);
+    CHECK(pdr_cnn_segment_count(10, 0, 1) == 0);
+    CHECK(pdr_cnn_segment_count(10, 3, 0) == 0);
+    CHECK(pdr_cnn_segment_count(10, -5, 2) == 0);
+}
+
+TEST(cnn_segment_of_a_short_sequence_is_the_protein_vector)
+{
+    pdr_cnn *m = open_model("cnn_tiny.h5");
+    pdr_cnn_ws *ws = NULL;
+    pdr_err err = {0};
+    if (!m) return;
+    float whole[16], seg[3 * 16];
+    int32_t st[3], en[3];
+    size_t n = 99;
+    char *seq = random_seq(80);
+    CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
+    CHECK(pdr_cnn_segments(m, ws, 100, 50, 3, &n, st, en, seg, &err) == PDR_EINPUT); /* nothing yet */
+    CHECK(n == 0);
+    CHECK(pdr_cnn_embed(m, ws, seq, 80, whole, &err) == PDR_OK);
+    CHECK(pdr_cnn_segments(m, ws, 100, 50, 3, &n, st, en, seg, &err) == PDR_OK);
+    CHECK(n == 1 && st[0] == 0 && en[0] == 80);
+    CHECK(memcmp(whole, seg, sizeof whole) == 0);
+    /* window 30, stride 20 over 80: [0,30) [20,50) [40,70) [50,80) needs 4 > 3 */
+    CHECK(pdr_cnn_segments(m, ws, 30, 20, 3, &n, st, en, seg, &err) == PDR_ELIMIT);
+    CHECK(pdr_cnn_segments(m, ws, 0, 20, 3, &n, st, en, seg, &err) == PDR_EINPUT);
+    CHECK(pdr_cnn_segments(m, ws, 30, 0, 3, &n, st, en, seg, &err) == PDR_EINPUT);
+    /* a window equal to the whole sequence pools the same rows as the protein vector */
+    CHECK(pdr_cnn_segments(m, ws, 80, 7, 3, &n, st, en, seg, &err) == PDR_OK);
+    CHECK(n == 1 && memcmp(whole, seg, sizeof whole) == 0);
+    /* a failed embed forgets the last sequence */
+    CHECK(pdr_cnn_embed(m, ws, seq, 0, whole, &err) == PDR_EINPUT);
+    CHECK(pdr_cnn_segments(m, ws, 100, 50, 3, &n, st, en, seg, &err) == PDR_EINPUT);
+    free(seq);
+    pdr_cnn_ws_free(ws);
+    pdr_cnn_free(m);
+}
+
+/* ---- bad model files ---- */
+
+static int copy_file(const char *from, const char *to, long keep_bytes /* -1: all */)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    long done = 0;
+    size_t n;
+    int ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) {
+        if (keep_bytes >= 0 && done + (long)n > keep_bytes) n = (size_t)(keep_bytes - done);
+        ok = fwrite(buf, 1, n, out) == n;
+        done += (long)n;
+        if (keep_bytes >= 0 && done >= keep_bytes) break;
+    }
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = 0;
+    CHECKF(ok, "copying %s to %s", from, to);
+    return ok ? 0 : -1;
+}
+
+/* A copy of cnn_tiny.h5 at tmp/<name>, opened read-write for the caller to break. */
+static hid_t broken_copy(const char *name, char *path, size_t size)
+{
+    char src[512];
+    data_path(src, sizeof src, "cnn_tiny.h5");
+    tmp_path(path, size, name);
+    if (copy_file(src, path, -1)) return -1;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECKF(f >= 0, "reopening %s", path);
+    return f;
+}
+
+static void set_string_attr(hid_t f, const char *name, const char *value)
+{
+    H5Adelete(f, name);
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, strlen(value) + 1);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a >= 0 && H5Awrite(a, t, value) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static void set_int_attr(hid_t f, const char *name, const long long *v, hsize_t n)
+{
+    H5Adelete(f, name);
+    hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, v) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static void replace_dataset(hid_t f, const char *name, int rank, const hsize_t *dims, float fill)
+{
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = 0.01f;
+    v[n / 2] = fill;
+    H5Ldelete(f, name, H5P_DEFAULT);
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    free(v);
+}
+
+/* open must fail with `code` and a message naming the file and `what`. */
+static void expect_rejected(const char *path, int code, const char *what)
+{
+    pdr_cnn *m = (pdr_cnn *)&m; /* not NULL, so we see open clear it */
+    pdr_err err = {0};
+    int status = pdr_cnn_open(path, &m, &err);
+    CHECKF(status == code, "%s: status %d (%s), expected %d", path, status, err.msg, code);
+    CHECK(m == NULL);
+    CHECKF(strstr(err.msg, path) != NULL, "message does not name the file: %s", err.msg);
+    CHECKF(strstr(err.msg, what) != NULL, "message does not mention '%s': %s", what, err.msg);
+    fprintf(stderr, "   rejected as expected: %s\n", err.msg);
+}
+
+TEST(cnn_open_rejects_bad_files)
+{
+    char path[512], src[512];
+    hid_t f;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test breaks files on purpose */
+
+    tmp_path(path, sizeof path, "missing.h5");
+    remove(path);
+    expect_rejected(path, PDR_EIO, "cannot open");
+
+    tmp_path(path, sizeof path, "not_hdf5.h5");
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs(">sp|P12345\nMKVLA\n", fp);
+        fclose(fp);
+    }
+    expect_rejected(path, PDR_EFORMAT, "HDF5");
+
+    data_path(src, sizeof src, "cnn_tiny.h5");
+    tmp_path(path, sizeof path, "truncated.h5");
+    if (copy_file(src, path, 60000) == 0) expect_rejected(path, PDR_EFORMAT, "truncated");
+    tmp_path(path, sizeof path, "truncated_head.h5");
+    if (copy_file(src, path, 1000) == 0) expect_rejected(path, PDR_EFORMAT, "HDF5");
+
+    if ((f = broken_copy("wrong_format.h5", path, sizeof path)) >= 0) {
+        set_string_attr(f, "format", "pdr-store");
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "format");
+    }
+    if ((f = broken_copy("no_format.h5", path, sizeof path)) >= 0) {
+        H5Adelete(f, "format");
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "'format' missing");
+    }
+    if ((f = broken_copy("version2.h5", path, sizeof path)) >= 0) {
+        long long v = 2;
+        set_int_attr(f, "format_version", &v, 1);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "format_version 2");
+    }
+    if ((f = broken_copy("string_d.h5", path, sizeof path)) >= 0) {
+        set_string_attr(f, "d", "32");
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "'d'");
+    }
+    if ((f = broken_copy("even_kernel.h5", path, sizeof path)) >= 0) {
+        long long v = 4;
+        set_int_attr(f, "kernel", &v, 1);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "kernel");
+    }
+    if ((f = broken_copy("short_dilations.h5", path, sizeof path)) >= 0) {
+        long long v[2] = {1, 2};
+        set_int_attr(f, "dilations", v, 2);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "dilations");
+    }
+    if ((f = broken_copy("bad_conv_shape.h5", path, sizeof path)) >= 0) {
+        hsize_t dims[3] = {32, 32, 3};
+        replace_dataset(f, "/blocks/1/conv_w", 3, dims, 0.01f);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/blocks/1/conv_w has shape [32, 32, 3], expected [32, 32, 5]");
+    }
+    if ((f = broken_copy("missing_final_ln.h5", path, sizeof path)) >= 0) {
+        H5Ldelete(f, "/final_ln_b", H5P_DEFAULT);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/final_ln_b missing");
+    }
+    if ((f = broken_copy("nan_proj.h5", path, sizeof path)) >= 0) {
+        hsize_t dims[1] = {16};
+        replace_dataset(f, "/proj_b", 1, dims, NAN);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/proj_b: value 8 is not finite");
+    }
+    if ((f = broken_copy("huge_d.h5", path, sizeof path)) >= 0) {
+        long long v = 2048, nb = 256, k = 63;
+        set_int_attr(f, "d", &v, 1);
+        set_int_attr(f, "n_blocks", &nb, 1);
+        long long dil[256];
+        for (int i = 0; i < 256; i++) dil[i] = 1;
+        set_int_attr(f, "kernel", &k, 1);
+        set_int_attr(f, "dilations", dil, 256);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "parameters"); /* caught before allocating 270 GB */
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (getenv("PDR_DATA")) data_dir = getenv("PDR_DATA");
+    if (getenv("PDR_TMP")) tmp_dir = getenv("PDR_TMP");
+    if (argc == 3 && strcmp(argv[1], "-s") == 0) seed = strtoul(argv[2], NULL, 10);
+    if (seed == 0) seed = 1;
+    printf("test_cnn: seed %lu (replay with -s %lu)\n", seed, seed);
+
+    RUN(cnn_matches_pytorch_tiny);
+    RUN(cnn_matches_pytorch_production_shape);
+    RUN(cnn_reports_its_shape);
+    RUN(cnn_is_deterministic_and_ws_reuse_is_clean);
+    RUN(cnn_tokenizes_like_model_py);
+    RUN(cnn_embeds_titin_length_to_a_unit_vector);
+    RUN(cnn_segment_count_follows_the_formula);
+    RUN(cnn_segment_of_a_short_sequence_is_the_protein_vector);
+    RUN(cnn_open_rejects_bad_files);
+    return CHECK_DONE();
+}

@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""eval.py: the homology benchmark of ../shared/data/README.md on held-out proteins.
+
+For each of pfam_max50, pfam_nomax50, pfam_localpfam_nomax50: the labelled pairs whose two proteins
+are both in heldout.fasta; score = cosine of the two protein embeddings; ROC AUC over all pairs
+(hom*/localhom = positive, nonhom = negative). With --segments also the best segment-pair cosine
+(windows W, stride S pooled from the same final hidden states) and max(whole, best segment).
+
+Embedding sources (one of):
+  --model data/X.h5        an exported pdr-cnn model (train/model_format), run in PyTorch
+  --checkpoint ckpt.pt     a training checkpoint {'model': state_dict, 'config': Encoder kwargs}
+  --store file.h5          a pdr HDF5 store with /ids and /embeddings (e.g. the hashed-3-mer
+                           baseline written by `pdr embed`); whole-protein scores only
+usage: /usr/bin/python3 train/eval.py --model data/pdr_cnn_v1.h5 [--segments]
+"""
+import argparse, math, os, sys, time
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+DATASETS = [("pfam_max50", "pfam_max50.pair"),
+            ("pfam_nomax50", "pfam_nomax50.pair"),
+            ("pfam_local", "pfam_localpfam_nomax50.pair")]
+
+
+def read_fasta(path):
+    out, acc, seq = {}, None, []
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+        opener = lambda p: gzip.open(p, "rt")
+    with opener(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith(">"):
+                if acc is not None:
+                    out[acc] = "".join(seq)
+                acc, seq = line[1:].split()[0], []
+            else:
+                seq.append(line)
+    if acc is not None:
+        out[acc] = "".join(seq)
+    return out
+
+
+def roc_auc(scores, labels):
+    """Rank-based ROC AUC (Mann-Whitney U), ties get the average rank."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    npos, nneg = int(y.sum()), int((~y).sum())
+    if npos == 0 or nneg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ss = s[order]
+    ranks = np.empty(len(s), np.float64)
+    i = 0
+    n = len(s)
+    # average ranks over runs of equal scores
+    bounds = np.flatnonzero(np.diff(ss) != 0) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [n]])
+    avg = (starts + ends + 1) / 2.0  # 1-based average rank of each run
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
+
+
+def load_pairs(shared, present):
+    """-> {name: (list of (a, b), labels bool array, total lines)}"""
+    out = {}
+    for name, fn in DATASETS:
+        pairs, labels, total = [], [], 0
+        with open(os.path.join(shared, "homology", fn)) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                a, b, lab = line.split()[:3]
+                total += 1
+                if a in present and b in present:
+                    pairs.append((a, b))
+                    labels.append(lab != "nonhom")
+        out[name] = (pairs, np.array(labels, bool), total)
+    return out
+
+
+def segment_bounds(L, W=100, S=50):
+    """Window starts/ends: one window if L <= W, else starts 0, S, 2S, ... with the last window
+    ending at L (start = L - W), so that every residue is covered and every window has length W."""
+    if L <= W:
+        return [(0, L)]
+    n = int(math.ceil((L - W) / S)) + 1
+    return [(min(i * S, L - W), min(i * S, L - W) + W) for i in range(n)]
+
+
+def embed_model(model, seqs, device, segments=False, W=100, S=50, max_tokens=65536):
+    """seqs {acc: str} -> (emb {acc: np [D]}, segs {acc: np [n, D]} or None)."""
+    import torch
+    import torch.nn.functional as F
+    from model import tokenize, PAD_TOKEN
+    model.eval()
+    accs = sorted(seqs, key=lambda a: len(seqs[a]))
+    emb, segs = {}, ({} if segments else None)
+    i = 0
+    with torch.no_grad():
+        while i < len(accs):
+            L = max(1, len(seqs[accs[i]]))
+            j = i
+            while j < len(accs) and (j - i + 1) * max(1, len(seqs[accs[j]])) <= max_tokens:
+                j += 1
+            j = max(j, i + 1)
+            batch = accs[i:j]
+            Lmax = max(1, max(len(seqs[a]) for a in batch))
+            tok = torch.full((len(batch), Lmax), PAD_TOKEN, dtype=torch.long)
+            for k, a in enumerate(batch):
+                t = tokenize(seqs[a])
+                tok[k, :len(t)] = torch.tensor(t, dtype=torch.long)
+            tok = tok.to(device)
+            x, mask = model.hidden(tok)
+            e = model.pool(x, mask).float().cpu().numpy()
+            for k, a in enumerate(batch):
+                emb[a] = e[k]
+            if segments:
+                # gather all windows of the batch, pool them in one go
+                rows, starts, lens, owner = [], [], [], []
+                for k, a in enumerate(batch):
+                    for (s0, s1) in segment_bounds(len(seqs[a]), W, S):
+                        rows.append(k); starts.append(s0); lens.append(s1 - s0); owner.append(a)
+                Wm = max(lens)
+                idx = torch.tensor(starts, device=device).unsqueeze(1) + torch.arange(Wm, device=device)
+                valid = torch.arange(Wm, device=device).unsqueeze(0) < torch.tensor(lens, device=device).unsqueeze(1)
+                idx = idx.clamp(max=Lmax - 1)
+                xr = x[torch.tensor(rows, device=device)]  # [nseg, Lmax, d]
+                xs = torch.gather(xr, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+                sv = model.pool(xs, valid.unsqueeze(-1).float()).float().cpu().numpy()
+                cur = {}
+                for r, a in enumerate(owner):
+                    cur.setdefault(a, []).append(sv[r])
+                for a, v in cur.items():
+                    segs[a] = np.stack(v)
+            i = j
+    return emb, segs
+
+
+def load_h5_model(path):
+    import h5py, torch
+    from model import Encoder
+    with h5py.File(path, "r") as f:
+        cfg = dict(d=int(f.attrs["d"]), n_blocks=int(f.attrs["n_blocks"]), kernel=int(f.attrs["kernel"]),
+                   dilations=[int(x) for x in f.attrs["dilations"]], out_dim=int(f.attrs["out_dim"]))
+        m = Encoder(**cfg)
+        sd = m.state_dict()
+        t = lambda k: torch.from_numpy(np.array(f[k], dtype=np.float32))
+        w = sd["embed.weight"].clone()
+        w[:21] = t("embed")
+        w[21:] = 0
+        sd["embed.weight"] = w
+        for i in range(cfg["n_blocks"]):
+            g = "blocks/%d/" % i
+            sd["blocks.%d.ln.weight" % i] = t(g + "ln_g")
+            sd["blocks.%d.ln.bias" % i] = t(g + "ln_b")
+            sd["blocks.%d.conv.weight" % i] = t(g + "conv_w")
+            sd["blocks.%d.conv.bias" % i] = t(g + "conv_b")
+            sd["blocks.%d.pw.weight" % i] = t(g + "pw_w")
+            sd["blocks.%d.pw.bias" % i] = t(g + "pw_b")
+        sd["final_ln.weight"] = t("final_ln_g")
+        sd["final_ln.bias"] = t("final_ln_b")
+        sd["proj.weight"] = t("proj_w")
+        sd["proj.bias"] = t("proj_b")
+        m.load_state_dict(sd)
+    return m
+
+
+def load_checkpoint_model(path):
+    import torch
+    from model import Encoder
+    ck = torch.load(path, map_location="cpu")
+    m = Encoder(**ck["config"])
+    m.load_state_dict(ck["model"])
+    return m
+
+
+def load_store(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
+        E = np.array(f["embeddings"], np.float32)
+    n = np.linalg.norm(E, axis=1, keepdims=True)
+    E = E / np.maximum(n, 1e-12)
+    return {a: E[i] for i, a in enumerate(ids)}
+
+
+def score_pairs(pairs, emb, segs=None):
+    whole = np.array([float(np.dot(emb[a], emb[b])) for a, b in pairs])
+    if segs is None:
+        return whole, None
+    seg = np.array([float((segs[a] @ segs[b].T).max()) for a, b in pairs])
+    return whole, seg
+
+
+def evaluate(bench, emb, segs=None, out=sys.stdout, title=""):
+    """Print the AUC table; return {dataset: {'n':..., 'whole':..., 'seg':..., 'max':...}}."""
+    res = {}
+    if title:
+        print(title, file=out)
+    hdr = "%-14s %8s %6s %8s" % ("dataset", "pairs", "homol", "whole")
+    if segs is not None:
+        hdr += " %8s %10s" % ("segment", "max(w,s)")
+    print(hdr, file=out)
+    for name, _ in DATASETS:
+        pairs, labels, total = bench[name]
+        whole, seg = score_pairs(pairs, emb, segs)
+        r = {"n": len(pairs), "total": total, "pos": int(labels.sum()), "whole": roc_auc(whole, labels)}
+        line = "%-14s %8d %6d %8.4f" % (name, len(pairs), r["pos"], r["whole"])
+        if seg is not None:
+            r["seg"] = roc_auc(seg, labels)
+            r["max"] = roc_auc(np.maximum(whole, seg), labels)
+            line += " %8.4f %10.4f" % (r["seg"], r["max"])
+        print(line + "   (of %d listed pairs)" % total, file=out)
+        res[name] = r
+    out.flush()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model")
+    src.add_argument("--checkpoint")
+    src.add_argument("--store")
+    ap.add_argument("--heldout", default=os.path.join(HERE, "work", "heldout.fasta"))
+    ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared", "data"))
+    ap.add_argument("--segments", action="store_true")
+    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--stride", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default=None)
+    a = ap.parse_args()
+
+    seqs = read_fasta(a.heldout)
+    t0 = time.time()
+    if a.store:
+        emb = load_store(a.store)
+        present = set(seqs) & set(emb)
+        segs = None
+    else:
+        import torch
+        torch.set_num_threads(a.threads)
+        dev = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        m = load_h5_model(a.model) if a.model else load_checkpoint_model(a.checkpoint)
+        m = m.to(dev)
+        present = set(seqs)
+    bench = load_pairs(a.shared, present)
+    need = set()
+    for name, _ in DATASETS:
+        for p in bench[name][0]:
+            need.update(p)
+    if not a.store:
+        print("embedding %d held-out proteins (%d residues) on %s" %
+              (len(need), sum(len(seqs[x]) for x in need), dev), flush=True)
+        emb, segs = embed_model(m, {x: seqs[x] for x in need}, dev, a.segments, a.window, a.stride)
+        print("params %d, flops/residue %.3g, embed time %.1f s" % (m.n_params(), m.flops_per_residue(), time.time() - t0))
+    evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store))
+
+
+if __name__ == "__main__":
+    main()
