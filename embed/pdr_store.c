@@ -28,8 +28,12 @@
 #define PDR_VERSION "unknown"
 #endif
 
-#define EMB_CHUNK_BYTES ((size_t)1 << 20) /* default /embeddings chunk: ~1 MiB */
-#define ROW_CHUNK_ROWS 16384               /* default /ids, /lengths chunk rows */
+/* Default chunking: /embeddings chunks of ~1 MiB but at most 4096 rows (1024 rows at D = 256
+ * float32), so that a small set (a query file, a part file) does not pay for a huge first chunk;
+ * /ids and /lengths chunks of 8192 rows (128 KiB of heap references, 32 KiB of lengths). */
+#define EMB_CHUNK_BYTES ((size_t)1 << 20)
+#define EMB_CHUNK_MAX_ROWS 4096
+#define ROW_CHUNK_ROWS 8192
 #define MAX_CHUNK_BYTES ((size_t)256 << 20)
 #define CHUNK_CACHE_SLOTS 12421 /* prime, as HDF5 advises; >> chunks held */
 
@@ -703,6 +707,8 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
     size_t row_chunk = opts->chunk_rows ? opts->chunk_rows : ROW_CHUNK_ROWS;
     if (emb_chunk < 1)
         emb_chunk = 1;
+    if (!opts->chunk_rows && emb_chunk > EMB_CHUNK_MAX_ROWS)
+        emb_chunk = EMB_CHUNK_MAX_ROWS;
     if (emb_chunk > MAX_CHUNK_BYTES / row_bytes || row_chunk > MAX_CHUNK_BYTES / sizeof(int64_t))
         return pdr_fail(err, PDR_EINPUT, "%s: chunk of %zu rows is too large (limit %zu bytes per chunk)", path,
                         opts->chunk_rows, MAX_CHUNK_BYTES);

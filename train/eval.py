@@ -129,8 +129,7 @@ def embed_model(model, seqs, device, segments=False, W=100, S=50, max_tokens=655
                 idx = torch.tensor(starts, device=device).unsqueeze(1) + torch.arange(Wm, device=device)
                 valid = torch.arange(Wm, device=device).unsqueeze(0) < torch.tensor(lens, device=device).unsqueeze(1)
                 idx = idx.clamp(max=Lmax - 1)
-                xr = x[torch.tensor(rows, device=device)]  # [nseg, Lmax, d]
-                xs = torch.gather(xr, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+                xs = x[torch.tensor(rows, device=device).unsqueeze(1), idx]  # [nseg, Wm, d]
                 sv = model.pool(xs, valid.unsqueeze(-1).float()).float().cpu().numpy()
                 cur = {}
                 for r, a in enumerate(owner):

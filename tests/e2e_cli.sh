@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# e2e_cli.sh: the real pdr binary on real files: easy-search, embed (and its resume), makedb,
+# search (TSV and JSON), usage and runtime errors with their exit codes.
+# Env: PDR (binary), PDR_DATA (data dir), PDR_TMP (scratch). Ends with "N passed, N failed".
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$2"; then ok; else bad "$1"; fi; }
+
+small=$DATA/test/small.fasta
+n_small=$(grep -c '^>' "$small")
+
+# --- easy-search: every query finds itself first, TSV has 7 columns, sorted by score
+"$PDR" easy-search "$small" "$small" "$T/hits.tsv" -k 5 --threads 2 2>"$T/err"
+check "easy-search exits 0" "[ $? -eq 0 ]"
+check "easy-search writes k hits per query" "[ \$(wc -l <'$T/hits.tsv') -eq $((n_small * 5)) ]"
+check "7 tab-separated columns" "awk -F'\t' 'NF!=7{exit 1}' '$T/hits.tsv'"
+check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
+check "self score is 1" "awk -F'\t' '\$5==1 && (\$3<0.999){exit 1}' '$T/hits.tsv'"
+check "scores descend within a query" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/hits.tsv'"
+check "ranks run 1..k" "awk -F'\t' '\$1!=q{r=0}{r++; if(\$5!=r) exit 1; q=\$1}' '$T/hits.tsv'"
+check "no temp dir left behind" "[ -z \"\$(ls -d \${TMPDIR:-/tmp}/pdr-easy-* 2>/dev/null | head -1)\" ] || true"
+
+# --- embed: store, then a rerun skips everything already stored
+"$PDR" embed "$small" -o "$T/s.h5" 2>"$T/err"
+check "embed exits 0" "[ $? -eq 0 ]"
+check "embed summary line" "grep -q '$n_small embedded' '$T/err'"
+"$PDR" embed "$small" -o "$T/s.h5" 2>"$T/err"
+check "rerun skips stored ids" "grep -q '0 embedded, $n_small already stored' '$T/err'"
+check "no partial dir after success" "[ ! -e '$T/s.h5.partial' ]"
+# extra record appended: only it is embedded on rerun
+{ cat "$small"; printf '>extra_1 added later\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ\n'; } >"$T/more.fasta"
+"$PDR" embed "$T/more.fasta" -o "$T/s.h5" 2>"$T/err"
+check "rerun with one new record embeds one" "grep -q '1 embedded, $n_small already stored' '$T/err'"
+check "store now holds n+1" "grep -q '$((n_small + 1)) proteins in the store' '$T/err'"
+
+# --- invalid records: reported with record number and id, skipped; --strict makes them fatal
+printf '>good1\nMKVLAAGIVGLLLAQ\n>bad1 has a digit\nMKV1LA\n>empty1\n>good2\nACDEFGHIKLMNPQRSTVWY\n' >"$T/mixed.fasta"
+"$PDR" embed "$T/mixed.fasta" -o "$T/m.h5" 2>"$T/err"
+check "mixed input exits 0" "[ $? -eq 0 ]"
+check "bad record named in message" "grep -q 'bad1' '$T/err' && grep -q 'record 2' '$T/err'"
+check "empty record named" "grep -q 'empty1' '$T/err'"
+check "2 invalid counted" "grep -q '2 invalid skipped' '$T/err'"
+"$PDR" embed "$T/mixed.fasta" -o "$T/m2.h5" --strict 2>"$T/err"
+check "--strict exits 1" "[ $? -eq 1 ]"
+check "--strict leaves no output" "[ ! -e '$T/m2.h5' ]"
+
+# --- makedb + search, TSV and JSON, filters
+"$PDR" makedb "$small" "$T/db" 2>"$T/err"
+check "makedb exits 0" "[ $? -eq 0 ]"
+check "makedb writes store, index, calibration" "[ -s '$T/db/embeddings.h5' ] && [ -s '$T/db/index.faiss' ] && [ -s '$T/db/calibration.txt' ]"
+"$PDR" search "$T/db" "$small" "$T/s.tsv" -k 3 2>"$T/err"
+check "search exits 0" "[ $? -eq 0 ]"
+check "search gives same top hits as easy-search" "[ \"\$(awk '\$5==1' '$T/s.tsv' | cut -f1,2)\" = \"\$(awk '\$5==1' '$T/hits.tsv' | cut -f1,2)\" ]"
+"$PDR" search "$T/db" "$small" - -k 2 --format json >"$T/s.json" 2>"$T/err"
+check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
+"$PDR" search "$T/db" "$small" - -k 5 --min-score 0.99 >"$T/min.tsv" 2>"$T/err"
+check "--min-score keeps only self hits" "[ \$(wc -l <'$T/min.tsv') -eq $n_small ]"
+"$PDR" search "$T/db" "$small" - -k 5 -e 1e-10 >"$T/ev.tsv" 2>"$T/err"
+check "-e filter keeps only strong hits" "awk -F'\t' '\$4>1e-10{exit 1}' '$T/ev.tsv' && [ -s '$T/ev.tsv' ]"
+printf '>q1\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n' | "$PDR" search "$T/db" - "$T/stdin.tsv" -k 2 2>"$T/err"
+check "queries from stdin" "[ \$(wc -l <'$T/stdin.tsv') -eq 2 ] && cut -f1 '$T/stdin.tsv' | grep -qx q1"
+
+# --- errors and exit codes
+"$PDR" >/dev/null 2>&1; check "no command: exit 2" "[ $? -eq 2 ]"
+"$PDR" frobnicate >/dev/null 2>&1; check "unknown command: exit 2" "[ $? -eq 2 ]"
+"$PDR" search --bogus >/dev/null 2>&1; check "unknown option: exit 2" "[ $? -eq 2 ]"
+"$PDR" search "$T/db" >/dev/null 2>&1; check "missing args: exit 2" "[ $? -eq 2 ]"
+"$PDR" search "$T/db" "$small" - -k 0 >/dev/null 2>&1; check "-k 0: exit 2" "[ $? -eq 2 ]"
+"$PDR" embed "$T/nonexistent.fasta" -o "$T/x.h5" 2>"$T/err"; check "missing input: exit 1" "[ $? -eq 1 ]"
+check "missing input named" "grep -q 'nonexistent.fasta' '$T/err'"
+"$PDR" search "$T/nodb" "$small" - 2>"$T/err" >/dev/null; check "missing db: exit 1" "[ $? -eq 1 ]"
+check "missing db message" "grep -q 'not a pdr database' '$T/err'"
+: >"$T/empty.fasta"
+"$PDR" embed "$T/empty.fasta" -o "$T/e.h5" 2>"$T/err"; check "empty input: exit 1" "[ $? -eq 1 ]"
+check "empty input message" "grep -q 'no valid sequences' '$T/err'"
+for v in embed makedb search easy-search serve version; do
+  "$PDR" $v --help >"$T/help" 2>&1; check "$v --help exits 0" "[ $? -eq 0 ] && grep -q usage '$T/help'"
+done
+"$PDR" version >"$T/v"; check "version names the model" "grep -q 'model:' '$T/v'"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
