@@ -88,7 +88,7 @@ class PairData:
         self.anchors, starts = np.unique(who[o], return_index=True)
         self.anchor_start = starts
         self.anchor_end = np.concatenate([starts[1:], [len(o)]])
-        self.pos_keys = set((pa * len(self.accs) + pb).tolist()) | set((pb * len(self.accs) + pa).tolist())
+        self.pos_keys = np.unique(np.concatenate([pa * len(self.accs) + pb, pb * len(self.accs) + pa]))
         N = []
         ng = os.path.join(ddir, "neg.tsv")
         if os.path.exists(ng):
@@ -118,10 +118,10 @@ class PairData:
         """-> tokens [2B+H, Lmax] int64 (anchors, partners, negatives), target [B] (nan for self
         pairs), mask_pos [B, B+H] bool (True where a candidate is a known positive of the anchor)."""
         seqsA, seqsP, targ, ida, idp = [], [], [], [], []
+        if rng.random() < full_frac:  # a long batch: near full-length proteins (eval is full length)
+            min_crop, max_crop = max_crop // 2, 2 * max_crop
         for _ in range(B):
             L = int(rng.integers(min_crop, max_crop + 1))
-            if rng.random() < full_frac:
-                L = 1024
             if rng.random() < self_frac or len(self.anchors) == 0:
                 i = int(rng.integers(0, len(self.accs)))
                 seqsA.append(self.crop(rng, i, L)); seqsP.append(self.crop(rng, i, L))
@@ -140,7 +140,7 @@ class PairData:
             seqsA.append(self.crop(rng, a, L, ca)); seqsP.append(self.crop(rng, b, L, cb))
             targ.append(self.target[row]); ida.append(a); idp.append(b)
         seqsN, idn = [], []
-        for _ in range(H if len(self.neg) else 0):
+        while len(seqsN) < (H if len(self.neg) else 0):
             q, t = self.neg[int(rng.integers(0, len(self.neg)))]
             L = int(rng.integers(min_crop, max_crop + 1))
             seqsN.append(self.crop(rng, int(t), L)); idn.append(int(t))
@@ -151,13 +151,12 @@ class PairData:
         tok = np.full((len(allseq), Lmax), PAD_TOKEN, np.int64)
         for k, s in enumerate(allseq):
             tok[k, :len(s)] = s
-        cand = idp + idn
+        cand = np.array(idp + idn, np.int64)
+        ida, idp = np.array(ida, np.int64), np.array(idp, np.int64)
         n = len(self.accs)
-        mask = np.zeros((B, len(cand)), bool)
-        for x, a in enumerate(ida):
-            for y, c in enumerate(cand):
-                if y != x and (c == a or c == idp[x] or (a * n + c) in self.pos_keys):
-                    mask[x, y] = True
+        key = ida[:, None] * n + cand[None, :]
+        mask = (np.isin(key, self.pos_keys) | (cand[None, :] == ida[:, None]) | (cand[None, :] == idp[:, None]))
+        mask[np.arange(B), np.arange(B)] = False
         return torch.from_numpy(tok), torch.tensor(targ, dtype=torch.float32), torch.from_numpy(mask)
 
 
@@ -200,7 +199,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--hard", type=int, default=64)
     ap.add_argument("--self-frac", type=float, default=0.1)
-    ap.add_argument("--full-frac", type=float, default=0.1)
+    ap.add_argument("--full-frac", type=float, default=0.15, help="fraction of batches with crops of max_crop/2..2*max_crop")
     ap.add_argument("--min-crop", type=int, default=64)
     ap.add_argument("--max-crop", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
