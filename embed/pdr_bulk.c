@@ -137,7 +137,7 @@ static int fsync_path(const char *path)
 static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim,
                             int segments, pdr_err *err)
 {
-    char tmp[4096];
+    char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     pdr_store *st = NULL;
     int rc = pdr_store_create(tmp, meta, &st, err);
@@ -254,7 +254,8 @@ static int list_parts(const char *dir, char ***ret_names, size_t *ret_n, pdr_err
         free(names);
         return rc;
     }
-    qsort(names, n, sizeof(char *), cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof(char *), cmp_str);
     *ret_names = names;
     *ret_n = n;
     return PDR_OK;

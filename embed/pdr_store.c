@@ -667,12 +667,14 @@ void pdr_store_free(pdr_store *st)
 static hid_t file_access_plist(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
     /* Lock as HDF5 does by default, but on file systems without locks (some NFS, Lustre) go on
      * rather than fail: part files are renamed into place, never shared while written. */
     if (fapl >= 0 && H5Pset_file_locking(fapl, 1, 1) < 0) {
         H5Pclose(fapl);
         return H5I_INVALID_HID;
     }
+#endif
     return fapl;
 }
 
@@ -1118,7 +1120,7 @@ void pdr_store_free_ids(char **ids, size_t n)
 
 int pdr_store_read_ids(pdr_store *st, size_t start, size_t n, char **ids, int32_t *lengths, pdr_err *err)
 {
-    if (ids)
+    if (ids && n <= SIZE_MAX / sizeof *ids)
         memset(ids, 0, n * sizeof *ids);
     if (!st)
         return pdr_fail(err, PDR_EINPUT, "store read ids: no store");

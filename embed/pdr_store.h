@@ -31,6 +31,11 @@
  * disagree: the store refuses further appends and the file should be discarded (the embed
  * pipeline writes part files and renames, so a failed part is simply rewritten).
  *
+ * Trust: validation covers what pdr owns (attributes, shapes, types). Parsing the file itself is
+ * HDF5's, and HDF5 1.10's parser is not hardened against crafted files (fuzzing finds memory
+ * errors in it within seconds; h5py crashes on the same files). Open stores you or pdr made,
+ * as you would with h5py; do not open untrusted uploads in a long-running server.
+ *
  * Durability: pdr_store_flush leaves the file on disk readable as it stands (everything appended
  * so far); pdr_store_close flushes too.
  *
@@ -65,9 +70,10 @@ typedef struct pdr_store_meta {
 
 /* Storage choices that do not change what is stored. Zero-initialized means the defaults. */
 typedef struct pdr_store_opts {
-    size_t chunk_rows; /* rows per chunk of every dataset; 0: /embeddings chunks of ~1 MiB,
-                        * /ids and /lengths chunks of 16384 rows. Small values make small files
-                        * (tests, fuzz corpus); large sets want the default. */
+    size_t chunk_rows; /* rows per chunk of every dataset; 0: /embeddings chunks of ~1 MiB
+                        * and at most 4096 rows (1024 rows at D = 256 float32), /ids and
+                        * /lengths chunks of 8192 rows. A chunk is stored whole, so small values
+                        * make small files (tests, fuzz corpus); large sets want the default. */
     int deflate_level; /* 0: no compression (default); 1..9: shuffle + deflate */
 } pdr_store_opts;
 

@@ -77,6 +77,7 @@ void pdr_db_free(pdr_db *db)
         return;
     if (db->ids)
         pdr_store_free_ids(db->ids, db->n);
+    free(db->ids);
     free(db->lengths);
     pdr_index_free(db->index);
     free(db->dir);

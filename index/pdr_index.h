@@ -24,10 +24,10 @@
  * text (faiss_get_last_error) where FAISS failed. A failed call leaves the index as it was,
  * except a failed pdr_index_add, which may have added part of its rows (the count says how many).
  *
- * Threads: pdr_index_search (and count/dim/spec) may run concurrently from many threads on one
- * index while nothing modifies it; add, train and set_nprobe must not overlap any other call on
- * the same index. FAISS parallelizes build, add and batched search with OpenMP, and the brute
- * force with OpenBLAS threads: set both once in main, e.g. omp_set_num_threads(n) and
+ * Threads: pdr_index_search (and save, count, dim, spec) may run concurrently from many threads
+ * on one index while nothing modifies it; add, train and set_nprobe must not overlap any other
+ * call on the same index. FAISS parallelizes build, add and batched search with OpenMP, and the
+ * brute force runs on OpenBLAS threads: set both once in main, e.g. omp_set_num_threads(n) and
  * openblas_set_num_threads(n) (or OMP_NUM_THREADS / OPENBLAS_NUM_THREADS). A server that runs
  * one search per worker thread wants both at 1, or N workers x M threads oversubscribe the cores.
  */
@@ -76,18 +76,21 @@ int pdr_index_train(pdr_index *ix, const float *vectors, size_t n, pdr_err *err)
 int pdr_index_add(pdr_index *ix, const float *vectors, size_t n, pdr_err *err);
 
 /* Write the index to path atomically: path.tmp is written and fsynced, then renamed over path
- * and the directory fsynced, so a crash never leaves a half-written file under path.
- * The file is a plain FAISS index (faiss.read_index reads it). */
+ * and the directory fsynced, so a crash never leaves a half-written file under path (one writer
+ * per path: two concurrent saves share path.tmp). On failure path.tmp is removed and path is
+ * as it was. The file is a plain FAISS index (faiss.read_index reads it). */
 int pdr_index_save(const pdr_index *ix, const char *path, pdr_err *err);
 
 /* Read an index written by pdr_index_save (or by FAISS with the inner-product metric).
  * Missing/unreadable file: PDR_EIO; garbage, truncated, trailing bytes, or not inner product:
- * PDR_EFORMAT. pdr_index_spec of a loaded index describes it ("loaded IVF, nlist=1024"). */
+ * PDR_EFORMAT. pdr_index_spec of a loaded index describes it ("loaded IVF, nlist=1024").
+ * Index files are trusted input: FAISS believes the sizes in them, so a crafted file can make
+ * it allocate without bound (an error without sanitizers, an abort under ASan). */
 int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err);
 
 /* Search breadth, nprobe >= 1: IVF lists probed (nprobe, capped by FAISS at nlist), or the HNSW
- * candidate list (efSearch). A no-op on Flat and on other index types. Not concurrent with
- * searches: set it before serving. */
+ * candidate list (efSearch; give at least k, FAISS's default is 16). A no-op on Flat and on
+ * other index types. Saved with the index. Not concurrent with searches: set it before serving. */
 int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err);
 
 /* Top-k rows for nq queries (nq x dim, row-major) in one batched call: scores[q*k + j] and

@@ -30,9 +30,18 @@ static float rng_float(void) /* roughly N(0,1)-sized values with varied exponent
     return (float)((u * 2.0 - 1.0) * scale);
 }
 
+/* Every file made here is removed at the end unless PDR_KEEP_TMP is set (to look at them). */
+static char made[64][1024];
+static int n_made;
+
 static void tmp_path(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/store_%ld_%s", tmpdir, (long)getpid(), name);
+    for (int i = 0; i < n_made; i++)
+        if (strcmp(made[i], buf) == 0)
+            return;
+    if (n_made < 64)
+        snprintf(made[n_made++], sizeof made[0], "%s", buf);
 }
 
 static pdr_store_meta test_meta(int dim, int fp16)
@@ -522,6 +531,11 @@ TEST(store_append_rejects_bad_records_and_keeps_the_store)
     free(got_len);
     free(got);
 
+    /* NULL is fine for close and free */
+    CHECK(pdr_store_close(NULL, &err) == 0);
+    pdr_store_free(NULL);
+    pdr_store_free_ids(NULL, 3);
+
     /* read-only stores refuse appends */
     rc = pdr_store_open(path, &st, &err);
     CHECKF(rc == 0, "%s", err.msg);
@@ -864,6 +878,102 @@ TEST(store_open_rejects_files_that_are_not_stores)
     pdr_store_free(st);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* h5py interop: the layout promise in pdr_store.h, checked from both sides. Needs Debian's
+ * python3-h5py for /usr/bin/python3; skipped (and said so) without it. */
+
+static const char h5py_script[] =
+    "import sys, h5py, numpy as np\n"
+    "mode, path = sys.argv[1], sys.argv[2]\n"
+    "if mode == 'check':\n"
+    "    f = h5py.File(path, 'r')\n"
+    "    e = f['embeddings']\n"
+    "    assert e.dtype == np.float16 and e.shape == (3, 4) and e.maxshape == (None, 4), (e.dtype, e.shape)\n"
+    "    assert np.array_equal(e[:], np.arange(12, dtype=np.float16).reshape(3, 4) / 4), e[:]\n"
+    "    ids = list(f['ids'].asstr()[:])\n"
+    "    assert ids == ['sp|P69905|HBA_HUMAN', 'tr|Ünïcödé|蛋白质_α', ''], ids\n"
+    "    assert f['lengths'].dtype == np.int32 and list(f['lengths'][:]) == [142, 7, 0]\n"
+    "    a = dict(f.attrs)\n"
+    "    assert a['format'] == 'pdr-store' and a['format_version'] == 1 and a['dim'] == 4, a\n"
+    "    assert a['dtype'] == 'float16' and a['model_name'] == 'cnn-β-test' and a['normalized'] == 1, a\n"
+    "    s = f['segments']\n"
+    "    assert list(s['protein'][:]) == [0, 2] and list(s['start'][:]) == [0, 3] and list(s['end'][:]) == [5, 9]\n"
+    "    assert s['protein'].dtype == np.int64 and s['embeddings'].shape == (2, 4)\n"
+    "    print('h5py read the store:', e[:1], ids[1], a['created'])\n"
+    "else:\n"
+    "    f = h5py.File(path, 'w')\n"
+    "    f['embeddings'] = np.arange(6, dtype=np.float32).reshape(2, 3)\n"
+    "    f.create_dataset('ids', data=['a1', 'β2'], dtype=h5py.string_dtype())\n"
+    "    f['lengths'] = np.array([10, 20], dtype=np.int32)\n"
+    "    f.attrs.update(format='pdr-store', format_version=1, model_name='py', model_version='0',\n"
+    "                   dim=3, normalized=0, dtype='float32', pdr_version='none', created='2026-01-01T00:00:00Z')\n"
+    "    f.close()\n";
+
+static int have_h5py(void)
+{
+    return system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0;
+}
+
+static int run_h5py(const char *mode, const char *path)
+{
+    char script[1024], cmd[4096];
+    tmp_path(script, sizeof script, "interop.py");
+    FILE *f = fopen(script, "w");
+    if (!f)
+        return -1;
+    fputs(h5py_script, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %s '%s'", script, mode, path);
+    return system(cmd);
+}
+
+TEST(store_is_read_and_written_by_h5py)
+{
+    if (!have_h5py()) {
+        fprintf(stderr, "   skipped: no h5py for /usr/bin/python3 (apt-get install python3-h5py)\n");
+        return;
+    }
+    char path[1024];
+    tmp_path(path, sizeof path, "interop.h5");
+    pdr_store_meta meta = test_meta(4, 1);
+    pdr_store *st = NULL;
+    pdr_err err = {0, ""};
+    int rc = pdr_store_create(path, &meta, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    const char *ids[] = {"sp|P69905|HBA_HUMAN", "tr|Ünïcödé|蛋白质_α", ""};
+    int32_t lengths[] = {142, 7, 0};
+    float emb[12];
+    for (int i = 0; i < 12; i++)
+        emb[i] = (float)i / 4;
+    int64_t prot[] = {0, 2};
+    int32_t s0[] = {0, 3}, s1[] = {5, 9};
+    CHECK(pdr_store_append(st, 3, ids, lengths, emb, &err) == 0);
+    CHECK(pdr_store_append_segments(st, 2, prot, s0, s1, emb, &err) == 0);
+    CHECK(pdr_store_close(st, &err) == 0);
+    fflush(stdout);
+    CHECK(run_h5py("check", path) == 0);
+
+    tmp_path(path, sizeof path, "from_h5py.h5");
+    CHECK(run_h5py("write", path) == 0);
+    size_t n = 0;
+    char **got_ids = NULL;
+    int32_t *got_len = NULL;
+    float *got = NULL;
+    pdr_store_meta m;
+    rc = pdr_store_read_all(path, &m, &n, &got_ids, &got_len, &got, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    CHECK(n == 2 && m.dim == 3 && strcmp(m.model_name, "py") == 0 && m.fp16 == 0);
+    CHECK(strcmp(got_ids[1], "β2") == 0 && got_len[1] == 20 && got[5] == 5.0f);
+    pdr_store_free_ids(got_ids, n);
+    free(got_ids);
+    free(got_len);
+    free(got);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = getenv("PDR_TMP");
@@ -890,5 +1000,9 @@ int main(int argc, char **argv)
     RUN(store_flush_leaves_a_readable_file);
     RUN(store_default_chunks_and_deflate_round_trip);
     RUN(store_open_rejects_files_that_are_not_stores);
+    RUN(store_is_read_and_written_by_h5py);
+    if (!getenv("PDR_KEEP_TMP"))
+        for (int i = 0; i < n_made; i++)
+            unlink(made[i]);
     return CHECK_DONE();
 }
