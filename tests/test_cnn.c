@@ -343,6 +343,13 @@ TEST(cnn_tokenizes_like_model_py)
     CHECK(pdr_cnn_embed(m, ws, "MKVLACDEFWGGGG", 10, a, &err) == PDR_OK);
     CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK(pdr_cnn_embed(m, ws, "", 0, a, &err) == PDR_EINPUT);
+    /* a workspace is tied to its model */
+    pdr_cnn *other = open_model("cnn_tiny.h5");
+    if (other) {
+        CHECK(pdr_cnn_embed(other, ws, "MKV", 3, a, &err) == PDR_EINPUT);
+        CHECK(strstr(err.msg, "another model") != NULL);
+    }
+    pdr_cnn_free(other);
     pdr_cnn_ws_free(ws);
     pdr_cnn_free(m);
 }

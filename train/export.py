@@ -113,8 +113,9 @@ def write_model(model, path, name, description):
 
 
 def default_ref_seqs(seed):
-    """Lengths the format asks for (1, 2, 5, 37, 300, 1500), tile edges of the C forward (255, 256,
-    257, 513), and one sequence with ambiguity letters and lowercase."""
+    """Lengths the format asks for (1, 2, 5, 37, 300, 1500), lengths around powers of two where the
+    C forward cuts rows into tiles (255, 256, 257, 513; 513 and 1500 span several tiles), and one
+    sequence with ambiguity letters and lowercase."""
     rng = np.random.default_rng(seed)
     letters = np.array(list(ALPHABET))
     seqs = ["".join(rng.choice(letters, n)) for n in (1, 2, 5, 37, 300, 1500, 255, 256, 257, 513)]
@@ -227,7 +228,8 @@ def main():
         ckpt = torch.load(args.checkpoint, map_location="cpu")
         if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
             raise SystemExit(f"export.py: {args.checkpoint}: expected a dict with 'model' and 'config'")
-        model = Encoder(**ckpt["config"])
+        keys = ("d", "n_blocks", "kernel", "dilations", "out_dim")  # the rest is training's
+        model = Encoder(**{k: v for k, v in ckpt["config"].items() if k in keys})
         model.load_state_dict(ckpt["model"])
         description = args.description or str(ckpt.get("description", ""))
     model.eval()
