@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "pdr_bulk.h"
+#include "pdr_db.h"
 #include "pdr_encoder.h"
 
 #define EXIT_OK 0
@@ -33,6 +34,9 @@ double cli_parse_double(const char *verb, const char *opt, const char *value, in
 int cli_set_threads(int n);
 /* Open the model (NULL = default), printing the error. */
 pdr_encoder *cli_open_model(const char *verb, const char *model);
+/* The model a database was built with: the kmer3 baseline by name, otherwise the given (or
+ * default) model file, which must have the same name and version; prints the error. */
+pdr_encoder *cli_open_db_model(const char *verb, const pdr_db *db, const char *model);
 /* Progress and warning printers for bulk embedding (progress bar on a TTY, else a summary). */
 void cli_bulk_callbacks(pdr_bulk_opts *opts, const char *verb);
 

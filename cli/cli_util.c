@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "cli.h"
+#include "pdr_kmer.h"
 
 void openblas_set_num_threads(int num_threads);
 
@@ -53,7 +54,11 @@ int cli_set_threads(int n)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
     }
-    openblas_set_num_threads(1);
+    /* PDR_BLAS_THREADS (default 1) exists to measure the other way of using the cores: fewer
+     * workers with multi-threaded sgemm. Each worker embeds one sequence at a time. */
+    const char *blas = getenv("PDR_BLAS_THREADS");
+    int blas_threads = blas ? atoi(blas) : 1;
+    openblas_set_num_threads(blas_threads > 0 ? blas_threads : 1);
     omp_set_num_threads(n);
     return n;
 }
@@ -67,6 +72,24 @@ pdr_encoder *cli_open_model(const char *verb, const char *model)
     pdr_err_clear(&err);
     if (pdr_encoder_open(model, &enc, &err)) {
         cli_error(verb, "cannot open model '%s': %s", model, err.msg);
+        return NULL;
+    }
+    return enc;
+}
+
+pdr_encoder *cli_open_db_model(const char *verb, const pdr_db *db, const char *model)
+{
+    const pdr_store_meta *m = pdr_db_meta(db);
+    if (!model && strcmp(m->model_name, PDR_KMER_NAME) == 0)
+        model = PDR_MODEL_BUILTIN_KMER;
+    pdr_encoder *enc = cli_open_model(verb, model);
+    if (!enc)
+        return NULL;
+    if (strcmp(pdr_encoder_name(enc), m->model_name) != 0 || strcmp(pdr_encoder_version(enc), m->model_version) != 0) {
+        cli_error(verb, "%s was built with model %s (version %s) but the model in use is %s (version %s): "
+                  "pass the same --model, or rebuild the database",
+                  pdr_db_path(db), m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
+        pdr_encoder_free(enc);
         return NULL;
     }
     return enc;

@@ -129,26 +129,6 @@ int cmd_makedb(int argc, char **argv)
 
 /* ---------------------------------------------------------------- search */
 
-/* The model a database was made with: the kmer3 baseline by name, otherwise the given or
- * default model file, which must have the same version. */
-static pdr_encoder *open_db_model(const char *verb, const pdr_db *db, const char *model)
-{
-    const pdr_store_meta *m = pdr_db_meta(db);
-    if (!model && strcmp(m->model_name, PDR_KMER_NAME) == 0)
-        model = PDR_MODEL_BUILTIN_KMER;
-    pdr_encoder *enc = cli_open_model(verb, model);
-    if (!enc)
-        return NULL;
-    if (strcmp(pdr_encoder_name(enc), m->model_name) != 0 || strcmp(pdr_encoder_version(enc), m->model_version) != 0) {
-        cli_error(verb, "%s was built with model %s (version %s) but the model in use is %s (version %s): "
-                  "pass the same --model, or rebuild the database",
-                  pdr_db_path(db), m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
-        pdr_encoder_free(enc);
-        return NULL;
-    }
-    return enc;
-}
-
 typedef struct query_chunk {
     size_t n;
     char *ids[QUERY_CHUNK];
@@ -437,7 +417,7 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }
-    pdr_encoder *enc = open_db_model(verb, db, model);
+    pdr_encoder *enc = cli_open_db_model(verb, db, model);
     int rc = enc ? run_search(verb, db, enc, query, out, so) : EXIT_RUNTIME;
     pdr_encoder_free(enc);
     pdr_db_free(db);

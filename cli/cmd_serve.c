@@ -1,18 +1,250 @@
-/* cmd_serve.c: `pdr serve` (the HTTP service) arrives with its own issue. */
+/* cmd_serve.c: `pdr serve`, the HTTP service.
+ * Start the server at once (data endpoints answer 503 while loading), load the database and its
+ * model, hand them to the api, then wait for SIGTERM/SIGINT and stop cleanly: no new
+ * connections, requests in flight finish. The endpoints are in service/pdr_api.c, the
+ * connection handling in service/pdr_http.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "pdr_api.h"
+#include "pdr_db.h"
+#include "pdr_http.h"
+
+#define STOP_GRACE_MS 30000
+#define MAX_TOKEN_BYTES 4096
+
+static const char serve_usage[] =
+    "usage: pdr serve DBDIR [options]\n\n"
+    "Loads the database made by 'pdr makedb' and its model once, then answers HTTP requests:\n"
+    "  POST /v1/search   FASTA (text/x-fasta) or JSON {\"fasta\", \"k\", \"min_score\"} in; hits out as\n"
+    "                    JSON, or the TSV of 'pdr search' with ?format=tsv (query parameters k, min_score)\n"
+    "  POST /v1/embed    FASTA in, one vector per record out (JSON)\n"
+    "  GET  /v1/health   200 once loaded, 503 while loading     GET /v1/info    model, database, limits\n"
+    "  GET  /metrics     Prometheus text                         GET /           search page\n"
+    "  GET  /openapi.json\n"
+    "The port opens at once; search, embed and info answer 503 until the database is loaded.\n"
+    "One log line per request on stderr. SIGTERM or SIGINT: stop accepting, let the requests in\n"
+    "flight finish, exit 0.\n\n"
+    "options:\n"
+    "      --host H              address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
+    "  -p, --port P              port (default 8080; 0 = any free port, printed at start)\n"
+    "  -t, --threads N           worker threads = requests answered at once (default: all cores)\n"
+    "      --max-body BYTES      largest request body (default 1048576); larger: 413\n"
+    "      --max-queries N       FASTA records per request (default 100)\n"
+    "      --max-length AA       residues per sequence (default 10000)\n"
+    "      --max-k N             largest k (default 1000)\n"
+    "      --max-connections N   open connections at most (default 256); more wait to be accepted\n"
+    "      --timeout S           close a connection idle for S seconds (default 30)\n"
+    "      --token-file F        require 'Authorization: Bearer TOKEN' for search, embed, info and\n"
+    "                            metrics; TOKEN is the first line of F\n"
+    "      --nprobe N            IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
+    "  -m, --model M             model (default: the one the database was built with)\n"
+    "  -q, --quiet               no per-request log lines\n"
+    "  -h, --help                this help\n";
+
+enum { OPT_HOST = 256, OPT_MAXBODY, OPT_MAXQUERIES, OPT_MAXLEN, OPT_MAXK, OPT_MAXCONN, OPT_TIMEOUT, OPT_TOKEN,
+       OPT_NPROBE };
+
+/* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_error("serve", "%s: cannot read the token file: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *line = calloc(1, MAX_TOKEN_BYTES + 2);
+    if (!line) {
+        fclose(f);
+        cli_error("serve", "out of memory");
+        return NULL;
+    }
+    if (!fgets(line, MAX_TOKEN_BYTES + 2, f))
+        line[0] = '\0';
+    fclose(f);
+    size_t n = strlen(line);
+    if (n > MAX_TOKEN_BYTES) {
+        cli_error("serve", "%s: the token is longer than %d bytes", path, MAX_TOKEN_BYTES);
+        free(line);
+        return NULL;
+    }
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+        line[--n] = '\0';
+    size_t start = strspn(line, " \t");
+    if (start == n) {
+        cli_error("serve", "%s: the first line holds no token", path);
+        free(line);
+        return NULL;
+    }
+    memmove(line, line + start, n - start + 1);
+    return line;
+}
 
 int cmd_serve(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: pdr serve DBDIR [--host 127.0.0.1] [--port 8080] [--threads N]\n\n"
-                   "Not yet implemented.\n");
-            return EXIT_OK;
+    static const struct option longopts[] = {
+        {"host", required_argument, 0, OPT_HOST},
+        {"port", required_argument, 0, 'p'},
+        {"threads", required_argument, 0, 't'},
+        {"max-body", required_argument, 0, OPT_MAXBODY},
+        {"max-queries", required_argument, 0, OPT_MAXQUERIES},
+        {"max-length", required_argument, 0, OPT_MAXLEN},
+        {"max-k", required_argument, 0, OPT_MAXK},
+        {"max-connections", required_argument, 0, OPT_MAXCONN},
+        {"timeout", required_argument, 0, OPT_TIMEOUT},
+        {"token-file", required_argument, 0, OPT_TOKEN},
+        {"nprobe", required_argument, 0, OPT_NPROBE},
+        {"model", required_argument, 0, 'm'},
+        {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    pdr_http_opts hopts;
+    pdr_http_opts_default(&hopts);
+    pdr_api_limits limits;
+    pdr_api_limits_default(&limits);
+    const char *model = NULL, *token_file = NULL;
+    int threads = 0, quiet = 0, nprobe = 0, c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:t:m:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HOST: hopts.host = optarg; break;
+        case 'p':
+            if ((v = cli_parse_long("serve", "--port", optarg, 0, 65535)) < 0)
+                return EXIT_USAGE;
+            hopts.port = (int)v;
+            break;
+        case 't':
+            if ((v = cli_parse_long("serve", "--threads", optarg, 1, 1024)) < 0)
+                return EXIT_USAGE;
+            threads = (int)v;
+            break;
+        case OPT_MAXBODY:
+            if ((v = cli_parse_long("serve", "--max-body", optarg, 1, 1L << 34)) < 0)
+                return EXIT_USAGE;
+            limits.max_body_bytes = (size_t)v;
+            break;
+        case OPT_MAXQUERIES:
+            if ((v = cli_parse_long("serve", "--max-queries", optarg, 1, 1000000)) < 0)
+                return EXIT_USAGE;
+            limits.max_queries = (size_t)v;
+            break;
+        case OPT_MAXLEN:
+            if ((v = cli_parse_long("serve", "--max-length", optarg, 1, 1L << 30)) < 0)
+                return EXIT_USAGE;
+            limits.max_length = (size_t)v;
+            break;
+        case OPT_MAXK:
+            if ((v = cli_parse_long("serve", "--max-k", optarg, 1, 100000)) < 0)
+                return EXIT_USAGE;
+            limits.max_k = (int)v;
+            break;
+        case OPT_MAXCONN:
+            if ((v = cli_parse_long("serve", "--max-connections", optarg, 1, 100000)) < 0)
+                return EXIT_USAGE;
+            hopts.max_connections = (unsigned)v;
+            break;
+        case OPT_TIMEOUT:
+            if ((v = cli_parse_long("serve", "--timeout", optarg, 1, 86400)) < 0)
+                return EXIT_USAGE;
+            hopts.timeout_s = (unsigned)v;
+            break;
+        case OPT_TOKEN: token_file = optarg; break;
+        case OPT_NPROBE:
+            if ((v = cli_parse_long("serve", "--nprobe", optarg, 1, 1 << 20)) < 0)
+                return EXIT_USAGE;
+            nprobe = (int)v;
+            break;
+        case 'm': model = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(serve_usage, stdout); return EXIT_OK;
+        default: fputs(serve_usage, stderr); return EXIT_USAGE;
         }
     }
-    cli_error("serve", "not yet implemented");
-    return EXIT_RUNTIME;
+    if (optind + 1 != argc) {
+        cli_error("serve", "expected DBDIR");
+        fputs(serve_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *dbdir = argv[optind];
+    hopts.threads = cli_set_threads(threads);
+    hopts.log = quiet ? NULL : stderr;
+
+    pdr_err err;
+    pdr_err_clear(&err);
+    char *token = NULL;
+    pdr_api *api = NULL;
+    pdr_http *http = NULL;
+    pdr_db *db = NULL;
+    pdr_encoder *enc = NULL;
+    int rc = EXIT_RUNTIME;
+    if (token_file && !(token = read_token(token_file)))
+        return EXIT_RUNTIME;
+    if (pdr_api_create(&limits, token, hopts.threads, &api, &err)) {
+        cli_error("serve", "%s", err.msg);
+        goto done;
+    }
+
+    /* Signals are taken synchronously by this thread (sigwait); the server's threads, created
+     * below, inherit the blocked mask. Writes to a closed connection must not kill the process. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (pdr_http_start(api, &hopts, &http, &err)) {
+        cli_error("serve", "%s", err.msg);
+        goto done;
+    }
+    int bracket = strchr(hopts.host, ':') != NULL; /* IPv6 literal */
+    fprintf(stderr, "pdr serve: listening on http://%s%s%s:%d/ (loading %s)\n", bracket ? "[" : "", hopts.host,
+            bracket ? "]" : "", pdr_http_port(http), dbdir);
+
+    if (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err))) {
+        cli_error("serve", "%s", err.msg);
+        goto done;
+    }
+    if (!(enc = cli_open_db_model("serve", db, model)))
+        goto done;
+    if (pdr_api_set_ready(api, db, enc, &err)) {
+        cli_error("serve", "%s", err.msg);
+        goto done;
+    }
+    fprintf(stderr,
+            "pdr serve: ready: %zu proteins, model %s (%d-d), index %s, %d worker threads; limits: body %zu bytes, "
+            "%zu queries, %zu residues per sequence, k <= %d%s\n",
+            pdr_db_count(db), pdr_encoder_name(enc), pdr_encoder_dim(enc), pdr_db_index_spec(db), hopts.threads,
+            limits.max_body_bytes, limits.max_queries, limits.max_length, limits.max_k,
+            token ? "; bearer token required" : "");
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", pdr_http_in_flight(http));
+    rc = EXIT_OK;
+done:
+    if (http) {
+        int left = pdr_http_stop(http, STOP_GRACE_MS);
+        if (left) {
+            cli_error("serve", "%d requests still in flight after %d s were cut off", left, STOP_GRACE_MS / 1000);
+            rc = EXIT_RUNTIME;
+        }
+    }
+    pdr_api_free(api);
+    pdr_encoder_free(enc);
+    pdr_db_free(db);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (rc == EXIT_OK)
+        fprintf(stderr, "pdr serve: stopped\n");
+    return rc;
 }

@@ -1,0 +1,774 @@
+/* pdr_api.c: the endpoints of `pdr serve` (see pdr_api.h).
+ *
+ * Sections: replies and errors; the workspace pool; request parsing (query parameters, media
+ * type, FASTA records); the handlers; the route table and dispatch.
+ */
+#include "pdr_api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <omp.h>
+
+#include "pdr_assets.h"
+#include "pdr_batch.h"
+#include "pdr_fasta.h"
+#include "pdr_json.h"
+#include "pdr_report.h"
+
+struct pdr_api {
+    pdr_api_limits limits;
+    char *token; /* NULL: no authentication */
+    pdr_metrics *metrics;
+    char db_name[256]; /* last component of the database directory: the server's paths stay private */
+
+    /* Set once by pdr_api_set_ready, then read-only; `ready` is stored last (release) and
+     * loaded first (acquire), so a request that sees ready sees the rest. */
+    atomic_int ready;
+    const pdr_db *db;
+    const pdr_encoder *enc;
+
+    /* Workspace pool: free_ws[0..n_free) are available. */
+    int n_ws, n_free;
+    pdr_encoder_ws **ws, **free_ws;
+    pthread_mutex_t lock;
+    pthread_cond_t available;
+};
+
+/* ================================================================ replies and errors */
+
+void pdr_api_reply_init(pdr_api_reply *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    pdr_buf_init(&reply->body);
+    reply->endpoint = PDR_EP_OTHER;
+}
+
+void pdr_api_reply_clear(pdr_api_reply *reply) { pdr_buf_free(&reply->body); }
+
+void pdr_api_reply_error(pdr_api_reply *reply, int status, const char *code, const char *fmt, ...)
+{
+    char msg[PDR_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply->status = status;
+    reply->content_type = "application/json";
+    pdr_buf_reset(&reply->body);
+    pdr_buf_puts(&reply->body, "{\"error\":{\"code\":");
+    pdr_buf_json_str(&reply->body, code);
+    pdr_buf_puts(&reply->body, ",\"message\":");
+    pdr_buf_json_str(&reply->body, msg);
+    pdr_buf_puts(&reply->body, "}}\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ================================================================ lifecycle and workspace pool */
+
+void pdr_api_limits_default(pdr_api_limits *limits)
+{
+    limits->max_body_bytes = PDR_API_MAX_BODY_BYTES_DEFAULT;
+    limits->max_queries = PDR_API_MAX_QUERIES_DEFAULT;
+    limits->max_length = PDR_API_MAX_LENGTH_DEFAULT;
+    limits->max_k = PDR_API_MAX_K_DEFAULT;
+}
+
+int pdr_api_create(const pdr_api_limits *limits, const char *token, int threads, pdr_api **ret_api, pdr_err *err)
+{
+    *ret_api = NULL;
+    if (threads < 1)
+        return pdr_fail(err, PDR_EINPUT, "the service needs at least one worker thread (got %d)", threads);
+    if (limits->max_body_bytes < 1 || limits->max_queries < 1 || limits->max_length < 1 || limits->max_k < 1)
+        return pdr_fail(err, PDR_EINPUT, "service limits must be positive");
+    pdr_api *api = calloc(1, sizeof *api);
+    if (!api)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for the service");
+    api->limits = *limits;
+    atomic_init(&api->ready, 0);
+    api->n_ws = threads;
+    pthread_mutex_init(&api->lock, NULL);
+    pthread_cond_init(&api->available, NULL);
+    int rc = PDR_OK;
+    if (token && *token && !(api->token = strdup(token))) {
+        rc = pdr_fail(err, PDR_ENOMEM, "out of memory for the token");
+        goto fail;
+    }
+    if ((rc = pdr_metrics_create(&api->metrics, err)))
+        goto fail;
+    *ret_api = api;
+    return PDR_OK;
+fail:
+    pdr_api_free(api);
+    return rc;
+}
+
+void pdr_api_free(pdr_api *api)
+{
+    if (!api)
+        return;
+    if (api->ws)
+        for (int i = 0; i < api->n_ws; i++)
+            pdr_encoder_ws_free(api->ws[i]);
+    free(api->ws);
+    free(api->free_ws);
+    pdr_metrics_free(api->metrics);
+    if (api->token) {
+        memset(api->token, 0, strlen(api->token));
+        free(api->token);
+    }
+    pthread_mutex_destroy(&api->lock);
+    pthread_cond_destroy(&api->available);
+    free(api);
+}
+
+int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pdr_err *err)
+{
+    if (pdr_api_is_ready(api))
+        return pdr_fail(err, PDR_EINTERNAL, "pdr_api_set_ready called twice");
+    if (pdr_db_dim(db) != pdr_encoder_dim(enc))
+        return pdr_fail(err, PDR_EINPUT, "%s holds %d-dimensional vectors but model %s gives %d", pdr_db_path(db),
+                        pdr_db_dim(db), pdr_encoder_name(enc), pdr_encoder_dim(enc));
+    api->ws = calloc((size_t)api->n_ws, sizeof *api->ws);
+    api->free_ws = calloc((size_t)api->n_ws, sizeof *api->free_ws);
+    if (!api->ws || !api->free_ws)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for %d encoder workspaces", api->n_ws);
+    for (int i = 0; i < api->n_ws; i++) {
+        int rc = pdr_encoder_ws_create(enc, &api->ws[i], err);
+        if (rc)
+            return rc;
+        api->free_ws[i] = api->ws[i];
+    }
+    api->n_free = api->n_ws;
+
+    /* The database's name: the last path component, without trailing slashes. */
+    const char *path = pdr_db_path(db);
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    snprintf(api->db_name, sizeof api->db_name, "%.*s", (int)(end - start), path + start);
+
+    api->db = db;
+    api->enc = enc;
+    atomic_store_explicit(&api->ready, 1, memory_order_release);
+    return PDR_OK;
+}
+
+int pdr_api_is_ready(const pdr_api *api)
+{
+    return atomic_load_explicit(&((pdr_api *)api)->ready, memory_order_acquire);
+}
+
+const pdr_api_limits *pdr_api_get_limits(const pdr_api *api) { return &api->limits; }
+pdr_metrics *pdr_api_metrics(pdr_api *api) { return api->metrics; }
+
+static pdr_encoder_ws *ws_acquire(pdr_api *api)
+{
+    pthread_mutex_lock(&api->lock);
+    while (api->n_free == 0)
+        pthread_cond_wait(&api->available, &api->lock);
+    pdr_encoder_ws *ws = api->free_ws[--api->n_free];
+    pthread_mutex_unlock(&api->lock);
+    return ws;
+}
+
+static void ws_release(pdr_api *api, pdr_encoder_ws *ws)
+{
+    pthread_mutex_lock(&api->lock);
+    api->free_ws[api->n_free++] = ws;
+    pthread_cond_signal(&api->available);
+    pthread_mutex_unlock(&api->lock);
+}
+
+/* ================================================================ request parsing */
+
+typedef struct search_params {
+    int k, has_k;
+    float min_score;
+    int has_min_score;
+    int tsv;
+} search_params;
+
+/* Parse k from text: decimal digits only, 1..max_k. */
+static int parse_k_text(const char *text, int max_k, int *ret_k)
+{
+    if (!text || !*text || strlen(text) > 10)
+        return -1;
+    long v = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        v = v * 10 + (*c - '0');
+    }
+    if (v < 1 || v > max_k)
+        return -1;
+    *ret_k = (int)v;
+    return 0;
+}
+
+static int parse_score_text(const char *text, double *ret)
+{
+    if (!text || !*text || isspace((unsigned char)text[0]))
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || !end || *end || !(v >= -1.0 && v <= 1.0))
+        return -1;
+    *ret = v;
+    return 0;
+}
+
+/* Query-string parameters of /v1/search (search = 1) or /v1/embed (none allowed). Returns 0,
+ * or -1 with the error reply set. */
+static int parse_args(const pdr_api *api, const pdr_api_request *req, int search, search_params *sp,
+                      pdr_api_reply *rep)
+{
+    int seen_format = 0;
+    if (req->too_many_args) {
+        pdr_api_reply_error(rep, 400, "unknown_parameter", "more than %d query-string parameters", PDR_API_MAX_ARGS);
+        return -1;
+    }
+    for (size_t i = 0; i < req->n_args; i++) {
+        const char *name = req->arg_names[i], *value = req->arg_values[i];
+        int is_k = search && strcmp(name, "k") == 0;
+        int is_min = search && strcmp(name, "min_score") == 0;
+        int is_format = search && strcmp(name, "format") == 0;
+        if (!is_k && !is_min && !is_format) {
+            pdr_api_reply_error(rep, 400, "unknown_parameter", "unknown query parameter '%.64s' (%s)", name,
+                                search ? "allowed: k, min_score, format" : "this endpoint takes none");
+            return -1;
+        }
+        if ((is_k && sp->has_k) || (is_min && sp->has_min_score) || (is_format && seen_format)) {
+            pdr_api_reply_error(rep, 400, "duplicate_parameter", "query parameter '%s' given twice", name);
+            return -1;
+        }
+        if (is_k) {
+            if (parse_k_text(value, api->limits.max_k, &sp->k)) {
+                pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got '%.32s'",
+                                    api->limits.max_k, value ? value : "");
+                return -1;
+            }
+            sp->has_k = 1;
+        } else if (is_min) {
+            double v;
+            if (parse_score_text(value, &v)) {
+                pdr_api_reply_error(rep, 400, "bad_min_score", "min_score must be a number in [-1, 1], got '%.32s'",
+                                    value ? value : "");
+                return -1;
+            }
+            sp->min_score = (float)v;
+            sp->has_min_score = 1;
+        } else {
+            if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0)) {
+                pdr_api_reply_error(rep, 400, "bad_format", "format must be json or tsv, got '%.32s'",
+                                    value ? value : "");
+                return -1;
+            }
+            sp->tsv = strcmp(value, "tsv") == 0;
+            seen_format = 1;
+        }
+    }
+    return 0;
+}
+
+enum { BODY_FASTA, BODY_JSON, BODY_UNSUPPORTED };
+
+/* The media type of Content-Type, parameters (charset) ignored. No Content-Type means FASTA:
+ * `curl --data-binary @q.fa` without -H sends application/x-www-form-urlencoded, which is
+ * refused with a message saying what to send. */
+static int body_kind(const char *content_type)
+{
+    if (!content_type)
+        return BODY_FASTA;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strcspn(content_type, ";");
+    while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return BODY_FASTA;
+    static const char *const fasta_types[] = {"text/plain", "text/x-fasta", "text/fasta", "application/x-fasta"};
+    for (size_t i = 0; i < sizeof fasta_types / sizeof fasta_types[0]; i++)
+        if (strlen(fasta_types[i]) == n && strncasecmp(content_type, fasta_types[i], n) == 0)
+            return BODY_FASTA;
+    if (n == 16 && strncasecmp(content_type, "application/json", n) == 0)
+        return BODY_JSON;
+    return BODY_UNSUPPORTED;
+}
+
+/* The query records of one request; owns copies of the reader's strings. */
+typedef struct query_set {
+    size_t n, cap, n_residues;
+    char **ids, **seqs;
+    int32_t *lengths;
+} query_set;
+
+static void query_set_clear(query_set *qs)
+{
+    for (size_t i = 0; i < qs->n; i++) {
+        free(qs->ids[i]);
+        free(qs->seqs[i]);
+    }
+    free(qs->ids);
+    free(qs->seqs);
+    free(qs->lengths);
+    memset(qs, 0, sizeof *qs);
+}
+
+static int query_set_push(query_set *qs, const pdr_seq *s)
+{
+    if (qs->n == qs->cap) {
+        size_t cap = qs->cap ? 2 * qs->cap : 8;
+        char **ids = realloc(qs->ids, cap * sizeof *ids);
+        if (ids)
+            qs->ids = ids;
+        char **seqs = realloc(qs->seqs, cap * sizeof *seqs);
+        if (seqs)
+            qs->seqs = seqs;
+        int32_t *lengths = realloc(qs->lengths, cap * sizeof *lengths);
+        if (lengths)
+            qs->lengths = lengths;
+        if (!ids || !seqs || !lengths)
+            return -1;
+        qs->cap = cap;
+    }
+    char *id = strdup(s->id), *seq = malloc(s->len + 1);
+    if (!id || !seq) {
+        free(id);
+        free(seq);
+        return -1;
+    }
+    memcpy(seq, s->seq, s->len + 1);
+    qs->ids[qs->n] = id;
+    qs->seqs[qs->n] = seq;
+    qs->lengths[qs->n] = (int32_t)s->len;
+    qs->n++;
+    qs->n_residues += s->len;
+    return 0;
+}
+
+/* Read every record of text[0..len) (named `name` in messages) into qs, enforcing the limits.
+ * The first bad record fails the whole request: a service client wants to know, not to get
+ * fewer results than it sent queries. Returns 0, or -1 with the error reply set. */
+static int read_queries(const pdr_api *api, const char *text, size_t len, const char *name, query_set *qs,
+                        pdr_api_reply *rep)
+{
+    pdr_fasta_opts fopts = {.max_length = api->limits.max_length, .name = name};
+    pdr_fasta *fa = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (pdr_fasta_open_mem(text, len, &fopts, &fa, &err)) {
+        pdr_api_reply_error(rep, 500, "internal", "%s", err.msg);
+        return -1;
+    }
+    int rc = -1;
+    for (;;) {
+        pdr_seq s = {0};
+        int r = pdr_fasta_read(fa, &s, &err);
+        if (r == PDR_EOF)
+            break;
+        if (qs->n == api->limits.max_queries) {
+            pdr_api_reply_error(rep, 400, "too_many_queries",
+                                "%s: record %zu (%.200s): more than %zu query records in one request (the limit)",
+                                name, s.record_no, s.id ? s.id : "", api->limits.max_queries);
+            goto done;
+        }
+        if (r == PDR_ELIMIT) {
+            pdr_api_reply_error(rep, 400, "sequence_too_long", "%s (the limit is %zu residues)", err.msg,
+                                api->limits.max_length);
+            goto done;
+        }
+        if (r == PDR_EINPUT) {
+            pdr_api_reply_error(rep, 400, "invalid_fasta", "%s", err.msg);
+            goto done;
+        }
+        if (r != PDR_OK) {
+            pdr_api_reply_error(rep, 500, "internal", "%s", err.msg);
+            goto done;
+        }
+        if (query_set_push(qs, &s)) {
+            pdr_api_reply_error(rep, 500, "internal", "out of memory storing record %zu", s.record_no);
+            goto done;
+        }
+    }
+    if (qs->n == 0) {
+        pdr_api_reply_error(rep, 400, "no_sequences", "%s holds no FASTA records (expected '>id' lines)", name);
+        goto done;
+    }
+    rc = 0;
+done:
+    pdr_fasta_close(fa);
+    return rc;
+}
+
+/* The FASTA text of a POST body, and the JSON fields that came with it. Returns 0, or -1 with
+ * the error reply set. json must be cleared by the caller in both cases. */
+static int read_body(const pdr_api_request *req, int search, search_params *sp, pdr_json_request *json,
+                     const char **ret_text, size_t *ret_len, const char **ret_name, pdr_api_reply *rep)
+{
+    int kind = body_kind(req->content_type);
+    if (kind == BODY_UNSUPPORTED) {
+        pdr_api_reply_error(rep, 415, "unsupported_media_type",
+                            "Content-Type '%.100s' is not accepted: send FASTA as text/x-fasta or text/plain, or "
+                            "JSON {\"fasta\": ...} as application/json",
+                            req->content_type);
+        return -1;
+    }
+    if (req->body_len == 0) {
+        pdr_api_reply_error(rep, 400, "empty_body",
+                            "the request body is empty: send FASTA text (Content-Type: text/x-fasta) or JSON "
+                            "{\"fasta\": \">id\\nSEQUENCE\"} (Content-Type: application/json)");
+        return -1;
+    }
+    if (kind == BODY_FASTA) {
+        *ret_text = req->body;
+        *ret_len = req->body_len;
+        *ret_name = "request body";
+        return 0;
+    }
+    const char *code = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    int rc = pdr_json_parse_request(req->body, req->body_len, json, &code, &err);
+    if (rc) {
+        pdr_api_reply_error(rep, rc == PDR_ENOMEM ? 500 : 400, code, "%s", err.msg);
+        return -1;
+    }
+    if (!search && (json->has_k || json->has_min_score)) {
+        pdr_api_reply_error(rep, 400, "unknown_field", "field \"%s\" is not used by /v1/embed (allowed: fasta)",
+                            json->has_k ? "k" : "min_score");
+        return -1;
+    }
+    if (!json->fasta) {
+        pdr_api_reply_error(rep, 400, "missing_fasta", "the JSON body has no \"fasta\" field");
+        return -1;
+    }
+    if ((json->has_k && sp->has_k) || (json->has_min_score && sp->has_min_score)) {
+        pdr_api_reply_error(rep, 400, "duplicate_parameter", "%s given both in the query string and in the JSON body",
+                            json->has_k && sp->has_k ? "k" : "min_score");
+        return -1;
+    }
+    *ret_text = json->fasta;
+    *ret_len = json->fasta_len;
+    *ret_name = "\"fasta\"";
+    return 0;
+}
+
+/* Embed every query with one pooled workspace, in this thread. */
+static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply *rep)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    pdr_batch_job job = {.n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb};
+    pdr_encoder_ws *ws = ws_acquire(api);
+    int rc = pdr_batch_embed(api->enc, &ws, 1, &job, &err);
+    ws_release(api, ws);
+    if (rc) {
+        pdr_api_reply_error(rep, 500, "internal", "embedding failed: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ================================================================ handlers */
+
+static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    double t0 = now_s();
+    search_params sp = {.k = PDR_API_DEFAULT_K, .min_score = -2.0f};
+    pdr_json_request json = {0};
+    query_set qs = {0};
+    float *emb = NULL;
+    pdr_hit *hits = NULL;
+    size_t *counts = NULL;
+    const char *text = NULL, *name = NULL;
+    size_t text_len = 0;
+    if (parse_args(api, req, 1, &sp, rep) || read_body(req, 1, &sp, &json, &text, &text_len, &name, rep))
+        goto done;
+    if (json.has_k) {
+        if (json.k > api->limits.max_k) {
+            pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got %d", api->limits.max_k, json.k);
+            goto done;
+        }
+        sp.k = json.k;
+    }
+    if (json.has_min_score)
+        sp.min_score = (float)json.min_score;
+    if (read_queries(api, text, text_len, name, &qs, rep))
+        goto done;
+    rep->n_queries = qs.n;
+
+    int dim = pdr_db_dim(api->db);
+    emb = malloc(qs.n * (size_t)dim * sizeof *emb);
+    hits = malloc(qs.n * (size_t)sp.k * sizeof *hits);
+    counts = malloc(qs.n * sizeof *counts);
+    if (!emb || !hits || !counts) {
+        pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
+        goto done;
+    }
+    if (embed_queries(api, &qs, emb, rep))
+        goto done;
+    /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
+     * request's search stays on its own thread (a per-thread setting). */
+    omp_set_num_threads(1);
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (pdr_db_search(api->db, emb, qs.n, sp.k, sp.min_score, 1e300, hits, counts, &err)) {
+        pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
+        goto done;
+    }
+    pdr_metrics_add_work(api->metrics, qs.n, qs.n, qs.n_residues);
+
+    rep->status = 200;
+    pdr_buf *out = &rep->body;
+    if (sp.tsv) {
+        rep->content_type = "text/tab-separated-values; charset=utf-8";
+        for (size_t i = 0; i < qs.n; i++)
+            pdr_report_tsv(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k, counts[i]);
+    } else {
+        rep->content_type = "application/json";
+        pdr_buf_puts(out, "{\"model\":");
+        pdr_buf_json_str(out, pdr_encoder_name(api->enc));
+        pdr_buf_puts(out, ",\"database\":");
+        pdr_buf_json_str(out, api->db_name);
+        pdr_buf_puts(out, ",\"results\":[");
+        for (size_t i = 0; i < qs.n; i++) {
+            if (i)
+                pdr_buf_puts(out, ",");
+            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k,
+                                  counts[i]);
+        }
+        pdr_buf_printf(out, "],\"took_ms\":%.3f}\n", 1e3 * (now_s() - t0));
+    }
+done:
+    free(emb);
+    free(hits);
+    free(counts);
+    query_set_clear(&qs);
+    pdr_json_request_clear(&json);
+}
+
+static void handle_embed(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    search_params sp = {0};
+    pdr_json_request json = {0};
+    query_set qs = {0};
+    float *emb = NULL;
+    const char *text = NULL, *name = NULL;
+    size_t text_len = 0;
+    if (parse_args(api, req, 0, &sp, rep) || read_body(req, 0, &sp, &json, &text, &text_len, &name, rep) ||
+        read_queries(api, text, text_len, name, &qs, rep))
+        goto done;
+    rep->n_queries = qs.n;
+    int dim = pdr_encoder_dim(api->enc);
+    if (!(emb = malloc(qs.n * (size_t)dim * sizeof *emb))) {
+        pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu embeddings", qs.n);
+        goto done;
+    }
+    if (embed_queries(api, &qs, emb, rep))
+        goto done;
+    pdr_metrics_add_work(api->metrics, 0, qs.n, qs.n_residues);
+    rep->status = 200;
+    rep->content_type = "application/json";
+    pdr_buf *out = &rep->body;
+    pdr_buf_puts(out, "{\"model\":");
+    pdr_buf_json_str(out, pdr_encoder_name(api->enc));
+    pdr_buf_printf(out, ",\"dim\":%d,\"embeddings\":[", dim);
+    for (size_t i = 0; i < qs.n; i++) {
+        pdr_buf_puts(out, i ? ",{\"id\":" : "{\"id\":");
+        pdr_buf_json_str(out, qs.ids[i]);
+        pdr_buf_printf(out, ",\"length\":%d,\"vector\":[", (int)qs.lengths[i]);
+        const float *v = emb + i * (size_t)dim;
+        for (int d = 0; d < dim; d++) /* 9 significant digits: a float survives the round trip */
+            pdr_buf_printf(out, d ? ",%.9g" : "%.9g", (double)v[d]);
+        pdr_buf_puts(out, "]}");
+    }
+    pdr_buf_puts(out, "]}\n");
+done:
+    free(emb);
+    query_set_clear(&qs);
+    pdr_json_request_clear(&json);
+}
+
+static void handle_health(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    (void)req;
+    rep->content_type = "application/json";
+    if (!pdr_api_is_ready(api)) {
+        rep->status = 503;
+        rep->retry_after_s = 1;
+        pdr_buf_puts(&rep->body, "{\"status\":\"loading\",\"database_loaded\":false}\n");
+        return;
+    }
+    rep->status = 200;
+    pdr_buf_printf(&rep->body, "{\"status\":\"ok\",\"database_loaded\":true,\"proteins\":%zu}\n",
+                   pdr_db_count(api->db));
+}
+
+static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    (void)req;
+    const pdr_api_limits *l = &api->limits;
+    pdr_buf *out = &rep->body;
+    rep->status = 200;
+    rep->content_type = "application/json";
+    pdr_buf_puts(out, "{\"version\":");
+    pdr_buf_json_str(out, PDR_VERSION);
+    pdr_buf_puts(out, ",\"model\":");
+    pdr_buf_json_str(out, pdr_encoder_name(api->enc));
+    pdr_buf_puts(out, ",\"model_version\":");
+    pdr_buf_json_str(out, pdr_encoder_version(api->enc));
+    pdr_buf_printf(out, ",\"learned\":%s,\"dim\":%d,\"database\":", pdr_encoder_is_learned(api->enc) ? "true" : "false",
+                   pdr_db_dim(api->db));
+    pdr_buf_json_str(out, api->db_name);
+    const char *index = pdr_db_index_spec(api->db);
+    if (strncmp(index, "loaded ", 7) == 0) /* pdr_index describes an index read from a file as "loaded Flat" */
+        index += 7;
+    pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(api->db));
+    pdr_buf_json_str(out, index);
+    pdr_buf_printf(out,
+                   ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
+                   "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",
+                   api->n_ws, api->token ? "true" : "false", l->max_body_bytes, l->max_queries, l->max_length,
+                   l->max_k, PDR_API_DEFAULT_K);
+}
+
+static void handle_metrics(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    (void)req;
+    rep->status = 200;
+    rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    pdr_metrics_render(api->metrics, &rep->body);
+    int ready = pdr_api_is_ready(api);
+    pdr_buf_printf(&rep->body,
+                   "# HELP pdr_ready 1 once the database and the model are loaded.\n"
+                   "# TYPE pdr_ready gauge\npdr_ready %d\n"
+                   "# HELP pdr_database_proteins Proteins in the database.\n"
+                   "# TYPE pdr_database_proteins gauge\npdr_database_proteins %zu\n",
+                   ready, ready ? pdr_db_count(api->db) : (size_t)0);
+}
+
+static void handle_page(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    (void)api;
+    (void)req;
+    rep->status = 200;
+    rep->content_type = "text/html; charset=utf-8";
+    pdr_buf_puts(&rep->body, pdr_page_html);
+}
+
+static void handle_openapi(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    (void)api;
+    (void)req;
+    rep->status = 200;
+    rep->content_type = "application/json";
+    pdr_buf_puts(&rep->body, pdr_openapi_json);
+}
+
+/* ================================================================ routes and dispatch */
+
+typedef void (*handler_fn)(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep);
+
+typedef struct route {
+    const char *path;
+    const char *method; /* "GET" routes answer HEAD too */
+    int endpoint;
+    int needs_auth; /* with --token-file */
+    int needs_db;   /* 503 while loading */
+    handler_fn fn;
+} route;
+
+static const route routes[] = {
+    {"/v1/search", "POST", PDR_EP_SEARCH, 1, 1, handle_search},
+    {"/v1/embed", "POST", PDR_EP_EMBED, 1, 1, handle_embed},
+    {"/v1/health", "GET", PDR_EP_HEALTH, 0, 0, handle_health},
+    {"/v1/info", "GET", PDR_EP_INFO, 1, 1, handle_info},
+    {"/metrics", "GET", PDR_EP_METRICS, 1, 0, handle_metrics},
+    {"/", "GET", PDR_EP_PAGE, 0, 0, handle_page},
+    {"/openapi.json", "GET", PDR_EP_OPENAPI, 0, 0, handle_openapi},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+static const route *find_route(const char *path)
+{
+    for (size_t i = 0; i < N_ROUTES; i++)
+        if (strcmp(routes[i].path, path) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+int pdr_api_endpoint(const char *path)
+{
+    const route *r = path ? find_route(path) : NULL;
+    return r ? r->endpoint : PDR_EP_OTHER;
+}
+
+/* Constant-time comparison of the bearer token, so that timing does not leak a prefix. */
+static int token_ok(const pdr_api *api, const char *authorization)
+{
+    if (!api->token)
+        return 1;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return 0;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    size_t n = strlen(api->token), m = strlen(given);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(api->token[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
+void pdr_api_handle(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    const route *r = find_route(req->path);
+    rep->endpoint = r ? r->endpoint : PDR_EP_OTHER;
+    if (!r) {
+        pdr_api_reply_error(rep, 404, "not_found", "no endpoint %.16s %.200s (see GET /openapi.json)", req->method,
+                            req->path);
+        return;
+    }
+    int is_get = strcmp(r->method, "GET") == 0;
+    if (strcmp(req->method, r->method) != 0 && !(is_get && strcmp(req->method, "HEAD") == 0)) {
+        rep->allow = is_get ? "GET, HEAD" : r->method;
+        pdr_api_reply_error(rep, 405, "method_not_allowed", "%s takes %s, not %.16s", r->path,
+                            is_get ? "GET" : r->method, req->method);
+        return;
+    }
+    if (r->needs_auth && !token_ok(api, req->authorization)) {
+        rep->auth_challenge = 1;
+        pdr_api_reply_error(rep, 401, "unauthorized",
+                            req->authorization ? "wrong token in the Authorization header"
+                                               : "this server requires 'Authorization: Bearer <token>'");
+        return;
+    }
+    if (r->needs_db && !pdr_api_is_ready(api)) {
+        rep->retry_after_s = 1;
+        pdr_api_reply_error(rep, 503, "loading", "the database is still loading; retry shortly");
+        return;
+    }
+    r->fn(api, req, rep);
+    if (pdr_buf_failed(&rep->body))
+        pdr_api_reply_error(rep, 500, "internal", "out of memory formatting the reply");
+}

@@ -1,0 +1,372 @@
+/* pdr_http.c: libmicrohttpd glue for `pdr serve` (see pdr_http.h).
+ *
+ * libmicrohttpd calls on_request several times per request: once when the headers are in
+ * (we set up the per-request state in *req_cls, and may refuse a too large body at once), once
+ * per chunk of body (appended, or discarded past the limit), and once more with no data, when
+ * the reply is due: that call builds a pdr_api_request and queues what pdr_api_handle decides.
+ * on_completed runs after the reply is sent (or the connection died): it logs, counts, frees.
+ */
+#include "pdr_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+struct pdr_http {
+    struct MHD_Daemon *daemon;
+    pdr_api *api;
+    FILE *log;
+    size_t max_body_bytes;
+    int port;
+    atomic_int in_flight;
+    atomic_int started;  /* MHD_start_daemon has returned */
+    char mhd_error[256]; /* libmicrohttpd's last message during start, for our error */
+};
+
+typedef struct request {
+    double t0;
+    char method[16];
+    char path[256]; /* for the log only (sanitized, truncated); the handler gets MHD's url */
+    char client[INET6_ADDRSTRLEN];
+    char *body;
+    size_t body_len, body_cap;
+    int too_large;
+    size_t discarded;
+    int status, endpoint;
+    size_t n_queries;
+} request;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void pdr_http_opts_default(pdr_http_opts *opts)
+{
+    opts->host = "127.0.0.1";
+    opts->port = 8080;
+    opts->threads = 1;
+    opts->max_connections = PDR_HTTP_MAX_CONNECTIONS_DEFAULT;
+    opts->timeout_s = PDR_HTTP_TIMEOUT_S_DEFAULT;
+    opts->log = NULL;
+}
+
+/* ================================================================ replies */
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_api_reply *rep)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n";
+    size_t len = 0;
+    int failed = pdr_buf_failed(&rep->body);
+    char *data = failed ? NULL : pdr_buf_steal(&rep->body, &len);
+    struct MHD_Response *resp;
+    if (failed) {
+        rep->status = 500;
+        rep->content_type = "application/json";
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+    } else if (!data) {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(data);
+    }
+    if (!resp)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type ? rep->content_type : "text/plain");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (rep->endpoint == PDR_EP_PAGE)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    if (rep->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->auth_challenge)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (rep->retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", rep->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    r->status = rep->status;
+    r->endpoint = rep->endpoint;
+    r->n_queries = rep->n_queries;
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* 413, from this layer: the body limit is enforced while reading, before pdr_api sees anything. */
+static enum MHD_Result send_too_large(const pdr_http *h, struct MHD_Connection *conn, request *r)
+{
+    pdr_api_reply rep;
+    pdr_api_reply_init(&rep);
+    rep.endpoint = r->endpoint;
+    pdr_api_reply_error(&rep, 413, "body_too_large",
+                        "the request body is larger than the limit of %zu bytes (pdr serve --max-body)",
+                        h->max_body_bytes);
+    enum MHD_Result ret = send_reply(conn, r, &rep);
+    pdr_api_reply_clear(&rep);
+    return ret;
+}
+
+/* ================================================================ request handling */
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    pdr_api_request *q = cls;
+    if (q->n_args == PDR_API_MAX_ARGS) {
+        q->too_many_args = 1;
+        return MHD_NO;
+    }
+    q->arg_names[q->n_args] = key;
+    q->arg_values[q->n_args] = value;
+    q->n_args++;
+    return MHD_YES;
+}
+
+/* Set up the per-request state when the headers are in. */
+static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->t0 = now_s();
+    r->endpoint = pdr_api_endpoint(url);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    size_t i = 0;
+    for (; url[i] && i + 1 < sizeof r->path; i++) /* the log must stay one printable line */
+        r->path[i] = (unsigned char)url[i] < 0x20 || (unsigned char)url[i] >= 0x7f ? '?' : url[i];
+    r->path[i] = '\0';
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client, sizeof r->client);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
+                      sizeof r->client);
+    }
+    if (!r->client[0])
+        snprintf(r->client, sizeof r->client, "-");
+    atomic_fetch_add(&h->in_flight, 1);
+    pdr_metrics_request_started(pdr_api_metrics(h->api));
+    return r;
+}
+
+/* Append a chunk of body, or count it as discarded past the limit. Returns 0, or -1 when the
+ * connection should be dropped (a client that keeps sending far past the limit). */
+static int body_append(pdr_http *h, request *r, const char *data, size_t n)
+{
+    if (r->too_large || n > h->max_body_bytes - r->body_len) {
+        if (!r->too_large) {
+            r->too_large = 1;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+        }
+        r->discarded += n;
+        return r->discarded > 4 * h->max_body_bytes ? -1 : 0;
+    }
+    if (r->body_len + n > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 16384;
+        while (cap < r->body_len + n)
+            cap *= 2;
+        if (cap > h->max_body_bytes)
+            cap = h->max_body_bytes;
+        char *p = realloc(r->body, cap);
+        if (!p)
+            return -1;
+        r->body = p;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    (void)version;
+    pdr_http *h = cls;
+    request *r = *req_cls;
+    if (!r) {
+        if (!(r = request_begin(h, conn, url, method)))
+            return MHD_NO;
+        *req_cls = r;
+        /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (!errno && end && end != cl && v > h->max_body_bytes) {
+                r->too_large = 1;
+                return send_too_large(h, conn, r);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        int rc = body_append(h, r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc ? MHD_NO : MHD_YES;
+    }
+    if (r->too_large)
+        return send_too_large(h, conn, r);
+
+    pdr_api_request q;
+    memset(&q, 0, sizeof q);
+    q.method = method;
+    q.path = url;
+    q.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    q.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    q.body = r->body;
+    q.body_len = r->body_len;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+    pdr_api_reply rep;
+    pdr_api_reply_init(&rep);
+    pdr_api_handle(h->api, &q, &rep);
+    free(r->body); /* the reply is built: the body is no longer needed while it is sent */
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    enum MHD_Result ret = send_reply(conn, r, &rep);
+    pdr_api_reply_clear(&rep);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    pdr_http *h = cls;
+    request *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    double seconds = now_s() - r->t0;
+    pdr_metrics_request_done(pdr_api_metrics(h->api), r->endpoint, r->status, seconds);
+    if (h->log) {
+        char stamp[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        /* One fprintf per line: stdio locks the stream, so lines from workers do not mix. */
+        fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s\n", stamp, r->client, r->method, r->path,
+                r->status, 1e3 * seconds, r->n_queries,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed before the reply was sent)");
+    }
+    free(r->body);
+    free(r);
+    atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    pdr_http *h = cls;
+    char line[sizeof h->mhd_error];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (!atomic_load(&h->started)) /* while starting: keep it for the error message */
+        memcpy(h->mhd_error, line, sizeof line);
+    if (h->log)
+        fprintf(h->log, "pdr serve: libmicrohttpd: %s\n", line);
+}
+
+/* ================================================================ start and stop */
+
+int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http, pdr_err *err)
+{
+    *ret_http = NULL;
+    if (opts->threads < 1 || opts->port < 0 || opts->port > 65535 || opts->max_connections < 1)
+        return pdr_fail(err, PDR_EINPUT, "bad server options (threads %d, port %d, max connections %u)", opts->threads,
+                        opts->port, opts->max_connections);
+    const char *host = opts->host && *opts->host ? opts->host : "127.0.0.1";
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%d", opts->port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port_text, &hints, &ai);
+    if (gai != 0)
+        return pdr_fail(err, PDR_EIO, "cannot resolve host '%s': %s", host, gai_strerror(gai));
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen < sizeof addr ? ai->ai_addrlen : sizeof addr);
+    int family = ai->ai_family;
+    freeaddrinfo(ai);
+
+    pdr_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for the server");
+    h->api = api;
+    h->log = opts->log;
+    h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;
+    atomic_init(&h->in_flight, 0);
+    atomic_init(&h->started, 0);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6)
+        flags |= MHD_USE_DUAL_STACK;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)opts->port, NULL, NULL, on_request, h, /* the logger first, to catch every message */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!d) {
+        int rc = pdr_fail(err, PDR_EIO, "cannot listen on %s port %d: %s", host, opts->port,
+                          h->mhd_error[0] ? h->mhd_error : "libmicrohttpd refused to start");
+        free(h);
+        return rc;
+    }
+    h->daemon = d;
+    atomic_store(&h->started, 1);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : opts->port;
+    *ret_http = h;
+    return PDR_OK;
+}
+
+int pdr_http_port(const pdr_http *http) { return http->port; }
+
+int pdr_http_in_flight(const pdr_http *http) { return atomic_load(&((pdr_http *)http)->in_flight); }
+
+int pdr_http_stop(pdr_http *http, int grace_ms)
+{
+    if (!http)
+        return 0;
+    /* The listening socket must stay open until MHD_stop_daemon (a worker may still poll it);
+     * after quiesce nothing accepts from it. */
+    MHD_socket listen_fd = MHD_quiesce_daemon(http->daemon);
+    for (int waited = 0; pdr_http_in_flight(http) > 0 && waited < grace_ms; waited += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int left = pdr_http_in_flight(http);
+    MHD_stop_daemon(http->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    free(http);
+    return left;
+}

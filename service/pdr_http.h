@@ -1,0 +1,60 @@
+/* pdr_http.h: the HTTP front of `pdr serve`: a libmicrohttpd daemon that reads requests off
+ * connections and hands them to pdr_api_handle (pdr_api.h), which decides every reply.
+ *
+ * What this layer owns:
+ *  - the listening socket (host name or numeric IPv4/IPv6 address, port; port 0 = any free port,
+ *    read back with pdr_http_port) and a pool of worker threads, each running its own event loop
+ *    over its share of the connections (MHD_OPTION_THREAD_POOL_SIZE). A request is handled on
+ *    its connection's thread from start to end, so `threads` requests run at once;
+ *  - transport limits: the request body (max_body_bytes: 413 before reading the body when
+ *    Content-Length says it is too large, or once a chunked body has grown past it), the number
+ *    of open connections (further ones wait in the kernel's accept queue until one closes), an
+ *    idle timeout per connection;
+ *  - one log line per request (timestamp, client, method, path, status, milliseconds, queries)
+ *    and the request metrics (pdr_metrics.h);
+ *  - a clean stop: stop accepting, let the requests in flight finish, close.
+ *
+ * Thread-safety: start and stop from one thread; the api must outlive the server.
+ */
+#ifndef PDR_HTTP_H
+#define PDR_HTTP_H
+
+#include <stdio.h>
+
+#include "pdr_api.h"
+#include "pdr_err.h"
+
+#define PDR_HTTP_MAX_CONNECTIONS_DEFAULT 256
+#define PDR_HTTP_TIMEOUT_S_DEFAULT 30
+
+typedef struct pdr_http_opts {
+    const char *host;         /* "127.0.0.1" by default; "0.0.0.0" or "::" for every interface */
+    int port;                 /* 8080 by default; 0: any free port */
+    int threads;              /* worker threads (>= 1) */
+    unsigned max_connections; /* open connections at most */
+    unsigned timeout_s;       /* close a connection idle this long */
+    FILE *log;                /* request log (one line each); NULL: none */
+} pdr_http_opts;
+
+void pdr_http_opts_default(pdr_http_opts *opts);
+
+typedef struct pdr_http pdr_http;
+
+/* Listen and start answering with api (which may not be ready yet: see pdr_api_set_ready).
+ * Fails with PDR_EIO when the address cannot be resolved or bound ("127.0.0.1:8080: Address
+ * already in use"), PDR_EINPUT for bad options. */
+int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http, pdr_err *err);
+
+/* The port actually bound (useful with port 0). */
+int pdr_http_port(const pdr_http *http);
+
+/* Requests received and not yet fully answered. */
+int pdr_http_in_flight(const pdr_http *http);
+
+/* Stop: close the listening socket at once (new connections are refused), wait up to grace_ms
+ * for the requests in flight to be answered, then close every connection and join the threads.
+ * Returns the number of requests that were still in flight when the grace period ran out (0 for a
+ * clean stop). Frees http. NULL is fine. */
+int pdr_http_stop(pdr_http *http, int grace_ms);
+
+#endif

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# e2e_browser.sh: the search page (GET /) in a real browser. Starts the real `pdr serve` on a
+# database made by `pdr makedb data/demo/targets.fasta`, drives headless Chromium through the
+# DevTools protocol the way a person would: load the page, paste the demo queries into the
+# textarea, set k, click Search (real mouse events), and asserts that the hits table shows, for
+# every query, the top hit `pdr search` finds; then pastes a malformed record and asserts that the
+# page shows the error naming it. A screenshot of the result is left in $PDR_TMP/e2e_browser.png
+# (a build directory, outside git).
+# Skipped (exit 0, "skipped" line) only when /usr/bin/chromium is absent (Debian: apt-get
+# install chromium). The DevTools client is Python's standard library (/usr/bin/python3).
+# Env: PDR (binary), PDR_DATA (data dir), PDR_TMP (scratch). Ends with "N passed, N failed".
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+CHROMIUM=${PDR_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+    echo "e2e_browser: skipped: $CHROMIUM not found (install Debian's chromium package to run this test)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+OUT=${PDR_TMP:-/tmp}
+T=$(mktemp -d "$OUT/e2e_browser.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/db" --model kmer3 --threads 2 2>"$T/makedb.err" || {
+    cat "$T/makedb.err" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+"$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/expected.tsv" -k 5 2>/dev/null
+
+"$PDR" serve "$T/db" --port 0 --threads 2 2>"$T/serve.err" &
+server=$!
+pids+=("$server")
+port=
+for _ in $(seq 1 600); do
+    [ -z "$port" ] && port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/serve.err" 2>/dev/null | head -1)
+    [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ] && break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    cat "$T/serve.err" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# --remote-debugging-port=0: Chromium picks a port and writes it to DevToolsActivePort.
+"$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+    --no-default-browser-check --disable-extensions --user-data-dir="$T/profile" \
+    --remote-debugging-port=0 --window-size=1200,900 about:blank 2>"$T/chromium.err" &
+pids+=("$!")
+disown "$!" # killed at exit; no "Killed" notice from the shell
+for _ in $(seq 1 300); do
+    [ -s "$T/profile/DevToolsActivePort" ] && break
+    sleep 0.1
+done
+devtools_port=$(head -1 "$T/profile/DevToolsActivePort" 2>/dev/null)
+if [ -z "$devtools_port" ]; then
+    echo "FAIL: Chromium did not start its DevTools endpoint:" >&2
+    tail -20 "$T/chromium.err" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+cat >"$T/drive.py" <<'EOF'
+"""Drive the page through the Chrome DevTools protocol (stdlib websocket client)."""
+import base64, json, os, socket, struct, sys, time, urllib.request
+
+devtools_port, page_url, query_path, expected_tsv, screenshot = sys.argv[1:6]
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {name} {detail}", file=sys.stderr)
+
+
+class WebSocket:
+    def __init__(self, url):
+        rest = url.split("://", 1)[1]
+        hostport, path = rest.split("/", 1)
+        host, port = hostport.rsplit(":", 1)
+        self.s = socket.create_connection((host, int(port)), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.s.recv(4096)
+            if not chunk:
+                raise OSError("websocket handshake: connection closed")
+            head += chunk
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise OSError("websocket handshake refused: " + head.decode(errors="replace"))
+        self.buf = head.split(b"\r\n\r\n", 1)[1]
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise OSError("websocket closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send(self, text):
+        data = text.encode()
+        head = bytes([0x81])
+        n = len(data)
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self):
+        message = b""
+        while True:
+            b0, b1 = self._read(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            payload = self._read(n)
+            opcode = b0 & 0x0F
+            if opcode == 8:
+                raise OSError("websocket closed by the browser")
+            if opcode in (0, 1, 2):
+                message += payload
+                if b0 & 0x80:
+                    return message.decode()
+
+
+class Page:
+    def __init__(self, ws):
+        self.ws, self.next_id = ws, 0
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def eval(self, expression):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise RuntimeError(f"{expression}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait_for(self, expression, seconds=15):
+        end = time.time() + seconds
+        while time.time() < end:
+            value = self.eval(expression)
+            if value:
+                return value
+            time.sleep(0.05)
+        return None
+
+    def paste_into(self, element_id, text):
+        """Focus the field, select what is there, and insert text as a paste does."""
+        self.eval(f"(() => {{ const e = document.getElementById('{element_id}'); e.focus(); e.select(); }})()")
+        self.call("Input.insertText", text=text)
+
+    def click(self, element_id):
+        r = json.loads(self.eval(f"JSON.stringify(document.getElementById('{element_id}').getBoundingClientRect())"))
+        x, y = r["x"] + r["width"] / 2, r["y"] + r["height"] / 2
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list", timeout=30))
+page_target = next(t for t in targets if t.get("type") == "page")
+page = Page(WebSocket(page_target["webSocketDebuggerUrl"]))
+page.call("Page.enable")
+page.call("Runtime.enable")
+page.call("Page.navigate", url=page_url)
+check("page loads", page.wait_for("document.readyState === 'complete' && !!document.getElementById('search')"))
+check("info banner shows the database size",
+      page.wait_for("document.getElementById('info').textContent.includes('1,049 proteins')"),
+      repr(page.eval("document.getElementById('info').textContent")))
+
+# Paste the demo queries, ask for 5 hits each, press Search.
+fasta = open(query_path).read()
+page.paste_into("fasta", fasta)
+check("textarea holds the pasted FASTA", page.eval("document.getElementById('fasta').value") == fasta)
+page.paste_into("k", "5")
+page.click("search")
+state = page.wait_for("['done', 'error'].includes(document.body.dataset.state) && document.body.dataset.state")
+error = page.eval("document.getElementById('error').textContent")
+check("search completes", state == "done", f"state {state}: {error}")
+rows = json.loads(page.eval("JSON.stringify([...document.querySelectorAll('#hits-body tr')]"
+                            ".map(tr => [...tr.cells].map(td => td.textContent)))"))
+expected = [line.split("\t") for line in open(expected_tsv).read().splitlines()]
+check("table shows 5 hits per query", len(rows) == len(expected) == 15, f"{len(rows)} rows, {len(expected)} expected")
+check("table is visible", page.eval("!document.getElementById('hits').hidden"))
+for exp in (e for e in expected if e[4] == "1"):
+    shown = [r for r in rows if r[0] == exp[0] and r[1] == "1"]
+    check(f"top hit of {exp[0]} is {exp[1]}", len(shown) == 1 and shown[0][2] == exp[1] and shown[0][3] == exp[2],
+          f"table row {shown}, pdr search {exp[:4]}")
+check("every table row matches pdr search (query, rank, target, score)",
+      [r[:4] for r in rows] == [[e[0], e[4], e[1], e[2]] for e in expected])
+status = page.eval("document.getElementById('status').textContent")
+check("status line counts queries and hits", status.startswith("3 queries, 15 hits"), repr(status))
+shot = page.call("Page.captureScreenshot", format="png")
+with open(screenshot, "wb") as f:
+    f.write(base64.b64decode(shot["data"]))
+
+# A malformed record: the page shows the service's error, naming the record.
+page.paste_into("fasta", ">fine\nMKVLAAGIVG\n>broken_rec\nMKV1LA\n")
+page.click("search")
+state = page.wait_for("document.body.dataset.state === 'error' && document.body.dataset.state")
+error = page.eval("document.getElementById('error').textContent")
+check("malformed FASTA: error shown", state == "error" and "invalid_fasta" in error and "record 2 (broken_rec)" in error,
+      repr(error))
+check("malformed FASTA: no stale table", page.eval("document.getElementById('hits').hidden"))
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+EOF
+
+/usr/bin/python3 "$T/drive.py" "$devtools_port" "http://127.0.0.1:$port/" "$DATA/demo/query.fasta" \
+    "$T/expected.tsv" "$OUT/e2e_browser.png"
+rc=$?
+[ $rc -eq 0 ] && echo "e2e_browser: screenshot in $OUT/e2e_browser.png"
+kill -TERM "$server"
+wait "$server" 2>/dev/null
+exit $rc

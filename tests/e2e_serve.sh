@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# e2e_serve.sh: the real `pdr serve` binary on a database made by the real `pdr makedb` from
+# data/demo/targets.fasta, talked to with curl: every endpoint, the client errors, agreement with
+# `pdr search`, concurrent clients, the request log, a bearer token, and a clean stop on SIGTERM
+# (and SIGINT) with a slow request in flight that must still get its answer.
+# Env: PDR (binary), PDR_DATA (data dir), PDR_TMP (scratch). Ends with "N passed, N failed".
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+# The kmer3 baseline keeps the database build fast under sanitizers; the service code path is the
+# same for every model. PDR_E2E_MODEL=data/pdr_cnn_v1.h5 runs it with the trained model.
+MODEL=${PDR_E2E_MODEL:-kmer3}
+T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_serve.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$2"; then ok; else bad "$1"; fi; }
+PY=/usr/bin/python3
+
+# Start `pdr serve DB --port 0 ARGS...` with stderr in $1; sets $pid and $port once /v1/health
+# answers 200 (or fails the test after 60 s).
+start_server() {
+    local log=$1
+    shift
+    "$PDR" serve "$T/db" --port 0 --threads 2 "$@" 2>"$log" &
+    pid=$!
+    pids+=("$pid")
+    port=
+    for _ in $(seq 1 600); do
+        [ -z "$port" ] && port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" 2>/dev/null | head -1)
+        if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ]; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "server did not come up:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# curl helper: prints the status code, body to $T/body, headers to $T/head.
+call() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$@"; }
+# The error code of the JSON error body in $T/body.
+err_code() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"]["code"])' "$T/body" 2>/dev/null; }
+
+# --- database and usage errors
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/db" --model "$MODEL" --threads 2 2>"$T/makedb.err"
+check "makedb exits 0" "[ $? -eq 0 ]"
+"$PDR" serve >/dev/null 2>&1
+check "serve without DBDIR is a usage error (2)" "[ $? -eq 2 ]"
+"$PDR" serve "$T/db" --port 70000 >/dev/null 2>&1
+check "bad port is a usage error (2)" "[ $? -eq 2 ]"
+"$PDR" serve --help | grep -q 'POST /v1/search'
+check "--help lists the endpoints" "[ $? -eq 0 ]"
+"$PDR" serve "$T/nodb" --port 0 2>"$T/nodb.err"
+check "missing database exits 1" "[ $? -eq 1 ]"
+check "missing database is named" "grep -q 'nodb' '$T/nodb.err'"
+
+start_server "$T/serve.err" || { echo "0 passed, 1 failed"; exit 1; }
+base="http://127.0.0.1:$port"
+
+# --- GET endpoints
+check "health 200" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"database_loaded\":true' '$T/body'"
+check "info 200 with size and model" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"proteins\":1049' '$T/body' && grep -q '\"dim\":' '$T/body'"
+check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
+check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
+
+# --- search: same hits as `pdr search`, JSON well formed
+"$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/cli.tsv" -k 5 2>/dev/null
+code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=5&format=tsv")
+check "search tsv 200" "[ $code = 200 ]"
+check "search tsv is byte-identical to pdr search" "cmp -s '$T/body' '$T/cli.tsv'"
+code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=5")
+check "search json 200" "[ $code = 200 ]"
+check "search json: 3 queries in order, 5 ranked hits each, scores descending" "$PY - '$T/body' <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [r['query'] for r in d['results']] == ['Q00356', 'A0Q3L2', 'Q8YSI5'], d['results']
+for r in d['results']:
+    assert [h['rank'] for h in r['hits']] == [1, 2, 3, 4, 5]
+    s = [h['score'] for h in r['hits']]
+    assert s == sorted(s, reverse=True)
+assert d['took_ms'] >= 0 and d['model'] and d['database']
+EOF"
+check "json top hits equal the TSV's" "[ \"\$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(\" \".join(r[\"query\"]+\":\"+r[\"hits\"][0][\"target\"] for r in d[\"results\"]))' '$T/body')\" = \"\$(awk -F'\t' '\$5==1{printf \"%s%s:%s\", (n++?\" \":\"\"), \$1, \$2}' '$T/cli.tsv')\" ]"
+code=$(call -H 'Content-Type: application/json' -d '{"fasta": ">j1\nMKVLAAGIVGLLLAQ\n>j2\nACDEFGHIKLMNPQRSTVWY", "k": 2, "min_score": 0.0}' "$base/v1/search")
+check "search with a JSON body" "[ $code = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [len(r[\"hits\"]) for r in d[\"results\"]]==[2,2]' '$T/body'"
+
+# --- embed
+code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/embed")
+check "embed: 3 unit vectors of dim D" "[ $code = 200 ] && $PY -c '
+import json, sys, math
+d = json.load(open(sys.argv[1]))
+assert [e[\"id\"] for e in d[\"embeddings\"]] == [\"Q00356\", \"A0Q3L2\", \"Q8YSI5\"]
+for e in d[\"embeddings\"]:
+    assert len(e[\"vector\"]) == d[\"dim\"]
+    assert abs(math.sqrt(sum(x * x for x in e[\"vector\"])) - 1) < 1e-5
+' '$T/body'"
+
+# --- client errors: 4xx with a JSON error naming the problem, never 5xx
+check "empty body 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary '' $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = empty_body ]"
+printf '>good\nMKV\n>bad_rec\nMK9V\n' >"$T/bad.fa"
+check "malformed FASTA 400 naming record and id" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/bad.fa $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = invalid_fasta ] && grep -q 'record 2 (bad_rec)' '$T/body'"
+{ printf '>big\n'; head -c 2000000 /dev/zero | tr '\0' 'A'; } >"$T/big.fa"
+check "2 MB body 413" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big.fa $base/v1/search)\" = 413 ] && [ \"\$(err_code)\" = body_too_large ]"
+for i in $(seq 1 101); do printf '>q%d\nMKVLAAGIVG\n' "$i"; done >"$T/many.fa"
+check "101 queries 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/many.fa $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = too_many_queries ]"
+{ printf '>long1\n'; head -c 10001 /dev/zero | tr '\0' 'M'; echo; } >"$T/long.fa"
+check "10,001 aa 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/long.fa $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = sequence_too_long ] && grep -q 'long1' '$T/body'"
+check "unknown JSON field 400" "[ \"\$(call -H 'Content-Type: application/json' -d '{\"fasta\":\">a\\nMKV\",\"topk\":3}' $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = unknown_field ]"
+check "bad k 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?k=0')\" = 400 ] && [ \"\$(err_code)\" = bad_k ]"
+check "wrong method 405" "[ \"\$(call $base/v1/search)\" = 405 ] && grep -qi '^allow: POST' '$T/head'"
+check "unknown path 404" "[ \"\$(call $base/v1/nothing)\" = 404 ] && [ \"\$(err_code)\" = not_found ]"
+check "form content type 415" "[ \"\$(call --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 415 ] && [ \"\$(err_code)\" = unsupported_media_type ]"
+
+# --- concurrent clients all answered
+for i in $(seq 1 8); do
+    curl -s -o "$T/par$i" -w '%{http_code}\n' -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" \
+        "$base/v1/search?k=5&format=tsv" >"$T/par$i.code" &
+done
+wait_ok=1
+for i in $(seq 1 8); do
+    while [ ! -s "$T/par$i.code" ]; do sleep 0.05; done
+done
+sleep 0.2
+for i in $(seq 1 8); do
+    [ "$(cat "$T/par$i.code")" = 200 ] && cmp -s "$T/par$i" "$T/cli.tsv" || wait_ok=0
+done
+check "8 concurrent searches: all 200 and identical to pdr search" "[ $wait_ok = 1 ]"
+
+# --- metrics and request log
+call "$base/metrics" >/dev/null
+check "metrics count searches by status" "grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"200\"\} [0-9]+' '$T/body' && grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"413\"\} 1$' '$T/body'"
+check "metrics have the latency histogram and work counters" "grep -q '^pdr_http_request_duration_seconds_bucket{le=\"+Inf\"}' '$T/body' && grep -Eq '^pdr_queries_total [1-9]' '$T/body' && grep -Eq '^pdr_residues_embedded_total [1-9]' '$T/body'"
+check "log: one line per request with method, path, status, ms, queries" "grep -Eq 'POST /v1/search 200 [0-9.]+ms queries=3$' '$T/serve.err' && grep -Eq 'GET /v1/nothing 404 [0-9.]+ms queries=0$' '$T/serve.err'"
+
+# --- busy port
+"$PDR" serve "$T/db" --port "$port" 2>"$T/busy.err"
+check "a busy port exits 1 and says so" "[ $? -eq 1 ] && grep -q \"port $port\" '$T/busy.err'"
+
+# --- SIGTERM with a slow upload in flight: the request is answered, the server exits 0
+for i in $(seq 1 40); do printf '>slow%d\nMKVLAAGIVGLLLAQWERTYHHHHKLMNPQRSTV\n' "$i"; done >"$T/slow.fa"
+curl -s -o "$T/slow.out" -w '%{http_code}' --limit-rate 600 -H 'Content-Type: text/x-fasta' \
+    --data-binary @"$T/slow.fa" "$base/v1/search?k=1" >"$T/slow.code" &
+curl_pid=$!
+# Wait until the server holds it (the scrape itself is the other request in flight).
+for _ in $(seq 1 100); do
+    curl -s "$base/metrics" | grep -q '^pdr_http_requests_in_flight 2$' && break
+    sleep 0.05
+done
+kill -TERM "$pid"
+wait "$curl_pid"
+wait "$pid"
+rc=$?
+check "slow in-flight request answered 200 after SIGTERM" "[ \"\$(cat '$T/slow.code')\" = 200 ] && grep -q '\"query\":\"slow40\"' '$T/slow.out'"
+check "SIGTERM: exit 0" "[ $rc -eq 0 ]"
+check "SIGTERM: stop logged, with the slow request in flight" "grep -q 'SIGTERM: no new connections; finishing 1 requests in flight' '$T/serve.err' && grep -q 'pdr serve: stopped' '$T/serve.err'"
+check "stopped server no longer listens" "! curl -s -o /dev/null $base/v1/health"
+check "no sanitizer report" "! grep -q 'Sanitizer' '$T/serve.err'"
+
+# --- bearer token; SIGINT stops too
+printf 'tok-%s\n' "$$" >"$T/token"
+start_server "$T/serve2.err" --token-file "$T/token" || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+base="http://127.0.0.1:$port"
+check "token: search without it 401" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 401 ] && [ \"\$(err_code)\" = unauthorized ]"
+check "token: search with it 200" "[ \"\$(call -H \"Authorization: Bearer tok-$$\" -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 200 ]"
+check "token: health open" "[ \"\$(call $base/v1/health)\" = 200 ]"
+kill -INT "$pid"
+wait "$pid"
+check "SIGINT: exit 0" "[ $? -eq 0 ] && grep -q 'pdr serve: stopped' '$T/serve2.err'"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

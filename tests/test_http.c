@@ -1,0 +1,1362 @@
+/* test_http.c: the HTTP service (service/) over real sockets.
+ *
+ * Builds the demo database (data/demo/targets.fasta, 1,049 proteins, kmer3 model) in $PDR_TMP,
+ * starts real servers in-process on 127.0.0.1 port 0 (the port is read back from
+ * libmicrohttpd) and talks to them with the tiny HTTP/1.1 client below: every endpoint, every
+ * client error, the limits, authentication, the 503 while loading, concurrency, keep-alive and
+ * a clean stop with a request in flight. Replies are checked against the same search done
+ * in-process (pdr_db_search + pdr_report). The JSON request parser is also tested directly.
+ * Ends with "N passed, N failed".
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "pdr_api.h"
+#include "pdr_assets.h"
+#include "pdr_bulk.h"
+#include "pdr_db.h"
+#include "pdr_fasta.h"
+#include "pdr_http.h"
+#include "pdr_json.h"
+#include "pdr_report.h"
+
+void openblas_set_num_threads(int num_threads);
+
+/* ================================================================ a tiny HTTP/1.1 client */
+
+typedef struct conn {
+    int fd;
+    char *buf;
+    size_t len, cap;
+} conn;
+
+typedef struct reply {
+    int status;
+    char head[8192]; /* status line and headers */
+    char *body;      /* NUL-terminated */
+    size_t body_len;
+    int io_error;    /* the connection failed before a full reply arrived */
+} reply;
+
+static double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int conn_open(conn *c, int port)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    struct timeval tv = {20, 0}; /* a hung server fails the test instead of hanging it */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_close(conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->buf);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static int send_all(conn *c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read more bytes into the buffer: >0 read, 0 EOF, -1 error. */
+static ssize_t conn_fill(conn *c)
+{
+    if (c->cap - c->len < 65536) {
+        size_t cap = c->cap ? 2 * c->cap : 131072;
+        char *p = realloc(c->buf, cap);
+        if (!p)
+            return -1;
+        c->buf = p;
+        c->cap = cap;
+    }
+    ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+    if (r > 0)
+        c->len += (size_t)r;
+    return r;
+}
+
+static const char *find_header(const char *head, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
+        const char *l = line + 2;
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r\n");
+            if (len >= n)
+                len = n - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Read one reply (skipping "100 Continue" unless stop_at_100). For HEAD, no body is read. */
+static int conn_read_reply(conn *c, int is_head, int stop_at_100, reply *r)
+{
+    for (;;) {
+        char *end;
+        while (!c->buf || !(end = memmem(c->buf, c->len, "\r\n\r\n", 4))) {
+            if (conn_fill(c) <= 0) {
+                r->io_error = 1;
+                return -1;
+            }
+        }
+        size_t head_len = (size_t)(end - c->buf) + 4;
+        size_t copy = head_len < sizeof r->head ? head_len : sizeof r->head - 1;
+        memcpy(r->head, c->buf, copy);
+        r->head[copy] = '\0';
+        r->status = 0;
+        sscanf(r->head, "HTTP/1.%*d %d", &r->status);
+        memmove(c->buf, c->buf + head_len, c->len - head_len);
+        c->len -= head_len;
+        if (r->status == 100 && !stop_at_100)
+            continue;
+        if (r->status == 100 || is_head) {
+            r->body = calloc(1, 1);
+            r->body_len = 0;
+            return 0;
+        }
+        char v[32];
+        long long want = -1;
+        if (find_header(r->head, "Content-Length", v, sizeof v))
+            want = atoll(v);
+        while (want < 0 || c->len < (size_t)want) {
+            ssize_t got = conn_fill(c);
+            if (got == 0 && want < 0)
+                break;
+            if (got <= 0) {
+                r->io_error = 1;
+                return -1;
+            }
+        }
+        size_t n = want < 0 ? c->len : (size_t)want;
+        r->body = malloc(n + 1);
+        memcpy(r->body, c->buf, n);
+        r->body[n] = '\0';
+        r->body_len = n;
+        memmove(c->buf, c->buf + n, c->len - n);
+        c->len -= n;
+        return 0;
+    }
+}
+
+static void reply_free(reply *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* One request on an open connection. extra: header lines, each ending in \r\n (may be NULL).
+ * With expect, the body is sent only after "100 Continue" (as curl does for large bodies). */
+static int conn_request(conn *c, const char *method, const char *target, const char *extra, const char *body,
+                        size_t body_len, int expect, reply *r)
+{
+    memset(r, 0, sizeof *r);
+    char head[4096];
+    int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s", method, target, extra ? extra : "");
+    if (body)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n%s", body_len,
+                      expect ? "Expect: 100-continue\r\n" : "");
+    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    if (send_all(c, head, (size_t)n)) {
+        r->io_error = 1;
+        return -1;
+    }
+    int is_head = strcmp(method, "HEAD") == 0;
+    if (body && expect) {
+        if (conn_read_reply(c, is_head, 1, r))
+            return -1;
+        if (r->status != 100)
+            return 0; /* a final answer before the body: the server refused it */
+        reply_free(r);
+    }
+    if (body && body_len)
+        send_all(c, body, body_len); /* a server that refuses early may close: read its reply anyway */
+    return conn_read_reply(c, is_head, 0, r);
+}
+
+/* One request on a fresh connection (closed afterwards). content_type may be NULL. */
+static reply request(int port, const char *method, const char *target, const char *content_type, const char *body,
+                     size_t body_len)
+{
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn c;
+    if (conn_open(&c, port)) {
+        r.io_error = 1;
+        r.body = calloc(1, 1);
+        return r;
+    }
+    char extra[512] = "Connection: close\r\n";
+    if (content_type)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "Content-Type: %s\r\n", content_type);
+    conn_request(&c, method, target, extra, body, body_len, 0, &r);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    conn_close(&c);
+    return r;
+}
+
+static reply post_fasta(int port, const char *target, const char *fasta)
+{
+    return request(port, "POST", target, "text/x-fasta", fasta, strlen(fasta));
+}
+
+static reply post_json(int port, const char *target, const char *json)
+{
+    return request(port, "POST", target, "application/json", json, strlen(json));
+}
+
+static reply get(int port, const char *target) { return request(port, "GET", target, NULL, NULL, 0); }
+
+static size_t count_str(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* A 4xx/5xx reply in the documented shape, with this code and (if given) message text. */
+static void check_error(const reply *r, int want_status, const char *want_code, const char *msg_part, int line)
+{
+    char ct[128] = "", prefix[128];
+    snprintf(prefix, sizeof prefix, "{\"error\":{\"code\":\"%s\",\"message\":\"", want_code);
+    CHECKF(r->status == want_status, "line %d: status %d, want %d: %s", line, r->status, want_status, r->body);
+    CHECKF(find_header(r->head, "Content-Type", ct, sizeof ct) && strcmp(ct, "application/json") == 0,
+           "line %d: content type '%s'", line, ct);
+    CHECKF(strncmp(r->body, prefix, strlen(prefix)) == 0, "line %d: want code %s: %s", line, want_code, r->body);
+    if (msg_part)
+        CHECKF(strstr(r->body, msg_part) != NULL, "line %d: message lacks '%s': %s", line, msg_part, r->body);
+}
+#define CHECK_ERROR(r, status, code, msg_part) check_error(&(r), (status), (code), (msg_part), __LINE__)
+
+/* ================================================================ fixtures */
+
+static pdr_db *db;
+static pdr_encoder *enc;
+static pdr_api *api;
+static pdr_http *server;
+static int port;
+static FILE *server_log;
+static char log_path[1100];
+static char dbdir[1024];
+static char query_fasta[1024];
+
+static char *read_file(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = '\0';
+        if (ret_len)
+            *ret_len = (size_t)n;
+    }
+    return p;
+}
+
+/* A protein of n residues cycling through the 20 amino acids from offset `shift`. */
+static char *make_seq(size_t n, size_t shift)
+{
+    static const char aa[] = "ACDEFGHIKLMNPQRSTVWY";
+    char *s = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        s[i] = aa[(i * 7 + shift + i / 13) % 20];
+    s[n] = '\0';
+    return s;
+}
+
+static int setup(void)
+{
+    const char *data = getenv("PDR_DATA") ? getenv("PDR_DATA") : "data";
+    const char *tmp = getenv("PDR_TMP") ? getenv("PDR_TMP") : "/tmp";
+    char targets[1024], store[1100];
+    snprintf(targets, sizeof targets, "%s/demo/targets.fasta", data);
+    snprintf(query_fasta, sizeof query_fasta, "%s/demo/query.fasta", data);
+    snprintf(dbdir, sizeof dbdir, "%s/test_http.%ld", tmp, (long)getpid());
+    snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
+    openblas_set_num_threads(1);
+    pdr_err err;
+    pdr_err_clear(&err);
+    mkdir(tmp, 0777);
+    if (mkdir(dbdir, 0777) != 0) {
+        fprintf(stderr, "cannot create %s: %s\n", dbdir, strerror(errno));
+        return -1;
+    }
+    pdr_bulk_opts bopts;
+    pdr_bulk_opts_default(&bopts);
+    bopts.threads = 2;
+    pdr_bulk_stats stats;
+    if (pdr_encoder_open(PDR_MODEL_BUILTIN_KMER, &enc, &err) ||
+        pdr_bulk_embed(enc, targets, store, &bopts, &stats, &err) || pdr_db_build_index(dbdir, "Flat", 2, &err) ||
+        pdr_db_calibrate(dbdir, enc, &err) || pdr_db_open(dbdir, &db, &err)) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return -1;
+    }
+    pdr_api_limits limits;
+    pdr_api_limits_default(&limits);
+    pdr_http_opts hopts;
+    pdr_http_opts_default(&hopts);
+    hopts.port = 0;
+    hopts.threads = 2;
+    snprintf(log_path, sizeof log_path, "%s.log", dbdir);
+    server_log = fopen(log_path, "a");
+    setvbuf(server_log, NULL, _IOLBF, 0);
+    hopts.log = server_log;
+    if (pdr_api_create(&limits, NULL, hopts.threads, &api, &err) || pdr_api_set_ready(api, db, enc, &err) ||
+        pdr_http_start(api, &hopts, &server, &err)) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return -1;
+    }
+    port = pdr_http_port(server);
+    fprintf(stderr, "database %s (%zu proteins), server on 127.0.0.1:%d\n", dbdir, pdr_db_count(db), port);
+    return 0;
+}
+
+static void teardown(void)
+{
+    pdr_http_stop(server, 5000);
+    pdr_api_free(api);
+    pdr_db_free(db);
+    pdr_encoder_free(enc);
+    if (server_log)
+        fclose(server_log);
+    unlink(log_path);
+    const char *files[] = {PDR_DB_STORE, PDR_DB_INDEX, PDR_DB_CALIB};
+    char path[1200];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dbdir, files[i]);
+        unlink(path);
+    }
+    rmdir(dbdir);
+}
+
+/* The in-process answer: hits of every record of a FASTA text, as pdr_report TSV. */
+static char *expected_tsv(const char *fasta, int k, float min_score)
+{
+    pdr_fasta *fa = NULL;
+    pdr_err err;
+    pdr_buf out;
+    pdr_buf_init(&out);
+    pdr_encoder_ws *ws = NULL;
+    pdr_encoder_ws_create(enc, &ws, &err);
+    pdr_fasta_open_mem(fasta, strlen(fasta), NULL, &fa, &err);
+    int dim = pdr_encoder_dim(enc);
+    float *v = malloc((size_t)dim * sizeof *v);
+    pdr_hit *hits = malloc((size_t)k * sizeof *hits);
+    pdr_seq s;
+    while (pdr_fasta_read(fa, &s, &err) == PDR_OK) {
+        size_t count = 0;
+        pdr_encode(enc, ws, s.seq, s.len, v, &err);
+        pdr_db_search(db, v, 1, k, min_score, 1e300, hits, &count, &err);
+        pdr_report_tsv(&out, db, s.id, s.len, hits, count);
+    }
+    free(v);
+    free(hits);
+    pdr_fasta_close(fa);
+    pdr_encoder_ws_free(ws);
+    return pdr_buf_steal(&out, NULL);
+}
+
+static double metric(int p, const char *name)
+{
+    reply r = get(p, "/metrics");
+    double v = -1;
+    char key[256];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(r.body, key);
+    if (at)
+        v = atof(at + strlen(key));
+    reply_free(&r);
+    return v;
+}
+
+/* ================================================================ the JSON request parser */
+
+TEST(json_parser_accepts_the_documented_object)
+{
+    pdr_json_request q;
+    const char *code;
+    pdr_err err;
+    const char *body = " {\"fasta\": \">q\\nMK\\u0041\\ud83d\\ude00\\/\", \"k\": 1e1, \"min_score\": -0.25}\n";
+    CHECK(pdr_json_parse_request(body, strlen(body), &q, &code, &err) == PDR_OK);
+    CHECKF(q.fasta && strcmp(q.fasta, ">q\nMKA\xf0\x9f\x98\x80/") == 0, "fasta '%s'", q.fasta ? q.fasta : "(null)");
+    CHECK(q.fasta_len == strlen(">q\nMKA\xf0\x9f\x98\x80/"));
+    CHECK(q.has_k && q.k == 10);
+    CHECK(q.has_min_score && q.min_score == -0.25);
+    pdr_json_request_clear(&q);
+    CHECK(pdr_json_parse_request("{}", 2, &q, &code, &err) == PDR_OK && !q.fasta && !q.has_k);
+    /* Not NUL-terminated: the parser must stop at len. */
+    char exact[] = {'{', '"', 'k', '"', ':', '5', '}'};
+    CHECK(pdr_json_parse_request(exact, sizeof exact, &q, &code, &err) == PDR_OK && q.k == 5);
+}
+
+TEST(json_parser_rejects_with_a_code_per_mistake)
+{
+    static const struct {
+        const char *body, *code, *msg_part;
+    } cases[] = {
+        {"", "invalid_json", "empty body"},
+        {"{\"fasta\": \"x\"", "invalid_json", "byte 13"},
+        {"{\"fasta\": \"x\",}", "invalid_json", "expected a string key"},
+        {"{\"fasta\": \"x\"} x", "invalid_json", "after the object"},
+        {"\xef\xbb\xbf{}", "invalid_json", "byte 0"},
+        {"{\"fasta\": \"a\x01\"}", "invalid_json", "control character"},
+        {"{\"fasta\": \"\xc3\x28\"}", "invalid_json", "UTF-8"},
+        {"{\"fasta\": \"\\ud800\"}", "invalid_json", "surrogate"},
+        {"{\"fasta\": \"\\x\"}", "invalid_json", "escape"},
+        {"{\"k\": 01}", "invalid_json", NULL},
+        {"{\"k\": 1.}", "invalid_json", NULL},
+        {"{\"k\": 1111111111111111111111111111111111111111111111111111111111111111111}", "invalid_json", "64"},
+        {"[1]", "not_an_object", "an array"},
+        {"\"text\"", "not_an_object", "a string"},
+        {"{\"fasta\": \"x\", \"db\": 1}", "unknown_field", "\"db\""},
+        {"{\"fasta\": \"x\", \"fasta\": \"y\"}", "duplicate_field", "fasta"},
+        {"{\"fasta\": 5}", "bad_fasta", "a number"},
+        {"{\"k\": 0}", "bad_k", NULL},
+        {"{\"k\": -3}", "bad_k", NULL},
+        {"{\"k\": 2.5}", "bad_k", NULL},
+        {"{\"k\": 1e400}", "bad_k", NULL},
+        {"{\"k\": \"10\"}", "bad_k", "a string"},
+        {"{\"k\": [1, {\"a\": null}]}", "bad_k", "an array"},
+        {"{\"min_score\": 1.5}", "bad_min_score", NULL},
+        {"{\"min_score\": true}", "bad_min_score", "a boolean"},
+        {"{\"k\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         "json_too_deep", "32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pdr_json_request q;
+        const char *code = NULL;
+        pdr_err err;
+        pdr_err_clear(&err);
+        int rc = pdr_json_parse_request(cases[i].body, strlen(cases[i].body), &q, &code, &err);
+        CHECKF(rc == PDR_EINPUT, "case %zu: rc %d", i, rc);
+        CHECKF(code && strcmp(code, cases[i].code) == 0, "case %zu (%s): code %s, want %s (%s)", i, cases[i].body,
+               code ? code : "(null)", cases[i].code, err.msg);
+        if (cases[i].msg_part)
+            CHECKF(strstr(err.msg, cases[i].msg_part) != NULL, "case %zu: message '%s' lacks '%s'", i, err.msg,
+                   cases[i].msg_part);
+        CHECK(q.fasta == NULL);
+    }
+}
+
+/* ================================================================ endpoints */
+
+TEST(health_says_loaded)
+{
+    reply r = get(port, "/v1/health");
+    CHECKF(r.status == 200, "status %d", r.status);
+    CHECKF(strstr(r.body, "\"database_loaded\":true") && strstr(r.body, "\"proteins\":1049"), "%s", r.body);
+    reply_free(&r);
+}
+
+TEST(info_describes_model_database_and_limits)
+{
+    reply r = get(port, "/v1/info");
+    CHECKF(r.status == 200, "status %d", r.status);
+    CHECKF(strstr(r.body, "\"version\":\"" PDR_VERSION "\""), "%s", r.body);
+    CHECKF(strstr(r.body, "\"model\":\"kmer3-hash-baseline\""), "%s", r.body);
+    CHECKF(strstr(r.body, "\"dim\":256") && strstr(r.body, "\"proteins\":1049"), "%s", r.body);
+    CHECKF(strstr(r.body, "\"index\":") && strstr(r.body, "Flat"), "%s", r.body);
+    CHECKF(strstr(r.body, "\"max_body_bytes\":1048576") && strstr(r.body, "\"max_queries\":100") &&
+               strstr(r.body, "\"max_length\":10000"),
+           "%s", r.body);
+    /* The database is named by its directory, not by the server's path. */
+    CHECKF(!strstr(r.body, dbdir), "server path leaked: %s", r.body);
+    reply_free(&r);
+}
+
+TEST(search_fasta_matches_the_in_process_search)
+{
+    char *fasta = read_file(query_fasta, NULL);
+    CHECK(fasta != NULL);
+    if (!fasta)
+        return;
+    reply r = post_fasta(port, "/v1/search?k=5", fasta);
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    char ct[128] = "";
+    CHECK(find_header(r.head, "Content-Type", ct, sizeof ct) && strcmp(ct, "application/json") == 0);
+    CHECKF(strncmp(r.body, "{\"model\":\"kmer3-hash-baseline\",\"database\":\"test_http.", 53) == 0, "%s", r.body);
+    const char *q1 = strstr(r.body, "{\"query\":\"Q00356\",\"length\":246,");
+    const char *q2 = strstr(r.body, "{\"query\":\"A0Q3L2\",\"length\":213,");
+    const char *q3 = strstr(r.body, "{\"query\":\"Q8YSI5\",\"length\":151,");
+    CHECKF(q1 && q2 && q3 && q1 < q2 && q2 < q3, "queries missing or out of order: %s", r.body);
+    CHECKF(count_str(r.body, "\"rank\":") == 15 && count_str(r.body, "\"rank\":5,") == 3, "%s", r.body);
+    CHECK(strstr(r.body, "\"took_ms\":") != NULL);
+    /* Every expected (query, top target) pair from the in-process search appears as rank 1. */
+    char *tsv = expected_tsv(fasta, 5, -2.0f);
+    for (char *line = tsv; line && *line;) {
+        char q[64], t[64];
+        int rank;
+        if (sscanf(line, "%63s %63s %*s %*s %d", q, t, &rank) == 3 && rank == 1) {
+            char want[200], key[100];
+            snprintf(want, sizeof want, "\"hits\":[{\"target\":\"%s\"", t);
+            snprintf(key, sizeof key, "{\"query\":\"%s\"", q);
+            const char *at = strstr(r.body, key);
+            const char *hits = at ? strstr(at, "\"hits\":[") : NULL;
+            CHECKF(hits && strncmp(hits, want, strlen(want)) == 0, "top hit of %s should be %s: %s", q, t, r.body);
+        }
+        char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : NULL;
+    }
+    free(tsv);
+    reply_free(&r);
+    free(fasta);
+}
+
+TEST(search_tsv_is_the_cli_tsv)
+{
+    char *fasta = read_file(query_fasta, NULL);
+    if (!fasta)
+        return;
+    reply r = post_fasta(port, "/v1/search?format=tsv&k=4", fasta);
+    char *want = expected_tsv(fasta, 4, -2.0f);
+    CHECKF(r.status == 200, "status %d", r.status);
+    char ct[128] = "";
+    CHECK(find_header(r.head, "Content-Type", ct, sizeof ct) && strncmp(ct, "text/tab-separated-values", 25) == 0);
+    CHECKF(strcmp(r.body, want) == 0, "got:\n%s\nwant:\n%s", r.body, want);
+    CHECK(count_str(r.body, "\n") == 12);
+    free(want);
+    reply_free(&r);
+    free(fasta);
+}
+
+TEST(search_finds_a_database_protein_first_with_score_1)
+{
+    /* The first target of the demo set, searched as a query: rank 1 is itself. */
+    char path[1100];
+    snprintf(path, sizeof path, "%s/demo/targets.fasta", getenv("PDR_DATA") ? getenv("PDR_DATA") : "data");
+    pdr_fasta *fa = NULL;
+    pdr_err err;
+    pdr_seq s;
+    CHECK(pdr_fasta_open(path, NULL, &fa, &err) == PDR_OK && pdr_fasta_read(fa, &s, &err) == PDR_OK);
+    char *body = malloc(s.len + strlen(s.id) + 8);
+    sprintf(body, ">%s\n%s\n", s.id, s.seq);
+    char want[200];
+    snprintf(want, sizeof want, "\"hits\":[{\"target\":\"%s\",\"score\":1.0000,", s.id);
+    reply r = request(port, "POST", "/v1/search?k=1", "text/plain; charset=utf-8", body, strlen(body));
+    CHECKF(r.status == 200 && strstr(r.body, want), "want %s: %s", want, r.body);
+    reply_free(&r);
+    free(body);
+    pdr_fasta_close(fa);
+}
+
+TEST(search_json_body_with_k_and_min_score)
+{
+    reply r = post_json(port, "/v1/search",
+                        "{\"fasta\": \">a first\\nMKVLAAGIVGLLLAQ\\n>b\\nACDEFGHIKLMNPQRSTVWY\", \"k\": 3, "
+                        "\"min_score\": 0.15}");
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    CHECKF(strstr(r.body, "{\"query\":\"a\",\"length\":15,") && strstr(r.body, "{\"query\":\"b\",\"length\":20,"),
+           "%s", r.body);
+    CHECK(count_str(r.body, "\"rank\":") <= 6);
+    for (const char *p = strstr(r.body, "\"score\":"); p; p = strstr(p + 1, "\"score\":"))
+        CHECKF(atof(p + 8) >= 0.15 - 5e-5, "score below min_score: %s", p);
+    reply_free(&r);
+    /* min_score as a query parameter filters the same way. */
+    reply all = post_fasta(port, "/v1/search?k=50", ">a\nMKVLAAGIVGLLLAQ\n");
+    reply some = post_fasta(port, "/v1/search?k=50&min_score=0.2", ">a\nMKVLAAGIVGLLLAQ\n");
+    CHECK(all.status == 200 && some.status == 200);
+    CHECKF(count_str(some.body, "\"rank\":") < count_str(all.body, "\"rank\":"), "%s", some.body);
+    reply_free(&all);
+    reply_free(&some);
+}
+
+TEST(search_default_k_is_10)
+{
+    reply r = post_fasta(port, "/v1/search", ">x\nMKVLAAGIVGLLLAQWERTY\n");
+    CHECK(r.status == 200 && count_str(r.body, "\"rank\":") == PDR_API_DEFAULT_K);
+    reply_free(&r);
+}
+
+TEST(embed_returns_the_encoder_vectors)
+{
+    const char *fasta = ">e1 desc\nMKVLAAGIVGLLLAQ\n>e2\nACDEFGHIKLMNPQRSTVWYX\n";
+    reply r = post_fasta(port, "/v1/embed", fasta);
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    const char *prefix = "{\"model\":\"kmer3-hash-baseline\",\"dim\":256,\"embeddings\":[{\"id\":\"e1\",\"length\":15,";
+    CHECKF(strncmp(r.body, prefix, strlen(prefix)) == 0, "%s", r.body);
+    pdr_encoder_ws *ws = NULL;
+    pdr_err err;
+    pdr_encoder_ws_create(enc, &ws, &err);
+    const char *seqs[2] = {"MKVLAAGIVGLLLAQ", "ACDEFGHIKLMNPQRSTVWYX"};
+    const char *at = r.body;
+    float v[256];
+    for (int i = 0; i < 2; i++) {
+        pdr_encode(enc, ws, seqs[i], strlen(seqs[i]), v, &err);
+        at = strstr(at, "\"vector\":[");
+        CHECK(at != NULL);
+        if (!at)
+            break;
+        at += 10;
+        double max_diff = 0;
+        int n = 0;
+        for (char *end; n < 256; n++) {
+            float x = strtof(at, &end); /* 9 digits: the float comes back exactly */
+            if (end == at)
+                break;
+            max_diff = fmax(max_diff, fabs((double)x - (double)v[n]));
+            at = end + 1;
+        }
+        CHECKF(n == 256, "record %d: %d numbers", i, n);
+        CHECKF(max_diff == 0, "record %d: max difference %g from pdr_encode", i, max_diff);
+    }
+    pdr_encoder_ws_free(ws);
+    reply_free(&r);
+    /* JSON body too. */
+    r = post_json(port, "/v1/embed", "{\"fasta\": \">j\\nMKV\"}");
+    CHECKF(r.status == 200 && strstr(r.body, "{\"id\":\"j\",\"length\":3,"), "%s", r.body);
+    reply_free(&r);
+}
+
+TEST(metrics_count_requests_queries_and_residues)
+{
+    double q0 = metric(port, "pdr_queries_total"), res0 = metric(port, "pdr_residues_embedded_total");
+    double ok0 = metric(port, "pdr_http_requests_total{endpoint=\"search\",code=\"200\"}");
+    double bad0 = metric(port, "pdr_http_requests_total{endpoint=\"search\",code=\"400\"}");
+    reply r = post_fasta(port, "/v1/search", ">m1\nMKVLAAGIVG\n>m2\nACDEFGHIKLMNPQRSTVWY\n");
+    reply_free(&r);
+    r = post_fasta(port, "/v1/search", ">bad\nMK1\n");
+    reply_free(&r);
+    r = post_fasta(port, "/v1/embed", ">m3\nMKV\n");
+    reply_free(&r);
+    CHECKF(metric(port, "pdr_queries_total") == q0 + 2, "queries %g -> %g", q0, metric(port, "pdr_queries_total"));
+    CHECKF(metric(port, "pdr_residues_embedded_total") == res0 + 33, "residues %g -> %g", res0,
+           metric(port, "pdr_residues_embedded_total"));
+    CHECK(metric(port, "pdr_http_requests_total{endpoint=\"search\",code=\"200\"}") == fmax(ok0, 0) + 1);
+    CHECK(metric(port, "pdr_http_requests_total{endpoint=\"search\",code=\"400\"}") == fmax(bad0, 0) + 1);
+    reply m = get(port, "/metrics");
+    char ct[128] = "";
+    CHECK(find_header(m.head, "Content-Type", ct, sizeof ct) && strncmp(ct, "text/plain; version=0.0.4", 25) == 0);
+    CHECK(strstr(m.body, "# TYPE pdr_http_request_duration_seconds histogram\n") != NULL);
+    CHECK(strstr(m.body, "pdr_http_request_duration_seconds_bucket{le=\"+Inf\"} ") != NULL);
+    CHECK(strstr(m.body, "pdr_ready 1\n") && strstr(m.body, "pdr_database_proteins 1049\n"));
+    /* The histogram's +Inf bucket equals its count. */
+    const char *inf = strstr(m.body, "le=\"+Inf\"} "), *cnt = strstr(m.body, "_count ");
+    CHECK(inf && cnt && atol(inf + 11) == atol(cnt + 7));
+    reply_free(&m);
+}
+
+TEST(page_and_openapi_are_the_source_files)
+{
+    reply r = get(port, "/");
+    char ct[128] = "";
+    CHECKF(r.status == 200 && find_header(r.head, "Content-Type", ct, sizeof ct) && strncmp(ct, "text/html", 9) == 0,
+           "status %d type %s", r.status, ct);
+    char *page = read_file("service/page.html", NULL);
+    CHECKF(page && strcmp(r.body, page) == 0, "GET / differs from service/page.html: rerun service/gen_assets.py");
+    CHECK(strstr(r.body, "<textarea") && strstr(r.body, "/v1/search") && !strstr(r.body, "http://") &&
+          !strstr(r.body, "https://"));
+    free(page);
+    reply_free(&r);
+    r = get(port, "/openapi.json");
+    char *doc = read_file("service/openapi.json", NULL);
+    CHECKF(doc && strcmp(r.body, doc) == 0, "GET /openapi.json differs from service/openapi.json: rerun gen_assets.py");
+    const char *paths[] = {"\"/v1/search\"", "\"/v1/embed\"", "\"/v1/health\"", "\"/v1/info\"", "\"/metrics\"",
+                           "\"/openapi.json\"", "\"openapi\": \"3.0"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        CHECKF(strstr(r.body, paths[i]) != NULL, "openapi lacks %s", paths[i]);
+    free(doc);
+    reply_free(&r);
+    /* HEAD: headers only. */
+    r = request(port, "HEAD", "/", NULL, NULL, 0);
+    CHECK(r.status == 200 && r.body_len == 0);
+    reply_free(&r);
+}
+
+TEST(requests_are_logged_one_line_each)
+{
+    reply r = post_fasta(port, "/v1/search?k=2", ">l1\nMKVLAAGIVG\n>l2\nMKV\n>l3\nWWW\n");
+    reply_free(&r);
+    r = get(port, "/nowhere");
+    reply_free(&r);
+    /* The line is written once the reply is sent, which may be just after the client has it. */
+    size_t n = 0;
+    int found_search = 0, found_404 = 0;
+    for (int attempt = 0; attempt < 100 && !(found_search && found_404); attempt++) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        FILE *f = fopen(log_path, "r");
+        char line[1024];
+        for (n = 0; f && fgets(line, sizeof line, f); n++) {
+            if (strstr(line, "127.0.0.1 POST /v1/search 200 ") && strstr(line, "ms queries=3\n"))
+                found_search = 1;
+            if (strstr(line, "GET /nowhere 404 ") && strstr(line, "ms queries=0\n"))
+                found_404 = 1;
+        }
+        if (f)
+            fclose(f);
+    }
+    CHECKF(found_search && found_404, "log lines missing (%zu lines in %s)", n, log_path);
+}
+
+/* ================================================================ client errors */
+
+TEST(empty_and_record_less_bodies_are_400)
+{
+    reply r = request(port, "POST", "/v1/search", "text/x-fasta", "", 0);
+    CHECK_ERROR(r, 400, "empty_body", "empty");
+    reply_free(&r);
+    r = request(port, "POST", "/v1/search", "text/x-fasta", NULL, 0);
+    CHECK_ERROR(r, 400, "empty_body", NULL);
+    reply_free(&r);
+    r = post_fasta(port, "/v1/search", " \n\n\t\n");
+    CHECK_ERROR(r, 400, "no_sequences", NULL);
+    reply_free(&r);
+    r = post_json(port, "/v1/search", "{\"fasta\": \"\"}");
+    CHECK_ERROR(r, 400, "no_sequences", "\\\"fasta\\\"");
+    reply_free(&r);
+    r = post_json(port, "/v1/search", "{\"k\": 3}");
+    CHECK_ERROR(r, 400, "missing_fasta", NULL);
+    reply_free(&r);
+    r = request(port, "POST", "/v1/embed", "text/x-fasta", "", 0);
+    CHECK_ERROR(r, 400, "empty_body", NULL);
+    reply_free(&r);
+}
+
+TEST(malformed_fasta_names_the_record)
+{
+    reply r = post_fasta(port, "/v1/search", ">ok1\nMKVLA\n>broken_7 desc\nMKV1LA\n");
+    CHECK_ERROR(r, 400, "invalid_fasta", "record 2 (broken_7), line 4: invalid character '1'");
+    reply_free(&r);
+    r = post_fasta(port, "/v1/search", "MKVLAAGIVG\n");
+    CHECK_ERROR(r, 400, "invalid_fasta", "record 1");
+    reply_free(&r);
+    r = post_fasta(port, "/v1/search", ">empty_one\n>ok\nMKV\n");
+    CHECK_ERROR(r, 400, "invalid_fasta", "empty_one");
+    reply_free(&r);
+    r = post_json(port, "/v1/embed", "{\"fasta\": \">j1\\nMK*V\"}");
+    CHECK_ERROR(r, 400, "invalid_fasta", "\\\"fasta\\\": record 1 (j1)");
+    reply_free(&r);
+    /* Binary junk with NUL bytes. */
+    static const char junk[] = {'>', 'z', '\n', 'M', '\0', 'K', '\xff', '\n'};
+    r = request(port, "POST", "/v1/search", "text/x-fasta", junk, sizeof junk);
+    CHECK_ERROR(r, 400, "invalid_fasta", "record 1 (z)");
+    reply_free(&r);
+}
+
+TEST(too_long_sequences_are_400_and_the_limit_itself_is_fine)
+{
+    char *seq = make_seq(PDR_API_MAX_LENGTH_DEFAULT + 1, 0);
+    size_t n = strlen(seq) + 64;
+    char *body = malloc(n);
+    snprintf(body, n, ">short\nMKV\n>long_one\n%s\n", seq);
+    reply r = post_fasta(port, "/v1/search", body);
+    CHECK_ERROR(r, 400, "sequence_too_long", "record 2 (long_one)");
+    CHECK(strstr(r.body, "10000") != NULL);
+    reply_free(&r);
+    snprintf(body, n, ">at_limit\n%.*s\n", PDR_API_MAX_LENGTH_DEFAULT, seq);
+    r = post_fasta(port, "/v1/search?k=1", body);
+    CHECKF(r.status == 200 && strstr(r.body, "\"length\":10000,"), "status %d", r.status);
+    reply_free(&r);
+    free(body);
+    free(seq);
+}
+
+TEST(too_many_queries_are_400_and_the_limit_itself_is_fine)
+{
+    pdr_buf b;
+    pdr_buf_init(&b);
+    for (int i = 1; i <= PDR_API_MAX_QUERIES_DEFAULT; i++)
+        pdr_buf_printf(&b, ">q%d\nMKVLAAGIVG%c\n", i, "ACDEFGHIKL"[i % 10]);
+    reply r = post_fasta(port, "/v1/search?k=1", b.data);
+    CHECKF(r.status == 200 && count_str(r.body, "{\"query\":") == 100, "status %d", r.status);
+    reply_free(&r);
+    pdr_buf_printf(&b, ">q101\nMKV\n");
+    r = post_fasta(port, "/v1/search?k=1", b.data);
+    CHECK_ERROR(r, 400, "too_many_queries", "record 101 (q101)");
+    reply_free(&r);
+    pdr_buf_free(&b);
+}
+
+TEST(too_large_bodies_are_413)
+{
+    size_t n = PDR_API_MAX_BODY_BYTES_DEFAULT + 1;
+    char *body = malloc(n);
+    memset(body, 'A', n);
+    body[0] = '>';
+    body[1] = 'x';
+    body[2] = '\n';
+    /* As curl sends large bodies: Expect: 100-continue, refused before the body is sent. */
+    conn c;
+    reply r;
+    CHECK(conn_open(&c, port) == 0);
+    conn_request(&c, "POST", "/v1/search", "Content-Type: text/x-fasta\r\n", body, n, 1, &r);
+    CHECK_ERROR(r, 413, "body_too_large", "1048576");
+    reply_free(&r);
+    conn_close(&c);
+    /* Without Expect: the whole body is sent at once; the reply still comes. */
+    r = request(port, "POST", "/v1/search", "text/x-fasta", body, n);
+    CHECK_ERROR(r, 413, "body_too_large", NULL);
+    reply_free(&r);
+    /* Chunked, no Content-Length: refused when the body grows past the limit. */
+    CHECK(conn_open(&c, port) == 0);
+    const char *head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+                       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    send_all(&c, head, strlen(head));
+    char chunk_head[32];
+    for (size_t off = 0; off < n; off += 65536) {
+        size_t len = n - off < 65536 ? n - off : 65536;
+        snprintf(chunk_head, sizeof chunk_head, "%zx\r\n", len);
+        send_all(&c, chunk_head, strlen(chunk_head));
+        send_all(&c, body + off, len);
+        send_all(&c, "\r\n", 2);
+    }
+    send_all(&c, "0\r\n\r\n", 5);
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&c, 0, 0, &r);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    CHECK_ERROR(r, 413, "body_too_large", NULL);
+    reply_free(&r);
+    conn_close(&c);
+    /* A body exactly at the limit is read (and judged on its content). */
+    r = request(port, "POST", "/v1/search", "text/x-fasta", body, n - 1);
+    CHECK_ERROR(r, 400, "sequence_too_long", NULL);
+    reply_free(&r);
+    free(body);
+}
+
+TEST(bad_query_parameters_are_400)
+{
+    static const struct {
+        const char *target, *code;
+    } cases[] = {
+        {"/v1/search?k=0", "bad_k"},          {"/v1/search?k=abc", "bad_k"},
+        {"/v1/search?k=1001", "bad_k"},       {"/v1/search?k=-1", "bad_k"},
+        {"/v1/search?k", "bad_k"},            {"/v1/search?k=99999999999", "bad_k"},
+        {"/v1/search?min_score=2", "bad_min_score"}, {"/v1/search?min_score=nan", "bad_min_score"},
+        {"/v1/search?format=xml", "bad_format"}, {"/v1/search?db=other", "unknown_parameter"},
+        {"/v1/search?k=1&k=2", "duplicate_parameter"}, {"/v1/embed?k=3", "unknown_parameter"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = post_fasta(port, cases[i].target, ">a\nMKV\n");
+        CHECK_ERROR(r, 400, cases[i].code, NULL);
+        reply_free(&r);
+    }
+    /* k given twice: in the query string and in the JSON body. */
+    reply r = post_json(port, "/v1/search?k=3", "{\"fasta\": \">a\\nMKV\", \"k\": 4}");
+    CHECK_ERROR(r, 400, "duplicate_parameter", "k given both");
+    reply_free(&r);
+    r = post_json(port, "/v1/search", "{\"fasta\": \">a\\nMKV\", \"k\": 1001}");
+    CHECK_ERROR(r, 400, "bad_k", "1000");
+    reply_free(&r);
+}
+
+TEST(bad_json_bodies_are_400_with_their_code)
+{
+    static const struct {
+        const char *body, *code, *msg_part;
+    } cases[] = {
+        {"{\"fasta\": \">a\\nMKV\", \"database\": \"x\"}", "unknown_field", "\\\"database\\\""},
+        {"{\"fasta\": \">a\\nMKV\", \"k\": 0}", "bad_k", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"k\": \"5\"}", "bad_k", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"min_score\": -7}", "bad_min_score", NULL},
+        {"{\"fasta\": [\">a\"]}", "bad_fasta", NULL},
+        {"{\"fasta\": \">a\\nMKV\"", "invalid_json", "byte"},
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+         "json_too_deep", NULL},
+        {"42", "not_an_object", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = post_json(port, "/v1/search", cases[i].body);
+        CHECK_ERROR(r, 400, cases[i].code, cases[i].msg_part);
+        reply_free(&r);
+    }
+    reply r = post_json(port, "/v1/embed", "{\"fasta\": \">a\\nMKV\", \"k\": 3}");
+    CHECK_ERROR(r, 400, "unknown_field", "/v1/embed");
+    reply_free(&r);
+}
+
+TEST(unsupported_content_types_are_415)
+{
+    const char *types[] = {"application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=x"};
+    for (size_t i = 0; i < 3; i++) {
+        reply r = request(port, "POST", "/v1/search", types[i], ">a\nMKV\n", 7);
+        CHECK_ERROR(r, 415, "unsupported_media_type", "text/x-fasta");
+        reply_free(&r);
+    }
+    /* Media types are case-insensitive and parameters are ignored. */
+    reply r = request(port, "POST", "/v1/search?k=1", "Application/JSON; charset=utf-8", "{\"fasta\":\">a\\nMKV\"}", 19);
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    reply_free(&r);
+    /* No Content-Type at all: FASTA. */
+    r = request(port, "POST", "/v1/search?k=1", NULL, ">a\nMKV\n", 7);
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    reply_free(&r);
+}
+
+TEST(wrong_methods_are_405_with_allow)
+{
+    static const struct {
+        const char *method, *path, *allow;
+    } cases[] = {
+        {"GET", "/v1/search", "POST"},   {"PUT", "/v1/embed", "POST"},     {"POST", "/v1/health", "GET, HEAD"},
+        {"DELETE", "/", "GET, HEAD"},    {"POST", "/metrics", "GET, HEAD"}, {"PATCH", "/openapi.json", "GET, HEAD"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = request(port, cases[i].method, cases[i].path, NULL, NULL, 0);
+        CHECK_ERROR(r, 405, "method_not_allowed", cases[i].path);
+        char allow[64] = "";
+        CHECKF(find_header(r.head, "Allow", allow, sizeof allow) && strcmp(allow, cases[i].allow) == 0,
+               "%s %s: Allow '%s'", cases[i].method, cases[i].path, allow);
+        reply_free(&r);
+    }
+}
+
+TEST(unknown_paths_are_404)
+{
+    const char *paths[] = {"/v1/searc", "/v2/search", "/index.html", "/v1/search/", "/%2e%2e/etc/passwd"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        reply r = get(port, paths[i]);
+        CHECK_ERROR(r, 404, "not_found", NULL);
+        reply_free(&r);
+    }
+}
+
+TEST(garbage_requests_do_not_hurt_the_server)
+{
+    const char *junk[] = {"NOT HTTP AT ALL\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "\x01\x02\x03\r\n\r\n",
+                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        conn c;
+        if (conn_open(&c, port))
+            continue;
+        send_all(&c, junk[i], strlen(junk[i]));
+        reply r;
+        memset(&r, 0, sizeof r);
+        conn_read_reply(&c, 0, 0, &r); /* a 4xx from libmicrohttpd, or a closed connection */
+        /* HTTP/9.9 gets libmicrohttpd's 505 (HTTP Version Not Supported), the standard answer. */
+        CHECKF(r.io_error || (r.status >= 400 && r.status < 500) || (i == 1 && r.status == 505), "junk %zu: status %d",
+               i, r.status);
+        reply_free(&r);
+        conn_close(&c);
+    }
+    /* A header far larger than the connection's memory: refused, server fine. */
+    char *big = malloc(200000);
+    memset(big, 'a', 199990);
+    memcpy(big, "GET / HTTP/1.1\r\nX-Big: ", 23);
+    memcpy(big + 199990, "\r\n\r\n", 5);
+    reply r = {0};
+    conn c;
+    if (conn_open(&c, port) == 0) {
+        send_all(&c, big, strlen(big));
+        conn_read_reply(&c, 0, 0, &r);
+        CHECKF(r.io_error || (r.status >= 400 && r.status < 500), "big header: status %d", r.status);
+        reply_free(&r);
+        conn_close(&c);
+    }
+    free(big);
+    r = get(port, "/v1/health");
+    CHECK(r.status == 200);
+    reply_free(&r);
+}
+
+/* ================================================================ connections and concurrency */
+
+TEST(keep_alive_serves_several_requests_on_one_connection)
+{
+    conn c;
+    CHECK(conn_open(&c, port) == 0);
+    const char *body = ">ka\nMKVLAAGIVG\n";
+    for (int i = 0; i < 3; i++) {
+        reply r;
+        conn_request(&c, "POST", "/v1/search?k=2", "Content-Type: text/x-fasta\r\n", body, strlen(body), 0, &r);
+        CHECKF(r.status == 200 && count_str(r.body ? r.body : "", "\"rank\":") == 2, "request %d: status %d", i,
+               r.status);
+        reply_free(&r);
+    }
+    conn_close(&c);
+}
+
+typedef struct worker_arg {
+    int n_ok;
+    const char *want;
+} worker_arg;
+
+static void *search_worker(void *p)
+{
+    worker_arg *a = p;
+    for (int i = 0; i < 8; i++) {
+        reply r = post_fasta(port, "/v1/search?format=tsv&k=3", ">c\nMKVLAAGIVGLLLAQWERTYHHHH\n");
+        if (r.status == 200 && strcmp(r.body, a->want) == 0)
+            a->n_ok++;
+        reply_free(&r);
+    }
+    return NULL;
+}
+
+TEST(concurrent_requests_all_get_the_same_right_answer)
+{
+    char *want = expected_tsv(">c\nMKVLAAGIVGLLLAQWERTYHHHH\n", 3, -2.0f);
+    enum { N = 6 };
+    pthread_t t[N];
+    worker_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (worker_arg){0, want};
+        pthread_create(&t[i], NULL, search_worker, &a[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ok += a[i].n_ok;
+    }
+    CHECKF(ok == N * 8, "%d of %d concurrent requests answered right", ok, N * 8);
+    free(want);
+}
+
+/* ================================================================ other servers */
+
+static pdr_http *start_server(pdr_api *a, unsigned max_connections, unsigned timeout_s)
+{
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.max_connections = max_connections;
+    o.timeout_s = timeout_s;
+    pdr_http *h = NULL;
+    pdr_err err;
+    if (pdr_http_start(a, &o, &h, &err))
+        fprintf(stderr, "start_server: %s\n", err.msg);
+    return h;
+}
+
+TEST(loading_server_answers_503_until_ready)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 5);
+    CHECK(h != NULL);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    reply r = get(p, "/v1/health");
+    char retry[16] = "";
+    CHECKF(r.status == 503 && strstr(r.body, "\"status\":\"loading\""), "status %d: %s", r.status, r.body);
+    CHECK(find_header(r.head, "Retry-After", retry, sizeof retry) && strcmp(retry, "1") == 0);
+    reply_free(&r);
+    r = post_fasta(p, "/v1/search", ">a\nMKV\n");
+    CHECK_ERROR(r, 503, "loading", NULL);
+    reply_free(&r);
+    r = get(p, "/v1/info");
+    CHECK_ERROR(r, 503, "loading", NULL);
+    reply_free(&r);
+    r = get(p, "/");
+    CHECK(r.status == 200);
+    reply_free(&r);
+    r = get(p, "/metrics");
+    CHECK(r.status == 200 && strstr(r.body, "pdr_ready 0\n"));
+    reply_free(&r);
+    CHECK(pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    r = get(p, "/v1/health");
+    CHECK(r.status == 200);
+    reply_free(&r);
+    r = post_fasta(p, "/v1/search?k=1", ">a\nMKV\n");
+    CHECK(r.status == 200);
+    reply_free(&r);
+    CHECK(pdr_http_stop(h, 1000) == 0);
+    pdr_api_free(a);
+}
+
+TEST(token_protects_data_endpoints)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, "s3cret-token", 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 5);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    reply r = post_fasta(p, "/v1/search", ">a\nMKV\n");
+    CHECK_ERROR(r, 401, "unauthorized", "Bearer");
+    char www[32] = "";
+    CHECK(find_header(r.head, "WWW-Authenticate", www, sizeof www) && strcmp(www, "Bearer") == 0);
+    reply_free(&r);
+    const char *headers[] = {"Authorization: Bearer wrong\r\n", "Authorization: Bearer s3cret-toke\r\n",
+                             "Authorization: Bearer s3cret-token2\r\n", "Authorization: Basic czNjcmV0LXRva2Vu\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        conn c;
+        conn_open(&c, p);
+        conn_request(&c, "GET", "/v1/info", headers[i], NULL, 0, 0, &r);
+        CHECK_ERROR(r, 401, "unauthorized", NULL);
+        reply_free(&r);
+        conn_close(&c);
+    }
+    conn c;
+    conn_open(&c, p);
+    conn_request(&c, "POST", "/v1/search?k=1", "Authorization: Bearer s3cret-token\r\nContent-Type: text/x-fasta\r\n",
+                 ">a\nMKV\n", 7, 0, &r);
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    reply_free(&r);
+    conn_close(&c);
+    r = get(p, "/metrics");
+    CHECK(r.status == 401);
+    reply_free(&r);
+    const char *open_paths[] = {"/v1/health", "/", "/openapi.json"};
+    for (size_t i = 0; i < 3; i++) {
+        r = get(p, open_paths[i]);
+        CHECKF(r.status == 200, "%s without a token: %d", open_paths[i], r.status);
+        reply_free(&r);
+    }
+    CHECK(strstr(pdr_page_html, "token") != NULL); /* the page can send one */
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+TEST(custom_limits_connection_limit_and_idle_timeout)
+{
+    pdr_api_limits l = {.max_body_bytes = 200, .max_queries = 2, .max_length = 50, .max_k = 3};
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 2, 1);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    reply r = post_fasta(p, "/v1/search?k=4", ">a\nMKV\n");
+    CHECK_ERROR(r, 400, "bad_k", "[1, 3]");
+    reply_free(&r);
+    r = post_fasta(p, "/v1/search", ">a\nMKV\n>b\nMKV\n>c\nMKV\n");
+    CHECK_ERROR(r, 400, "too_many_queries", "record 3 (c)");
+    reply_free(&r);
+    char *seq = make_seq(51, 3), body[128];
+    snprintf(body, sizeof body, ">x\n%s\n", seq);
+    r = post_fasta(p, "/v1/search", body);
+    CHECK_ERROR(r, 400, "sequence_too_long", "record 1 (x)");
+    reply_free(&r);
+    free(seq);
+    char big[300];
+    memset(big, 'M', sizeof big);
+    big[0] = '>';
+    r = request(p, "POST", "/v1/search", "text/x-fasta", big, sizeof big);
+    CHECK_ERROR(r, 413, "body_too_large", "200 bytes");
+    reply_free(&r);
+    r = get(p, "/v1/info");
+    CHECK(strstr(r.body, "\"max_body_bytes\":200,\"max_queries\":2,\"max_length\":50,\"max_k\":3"));
+    reply_free(&r);
+
+    /* Two idle connections fill the server: a third waits in the kernel's backlog, unanswered,
+     * until the idle timeout (1 s here) closes the first two; then it is served. */
+    conn c1, c2, c3;
+    CHECK(conn_open(&c1, p) == 0 && conn_open(&c2, p) == 0);
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    double t0 = now_wall();
+    if (conn_open(&c3, p) == 0) {
+        send_all(&c3, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 36);
+        struct pollfd pfd = {c3.fd, POLLIN, 0};
+        CHECKF(poll(&pfd, 1, 400) == 0, "a connection over the limit was answered at once");
+        memset(&r, 0, sizeof r);
+        conn_read_reply(&c3, 0, 0, &r);
+        double waited = now_wall() - t0;
+        CHECKF(r.status == 200 && waited > 0.5 && waited < 6, "queued connection: status %d after %.2f s", r.status,
+               waited);
+        reply_free(&r);
+        conn_close(&c3);
+    }
+    char byte;
+    ssize_t got = recv(c1.fd, &byte, 1, 0);
+    CHECKF(got == 0 && now_wall() - t0 < 6, "idle connection: recv %zd after %.1f s", got, now_wall() - t0);
+    conn_close(&c1);
+    conn_close(&c2);
+    nanosleep(&pause, NULL);
+    r = get(p, "/v1/health");
+    CHECKF(r.status == 200, "after the idle connections closed: %d", r.status);
+    reply_free(&r);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+typedef struct stop_arg {
+    pdr_http *h;
+    int left;
+} stop_arg;
+
+static void *stop_thread(void *p)
+{
+    stop_arg *s = p;
+    s->left = pdr_http_stop(s->h, 10000);
+    return NULL;
+}
+
+TEST(stop_lets_the_request_in_flight_finish)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 10);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    /* A slow client: headers and half of the body, then the stop begins, then the rest. */
+    conn c;
+    CHECK(conn_open(&c, p) == 0);
+    const char *body = ">inflight\nMKVLAAGIVGLLLAQ\n";
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /v1/search?k=2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    send_all(&c, head, strlen(head));
+    send_all(&c, body, 10);
+    struct timespec pause = {0, 300 * 1000 * 1000}, tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 500 && pdr_http_in_flight(h) != 1; i++) /* until the server has the headers */
+        nanosleep(&tick, NULL);
+    CHECKF(pdr_http_in_flight(h) == 1, "in flight: %d", pdr_http_in_flight(h));
+    stop_arg s = {h, -1};
+    pthread_t t;
+    pthread_create(&t, NULL, stop_thread, &s);
+    nanosleep(&pause, NULL);
+    send_all(&c, body + 10, strlen(body) - 10);
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&c, 0, 0, &r);
+    CHECKF(r.status == 200 && r.body && strstr(r.body, "\"query\":\"inflight\""), "in-flight request: status %d",
+           r.status);
+    reply_free(&r);
+    conn_close(&c);
+    pthread_join(t, NULL);
+    CHECKF(s.left == 0, "%d requests cut off", s.left);
+    /* Stopped: nothing listens any more. */
+    CHECK(conn_open(&c, p) != 0);
+    pdr_api_free(a);
+}
+
+TEST(start_reports_a_busy_port)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK);
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = port; /* the main server has it */
+    pdr_http *h = NULL;
+    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_EIO && h == NULL);
+    char want[32];
+    snprintf(want, sizeof want, "port %d", port);
+    CHECKF(strstr(err.msg, want) != NULL, "%s", err.msg);
+    o.host = "no-such-host.invalid";
+    o.port = 0;
+    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_EIO && strstr(err.msg, "no-such-host.invalid"));
+    pdr_api_free(a);
+}
+
+int main(void)
+{
+    RUN(json_parser_accepts_the_documented_object);
+    RUN(json_parser_rejects_with_a_code_per_mistake);
+    if (setup() != 0) {
+        CHECK(!"setup failed");
+        return CHECK_DONE();
+    }
+    RUN(health_says_loaded);
+    RUN(info_describes_model_database_and_limits);
+    RUN(search_fasta_matches_the_in_process_search);
+    RUN(search_tsv_is_the_cli_tsv);
+    RUN(search_finds_a_database_protein_first_with_score_1);
+    RUN(search_json_body_with_k_and_min_score);
+    RUN(search_default_k_is_10);
+    RUN(embed_returns_the_encoder_vectors);
+    RUN(metrics_count_requests_queries_and_residues);
+    RUN(page_and_openapi_are_the_source_files);
+    RUN(requests_are_logged_one_line_each);
+    RUN(empty_and_record_less_bodies_are_400);
+    RUN(malformed_fasta_names_the_record);
+    RUN(too_long_sequences_are_400_and_the_limit_itself_is_fine);
+    RUN(too_many_queries_are_400_and_the_limit_itself_is_fine);
+    RUN(too_large_bodies_are_413);
+    RUN(bad_query_parameters_are_400);
+    RUN(bad_json_bodies_are_400_with_their_code);
+    RUN(unsupported_content_types_are_415);
+    RUN(wrong_methods_are_405_with_allow);
+    RUN(unknown_paths_are_404);
+    RUN(garbage_requests_do_not_hurt_the_server);
+    RUN(keep_alive_serves_several_requests_on_one_connection);
+    RUN(concurrent_requests_all_get_the_same_right_answer);
+    RUN(loading_server_answers_503_until_ready);
+    RUN(token_protects_data_endpoints);
+    RUN(custom_limits_connection_limit_and_idle_timeout);
+    RUN(stop_lets_the_request_in_flight_finish);
+    RUN(start_reports_a_busy_port);
+    teardown();
+    return CHECK_DONE();
+}
