@@ -17,7 +17,7 @@ static const char embed_usage[] =
     "      --batch-residues R  residues per batch and part file (default 2000000)\n"
     "      --fp16              store embeddings as float16\n"
     "      --strict            stop at the first invalid record (exit 1)\n"
-    "      --max-length AA     reject sequences longer than AA residues (default: no limit)\n"
+    "      --max-length AA     reject sequences longer than AA residues (default 100000; 0 = no limit)\n"
     "      --segments          also store per-segment vectors (trained model only)\n"
     "      --window W          segment window in residues (default 100)\n"
     "      --stride S          segment stride in residues (default 50)\n"
@@ -59,7 +59,7 @@ int cmd_embed(int argc, char **argv)
         case OPT_FP16: opts.fp16 = 1; break;
         case OPT_STRICT: opts.strict = 1; break;
         case OPT_MAXLEN:
-            if ((v = cli_parse_long("embed", "--max-length", optarg, 1, 1L << 40)) < 0)
+            if ((v = cli_parse_long("embed", "--max-length", optarg, 0, 1L << 40)) < 0)
                 return EXIT_USAGE;
             opts.max_length = (size_t)v;
             break;

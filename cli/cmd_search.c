@@ -15,7 +15,6 @@
 #include "pdr_batch.h"
 #include "pdr_db.h"
 #include "pdr_fasta.h"
-#include "pdr_kmer.h"
 #include "pdr_report.h"
 
 #define QUERY_CHUNK 1024
@@ -64,7 +63,7 @@ static const char makedb_usage[] =
     "      --batch-residues R  residues per embedding batch (default 2000000)\n"
     "      --fp16              store embeddings as float16\n"
     "      --strict            stop at the first invalid record\n"
-    "      --max-length AA     reject sequences longer than AA residues\n"
+    "      --max-length AA     reject sequences longer than AA residues (default 100000; 0 = no limit)\n"
     "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
     "  -h, --help              this help\n";
 
@@ -102,7 +101,7 @@ int cmd_makedb(int argc, char **argv)
         case OPT_FP16: bopts.fp16 = 1; break;
         case OPT_STRICT: bopts.strict = 1; break;
         case OPT_MAXLEN:
-            if ((v = cli_parse_long("makedb", "--max-length", optarg, 1, 1L << 40)) < 0)
+            if ((v = cli_parse_long("makedb", "--max-length", optarg, 0, 1L << 40)) < 0)
                 return EXIT_USAGE;
             bopts.max_length = (size_t)v;
             break;
@@ -319,7 +318,7 @@ static const char search_usage[] =
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"
-    "      --max-length AA     reject queries longer than AA residues\n"
+    "      --max-length AA     reject queries longer than AA residues (default 100000; 0 = no limit)\n"
     "  -m, --model M           model (default: the one the database was built with)\n"
     "  -h, --help              this help\n";
 
@@ -343,6 +342,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
         {0, 0, 0, 0}};
     memset(so, 0, sizeof *so);
     so->k = 100;
+    so->max_length = PDR_MAX_LENGTH_DEFAULT;
     so->min_score = -2.0f;
     so->max_evalue = 1e300;
     long v;
@@ -380,7 +380,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
         case 'm': *model = optarg; break;
         case OPT_STRICT: so->strict = 1; break;
         case OPT_MAXLEN:
-            if ((v = cli_parse_long(verb, "--max-length", optarg, 1, 1L << 40)) < 0)
+            if ((v = cli_parse_long(verb, "--max-length", optarg, 0, 1L << 40)) < 0)
                 return EXIT_USAGE;
             so->max_length = (size_t)v;
             break;

@@ -173,8 +173,9 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
 
 /* Check that an existing store was made by the same model and add its ids to the set. */
 static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset *ids, size_t *ret_rows,
-                           pdr_err *err)
+                           size_t *ret_known, pdr_err *err)
 {
+    size_t known = 0;
     pdr_store *st = NULL;
     int rc = pdr_store_open(path, &st, err);
     if (rc)
@@ -196,12 +197,16 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset 
         rc = pdr_store_read_ids(st, start, m_rows, chunk, NULL, err);
         if (rc)
             break;
-        for (size_t i = 0; !rc && i < m_rows; i++)
-            rc = pdr_strset_add(ids, chunk[i], NULL, err);
+        for (size_t i = 0; !rc && i < m_rows; i++) {
+            int added = 0;
+            rc = pdr_strset_add(ids, chunk[i], &added, err);
+            known += !added;
+        }
         pdr_store_free_ids(chunk, m_rows);
     }
     pdr_store_free(st);
     *ret_rows = n;
+    *ret_known = known;
     return rc;
 }
 
@@ -352,6 +357,7 @@ void pdr_bulk_opts_default(pdr_bulk_opts *opts)
     memset(opts, 0, sizeof *opts);
     opts->threads = 1;
     opts->batch_residues = DEFAULT_BATCH_RESIDUES;
+    opts->max_length = PDR_MAX_LENGTH_DEFAULT;
     opts->window = 100;
     opts->stride = 50;
 }
@@ -399,7 +405,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     memset(&b, 0, sizeof b);
     pdr_encoder_ws **ws = calloc((size_t)o.threads, sizeof(pdr_encoder_ws *));
     int have_base = 0, rc;
-    size_t base_rows = 0, part_rows = 0;
+    size_t base_rows = 0;
 
     if (!ws) {
         rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
@@ -418,7 +424,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
 
     /* What is already stored: a finished OUT, and parts of an interrupted run. */
     if (access(out_path, F_OK) == 0) {
-        if ((rc = absorb_existing(out_path, enc, done_ids, &base_rows, err)))
+        size_t known = 0;
+        if ((rc = absorb_existing(out_path, enc, done_ids, &base_rows, &known, err)))
             goto done;
         have_base = 1;
     }
@@ -428,11 +435,19 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     }
     if ((rc = list_parts(partial, &parts, &n_parts, err)))
         goto done;
+    /* A part is either live (none of its ids stored elsewhere) or left over from a run that
+     * was killed after renaming OUT but before removing its parts (all of its ids in OUT). */
     for (size_t i = 0; i < n_parts; i++) {
-        size_t rows = 0;
-        if ((rc = absorb_existing(parts[i], enc, done_ids, &rows, err)))
+        size_t rows = 0, known = 0;
+        if ((rc = absorb_existing(parts[i], enc, done_ids, &rows, &known, err)))
             goto done;
-        part_rows += rows;
+        if (known == rows) {
+            unlink(parts[i]);
+        } else if (known != 0) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: %zu of its %zu ids are also stored elsewhere; remove %s to start over",
+                          parts[i], known, rows, partial);
+            goto done;
+        }
     }
     st.n_existing = 0;
 
@@ -519,7 +534,6 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     for (size_t i = 0; i < n_parts; i++)
         unlink(parts[i]);
     rmdir(partial);
-    (void)part_rows;
 
 done:
     st.seconds = now_s() - t0;

@@ -20,6 +20,9 @@
 #include "pdr_encoder.h"
 #include "pdr_err.h"
 
+/* Default longest sequence: above titin (~35k aa), far below what would exhaust memory. */
+#define PDR_MAX_LENGTH_DEFAULT 100000
+
 typedef struct pdr_bulk_stats {
     size_t n_records;     /* records read from the input, valid or not */
     size_t n_embedded;    /* embedded in this run */
@@ -34,7 +37,7 @@ typedef struct pdr_bulk_stats {
 typedef struct pdr_bulk_opts {
     int threads;              /* worker threads, >= 1 */
     size_t batch_residues;    /* residues per batch/part file; 0 = default (2,000,000) */
-    size_t max_length;        /* longest accepted sequence; 0 = unlimited */
+    size_t max_length;        /* longest accepted sequence; 0 = unlimited (default PDR_MAX_LENGTH_DEFAULT) */
     int fp16;                 /* store embeddings as float16 */
     int strict;               /* first invalid record is fatal */
     int segments;             /* also store per-segment vectors (learned models only) */

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# e2e_crash.sh: crash safety. `pdr embed` and `pdr makedb` are killed with SIGKILL at random
+# moments and rerun; the final store must hold every input record exactly once, in input order,
+# with embeddings identical to an uninterrupted run, and a database directory is never left
+# half-written in a way `pdr search` would load. Seed: PDR_SEED (printed).
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_crash.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$2"; then ok; else bad "$1"; fi; }
+if ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  echo "skipped: python3-h5py is needed to compare stores"; echo "0 passed, 0 failed"; exit 0
+fi
+seed=${PDR_SEED:-$RANDOM}
+echo "e2e_crash: seed $seed (set PDR_SEED to repeat)"
+RANDOM=$seed
+model=$DATA/test/cnn_bench.h5 # production-shaped random weights: slow enough to kill mid-run
+input=$T/input.fasta
+awk '/^>/{n++} n<=400' "$DATA/demo/targets.fasta" >"$input"
+n_input=$(grep -c '^>' "$input")
+common=(--model "$model" --batch-residues 8000 --threads 2)
+
+same_store() { # same ids, same order, same vectors
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+ia, ib = list(a["ids"].asstr()[:]), list(b["ids"].asstr()[:])
+assert ia == ib, "ids differ: %d vs %d rows" % (len(ia), len(ib))
+assert len(set(ia)) == len(ia), "duplicate ids"
+assert np.array_equal(a["embeddings"][:], b["embeddings"][:]), "embeddings differ"
+assert np.array_equal(a["lengths"][:], b["lengths"][:]), "lengths differ"
+PY
+}
+
+t0=$(date +%s.%N)
+"$PDR" embed "$input" -o "$T/ref.h5" "${common[@]}" 2>"$T/err"
+check "uninterrupted run exits 0" "[ $? -eq 0 ]"
+t_full=$(awk -v a="$(date +%s.%N)" -v b="$t0" "BEGIN{printf \"%.3f\", a - b}")
+echo "uninterrupted embed: ${t_full}s"
+
+kills=0
+for round in 1 2 3 4 5 6; do
+  # each round gets 1-15% of an uninterrupted run's duration before the kill
+  delay=$(awk -v t="$t_full" -v r=$((RANDOM % 15 + 1)) "BEGIN{printf \"%.3f\", t * r / 100}")
+  "$PDR" embed "$input" -o "$T/k.h5" "${common[@]}" 2>>"$T/kill.log" &
+  pid=$!
+  echo "round $round: kill after ${delay}s"
+  sleep "$delay"
+  if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
+  wait "$pid" 2>/dev/null
+  [ -e "$T/k.h5" ] && check "a completed output opens (round $round)" "/usr/bin/python3 -c 'import h5py; h5py.File(\"$T/k.h5\",\"r\")[\"ids\"][:]'"
+done
+echo "killed $kills runs"
+"$PDR" embed "$input" -o "$T/k.h5" "${common[@]}" 2>"$T/err"
+check "final rerun exits 0" "[ $? -eq 0 ]"
+check "final store equals the uninterrupted one" "same_store '$T/ref.h5' '$T/k.h5'"
+check "final store has every record once" "/usr/bin/python3 -c 'import h5py; assert len(h5py.File(\"$T/k.h5\",\"r\")[\"ids\"]) == $n_input'"
+check "no partial dir left" "[ ! -e '$T/k.h5.partial' ]"
+
+# Killed after OUT was renamed but before its parts were removed: the stale parts must not
+# be merged twice.
+mkdir -p "$T/stale.h5.partial"
+"$PDR" embed "$input" -o "$T/part.h5" "${common[@]}" --batch-residues 100000000 2>/dev/null
+cp "$T/part.h5" "$T/stale.h5.partial/part-000000.h5"
+cp "$T/ref.h5" "$T/stale.h5"
+"$PDR" embed "$input" -o "$T/stale.h5" "${common[@]}" 2>"$T/err"
+check "stale parts after a finished run are dropped" "same_store '$T/ref.h5' '$T/stale.h5'"
+
+# makedb: killed at random moments, search either refuses the directory or works; the final
+# database answers like one built without interruption.
+"$PDR" makedb "$input" "$T/dbref" "${common[@]}" 2>/dev/null
+"$PDR" search "$T/dbref" "$DATA/demo/query.fasta" "$T/ref.tsv" -k 5 --model "$model" 2>/dev/null
+for round in 1 2 3 4; do
+  delay=$(awk -v t="$t_full" -v r=$((RANDOM % 110)) "BEGIN{printf \"%.3f\", t * r / 100}")
+  "$PDR" makedb "$input" "$T/db" "${common[@]}" 2>>"$T/kill.log" &
+  pid=$!
+  sleep "$delay"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  "$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/mid.tsv" -k 5 --model "$model" 2>"$T/err"
+  rc=$?
+  if [ $rc -eq 0 ]; then
+    check "a database that loads answers correctly (round $round)" "cmp -s '$T/ref.tsv' '$T/mid.tsv'"
+  else
+    check "a half-made database is refused with a message (round $round)" "[ $rc -eq 1 ] && [ -s '$T/err' ]"
+  fi
+done
+"$PDR" makedb "$input" "$T/db" "${common[@]}" 2>/dev/null
+"$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/final.tsv" -k 5 --model "$model" 2>/dev/null
+check "rerun makedb answers like the uninterrupted one" "cmp -s '$T/ref.tsv' '$T/final.tsv'"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
