@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 packages=(build-essential cmake pkg-config zlib1g-dev libfaiss-dev libopenblas-dev libhdf5-dev
-          libmicrohttpd-dev clang libclang-rt-14-dev curl python3-h5py python3-numpy)
+          libmicrohttpd-dev clang libclang-rt-14-dev curl time python3-h5py python3-numpy)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# e2e_hostile.sh: the hostile-input matrix for the CLI (README, "Hostile input"). Each case
+# states the expected outcome: exit code, message, and that memory stays bounded.
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_hostile.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$2"; then ok; else bad "$1"; fi; }
+# run_embed NAME: embeds $T/NAME.fa into $T/NAME.h5; sets rc, err file $T/NAME.err, peak RSS (KiB) in rss
+run_embed() {
+  local name=$1; shift
+  /usr/bin/env time -f '%M' -o "$T/$name.rss" "$PDR" embed "$T/$name.fa" -o "$T/$name.h5" --threads 2 "$@" 2>"$T/$name.err"
+  rc=$?
+  rss=$(tail -1 "$T/$name.rss" 2>/dev/null || echo 0)
+}
+have_time=0; [ -x /usr/bin/time ] && have_time=1
+[ $have_time -eq 1 ] || run_embed() { local name=$1; shift; "$PDR" embed "$T/$name.fa" -o "$T/$name.h5" --threads 2 "$@" 2>"$T/$name.err"; rc=$?; rss=0; }
+
+# empty file -> exit 1, "no valid sequences"
+: >"$T/empty.fa"; run_embed empty
+check "empty file: exit 1 with message" "[ $rc -eq 1 ] && grep -q 'no valid sequences' '$T/empty.err'"
+
+# binary garbage -> exit 1, not FASTA, no crash
+head -c 200000 /dev/urandom >"$T/garbage.fa"; run_embed garbage
+check "binary garbage: exit 1, no crash" "[ $rc -eq 1 ] && ! grep -qi 'sanitizer\|segmentation' '$T/garbage.err'"
+check "binary garbage: says not FASTA or invalid" "grep -q 'not FASTA\|invalid' '$T/garbage.err'"
+
+# only headers -> every record empty, exit 1
+printf '>a\n>b\n>c\n' >"$T/headers.fa"; run_embed headers
+check "only headers: exit 1" "[ $rc -eq 1 ] && grep -q 'empty sequence' '$T/headers.err'"
+
+# '>' inside a sequence line -> that record skipped, others stored
+printf '>ok1\nMKVLA\n>bad\nMKV>LA\n>ok2\nACDEF\n' >"$T/gt.fa"; run_embed gt
+check "'>' inside a line: record named, others kept" "[ $rc -eq 0 ] && grep -q 'record 2 (bad)' '$T/gt.err' && grep -q '2 embedded' '$T/gt.err'"
+
+# NUL bytes -> record skipped with the byte named
+printf '>ok1\nMKVLA\n>nul\nMK\0VLA\n' >"$T/nul.fa"; run_embed nul
+check "NUL byte: record named with 0x00" "[ $rc -eq 0 ] && grep -q 'nul' '$T/nul.err' && grep -q '0x00' '$T/nul.err'"
+
+# a huge single-line sequence on stdin: rejected above the length limit, memory bounded
+big_mb=${PDR_HOSTILE_BIG_MB:-256}
+{ printf '>huge\n'; head -c $((big_mb * 1024 * 1024)) /dev/zero | tr '\0' 'A'; printf '\n>small\nMKVLA\n'; } |
+  /usr/bin/env time -f '%M' -o "$T/huge.rss" "$PDR" embed - -o "$T/huge.h5" 2>"$T/huge.err"
+rc=$?
+rss=$(tail -1 "$T/huge.rss" 2>/dev/null || echo 0)
+check "${big_mb} MiB line on stdin: exit 0, record rejected" "[ $rc -eq 0 ] && grep -q 'huge' '$T/huge.err' && grep -q 'max_length\|longer' '$T/huge.err'"
+check "${big_mb} MiB line: peak RSS under 200 MiB (got ${rss} KiB)" "[ ${rss:-0} -lt 204800 ]"
+check "the next record after it is stored" "grep -q '1 embedded' '$T/huge.err'"
+
+# 100k tiny records -> all stored
+awk 'BEGIN{for(i=0;i<100000;i++) printf ">t%d\nMKV\n", i}' >"$T/tiny.fa"; run_embed tiny --model kmer3
+check "100k tiny records: all embedded" "[ $rc -eq 0 ] && grep -q '100000 embedded' '$T/tiny.err'"
+
+# duplicate ids -> second one reported, first kept
+printf '>dup\nMKVLA\n>dup\nACDEF\n>uniq\nWWW\n' >"$T/dup.fa"; run_embed dup
+check "duplicate id: reported, first kept" "[ $rc -eq 0 ] && grep -q 'duplicate' '$T/dup.err' && grep -q '2 embedded' '$T/dup.err'"
+
+# non-UTF-8 id -> record reported with the byte escaped
+printf '>bad\xff\xfeid\nMKVLA\n>good\nMKV\n' >"$T/utf.fa"; run_embed utf
+check "non-UTF-8 id: reported, others kept" "[ $rc -eq 0 ] && grep -q 'xFF\|xff\|UTF-8' '$T/utf.err' && grep -q '1 embedded' '$T/utf.err'"
+
+# CRLF -> read like LF, same vector as the LF file
+printf '>c1\r\nMKVLAAGIVG\r\nLLLAQ\r\n' >"$T/crlf.fa"; printf '>c1\nMKVLAAGIVG\nLLLAQ\n' >"$T/lf.fa"
+run_embed crlf; run_embed lf
+check "CRLF: same store as LF" "[ $rc -eq 0 ] && /usr/bin/python3 -c 'import h5py,numpy as np; a=h5py.File(\"$T/crlf.h5\")[\"embeddings\"][:]; b=h5py.File(\"$T/lf.h5\")[\"embeddings\"][:]; assert np.array_equal(a,b)' 2>/dev/null || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null"
+
+# truncated gzip -> exit 1 naming truncation; nothing half-written as the output
+gzip -c "$DATA/demo/targets.fasta" >"$T/full.gz"
+head -c $(( $(stat -c %s "$T/full.gz") / 2 )) "$T/full.gz" >"$T/trunc.fa"; run_embed trunc --model kmer3
+check "truncated gzip: exit 1, says truncated" "[ $rc -eq 1 ] && grep -q 'truncated' '$T/trunc.err'"
+check "truncated gzip: no output store" "[ ! -e '$T/trunc.h5' ]"
+cp "$T/full.gz" "$T/gz.fa"; run_embed gz --model kmer3
+check "gzip input works" "[ $rc -eq 0 ] && grep -q '1049 embedded' '$T/gz.err'"
+
+# search with hostile queries: bad ones skipped, exit 0 if any good; all bad -> exit 1
+"$PDR" makedb "$DATA/test/small.fasta" "$T/db" --model kmer3 2>/dev/null
+"$PDR" search "$T/db" "$T/garbage.fa" - >/dev/null 2>"$T/sg.err"
+check "search with garbage queries: exit 1" "[ $? -eq 1 ]"
+"$PDR" search "$T/db" "$T/gt.fa" - >"$T/sgt.tsv" 2>"$T/sgt.err"
+check "search skips the bad query, answers the others" "[ $? -eq 0 ] && [ \$(cut -f1 '$T/sgt.tsv' | sort -u | wc -l) -eq 2 ]"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
