@@ -10,7 +10,6 @@
 
 #include "pdr_index.h"
 
-#define DEFAULT_IVF_MIN_ROWS 1000000
 
 struct pdr_db {
     char *dir;
@@ -27,15 +26,48 @@ static void join_path(char *out, size_t cap, const char *dir, const char *name)
     snprintf(out, cap, "%s/%s", dir, name);
 }
 
-int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_err *err)
+/* Recall@10 of ix against exact search, with n_q database rows sampled as queries. */
+static int measure_recall(const pdr_index *ix, const float *vec, size_t n, int dim, size_t n_q, double *ret_recall,
+                          pdr_err *err)
+{
+    const int k = 10;
+    float *q = malloc(n_q * (size_t)dim * sizeof(float));
+    float *s_exact = malloc(n_q * k * sizeof(float)), *s_ix = malloc(n_q * k * sizeof(float));
+    int64_t *r_exact = malloc(n_q * k * sizeof(int64_t)), *r_ix = malloc(n_q * k * sizeof(int64_t));
+    int rc = PDR_OK;
+    if (!q || !s_exact || !s_ix || !r_exact || !r_ix) {
+        rc = pdr_fail(err, PDR_ENOMEM, "recall check: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_q; i++) /* evenly spaced rows: deterministic */
+        memcpy(q + i * (size_t)dim, vec + (i * (n / n_q)) * (size_t)dim, (size_t)dim * sizeof(float));
+    rc = pdr_topk_bruteforce(vec, n, dim, q, n_q, k, s_exact, r_exact, err);
+    if (!rc)
+        rc = pdr_index_search(ix, q, n_q, k, s_ix, r_ix, err);
+    if (!rc)
+        *ret_recall = pdr_recall_at_k(r_exact, r_ix, n_q, k);
+done:
+    free(q);
+    free(s_exact);
+    free(s_ix);
+    free(r_exact);
+    free(r_ix);
+    return rc;
+}
+
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report,
+                       pdr_err *err)
 {
     (void)threads;
-    char store_path[4096], index_path[4096];
+    pdr_db_index_report local;
+    pdr_db_index_report *report = opt_report ? opt_report : &local;
+    char store_path[4096], index_path[4096], ivf[64];
     join_path(store_path, sizeof store_path, dbdir, PDR_DB_STORE);
     join_path(index_path, sizeof index_path, dbdir, PDR_DB_INDEX);
     pdr_store *st = NULL;
     float *vec = NULL;
     pdr_index *ix = NULL;
+    memset(report, 0, sizeof *report);
     int rc = pdr_store_open(store_path, &st, err);
     if (rc)
         return rc;
@@ -45,15 +77,16 @@ int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_err
         rc = pdr_fail(err, PDR_EINPUT, "%s: the store holds no proteins", store_path);
         goto done;
     }
-    if (!spec || !*spec) {
-        /* IVF with SQ8 codes above a million rows: about sqrt(n) lists. */
-        static char ivf[64];
+    int auto_spec = !spec || !*spec;
+    if (auto_spec) {
+        /* IVF with SQ8 codes from PDR_DB_IVF_MIN_ROWS rows: about 4 sqrt(n) lists. */
         size_t lists = 1;
-        while (lists * lists < n)
+        while (lists * lists < 16 * n)
             lists *= 2;
         snprintf(ivf, sizeof ivf, "IVF%zu,SQ8", lists);
-        spec = n < DEFAULT_IVF_MIN_ROWS ? "Flat" : ivf;
+        spec = n < PDR_DB_IVF_MIN_ROWS ? "Flat" : ivf;
     }
+    snprintf(report->spec, sizeof report->spec, "%s", spec);
     vec = malloc(n * (size_t)dim * sizeof(float));
     if (!vec) {
         rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory reading %zu x %d vectors", store_path, n, dim);
@@ -63,6 +96,21 @@ int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_err
         goto done;
     if ((rc = pdr_index_build(vec, n, dim, spec, &ix, err)))
         goto done;
+    report->recall_at_10 = 1.0;
+    if (strcmp(spec, "Flat") != 0) {
+        /* Smallest nprobe (or efSearch) whose recall@10 against exact search reaches the target,
+         * measured on sampled database rows; it is saved with the index as its default. */
+        static const int probes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+        size_t n_q = n < 1000 ? n : 1000;
+        for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+            if ((rc = pdr_index_set_nprobe(ix, probes[i], err)) ||
+                (rc = measure_recall(ix, vec, n, dim, n_q, &report->recall_at_10, err)))
+                goto done;
+            report->nprobe = probes[i];
+            if (report->recall_at_10 >= PDR_DB_RECALL_TARGET)
+                break;
+        }
+    }
     rc = pdr_index_save(ix, index_path, err);
 done:
     pdr_index_free(ix);
