@@ -261,6 +261,8 @@ static void parity(const char *model_name, const char *ref_name)
 
 TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5"); }
 TEST(cnn_matches_pytorch_production_shape) { parity("cnn_bench.h5", "cnn_bench_ref.h5"); }
+/* the trained model pdr ships as its default (data/pdr_cnn_v1.h5, exported by train/train.py) */
+TEST(cnn_matches_pytorch_shipped_model) { parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5"); }
 
 TEST(cnn_reports_its_shape)
 {
@@ -627,6 +629,7 @@ int main(int argc, char **argv)
 
     RUN(cnn_matches_pytorch_tiny);
     RUN(cnn_matches_pytorch_production_shape);
+    RUN(cnn_matches_pytorch_shipped_model);
     RUN(cnn_reports_its_shape);
     RUN(cnn_is_deterministic_and_ws_reuse_is_clean);
     RUN(cnn_tokenizes_like_model_py);
