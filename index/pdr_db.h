@@ -77,7 +77,8 @@ int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, floa
 /* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
  * cosines of random sequences (UniProt background frequencies, lengths drawn from the database)
  * against sampled database proteins, plus pairs of sampled database proteins when the database
- * holds at least 1,000. Deterministic (fixed seed). */
-int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err);
+ * holds at least 1,000. Deterministic (fixed seed). The random sequences are embedded by
+ * `threads` worker threads. */
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr_err *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pdr_batch.h"
 #include "pdr_db.h"
 
 #define N_RANDOM_SEQS 500
@@ -53,15 +54,18 @@ static float dot(const float *a, const float *b, int dim)
     return s;
 }
 
-int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_STORE);
     pdr_store *st = NULL;
-    pdr_encoder_ws *ws = NULL;
+    if (threads < 1)
+        threads = 1;
+    pdr_encoder_ws *ws[threads];
+    memset(ws, 0, sizeof ws);
     float *rows = NULL, *rand_vec = NULL, *scores = NULL;
-    int32_t *lens = NULL;
-    char *seq = NULL;
+    int32_t *lens = NULL, *rand_len = NULL;
+    char *seq_store = NULL, *seqs[N_RANDOM_SEQS];
     int rc = pdr_store_open(path, &st, err);
     if (rc)
         return rc;
@@ -81,10 +85,11 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
     size_t n_scores = (size_t)N_RANDOM_SEQS * n_rows + n_pairs_rows * (n_pairs_rows - (n_pairs_rows > 0)) / 2;
     rows = malloc(n_rows * (size_t)dim * sizeof(float));
     lens = malloc(n_rows * sizeof(int32_t));
-    rand_vec = malloc((size_t)dim * sizeof(float));
+    rand_vec = malloc((size_t)N_RANDOM_SEQS * dim * sizeof(float));
+    rand_len = malloc(N_RANDOM_SEQS * sizeof(int32_t));
     scores = malloc(n_scores * sizeof(float));
-    seq = malloc(1001);
-    if (!rows || !lens || !rand_vec || !scores || !seq) {
+    seq_store = malloc((size_t)N_RANDOM_SEQS * 1001);
+    if (!rows || !lens || !rand_vec || !rand_len || !scores || !seq_store) {
         rc = pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
         goto done;
     }
@@ -101,18 +106,23 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
     }
     if (rc)
         goto done;
-    if ((rc = pdr_encoder_ws_create(enc, &ws, err)))
-        goto done;
-    size_t k = 0;
+    for (int t = 0; t < threads; t++)
+        if ((rc = pdr_encoder_ws_create(enc, &ws[t], err)))
+            goto done;
     for (int r = 0; r < N_RANDOM_SEQS; r++) {
         size_t len = (size_t)lens[rng_next(&rng) % n_rows];
         len = len < 20 ? 20 : len > 1000 ? 1000 : len;
-        random_protein(&rng, seq, len);
-        if ((rc = pdr_encode(enc, ws, seq, len, rand_vec, err)))
-            goto done;
-        for (size_t i = 0; i < n_rows; i++)
-            scores[k++] = dot(rand_vec, rows + i * (size_t)dim, dim);
+        seqs[r] = seq_store + (size_t)r * 1001;
+        random_protein(&rng, seqs[r], len);
+        rand_len[r] = (int32_t)len;
     }
+    pdr_batch_job job = {.n = N_RANDOM_SEQS, .seqs = seqs, .lengths = rand_len, .emb = rand_vec};
+    if ((rc = pdr_batch_embed(enc, ws, threads, &job, err)))
+        goto done;
+    size_t k = 0;
+    for (int r = 0; r < N_RANDOM_SEQS; r++)
+        for (size_t i = 0; i < n_rows; i++)
+            scores[k++] = dot(rand_vec + (size_t)r * dim, rows + i * (size_t)dim, dim);
     for (size_t i = 0; i < n_pairs_rows; i++)
         for (size_t j = i + 1; j < n_pairs_rows; j++)
             scores[k++] = dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim);
@@ -122,12 +132,14 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_CALIB);
     rc = pdr_calib_save(&cal, path, err);
 done:
-    pdr_encoder_ws_free(ws);
+    for (int t = 0; t < threads; t++)
+        pdr_encoder_ws_free(ws[t]);
     free(rows);
     free(lens);
     free(rand_vec);
+    free(rand_len);
     free(scores);
-    free(seq);
+    free(seq_store);
     pdr_store_free(st);
     return rc;
 }

@@ -349,7 +349,7 @@ static int setup(void)
     pdr_bulk_stats stats;
     if (pdr_encoder_open(PDR_MODEL_BUILTIN_KMER, &enc, &err) ||
         pdr_bulk_embed(enc, targets, store, &bopts, &stats, &err) || pdr_db_build_index(dbdir, "Flat", 2, NULL, &err) ||
-        pdr_db_calibrate(dbdir, enc, &err) || pdr_db_open(dbdir, &db, &err)) {
+        pdr_db_calibrate(dbdir, enc, 2, &err) || pdr_db_open(dbdir, &db, &err)) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;
     }
