@@ -172,7 +172,10 @@ def load_h5_model(path):
 def load_checkpoint_model(path):
     import torch
     from model import Encoder
-    ck = torch.load(path, map_location="cpu")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:
+        ck = torch.load(path, map_location="cpu")
     m = Encoder(**ck["config"])
     m.load_state_dict(ck["model"])
     return m

@@ -30,6 +30,12 @@ sys.path.insert(0, HERE)
 from model import Encoder, tokenize, PAD_TOKEN  # noqa: E402
 
 
+def opent(path):
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path += ".gz"
+    return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+
+
 def read_fasta(path):
     op = (lambda p: gzip.open(p, "rt")) if path.endswith(".gz") else open
     out, acc, seq = {}, None, []
@@ -65,14 +71,14 @@ class PairData:
         self.tok = lut[np.frombuffer("".join(seqs[a] for a in self.accs).encode("latin-1", "replace"), np.uint8)]
         selfbits = np.array([2.0 * l for l in self.lens], np.float32)
         sb = os.path.join(ddir, "selfbits.tsv")
-        if os.path.exists(sb):
-            for line in open(sb):
+        if os.path.exists(sb) or os.path.exists(sb + ".gz"):
+            for line in opent(sb):
                 a, b = line.split()
                 if a in idx:
                     selfbits[idx[a]] = float(b)
         self.selfbits = selfbits
         P = []
-        for line in open(os.path.join(ddir, "pos.tsv")):
+        for line in opent(os.path.join(ddir, "pos.tsv")):
             p = line.split("\t")
             if p[0] in idx and p[1] in idx:
                 P.append((idx[p[0]], idx[p[1]], float(p[3]), int(p[4]) - 1, int(p[5]), int(p[6]) - 1, int(p[7])))
@@ -91,8 +97,8 @@ class PairData:
         self.pos_keys = np.unique(np.concatenate([pa * len(self.accs) + pb, pb * len(self.accs) + pa]))
         N = []
         ng = os.path.join(ddir, "neg.tsv")
-        if os.path.exists(ng):
-            for line in open(ng):
+        if os.path.exists(ng) or os.path.exists(ng + ".gz"):
+            for line in opent(ng):
                 p = line.split("\t")
                 if p[0] in idx and p[1] in idx:
                     N.append((idx[p[0]], idx[p[1]]))
@@ -147,7 +153,7 @@ class PairData:
             if len(seqsN) < H and rng.random() < 0.5:  # both sides of the negative pair
                 seqsN.append(self.crop(rng, int(q), L)); idn.append(int(q))
         allseq = seqsA + seqsP + seqsN
-        Lmax = max(len(s) for s in allseq)
+        Lmax = -(-max(len(s) for s in allseq) // 64) * 64  # few distinct shapes for the GPU kernels
         tok = np.full((len(allseq), Lmax), PAD_TOKEN, np.int64)
         for k, s in enumerate(allseq):
             tok[k, :len(s)] = s
@@ -172,6 +178,13 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield self.data.batch(rng, a.batch, a.hard, a.self_frac, a.min_crop, a.max_crop, a.full_frac)
 
 
+def torch_load(path, dev):
+    try:
+        return torch.load(path, map_location=dev, weights_only=False)
+    except TypeError:  # older torch without weights_only
+        return torch.load(path, map_location=dev)
+
+
 def lr_at(frac, a):
     if frac < a.warmup:
         return a.lr * max(frac / a.warmup, 0.01)
@@ -194,6 +207,7 @@ def main():
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--ckpt-dir", default=os.path.join(HERE, "work", "ckpt"))
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="start from this checkpoint's weights (new optimizer/schedule)")
     ap.add_argument("--time-budget", type=float, default=3600.0, help="seconds of training (LR schedule runs on it)")
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
@@ -227,7 +241,7 @@ def main():
     torch.manual_seed(a.seed)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     held = None
@@ -248,8 +262,13 @@ def main():
     os.makedirs(a.ckpt_dir, exist_ok=True)
     last = os.path.join(a.ckpt_dir, "last.pt")
     step, elapsed0 = 0, 0.0
+    if a.init:  # weights only (fresh optimizer and schedule): a second training phase
+        ck = torch_load(a.init, dev)
+        assert ck["config"] == cfg, "init checkpoint config %s != %s" % (ck["config"], cfg)
+        model.load_state_dict(ck["model"])
+        print("initialised from %s (step %s of its run)" % (a.init, ck.get("step")), flush=True)
     if a.resume and os.path.exists(last):
-        ck = torch.load(last, map_location=dev)
+        ck = torch_load(last, dev)
         assert ck["config"] == cfg, "checkpoint config %s != %s" % (ck["config"], cfg)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -321,8 +340,6 @@ def main():
     elapsed = elapsed0 + time.time() - tstart
     save(last, model, opt, step, elapsed, cfg, a)
     print("trained %d steps, %.0f s of training; checkpoint %s" % (step, elapsed, last), flush=True)
-    final = os.path.join(a.ckpt_dir, "final.pt")
-    torch.save({"model": model.state_dict(), "config": cfg, "step": step, "elapsed": elapsed, "args": vars(a)}, final)
 
     model.eval()
     if a.export:
