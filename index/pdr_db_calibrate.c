@@ -7,7 +7,7 @@
 #include "pdr_batch.h"
 #include "pdr_db.h"
 
-#define N_RANDOM_SEQS 500
+#define N_RANDOM_SEQS 200
 #define N_SAMPLED_ROWS 2000
 #define N_PAIR_ROWS 700
 #define MIN_ROWS_FOR_PAIRS 1000
