@@ -57,7 +57,7 @@ def sgemm_rate(build, threads):
     return float(out.split(":")[1].split()[0])
 
 
-def torch_rate(model, seqs, threads, max_len=None, batch_tokens=16384):
+def torch_rate(model, seqs, threads, max_len=None, batch_tokens=8192):
     """Residues/s of a PyTorch model over seqs (list of token lists), length-sorted batches."""
     import torch
     torch.set_num_threads(threads)
@@ -69,15 +69,17 @@ def torch_rate(model, seqs, threads, max_len=None, batch_tokens=16384):
     with torch.no_grad():
         i = 0
         while i < len(seqs):
-            L = len(seqs[min(len(seqs) - 1, i)])
-            b = max(1, batch_tokens // max(L, 1))
-            chunk = seqs[i:i + b]
+            # sorted by length: grow the batch while (count x longest) stays within batch_tokens
+            j = i + 1
+            while j < len(seqs) and (j + 1 - i) * len(seqs[j]) <= batch_tokens:
+                j += 1
+            chunk = seqs[i:j]
             L = max(len(s) for s in chunk)
             x = torch.full((len(chunk), L), model.pad, dtype=torch.long)
-            for j, s in enumerate(chunk):
-                x[j, :len(s)] = torch.tensor(s)
+            for r, s in enumerate(chunk):
+                x[r, :len(s)] = torch.tensor(s)
             model(x)
-            i += b
+            i = j
     return total / (time.monotonic() - t), total
 
 
