@@ -149,12 +149,13 @@ static void chunk_clear(query_chunk *q)
     q->n = 0;
 }
 
+/* Embed the chunk's queries into qvec (unless already_embedded), search, format the hits. */
 static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws **ws, const search_opts *so,
-                        query_chunk *q, float *qvec, pdr_hit *hits, size_t *counts, pdr_buf *out,
-                        size_t *n_written, pdr_err *err)
+                        query_chunk *q, int already_embedded, float *qvec, pdr_hit *hits, size_t *counts,
+                        pdr_buf *out, size_t *n_written, pdr_err *err)
 {
     pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
-    int rc = pdr_batch_embed(enc, ws, so->threads, &job, err);
+    int rc = already_embedded ? PDR_OK : pdr_batch_embed(enc, ws, so->threads, &job, err);
     if (!rc)
         rc = pdr_db_search(db, qvec, q->n, so->k, so->min_score, so->max_evalue, hits, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
@@ -181,10 +182,27 @@ static int write_buf(FILE *f, pdr_buf *b, const char *path, pdr_err *err)
     return PDR_OK;
 }
 
+/* Read the next chunk of queries from an embedding store (ids, lengths and vectors). */
+static int chunk_from_store(pdr_store *st, size_t *pos, query_chunk *q, float *qvec, int *eof, pdr_err *err)
+{
+    size_t n = pdr_store_count(st), m = n - *pos < QUERY_CHUNK ? n - *pos : QUERY_CHUNK;
+    int rc = m ? pdr_store_read_ids(st, *pos, m, q->ids, q->lengths, err) : PDR_OK;
+    if (!rc && m) {
+        memset(q->seqs, 0, m * sizeof(char *));
+        q->n = m;
+        rc = pdr_store_read(st, *pos, m, qvec, err);
+    }
+    *pos += m;
+    *eof = *pos >= n;
+    return rc;
+}
+
 /* Search every record of query_path; write to out_path ("-" = stdout; files are written to a
- * temporary name and renamed when complete). */
+ * temporary name and renamed when complete). When query_store is given (easy-search with the
+ * same file as query and target), the queries' vectors come from that store instead of being
+ * embedded a second time. */
 static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc, const char *query_path,
-                      const char *out_path, const search_opts *so)
+                      const char *query_store, const char *out_path, const search_opts *so)
 {
     pdr_err err;
     pdr_err_clear(&err);
@@ -194,6 +212,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     int dim = pdr_encoder_dim(enc), rc = 0;
     size_t n_written = 0, n_invalid = 0, n_queries = 0;
     pdr_fasta *fa = NULL;
+    pdr_store *qst = NULL;
+    size_t store_pos = 0;
     FILE *f = NULL;
     pdr_buf out;
     pdr_buf_init(&out);
@@ -210,7 +230,7 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
         if ((rc = pdr_encoder_ws_create(enc, &ws[t], &err)))
             goto done;
     pdr_fasta_opts fopts = {.max_length = so->max_length, .check_duplicates = 0};
-    if ((rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
+    if (query_store ? (rc = pdr_store_open(query_store, &qst, &err)) : (rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
         goto done;
     f = to_stdout ? stdout : fopen(tmp, "w");
     if (!f) {
@@ -225,7 +245,12 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
         pdr_buf_puts(&out, ",\"results\":[\n");
     }
     for (int eof = 0; !eof;) {
-        while (q->n < QUERY_CHUNK) {
+        if (qst) {
+            if ((rc = chunk_from_store(qst, &store_pos, q, qvec, &eof, &err)))
+                goto done;
+            n_queries += q->n;
+        }
+        while (!qst && q->n < QUERY_CHUNK) {
             pdr_seq s;
             pdr_err rerr;
             pdr_err_clear(&rerr);
@@ -259,7 +284,7 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
             q->n++;
             n_queries++;
         }
-        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qvec, hits, counts, &out, &n_written, &err)))
+        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qvec, hits, counts, &out, &n_written, &err)))
             goto done;
         chunk_clear(q);
         if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
@@ -305,6 +330,7 @@ done:
             pdr_encoder_ws_free(ws[t]);
     free(ws);
     pdr_fasta_close(fa);
+    pdr_store_free(qst);
     pdr_buf_free(&out);
     return rc ? EXIT_RUNTIME : EXIT_OK;
 }
@@ -407,8 +433,8 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
     return 0;
 }
 
-static int search_db(const char *verb, const char *dbdir, const char *query, const char *out, search_opts *so,
-                     const char *model)
+static int search_db(const char *verb, const char *dbdir, const char *query, const char *query_store,
+                     const char *out, search_opts *so, const char *model)
 {
     pdr_err err;
     pdr_err_clear(&err);
@@ -423,7 +449,7 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         return EXIT_RUNTIME;
     }
     pdr_encoder *enc = cli_open_db_model(verb, db, model);
-    int rc = enc ? run_search(verb, db, enc, query, out, so) : EXIT_RUNTIME;
+    int rc = enc ? run_search(verb, db, enc, query, query_store, out, so) : EXIT_RUNTIME;
     pdr_encoder_free(enc);
     pdr_db_free(db);
     return rc;
@@ -438,7 +464,7 @@ int cmd_search(int argc, char **argv)
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     so.threads = cli_set_threads(threads);
-    return search_db("search", argv[optind], argv[optind + 1], argv[optind + 2], &so, model);
+    return search_db("search", argv[optind], argv[optind + 1], NULL, argv[optind + 2], &so, model);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -483,8 +509,14 @@ int cmd_easy_search(int argc, char **argv)
         bopts.strict = so.strict;
         cli_bulk_callbacks(&bopts, "easy-search");
         rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat");
+        /* All-vs-all (the same file as query and target): reuse the target's vectors. */
+        struct stat qs, ts;
+        int same = strcmp(query, "-") != 0 && strcmp(target, "-") != 0 && stat(query, &qs) == 0 &&
+                   stat(target, &ts) == 0 && qs.st_dev == ts.st_dev && qs.st_ino == ts.st_ino;
+        char store[4200];
+        snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
         if (rc == EXIT_OK)
-            rc = search_db("easy-search", dbdir, query, out, &so, model);
+            rc = search_db("easy-search", dbdir, query, same ? store : NULL, out, &so, model);
         pdr_encoder_free(enc);
     }
     nftw(dbdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

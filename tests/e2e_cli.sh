@@ -61,8 +61,10 @@ check "search gives same top hits as easy-search" "[ \"\$(awk '\$5==1' '$T/s.tsv
 check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
 "$PDR" search "$T/db" "$small" - -k 5 --min-score 0.99 >"$T/min.tsv" 2>"$T/err"
 check "--min-score keeps only self hits" "[ \$(wc -l <'$T/min.tsv') -eq $n_small ]"
-"$PDR" search "$T/db" "$small" - -k 5 -e 1e-10 >"$T/ev.tsv" 2>"$T/err"
-check "-e filter keeps only strong hits" "awk -F'\t' '\$4>1e-10{exit 1}' '$T/ev.tsv' && [ -s '$T/ev.tsv' ]"
+# -e at the largest self-hit E-value: every self hit stays, nothing weaker than it
+emax=$(awk -F'\t' '$5==1 && $4>m{m=$4} END{printf "%g", m * 1.01}' "$T/s.tsv")  # printed E-values are rounded
+"$PDR" search "$T/db" "$small" - -k 5 -e "$emax" >"$T/ev.tsv" 2>"$T/err"
+check "-e filter keeps only hits at or below E" "awk -F'\t' -v e=$emax '\$4>e*1.0001{exit 1}' '$T/ev.tsv' && [ \$(awk -F'\t' '\$5==1' '$T/ev.tsv' | wc -l) -eq $n_small ]"
 printf '>q1\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n' | "$PDR" search "$T/db" - "$T/stdin.tsv" -k 2 2>"$T/err"
 check "queries from stdin" "[ \$(wc -l <'$T/stdin.tsv') -eq 2 ] && cut -f1 '$T/stdin.tsv' | grep -qx q1"
 
