@@ -55,15 +55,25 @@ void pdr_buf_puts(pdr_buf *b, const char *s) { pdr_buf_append(b, s, strlen(s)); 
 
 void pdr_buf_printf(pdr_buf *b, const char *fmt, ...)
 {
+    /* Format straight into the free space (one pass in the common case); grow and redo when
+     * it does not fit. */
+    if (reserve(b, 128))
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    if (n < 0 || reserve(b, (size_t)n))
+    if (n < 0) {
+        b->data[b->len] = '\0';
         return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= b->cap - b->len) {
+        if (reserve(b, (size_t)n))
+            return;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 
