@@ -1,5 +1,6 @@
 /* pdr_buf.c: growable buffer and JSON escaping (see pdr_buf.h). */
 #include "pdr_buf.h"
+#include "pdr_utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -77,27 +78,10 @@ void pdr_buf_printf(pdr_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if the bytes there are not valid UTF-8. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
-        return 0;
-    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
 void pdr_buf_json_str(pdr_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + strlen(s);
     pdr_buf_append(b, "\"", 1);
     while (*p) {
         unsigned char c = *p;
@@ -109,7 +93,7 @@ void pdr_buf_json_str(pdr_buf *b, const char *s)
             pdr_buf_printf(b, "\\u%04x", c);
             p++;
         } else {
-            size_t n = utf8_len(p);
+            size_t n = pdr_utf8_decode(p, (size_t)(end - p), NULL);
             if (n == 0) {
                 pdr_buf_puts(b, "\\ufffd");
                 p++;

@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "pdr_fasta.h"
+#include "pdr_utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,36 +155,6 @@ static inline void fa_other(pdr_fasta *fa)
 
 /* ---------------------------------------------------------------- UTF-8 and ids */
 
-/* Length of the valid UTF-8 character at s (n bytes available) and its code point in *cp;
- * 0 if the bytes are not valid UTF-8 (overlong forms, surrogates and > U+10FFFF included). */
-static size_t fa_utf8(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, v = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3, v = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-    *cp = v;
-    return len;
-}
-
 static int fa_is_control(uint32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f); }
 
 /* Write a printable form of id[0..len) into fa->id_show: valid non-control characters as they
@@ -195,7 +166,7 @@ static int fa_show_id(pdr_fasta *fa, const unsigned char *id, size_t len)
     size_t i = 0, shown = 0;
     while (i < len) {
         uint32_t cp = 0;
-        size_t k = fa_utf8(id + i, len - i, &cp);
+        size_t k = pdr_utf8_decode(id + i, len - i, &cp);
         int ok = k > 0 && !fa_is_control(cp);
         if (!ok) valid = 0;
         if (i < FA_ID_SHOW_BYTES) {
@@ -225,7 +196,7 @@ static char *fa_clean_desc(char *desc, size_t len)
     size_t i = 0;
     while (i < len) {
         uint32_t cp = 0;
-        size_t k = fa_utf8(s + i, len - i, &cp);
+        size_t k = pdr_utf8_decode(s + i, len - i, &cp);
         if (k == 0) {
             s[i++] = '?';
         } else if (cp == '\t' || cp == '\v' || cp == '\f') {

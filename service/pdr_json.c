@@ -6,6 +6,7 @@
  * error; nothing else is ever built.
  */
 #include "pdr_json.h"
+#include "pdr_utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -48,25 +49,6 @@ static void skip_ws(parser *p)
     while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
                                p->s[p->pos] == '\r'))
         p->pos++;
-}
-
-/* Length of the valid UTF-8 sequence starting at s[0] (at most avail bytes), 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || n > avail || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
-        return 0;
-    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
-        return 0;
-    return n;
 }
 
 static int hex4(const unsigned char *s, unsigned *ret)
@@ -138,7 +120,7 @@ static int parse_string(parser *p, char **ret_out, size_t *ret_len)
             return SYNTAX(p, "control character in a string (escape it)");
         }
         if (*c != '\\') {
-            size_t u = utf8_len(c, end - p->pos);
+            size_t u = pdr_utf8_decode(c, end - p->pos, NULL);
             if (u == 0) {
                 free(out);
                 return SYNTAX(p, "invalid UTF-8 in a string");

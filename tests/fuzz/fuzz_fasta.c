@@ -1,4 +1,4 @@
-// fuzz-sources: core/pdr_fasta.c core/pdr_err.c
+// fuzz-sources: core/pdr_fasta.c core/pdr_utf8.c core/pdr_err.c
 // fuzz-libs: -lz
 /* fuzz_fasta.c: libFuzzer harness for the FASTA reader (core/pdr_fasta.h).
  *

@@ -1,4 +1,4 @@
-// fuzz-sources: service/pdr_json.c core/pdr_err.c
+// fuzz-sources: service/pdr_json.c core/pdr_utf8.c core/pdr_err.c
 // fuzz-libs:
 /* fuzz_json.c: libFuzzer harness for the service's strict JSON request parser (service/pdr_json.h).
  *
