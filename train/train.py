@@ -28,29 +28,13 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import Encoder, tokenize, PAD_TOKEN  # noqa: E402
+from eval import read_fasta  # noqa: E402  (one FASTA reader for train/)
 
 
 def opent(path):
     if not os.path.exists(path) and os.path.exists(path + ".gz"):
         path += ".gz"
     return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
-
-
-def read_fasta(path):
-    op = (lambda p: gzip.open(p, "rt")) if path.endswith(".gz") else open
-    out, acc, seq = {}, None, []
-    with op(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if line.startswith(">"):
-                if acc is not None:
-                    out[acc] = "".join(seq)
-                acc, seq = line[1:].split()[0], []
-            else:
-                seq.append(line)
-    if acc is not None:
-        out[acc] = "".join(seq)
-    return out
 
 
 class PairData:
