@@ -40,6 +40,8 @@ static const char serve_usage[] =
     "      --max-k N             largest k (default 1000)\n"
     "      --max-connections N   open connections at most (default 256); more wait to be accepted\n"
     "      --timeout S           close a connection idle for S seconds (default 30)\n"
+    "      --request-timeout S   408 when a request body is still arriving S seconds after its\n"
+    "                            headers (default 60)\n"
     "      --token-file F        require 'Authorization: Bearer TOKEN' for search, embed, info and\n"
     "                            metrics; TOKEN is the first line of F\n"
     "      --nprobe N            IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
@@ -47,7 +49,7 @@ static const char serve_usage[] =
     "  -q, --quiet               no per-request log lines\n"
     "  -h, --help                this help\n";
 
-enum { OPT_HOST = 256, OPT_MAXBODY, OPT_MAXQUERIES, OPT_MAXLEN, OPT_MAXK, OPT_MAXCONN, OPT_TIMEOUT, OPT_TOKEN,
+enum { OPT_HOST = 256, OPT_MAXBODY, OPT_MAXQUERIES, OPT_MAXLEN, OPT_MAXK, OPT_MAXCONN, OPT_TIMEOUT, OPT_REQTIMEOUT, OPT_TOKEN,
        OPT_NPROBE };
 
 /* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
@@ -97,6 +99,7 @@ int cmd_serve(int argc, char **argv)
         {"max-k", required_argument, 0, OPT_MAXK},
         {"max-connections", required_argument, 0, OPT_MAXCONN},
         {"timeout", required_argument, 0, OPT_TIMEOUT},
+        {"request-timeout", required_argument, 0, OPT_REQTIMEOUT},
         {"token-file", required_argument, 0, OPT_TOKEN},
         {"nprobe", required_argument, 0, OPT_NPROBE},
         {"model", required_argument, 0, 'm'},
@@ -153,6 +156,11 @@ int cmd_serve(int argc, char **argv)
             if ((v = cli_parse_long("serve", "--timeout", optarg, 1, 86400)) < 0)
                 return EXIT_USAGE;
             hopts.timeout_s = (unsigned)v;
+            break;
+        case OPT_REQTIMEOUT:
+            if ((v = cli_parse_long("serve", "--request-timeout", optarg, 1, 86400)) < 0)
+                return EXIT_USAGE;
+            hopts.request_timeout_s = (double)v;
             break;
         case OPT_TOKEN: token_file = optarg; break;
         case OPT_NPROBE:

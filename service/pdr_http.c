@@ -29,6 +29,7 @@ struct pdr_http {
     pdr_api *api;
     FILE *log;
     size_t max_body_bytes;
+    double request_timeout_s; /* a request's whole upload must arrive within this */
     int port;
     atomic_int in_flight;
     atomic_int started;  /* MHD_start_daemon has returned */
@@ -62,6 +63,7 @@ void pdr_http_opts_default(pdr_http_opts *opts)
     opts->threads = 1;
     opts->max_connections = PDR_HTTP_MAX_CONNECTIONS_DEFAULT;
     opts->timeout_s = PDR_HTTP_TIMEOUT_S_DEFAULT;
+    opts->request_timeout_s = PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
     opts->log = NULL;
 }
 
@@ -225,10 +227,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (now_s() - r->t0 > h->request_timeout_s) {
+            /* A client trickling its upload (slowloris). libmicrohttpd cannot queue a reply in
+             * the middle of a body, so close the connection; log and count it as a 408. */
+            r->status = 408;
+            return MHD_NO;
+        }
         int rc = body_append(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc ? MHD_NO : MHD_YES;
     }
+
     if (r->too_large)
         return send_too_large(h, conn, r);
 
@@ -324,6 +333,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     h->api = api;
     h->log = opts->log;
     h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;
+    h->request_timeout_s = opts->request_timeout_s > 0 ? opts->request_timeout_s : PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->started, 0);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;

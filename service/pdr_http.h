@@ -9,7 +9,8 @@
  *  - transport limits: the request body (max_body_bytes: 413 before reading the body when
  *    Content-Length says it is too large, or once a chunked body has grown past it), the number
  *    of open connections (further ones wait in the kernel's accept queue until one closes), an
- *    idle timeout per connection;
+ *    idle timeout per connection, and a deadline for a request's whole body (408 when a client
+ *    trickles its upload);
  *  - one log line per request (timestamp, client, method, path, status, milliseconds, queries)
  *    and the request metrics (pdr_metrics.h);
  *  - a clean stop: stop accepting, let the requests in flight finish, close.
@@ -26,6 +27,7 @@
 
 #define PDR_HTTP_MAX_CONNECTIONS_DEFAULT 256
 #define PDR_HTTP_TIMEOUT_S_DEFAULT 30
+#define PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT 60
 
 typedef struct pdr_http_opts {
     const char *host;         /* "127.0.0.1" by default; "0.0.0.0" or "::" for every interface */
@@ -33,6 +35,8 @@ typedef struct pdr_http_opts {
     int threads;              /* worker threads (>= 1) */
     unsigned max_connections; /* open connections at most */
     unsigned timeout_s;       /* close a connection idle this long */
+    double request_timeout_s; /* 408 when a request's body is still arriving this long after its
+                                 headers (slow uploads); > 0 */
     FILE *log;                /* request log (one line each); NULL: none */
 } pdr_http_opts;
 

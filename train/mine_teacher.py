@@ -58,6 +58,9 @@ def main():
     ap.add_argument("--neg-e", type=float, default=1.0)
     ap.add_argument("--threads", default="2")
     ap.add_argument("--max-seqs", default="300")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="FASTA (e.g. an earlier run's subset.fasta) whose proteins are left out, so "
+                         "that a second subset is disjoint from the first; repeatable")
     a = ap.parse_args()
 
     held = set(l.strip() for l in open(a.heldout_ids) if l.strip())
@@ -67,6 +70,10 @@ def main():
 
     recs = [(acc, s) for acc, s in read_fasta(a.pool) if a.min_len <= len(s) <= a.max_len]
     assert not any(acc in held for acc, _ in recs), "heldout accession in the training pool"
+    for path in a.exclude:
+        gone = set(acc for acc, _ in read_fasta(path))
+        recs = [(acc, s) for acc, s in recs if acc not in gone]
+        print("excluded %d proteins of %s" % (len(gone), path), flush=True)
     rng = random.Random(a.seed)
     rng.shuffle(recs)
     sub = sorted(recs[: a.n])
