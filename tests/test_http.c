@@ -939,8 +939,20 @@ TEST(bad_json_bodies_are_400_with_their_code)
         {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
          "json_too_deep", NULL},
         {"42", "not_an_object", NULL},
+        /* huge numbers: never wrapped into a small valid k, never infinite */
+        {"{\"fasta\": \">a\\nMKV\", \"k\": 18446744073709551621}", "bad_k", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"k\": 1e999}", "bad_k", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"k\": -99999999999999999999999}", "bad_k", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"min_score\": 1e999}", "bad_min_score", NULL},
+        {"{\"fasta\": \">a\\nMKV\", \"min_score\": -1e-99999}", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!cases[i].code) { /* valid: -1e-99999 is -0.0, a fine min_score */
+            reply ok = post_json(port, "/v1/search", cases[i].body);
+            CHECKF(ok.status == 200, "%s: %d %s", cases[i].body, ok.status, ok.body);
+            reply_free(&ok);
+            continue;
+        }
         reply r = post_json(port, "/v1/search", cases[i].body);
         CHECK_ERROR(r, 400, cases[i].code, cases[i].msg_part);
         reply_free(&r);
