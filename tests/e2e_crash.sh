@@ -19,6 +19,7 @@ seed=${PDR_SEED:-$RANDOM}
 echo "e2e_crash: seed $seed (set PDR_SEED to repeat)"
 RANDOM=$seed
 model=$DATA/test/cnn_bench.h5 # production-shaped random weights: slow enough to kill mid-run
+[ -n "${PDR_UNDER_VALGRIND:-}" ] && model=kmer3 # memcheck: float work is ~100x slower, and valgrind is slow enough to kill mid-run
 input=$T/input.fasta
 awk '/^>/{n++} n<=400' "$DATA/demo/targets.fasta" >"$input"
 n_input=$(grep -c '^>' "$input")
