@@ -16,6 +16,8 @@
 #      database, default: pdr's default model), INDEX (FAISS factory string for a new database,
 #      e.g. IVF1024,Flat; default: pdr makedb's choice), SERVE_ARGS (more `pdr serve` options, e.g.
 #      "--nprobe 16"), MAX_QUERIES (distinct queries, default 2000).
+# A soak test is the same run repeated, one row (and one p99, one RSS) per run:
+#      DURATION=60 CONNECTIONS="$(printf '16 %.0s' $(seq 10))" bench/serve_load.sh DBDIR
 # The server runs with -q (no request log) so that logging does not count against it; wrk and the
 # server share the machine, so on a small machine wrk's own CPU use lowers the figures.
 set -euo pipefail
@@ -117,13 +119,13 @@ rss_before=$(rss)
 
 echo "== pdr serve $db --threads $THREADS -q ${SERVE_ARGS:-}   ($(grep -o 'ready: .*' "$work/serve.err" | cut -d';' -f1))"
 echo "== $n_queries distinct queries of 300-500 aa from $queries, k=10, ${DURATION}s per run"
-printf '\n| connections | q/s | p50 ms | p99 ms | socket errors | 4xx/5xx | requests |\n|---|---|---|---|---|---|---|\n'
+printf '\n| connections | q/s | p50 ms | p99 ms | socket errors | 4xx/5xx | requests | server RSS MiB after |\n|---|---|---|---|---|---|---|---|\n'
 for c in $CONNECTIONS; do
     t=$((c < 2 ? c : 2))
     line=$(PDR_BENCH_QUERIES="$work/queries.tsv" wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s \
         -s "$work/search.lua" "$url" | grep '^RESULT')
     read -r _ qps p50 p99 errs bad n <<<"$line"
-    printf '| %d | %s | %s | %s | %s | %s | %s |\n' "$c" "$qps" "$p50" "$p99" "$errs" "$bad" "$n"
+    printf '| %d | %s | %s | %s | %s | %s | %s | %.1f |\n' "$c" "$qps" "$p50" "$p99" "$errs" "$bad" "$n" "$(rss)"
     echo "   (wrk -t $t -c $c -d ${DURATION}s --timeout 10s -s search.lua '$url')" >&2
 done
 rss_after=$(rss)

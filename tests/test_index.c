@@ -593,6 +593,54 @@ TEST(ivf_recall_on_clustered_data)
     free(er);
 }
 
+/* A few queries on an IVF with a flat coarse quantizer take pdr's own coarse step (sgemm +
+ * best lists, then FAISS's search_preassigned); PDR_FAISS_COARSE=1 turns it off. Both must find
+ * the same rows with the same scores, at every nprobe, for Flat and SQ8 lists. */
+TEST(ivf_coarse_step_matches_faiss)
+{
+    enum { N = 8000, DIM = 32, NQ = 60, K = 10 };
+    float *db = random_clustered(N, DIM, 50, 0.15), *q = queries_near(db, N, DIM, NQ, 0.15);
+    float *s1 = malloc(NQ * K * sizeof *s1), *s2 = malloc(NQ * K * sizeof *s2);
+    int64_t *r1 = malloc(NQ * K * sizeof *r1), *r2 = malloc(NQ * K * sizeof *r2);
+    const char *specs[] = {"IVF64,Flat", "IVF64,SQ8"};
+    int nprobes[] = {1, 7, 64, 100};
+    pdr_err err = {0};
+    for (int sp = 0; sp < 2; sp++) {
+        pdr_index *ix = NULL;
+        CHECKF(pdr_index_build(db, N, DIM, specs[sp], &ix, &err) == PDR_OK, "%s", err.msg);
+        if (!ix)
+            continue;
+        for (int t = 0; t < 4; t++) {
+            CHECKF(pdr_index_set_nprobe(ix, nprobes[t], &err) == PDR_OK, "%s", err.msg);
+            for (int i = 0; i < NQ; i++) /* one query at a time: the fast path */
+                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s1 + i * K, r1 + i * K, &err) == PDR_OK, "%s",
+                       err.msg);
+            setenv("PDR_FAISS_COARSE", "1", 1);
+            for (int i = 0; i < NQ; i++)
+                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s2 + i * K, r2 + i * K, &err) == PDR_OK, "%s",
+                       err.msg);
+            unsetenv("PDR_FAISS_COARSE");
+            int rows_differ = 0;
+            double max_diff = 0;
+            for (int j = 0; j < NQ * K; j++) {
+                rows_differ += r1[j] != r2[j];
+                if (fabs(s1[j] - s2[j]) > max_diff)
+                    max_diff = fabs(s1[j] - s2[j]);
+            }
+            CHECKF(rows_differ <= 2 && max_diff < 1e-4, "%s nprobe %d: %d of %d rows differ, max score diff %.3g",
+                   specs[sp], nprobes[t], rows_differ, NQ * K, max_diff);
+            CHECK(results_ordered(s1, r1, NQ, K));
+        }
+        pdr_index_free(ix);
+    }
+    free(db);
+    free(q);
+    free(s1);
+    free(s2);
+    free(r1);
+    free(r2);
+}
+
 TEST(ivf_streaming_create_train_add)
 {
     enum { N = 8000, DIM = 32, NQ = 100, K = 10 };
@@ -750,6 +798,7 @@ int main(void)
     RUN(save_load_round_trip);
     RUN(load_rejects_missing_garbage_and_truncated_files);
     RUN(ivf_recall_on_clustered_data);
+    RUN(ivf_coarse_step_matches_faiss);
     RUN(ivf_streaming_create_train_add);
     RUN(hnsw_efsearch_reaches_recall);
     RUN(concurrent_searches_agree);
