@@ -72,16 +72,21 @@ int main(int argc, char **argv)
     size_t n = 2000, len = 300;
     int threads = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--n")) n = strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--len")) len = strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--n"))
+            n = strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--len"))
+            len = strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: cnn_speed [--model F] [--n N] [--len L] [--threads T]\n");
             return 2;
         }
     }
-    if (threads < 1 || threads > 64 || n < 1 || len < 1) return 2;
+    if (threads < 1 || threads > 64 || n < 1 || len < 1)
+        return 2;
     openblas_set_num_threads(1);
 
     pdr_err err = {0};
@@ -121,10 +126,9 @@ int main(int argc, char **argv)
     cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu;
 
     const double residues = (double)n * (double)len, fpr = pdr_cnn_flops_per_residue(m);
-    printf("model %s (%s): %zu params, %.3f MFLOP/residue\n", pdr_cnn_name(m), model,
-           pdr_cnn_params(m), fpr / 1e6);
-    printf("%zu sequences x %zu residues, %d thread(s): %.2f s, %.0f residues/s, %.1f GFLOP/s\n", n,
-           len, threads, t, residues / t, residues * fpr / t / 1e9);
+    printf("model %s (%s): %zu params, %.3f MFLOP/residue\n", pdr_cnn_name(m), model, pdr_cnn_params(m), fpr / 1e6);
+    printf("%zu sequences x %zu residues, %d thread(s): %.2f s, %.0f residues/s, %.1f GFLOP/s\n", n, len, threads, t,
+           residues / t, residues * fpr / t / 1e9);
     /* on a shared machine the wall clock counts other people's work; CPU time does not */
     printf("per CPU-second (%.2f s CPU): %.0f residues/s, %.1f GFLOP/s\n", cpu, residues / cpu,
            residues * fpr / cpu / 1e9);

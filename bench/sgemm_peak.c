@@ -13,7 +13,8 @@ int main(int argc, char **argv)
     if (threads < 1 || n < 16)
         return 2;
     openblas_set_num_threads(threads);
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = calloc((size_t)n * n, sizeof(float));
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = calloc((size_t)n * n, sizeof(float));
     if (!a || !b || !c)
         return 1;
     for (long i = 0; i < (long)n * n; i++) {

@@ -86,7 +86,8 @@ pdr_encoder *cli_open_db_model(const char *verb, const pdr_db *db, const char *m
     if (!enc)
         return NULL;
     if (strcmp(pdr_encoder_name(enc), m->model_name) != 0 || strcmp(pdr_encoder_version(enc), m->model_version) != 0) {
-        cli_error(verb, "%s was built with model %s (version %s) but the model in use is %s (version %s): "
+        cli_error(verb,
+                  "%s was built with model %s (version %s) but the model in use is %s (version %s): "
                   "pass the same --model, or rebuild the database",
                   pdr_db_path(db), m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
         pdr_encoder_free(enc);
@@ -122,14 +123,14 @@ static void on_progress(void *ctx, const pdr_bulk_stats *s, int final)
         fprintf(stderr,
                 "pdr %s: %zu records read, %zu embedded, %zu already stored, %zu invalid skipped; "
                 "%zu residues in %.1f s (%.0f residues/s); %zu proteins in the store\n",
-                p->verb, s->n_records, s->n_embedded, s->n_existing, s->n_invalid, s->n_residues,
-                s->seconds, rate, s->n_total);
+                p->verb, s->n_records, s->n_embedded, s->n_existing, s->n_invalid, s->n_residues, s->seconds, rate,
+                s->n_total);
         return;
     }
     if (!p->tty)
         return;
-    fprintf(stderr, "\r\033[Kpdr %s: %zu sequences, %.1fM residues, %.0f residues/s", p->verb,
-            s->n_embedded, (double)s->n_residues / 1e6, rate);
+    fprintf(stderr, "\r\033[Kpdr %s: %zu sequences, %.1fM residues, %.0f residues/s", p->verb, s->n_embedded,
+            (double)s->n_residues / 1e6, rate);
     if (s->input_fraction > 0.0 && s->input_fraction < 1.0) {
         double eta = s->seconds * (1.0 - s->input_fraction) / s->input_fraction;
         fprintf(stderr, ", %.0f%%, ETA %.0f s", 100.0 * s->input_fraction, eta);

@@ -28,13 +28,18 @@ enum { OPT_BATCH = 256, OPT_FP16, OPT_STRICT, OPT_MAXLEN, OPT_SEGMENTS, OPT_WIND
 
 int cmd_embed(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"out", required_argument, 0, 'o'},        {"threads", required_argument, 0, 't'},
-        {"model", required_argument, 0, 'm'},      {"batch-residues", required_argument, 0, OPT_BATCH},
-        {"fp16", no_argument, 0, OPT_FP16},        {"strict", no_argument, 0, OPT_STRICT},
-        {"max-length", required_argument, 0, OPT_MAXLEN}, {"segments", no_argument, 0, OPT_SEGMENTS},
-        {"window", required_argument, 0, OPT_WINDOW}, {"stride", required_argument, 0, OPT_STRIDE},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"out", required_argument, 0, 'o'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"model", required_argument, 0, 'm'},
+                                             {"batch-residues", required_argument, 0, OPT_BATCH},
+                                             {"fp16", no_argument, 0, OPT_FP16},
+                                             {"strict", no_argument, 0, OPT_STRICT},
+                                             {"max-length", required_argument, 0, OPT_MAXLEN},
+                                             {"segments", no_argument, 0, OPT_SEGMENTS},
+                                             {"window", required_argument, 0, OPT_WINDOW},
+                                             {"stride", required_argument, 0, OPT_STRIDE},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *out = NULL, *model = NULL;
     int threads = 0;
     long v;

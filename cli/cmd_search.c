@@ -32,8 +32,8 @@ typedef struct search_opts {
 
 /* ---------------------------------------------------------------- makedb */
 
-static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc,
-                   pdr_bulk_opts *bopts, const char *index_spec)
+static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc, pdr_bulk_opts *bopts,
+                   const char *index_spec)
 {
     pdr_err err;
     pdr_err_clear(&err);
@@ -46,7 +46,8 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
-        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) || pdr_db_calibrate(dbdir, enc, bopts->threads, &err)) {
+        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
+        pdr_db_calibrate(dbdir, enc, bopts->threads, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -72,17 +73,30 @@ static const char makedb_usage[] =
     "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
     "  -h, --help              this help\n";
 
-enum { OPT_INDEX = 256, OPT_BATCH, OPT_FP16, OPT_STRICT, OPT_MAXLEN, OPT_MINSCORE, OPT_EVALUE, OPT_FORMAT,
-       OPT_NPROBE, OPT_TMPDIR };
+enum {
+    OPT_INDEX = 256,
+    OPT_BATCH,
+    OPT_FP16,
+    OPT_STRICT,
+    OPT_MAXLEN,
+    OPT_MINSCORE,
+    OPT_EVALUE,
+    OPT_FORMAT,
+    OPT_NPROBE,
+    OPT_TMPDIR
+};
 
 int cmd_makedb(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"index", required_argument, 0, OPT_INDEX},   {"threads", required_argument, 0, 't'},
-        {"model", required_argument, 0, 'm'},         {"batch-residues", required_argument, 0, OPT_BATCH},
-        {"fp16", no_argument, 0, OPT_FP16},           {"strict", no_argument, 0, OPT_STRICT},
-        {"max-length", required_argument, 0, OPT_MAXLEN}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"index", required_argument, 0, OPT_INDEX},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"model", required_argument, 0, 'm'},
+                                             {"batch-residues", required_argument, 0, OPT_BATCH},
+                                             {"fp16", no_argument, 0, OPT_FP16},
+                                             {"strict", no_argument, 0, OPT_STRICT},
+                                             {"max-length", required_argument, 0, OPT_MAXLEN},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL;
     int threads = 0, c;
     long v;
@@ -151,8 +165,8 @@ static void chunk_clear(query_chunk *q)
 
 /* Embed the chunk's queries into qvec (unless already_embedded), search, format the hits. */
 static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws **ws, const search_opts *so,
-                        query_chunk *q, int already_embedded, float *qvec, pdr_hit *hits, size_t *counts,
-                        pdr_buf *out, size_t *n_written, pdr_err *err)
+                        query_chunk *q, int already_embedded, float *qvec, pdr_hit *hits, size_t *counts, pdr_buf *out,
+                        size_t *n_written, pdr_err *err)
 {
     pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
     int rc = already_embedded ? PDR_OK : pdr_batch_embed(enc, ws, so->threads, &job, err);
@@ -230,7 +244,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
         if ((rc = pdr_encoder_ws_create(enc, &ws[t], &err)))
             goto done;
     pdr_fasta_opts fopts = {.max_length = so->max_length, .check_duplicates = 0};
-    if (query_store ? (rc = pdr_store_open(query_store, &qst, &err)) : (rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
+    if (query_store ? (rc = pdr_store_open(query_store, &qst, &err))
+                    : (rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
         goto done;
     f = to_stdout ? stdout : fopen(tmp, "w");
     if (!f) {
@@ -364,13 +379,17 @@ static const char easy_usage[] =
 static int parse_search(const char *verb, int argc, char **argv, search_opts *so, const char **model,
                         const char **tmpdir, int *threads, const char *usage_text)
 {
-    static const struct option longopts[] = {
-        {"min-score", required_argument, 0, OPT_MINSCORE}, {"evalue", required_argument, 0, 'e'},
-        {"format", required_argument, 0, OPT_FORMAT},      {"threads", required_argument, 0, 't'},
-        {"model", required_argument, 0, 'm'},              {"strict", no_argument, 0, OPT_STRICT},
-        {"max-length", required_argument, 0, OPT_MAXLEN},  {"nprobe", required_argument, 0, OPT_NPROBE},
-        {"tmp-dir", required_argument, 0, OPT_TMPDIR},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"min-score", required_argument, 0, OPT_MINSCORE},
+                                             {"evalue", required_argument, 0, 'e'},
+                                             {"format", required_argument, 0, OPT_FORMAT},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"model", required_argument, 0, 'm'},
+                                             {"strict", no_argument, 0, OPT_STRICT},
+                                             {"max-length", required_argument, 0, OPT_MAXLEN},
+                                             {"nprobe", required_argument, 0, OPT_NPROBE},
+                                             {"tmp-dir", required_argument, 0, OPT_TMPDIR},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     memset(so, 0, sizeof *so);
     so->k = 100;
     so->max_length = PDR_MAX_LENGTH_DEFAULT;
@@ -433,8 +452,8 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
     return 0;
 }
 
-static int search_db(const char *verb, const char *dbdir, const char *query, const char *query_store,
-                     const char *out, search_opts *so, const char *model)
+static int search_db(const char *verb, const char *dbdir, const char *query, const char *query_store, const char *out,
+                     search_opts *so, const char *model)
 {
     pdr_err err;
     pdr_err_clear(&err);

@@ -49,8 +49,18 @@ static const char serve_usage[] =
     "  -q, --quiet               no per-request log lines\n"
     "  -h, --help                this help\n";
 
-enum { OPT_HOST = 256, OPT_MAXBODY, OPT_MAXQUERIES, OPT_MAXLEN, OPT_MAXK, OPT_MAXCONN, OPT_TIMEOUT, OPT_REQTIMEOUT, OPT_TOKEN,
-       OPT_NPROBE };
+enum {
+    OPT_HOST = 256,
+    OPT_MAXBODY,
+    OPT_MAXQUERIES,
+    OPT_MAXLEN,
+    OPT_MAXK,
+    OPT_MAXCONN,
+    OPT_TIMEOUT,
+    OPT_REQTIMEOUT,
+    OPT_TOKEN,
+    OPT_NPROBE
+};
 
 /* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
 static char *read_token(const char *path)
@@ -89,23 +99,22 @@ static char *read_token(const char *path)
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"host", required_argument, 0, OPT_HOST},
-        {"port", required_argument, 0, 'p'},
-        {"threads", required_argument, 0, 't'},
-        {"max-body", required_argument, 0, OPT_MAXBODY},
-        {"max-queries", required_argument, 0, OPT_MAXQUERIES},
-        {"max-length", required_argument, 0, OPT_MAXLEN},
-        {"max-k", required_argument, 0, OPT_MAXK},
-        {"max-connections", required_argument, 0, OPT_MAXCONN},
-        {"timeout", required_argument, 0, OPT_TIMEOUT},
-        {"request-timeout", required_argument, 0, OPT_REQTIMEOUT},
-        {"token-file", required_argument, 0, OPT_TOKEN},
-        {"nprobe", required_argument, 0, OPT_NPROBE},
-        {"model", required_argument, 0, 'm'},
-        {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"host", required_argument, 0, OPT_HOST},
+                                             {"port", required_argument, 0, 'p'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"max-body", required_argument, 0, OPT_MAXBODY},
+                                             {"max-queries", required_argument, 0, OPT_MAXQUERIES},
+                                             {"max-length", required_argument, 0, OPT_MAXLEN},
+                                             {"max-k", required_argument, 0, OPT_MAXK},
+                                             {"max-connections", required_argument, 0, OPT_MAXCONN},
+                                             {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                             {"request-timeout", required_argument, 0, OPT_REQTIMEOUT},
+                                             {"token-file", required_argument, 0, OPT_TOKEN},
+                                             {"nprobe", required_argument, 0, OPT_NPROBE},
+                                             {"model", required_argument, 0, 'm'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     pdr_http_opts hopts;
     pdr_http_opts_default(&hopts);
     pdr_api_limits limits;

@@ -23,8 +23,8 @@ int cmd_version(int argc, char **argv)
     pdr_err err;
     pdr_err_clear(&err);
     if (pdr_encoder_open(model, &enc, &err) == 0) {
-        printf("model: %s (version %s, dim %d, %s) from %s\n", pdr_encoder_name(enc),
-               pdr_encoder_version(enc), pdr_encoder_dim(enc),
+        printf("model: %s (version %s, dim %d, %s) from %s\n", pdr_encoder_name(enc), pdr_encoder_version(enc),
+               pdr_encoder_dim(enc),
                pdr_encoder_is_learned(enc) ? "trained CNN encoder"
                                            : "NON-LEARNED hashed 3-mer baseline, not the product",
                model);

@@ -23,8 +23,9 @@ static const subcommand commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "pdr %s: protein homology search by dense retrieval\n\n"
-               "usage: pdr <command> [options] <args>\n\ncommands:\n",
+    fprintf(f,
+            "pdr %s: protein homology search by dense retrieval\n\n"
+            "usage: pdr <command> [options] <args>\n\ncommands:\n",
             PDR_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);

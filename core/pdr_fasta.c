@@ -52,11 +52,11 @@ struct pdr_fasta {
     size_t max_length, max_header;
     int check_duplicates;
 
-    size_t line_no;   /* line of the next byte, 1-based */
-    int prev_cr;      /* last byte was CR: a following LF ends no new line */
+    size_t line_no; /* line of the next byte, 1-based */
+    int prev_cr;    /* last byte was CR: a following LF ends no new line */
     int at_line_start;
-    int started;      /* the text before the first record has been dealt with */
-    int have_header;  /* the '>' of the next record has been read */
+    int started;     /* the text before the first record has been dealt with */
+    int have_header; /* the '>' of the next record has been read */
     size_t header_line;
     size_t n_returned; /* records handed out, good or bad */
 
@@ -78,17 +78,15 @@ struct pdr_fasta {
  * the 20 standard amino acids plus U O B Z X J); everything not listed is C_BAD. A constant
  * table, so that readers on several threads share it without any set-up. */
 static const unsigned char fa_class[256] = {
-    ['A'] = 'A', ['a'] = 'A', ['B'] = 'B', ['b'] = 'B', ['C'] = 'C', ['c'] = 'C',
-    ['D'] = 'D', ['d'] = 'D', ['E'] = 'E', ['e'] = 'E', ['F'] = 'F', ['f'] = 'F',
-    ['G'] = 'G', ['g'] = 'G', ['H'] = 'H', ['h'] = 'H', ['I'] = 'I', ['i'] = 'I',
-    ['J'] = 'J', ['j'] = 'J', ['K'] = 'K', ['k'] = 'K', ['L'] = 'L', ['l'] = 'L',
-    ['M'] = 'M', ['m'] = 'M', ['N'] = 'N', ['n'] = 'N', ['O'] = 'O', ['o'] = 'O',
-    ['P'] = 'P', ['p'] = 'P', ['Q'] = 'Q', ['q'] = 'Q', ['R'] = 'R', ['r'] = 'R',
-    ['S'] = 'S', ['s'] = 'S', ['T'] = 'T', ['t'] = 'T', ['U'] = 'U', ['u'] = 'U',
-    ['V'] = 'V', ['v'] = 'V', ['W'] = 'W', ['w'] = 'W', ['X'] = 'X', ['x'] = 'X',
-    ['Y'] = 'Y', ['y'] = 'Y', ['Z'] = 'Z', ['z'] = 'Z',
-    [' '] = C_SPACE, ['\t'] = C_SPACE, ['\v'] = C_SPACE, ['\f'] = C_SPACE,
-    ['-'] = C_GAP, ['.'] = C_GAP, ['*'] = C_STOP, ['\n'] = C_NL, ['\r'] = C_NL, ['>'] = C_GT,
+    ['A'] = 'A',   ['a'] = 'A',   ['B'] = 'B',    ['b'] = 'B',     ['C'] = 'C',      ['c'] = 'C',      ['D'] = 'D',
+    ['d'] = 'D',   ['E'] = 'E',   ['e'] = 'E',    ['F'] = 'F',     ['f'] = 'F',      ['G'] = 'G',      ['g'] = 'G',
+    ['H'] = 'H',   ['h'] = 'H',   ['I'] = 'I',    ['i'] = 'I',     ['J'] = 'J',      ['j'] = 'J',      ['K'] = 'K',
+    ['k'] = 'K',   ['L'] = 'L',   ['l'] = 'L',    ['M'] = 'M',     ['m'] = 'M',      ['N'] = 'N',      ['n'] = 'N',
+    ['O'] = 'O',   ['o'] = 'O',   ['P'] = 'P',    ['p'] = 'P',     ['Q'] = 'Q',      ['q'] = 'Q',      ['R'] = 'R',
+    ['r'] = 'R',   ['S'] = 'S',   ['s'] = 'S',    ['T'] = 'T',     ['t'] = 'T',      ['U'] = 'U',      ['u'] = 'U',
+    ['V'] = 'V',   ['v'] = 'V',   ['W'] = 'W',    ['w'] = 'W',     ['X'] = 'X',      ['x'] = 'X',      ['Y'] = 'Y',
+    ['y'] = 'Y',   ['Z'] = 'Z',   ['z'] = 'Z',    [' '] = C_SPACE, ['\t'] = C_SPACE, ['\v'] = C_SPACE, ['\f'] = C_SPACE,
+    ['-'] = C_GAP, ['.'] = C_GAP, ['*'] = C_STOP, ['\n'] = C_NL,   ['\r'] = C_NL,    ['>'] = C_GT,
 };
 
 static int fa_is_space(int c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; }
@@ -98,7 +96,8 @@ static int fa_is_space(int c) { return c == ' ' || c == '\t' || c == '\v' || c =
 /* Refill the chunk; returns its first byte, FA_END or FA_FAIL. */
 static int fa_refill(pdr_fasta *fa)
 {
-    if (fa->fatal) return FA_FAIL;
+    if (fa->fatal)
+        return FA_FAIL;
     if (fa->eof || !fa->gz) {
         fa->eof = 1;
         return FA_END;
@@ -122,27 +121,27 @@ static int fa_refill(pdr_fasta *fa)
     else
         snprintf(where, sizeof where, "before the end of record 1");
     if (errnum == Z_BUF_ERROR)
-        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: truncated gzip stream %s", fa->name,
-                 where);
+        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: truncated gzip stream %s", fa->name, where);
     else if (errnum == Z_ERRNO)
-        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: read error %s: %s", fa->name, where,
-                 strerror(errno));
+        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: read error %s: %s", fa->name, where, strerror(errno));
     else
-        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: corrupt gzip stream %s: %s", fa->name,
-                 where, zmsg ? zmsg : "unknown zlib error");
+        snprintf(fa->fatal_msg, sizeof fa->fatal_msg, "%s: corrupt gzip stream %s: %s", fa->name, where,
+                 zmsg ? zmsg : "unknown zlib error");
     return FA_FAIL;
 }
 
 static inline int fa_getc(pdr_fasta *fa)
 {
-    if (fa->pos < fa->end) return *fa->pos++;
+    if (fa->pos < fa->end)
+        return *fa->pos++;
     return fa_refill(fa);
 }
 
 /* Count a line end. CR, LF and CRLF each end one line. */
 static inline void fa_newline(pdr_fasta *fa, int c)
 {
-    if (c == '\r' || !fa->prev_cr) fa->line_no++;
+    if (c == '\r' || !fa->prev_cr)
+        fa->line_no++;
     fa->prev_cr = (c == '\r');
     fa->at_line_start = 1;
 }
@@ -168,7 +167,8 @@ static int fa_show_id(pdr_fasta *fa, const unsigned char *id, size_t len)
         uint32_t cp = 0;
         size_t k = pdr_utf8_decode(id + i, len - i, &cp);
         int ok = k > 0 && !fa_is_control(cp);
-        if (!ok) valid = 0;
+        if (!ok)
+            valid = 0;
         if (i < FA_ID_SHOW_BYTES) {
             shown = i + (ok ? k : 1);
             if (ok) {
@@ -209,8 +209,10 @@ static char *fa_clean_desc(char *desc, size_t len)
         }
     }
     size_t b = 0, e = len;
-    while (b < e && s[b] == ' ') b++;
-    while (e > b && s[e - 1] == ' ') e--;
+    while (b < e && s[b] == ' ')
+        b++;
+    while (e > b && s[e - 1] == ' ')
+        e--;
     s[e] = '\0';
     return desc + b;
 }
@@ -220,13 +222,15 @@ static char *fa_clean_desc(char *desc, size_t len)
 static uint64_t fa_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
 static void fa_idset_free(fa_idset *set)
 {
-    for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->keys[i]);
     free(set->keys);
     free(set->first_record);
     memset(set, 0, sizeof *set);
@@ -235,7 +239,8 @@ static void fa_idset_free(fa_idset *set)
 static size_t fa_idset_slot(const fa_idset *set, const char *key)
 {
     size_t mask = set->cap - 1, i = (size_t)fa_hash(key) & mask;
-    while (set->keys[i] && strcmp(set->keys[i], key) != 0) i = (i + 1) & mask;
+    while (set->keys[i] && strcmp(set->keys[i], key) != 0)
+        i = (i + 1) & mask;
     return i;
 }
 
@@ -253,7 +258,8 @@ static int fa_idset_add(fa_idset *set, const char *key, size_t record_no, size_t
             return -1;
         }
         for (size_t i = 0; i < set->cap; i++) {
-            if (!set->keys[i]) continue;
+            if (!set->keys[i])
+                continue;
             size_t j = fa_idset_slot(&grown, set->keys[i]);
             grown.keys[j] = set->keys[i];
             grown.first_record[j] = set->first_record[i];
@@ -270,7 +276,8 @@ static int fa_idset_add(fa_idset *set, const char *key, size_t record_no, size_t
     }
     size_t n = strlen(key) + 1;
     char *copy = malloc(n);
-    if (!copy) return -1;
+    if (!copy)
+        return -1;
     memcpy(copy, key, n);
     set->keys[i] = copy;
     set->first_record[i] = record_no;
@@ -280,21 +287,22 @@ static int fa_idset_add(fa_idset *set, const char *key, size_t record_no, size_t
 
 /* ---------------------------------------------------------------- open / close */
 
-static int fa_create(const pdr_fasta_opts *opts, const char *default_name, pdr_fasta **ret_fa,
-                     pdr_err *err)
+static int fa_create(const pdr_fasta_opts *opts, const char *default_name, pdr_fasta **ret_fa, pdr_err *err)
 {
     *ret_fa = NULL;
     const char *name = opts && opts->name ? opts->name : default_name;
     pdr_fasta *fa = calloc(1, sizeof *fa);
-    if (!fa) goto fail;
+    if (!fa)
+        goto fail;
     fa->max_length = opts ? opts->max_length : 0;
     fa->check_duplicates = opts ? opts->check_duplicates : 0;
-    fa->max_header = opts && opts->max_header_bytes ? opts->max_header_bytes
-                                                    : PDR_FASTA_MAX_HEADER_DEFAULT;
-    if (fa->max_header >= SIZE_MAX / 2) fa->max_header = SIZE_MAX / 2;
+    fa->max_header = opts && opts->max_header_bytes ? opts->max_header_bytes : PDR_FASTA_MAX_HEADER_DEFAULT;
+    if (fa->max_header >= SIZE_MAX / 2)
+        fa->max_header = SIZE_MAX / 2;
     fa->name = malloc(strlen(name) + 1);
     fa->header = malloc(fa->max_header + 1);
-    if (!fa->name || !fa->header) goto fail;
+    if (!fa->name || !fa->header)
+        goto fail;
     strcpy(fa->name, name);
     fa->line_no = 1;
     fa->at_line_start = 1;
@@ -311,7 +319,8 @@ int pdr_fasta_open(const char *path, const pdr_fasta_opts *opts, pdr_fasta **ret
     int fd = -1;
     int is_stdin = strcmp(path, "-") == 0;
     int status = fa_create(opts, is_stdin ? "stdin" : path, &fa, err);
-    if (status != PDR_OK) goto fail;
+    if (status != PDR_OK)
+        goto fail;
     fd = is_stdin ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         status = pdr_fail(err, PDR_EIO, "%s: cannot open: %s", fa->name, strerror(errno));
@@ -342,17 +351,18 @@ int pdr_fasta_open(const char *path, const pdr_fasta_opts *opts, pdr_fasta **ret
     *ret_fa = fa;
     return PDR_OK;
 fail:
-    if (fd >= 0) close(fd);
+    if (fd >= 0)
+        close(fd);
     pdr_fasta_close(fa);
     *ret_fa = NULL;
     return status;
 }
 
-int pdr_fasta_open_mem(const char *buf, size_t len, const pdr_fasta_opts *opts, pdr_fasta **ret_fa,
-                       pdr_err *err)
+int pdr_fasta_open_mem(const char *buf, size_t len, const pdr_fasta_opts *opts, pdr_fasta **ret_fa, pdr_err *err)
 {
     int status = fa_create(opts, "<memory>", ret_fa, err);
-    if (status != PDR_OK) return status;
+    if (status != PDR_OK)
+        return status;
     (*ret_fa)->pos = (const unsigned char *)buf;
     (*ret_fa)->end = (const unsigned char *)buf + (buf ? len : 0);
     return PDR_OK;
@@ -360,8 +370,10 @@ int pdr_fasta_open_mem(const char *buf, size_t len, const pdr_fasta_opts *opts, 
 
 void pdr_fasta_close(pdr_fasta *fa)
 {
-    if (!fa) return;
-    if (fa->gz) gzclose(fa->gz);
+    if (!fa)
+        return;
+    if (fa->gz)
+        gzclose(fa->gz);
     fa_idset_free(&fa->ids);
     free(fa->chunk);
     free(fa->header);
@@ -384,7 +396,8 @@ static void fa_rec_error(pdr_fasta *fa, int code, size_t line, const char *fmt, 
     ;
 static void fa_rec_error(pdr_fasta *fa, int code, size_t line, const char *fmt, ...)
 {
-    if (fa->rec_code) return;
+    if (fa->rec_code)
+        return;
     fa->rec_code = code;
     fa->rec_line = line;
     va_list ap;
@@ -396,8 +409,7 @@ static void fa_rec_error(pdr_fasta *fa, int code, size_t line, const char *fmt, 
 static void fa_invalid_char(pdr_fasta *fa, int c, size_t line, size_t residue)
 {
     if (c > 0x20 && c < 0x7f)
-        fa_rec_error(fa, PDR_EINPUT, line, "invalid character '%c' (0x%02x) at residue %zu", c, c,
-                     residue);
+        fa_rec_error(fa, PDR_EINPUT, line, "invalid character '%c' (0x%02x) at residue %zu", c, c, residue);
     else
         fa_rec_error(fa, PDR_EINPUT, line, "invalid character 0x%02x at residue %zu", c, residue);
 }
@@ -407,7 +419,8 @@ static int fa_skip_to_header(pdr_fasta *fa)
 {
     for (;;) {
         int c = fa_getc(fa);
-        if (c < 0) return c;
+        if (c < 0)
+            return c;
         if (c == '\n' || c == '\r') {
             fa_newline(fa, c);
         } else if (c == '>' && fa->at_line_start) {
@@ -428,13 +441,17 @@ static int fa_start(pdr_fasta *fa, pdr_seq *seq, pdr_err *err)
     fa->started = 1;
     if (fa->pos == fa->end) { /* load the first chunk to look for a byte-order mark */
         int c = fa_refill(fa);
-        if (c >= 0) fa->pos--;
+        if (c >= 0)
+            fa->pos--;
     }
-    if (fa->end - fa->pos >= 3 && memcmp(fa->pos, "\xef\xbb\xbf", 3) == 0) fa->pos += 3;
+    if (fa->end - fa->pos >= 3 && memcmp(fa->pos, "\xef\xbb\xbf", 3) == 0)
+        fa->pos += 3;
     for (;;) {
         int c = fa_getc(fa);
-        if (c == FA_END) return PDR_EOF;
-        if (c == FA_FAIL) return pdr_fail(err, fa->fatal, "%s", fa->fatal_msg);
+        if (c == FA_END)
+            return PDR_EOF;
+        if (c == FA_FAIL)
+            return pdr_fail(err, fa->fatal, "%s", fa->fatal_msg);
         if (c == '\n' || c == '\r') {
             fa_newline(fa, c);
         } else if (c == '>' && fa->at_line_start) {
@@ -452,8 +469,10 @@ static int fa_start(pdr_fasta *fa, pdr_seq *seq, pdr_err *err)
             fa->n_returned++;
             seq->record_no = fa->n_returned;
             seq->line_no = line;
-            return pdr_fail(err, PDR_EINPUT, "%s: record %zu: not FASTA: line %zu does not start "
-                            "with '>'", fa->name, seq->record_no, line);
+            return pdr_fail(err, PDR_EINPUT,
+                            "%s: record %zu: not FASTA: line %zu does not start "
+                            "with '>'",
+                            fa->name, seq->record_no, line);
         }
     }
 }
@@ -463,13 +482,17 @@ static int fa_grow_seq(pdr_fasta *fa, size_t need)
 {
     size_t cap = fa->seq_cap ? fa->seq_cap : FA_SEQ_INIT;
     while (cap < need) {
-        if (cap > SIZE_MAX / 2) return -1;
+        if (cap > SIZE_MAX / 2)
+            return -1;
         cap *= 2;
     }
-    if (fa->max_length && cap > fa->max_length + 1) cap = fa->max_length + 1;
-    if (cap < need) cap = need;
+    if (fa->max_length && cap > fa->max_length + 1)
+        cap = fa->max_length + 1;
+    if (cap < need)
+        cap = need;
     char *p = realloc(fa->seq, cap);
-    if (!p) return -1;
+    if (!p)
+        return -1;
     fa->seq = p;
     fa->seq_cap = cap;
     return 0;
@@ -482,8 +505,10 @@ static int fa_read_header(pdr_fasta *fa, pdr_seq *seq)
     int too_long = 0;
     for (;;) {
         int c = fa_getc(fa);
-        if (c == FA_FAIL) return FA_FAIL;
-        if (c == FA_END) break;
+        if (c == FA_FAIL)
+            return FA_FAIL;
+        if (c == FA_END)
+            break;
         if (c == '\n' || c == '\r') {
             fa_newline(fa, c);
             break;
@@ -495,27 +520,25 @@ static int fa_read_header(pdr_fasta *fa, pdr_seq *seq)
             too_long = 1;
     }
     size_t id_len = 0;
-    while (id_len < hlen && !fa_is_space((unsigned char)fa->header[id_len])) id_len++;
+    while (id_len < hlen && !fa_is_space((unsigned char)fa->header[id_len]))
+        id_len++;
     int id_ok = fa_show_id(fa, (const unsigned char *)fa->header, id_len);
     seq->desc = fa_clean_desc(fa->header + id_len, hlen - id_len);
     fa->header[id_len] = '\0';
     seq->id = id_ok ? fa->header : fa->id_show;
 
     if (too_long)
-        fa_rec_error(fa, PDR_EINPUT, seq->line_no, "header longer than %zu bytes",
-                     fa->max_header);
+        fa_rec_error(fa, PDR_EINPUT, seq->line_no, "header longer than %zu bytes", fa->max_header);
     else if (id_len == 0)
         fa_rec_error(fa, PDR_EINPUT, seq->line_no, "empty id (no word right after '>')");
     else if (!id_ok)
-        fa_rec_error(fa, PDR_EINPUT, seq->line_no,
-                     "id holds a control character or bytes that are not UTF-8");
+        fa_rec_error(fa, PDR_EINPUT, seq->line_no, "id holds a control character or bytes that are not UTF-8");
     else if (fa->check_duplicates) {
         size_t first = 0;
         if (fa_idset_add(&fa->ids, fa->header, seq->record_no, &first) != 0)
             fa_rec_error(fa, PDR_ENOMEM, seq->line_no, "out of memory for the duplicate-id set");
         else if (first)
-            fa_rec_error(fa, PDR_EINPUT, seq->line_no, "duplicate id (first seen in record %zu)",
-                         first);
+            fa_rec_error(fa, PDR_EINPUT, seq->line_no, "duplicate id (first seen in record %zu)", first);
     }
     return 0;
 }
@@ -526,26 +549,32 @@ int pdr_fasta_read(pdr_fasta *fa, pdr_seq *ret_seq, pdr_err *err)
     fa->empty[0] = '\0';
     seq->id = seq->desc = seq->seq = fa->empty;
     seq->len = seq->record_no = seq->line_no = 0;
-    if (fa->fatal) return pdr_fail(err, fa->fatal, "%s", fa->fatal_msg);
+    if (fa->fatal)
+        return pdr_fail(err, fa->fatal, "%s", fa->fatal_msg);
     if (!fa->started) {
         int status = fa_start(fa, seq, err);
-        if (status != PDR_OK) return status;
+        if (status != PDR_OK)
+            return status;
     }
-    if (!fa->have_header) return PDR_EOF;
+    if (!fa->have_header)
+        return PDR_EOF;
     fa->have_header = 0;
     fa->rec_code = 0;
     seq->record_no = fa->n_returned + 1;
     seq->line_no = fa->header_line;
-    if (fa_read_header(fa, seq) == FA_FAIL) goto io_fail;
+    if (fa_read_header(fa, seq) == FA_FAIL)
+        goto io_fail;
 
-    size_t len = 0;           /* residues stored */
-    size_t n_letters = 0;     /* residues seen, stored or not (for the length-limit message) */
-    int stop_pending = 0;     /* a '*' was seen; fine only if nothing follows it */
+    size_t len = 0;       /* residues stored */
+    size_t n_letters = 0; /* residues seen, stored or not (for the length-limit message) */
+    int stop_pending = 0; /* a '*' was seen; fine only if nothing follows it */
     size_t stop_line = 0, stop_residue = 0;
     for (;;) {
         int c = fa_getc(fa);
-        if (c == FA_END) break;
-        if (c == FA_FAIL) goto io_fail;
+        if (c == FA_END)
+            break;
+        if (c == FA_FAIL)
+            goto io_fail;
         unsigned char k = fa_class[c];
         if (k == C_NL) {
             fa_newline(fa, c);
@@ -558,29 +587,30 @@ int pdr_fasta_read(pdr_fasta *fa, pdr_seq *ret_seq, pdr_err *err)
             break;
         }
         fa_other(fa);
-        if (k == C_SPACE) continue;
+        if (k == C_SPACE)
+            continue;
         if (stop_pending) { /* something follows the '*': it was not the end */
             fa_invalid_char(fa, '*', stop_line, stop_residue);
             stop_pending = 0;
         }
         if (k >= 'A') {
             n_letters++;
-            if (fa->rec_code) continue;
+            if (fa->rec_code)
+                continue;
             if (fa->max_length && len >= fa->max_length) {
-                fa_rec_error(fa, PDR_ELIMIT, fa->line_no, "sequence longer than max_length %zu",
-                             fa->max_length);
+                fa_rec_error(fa, PDR_ELIMIT, fa->line_no, "sequence longer than max_length %zu", fa->max_length);
                 continue;
             }
             if (len + 1 >= fa->seq_cap && fa_grow_seq(fa, len + 2) != 0) {
-                fa_rec_error(fa, PDR_ENOMEM, fa->line_no,
-                             "out of memory storing residue %zu", len + 1);
+                fa_rec_error(fa, PDR_ENOMEM, fa->line_no, "out of memory storing residue %zu", len + 1);
                 continue;
             }
             fa->seq[len++] = (char)k;
         } else if (k == C_GAP) {
             continue;
         } else if (k == C_STOP) {
-            if (fa->rec_code) continue;
+            if (fa->rec_code)
+                continue;
             stop_pending = 1;
             stop_line = fa->line_no;
             stop_residue = len + 1;
@@ -599,9 +629,8 @@ int pdr_fasta_read(pdr_fasta *fa, pdr_seq *ret_seq, pdr_err *err)
             size_t used = strlen(d);
             snprintf(d + used, sizeof fa->rec_detail - used, " (%zu residues)", n_letters);
         }
-        return pdr_fail(err, fa->rec_code, "%s: record %zu%s%s%s, line %zu: %s", fa->name,
-                        seq->record_no, id[0] ? " (" : "", fa->id_show, id[0] ? ")" : "",
-                        fa->rec_line, fa->rec_detail);
+        return pdr_fail(err, fa->rec_code, "%s: record %zu%s%s%s, line %zu: %s", fa->name, seq->record_no,
+                        id[0] ? " (" : "", fa->id_show, id[0] ? ")" : "", fa->rec_line, fa->rec_detail);
     }
     fa->seq[len] = '\0';
     seq->seq = fa->seq;

@@ -83,8 +83,7 @@ int pdr_fasta_open(const char *path, const pdr_fasta_opts *opts, pdr_fasta **ret
 
 /* Open a reader over buf[0..len) (plain text only: no gzip). buf is not copied and must outlive
  * the reader. For HTTP bodies and fuzzing. Fails only with PDR_ENOMEM. */
-int pdr_fasta_open_mem(const char *buf, size_t len, const pdr_fasta_opts *opts, pdr_fasta **ret_fa,
-                       pdr_err *err);
+int pdr_fasta_open_mem(const char *buf, size_t len, const pdr_fasta_opts *opts, pdr_fasta **ret_fa, pdr_err *err);
 
 /* Read the next record into *ret_seq.
  *  PDR_OK: a valid record.

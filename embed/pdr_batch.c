@@ -33,8 +33,8 @@ static int embed_one(shared *sh, pdr_encoder_ws *ws, size_t i, pdr_err *err)
     job->seg_emb[i] = malloc(ns * (size_t)sh->dim * sizeof(float));
     if (!job->seg_start[i] || !job->seg_end[i] || !job->seg_emb[i])
         return pdr_fail(err, PDR_ENOMEM, "out of memory for %zu segments", ns);
-    return pdr_encode_segments(sh->enc, ws, job->window, job->stride, ns, &job->n_seg[i],
-                               job->seg_start[i], job->seg_end[i], job->seg_emb[i], err);
+    return pdr_encode_segments(sh->enc, ws, job->window, job->stride, ns, &job->n_seg[i], job->seg_start[i],
+                               job->seg_end[i], job->seg_emb[i], err);
 }
 
 static void *worker_main(void *arg)
@@ -62,8 +62,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int pdr_batch_embed(const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads, pdr_batch_job *job,
-                    pdr_err *err)
+int pdr_batch_embed(const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads, pdr_batch_job *job, pdr_err *err)
 {
     if (threads < 1)
         threads = 1;

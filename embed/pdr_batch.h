@@ -16,10 +16,10 @@
 
 typedef struct pdr_batch_job {
     size_t n;
-    char *const *seqs;         /* n uppercase sequences */
-    const int32_t *lengths;    /* n lengths */
-    char *const *ids;          /* n ids, for error messages (may be NULL) */
-    float *emb;                /* out: n x dim */
+    char *const *seqs;      /* n uppercase sequences */
+    const int32_t *lengths; /* n lengths */
+    char *const *ids;       /* n ids, for error messages (may be NULL) */
+    float *emb;             /* out: n x dim */
     /* Optional segment vectors: set window > 0 and give n-long arrays; each record's arrays
      * are allocated here (malloc) and owned by the caller afterwards. */
     int window, stride;
@@ -28,7 +28,6 @@ typedef struct pdr_batch_job {
     float **seg_emb;
 } pdr_batch_job;
 
-int pdr_batch_embed(const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads, pdr_batch_job *job,
-                    pdr_err *err);
+int pdr_batch_embed(const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads, pdr_batch_job *job, pdr_err *err);
 
 #endif

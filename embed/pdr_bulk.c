@@ -29,7 +29,7 @@ typedef struct batch {
     char **seqs;
     int32_t *lengths;
     size_t residues;
-    float *emb;          /* n x dim, filled by workers */
+    float *emb; /* n x dim, filled by workers */
     /* segments, filled by workers into per-record arrays */
     size_t *n_seg;
     int32_t **seg_start, **seg_end;
@@ -107,8 +107,8 @@ static int batch_push(batch *b, const pdr_seq *s, pdr_err *err)
     return PDR_OK;
 }
 
-static int embed_batch(const pdr_encoder *enc, pdr_encoder_ws *const *ws, const pdr_bulk_opts *o,
-                       batch *b, pdr_err *err)
+static int embed_batch(const pdr_encoder *enc, pdr_encoder_ws *const *ws, const pdr_bulk_opts *o, batch *b,
+                       pdr_err *err)
 {
     pdr_batch_job job = {.n = b->n, .seqs = b->seqs, .lengths = b->lengths, .ids = b->ids, .emb = b->emb};
     if (o->segments) {
@@ -134,8 +134,8 @@ static int fsync_path(const char *path)
     return rc;
 }
 
-static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim,
-                            int segments, pdr_err *err)
+static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim, int segments,
+                            pdr_err *err)
 {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -181,8 +181,8 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset 
     if (rc)
         return rc;
     const pdr_store_meta *m = pdr_store_meta_of(st);
-    if (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 ||
-        strcmp(m->model_version, pdr_encoder_version(enc)) != 0 || m->dim != pdr_encoder_dim(enc)) {
+    if (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 || strcmp(m->model_version, pdr_encoder_version(enc)) != 0 ||
+        m->dim != pdr_encoder_dim(enc)) {
         rc = pdr_fail(err, PDR_EINPUT,
                       "%s was made with model %s (version %s), not %s (version %s): remove it or "
                       "use the same --model",
@@ -210,10 +210,7 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset 
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Sorted list of complete part files in dir; removes stale .tmp files. */
 static int list_parts(const char *dir, char ***ret_names, size_t *ret_n, pdr_err *err)
@@ -321,8 +318,8 @@ done:
     return rc;
 }
 
-static int merge(const char *out_path, int have_base, char **parts, size_t n_parts,
-                 const pdr_store_meta *meta, int dim, size_t *ret_total, pdr_err *err)
+static int merge(const char *out_path, int have_base, char **parts, size_t n_parts, const pdr_store_meta *meta, int dim,
+                 size_t *ret_total, pdr_err *err)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
@@ -375,8 +372,8 @@ static void warn(const pdr_bulk_opts *o, const char *msg)
         o->on_warning(o->ctx, msg);
 }
 
-int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
-                   const pdr_bulk_opts *opts, pdr_bulk_stats *ret_stats, pdr_err *err)
+int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path, const pdr_bulk_opts *opts,
+                   pdr_bulk_stats *ret_stats, pdr_err *err)
 {
     pdr_bulk_opts o = *opts;
     if (o.threads < 1)
@@ -384,8 +381,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     if (o.batch_residues == 0)
         o.batch_residues = DEFAULT_BATCH_RESIDUES;
     if (o.segments && !pdr_encoder_has_segments(enc))
-        return pdr_fail(err, PDR_EINPUT, "model %s gives no segment vectors: drop --segments",
-                        pdr_encoder_name(enc));
+        return pdr_fail(err, PDR_EINPUT, "model %s gives no segment vectors: drop --segments", pdr_encoder_name(enc));
     if (o.segments && (o.window < 1 || o.stride < 1))
         return pdr_fail(err, PDR_EINPUT, "segment window and stride must be >= 1");
 
@@ -521,8 +517,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     if ((rc = list_parts(partial, &parts, &n_parts, err)))
         goto done;
     if (n_parts == 0 && !have_base) {
-        rc = pdr_fail(err, PDR_EINPUT, "%s: no valid sequences to embed (%zu records read, %zu invalid)",
-                      fasta_path, st.n_records, st.n_invalid);
+        rc = pdr_fail(err, PDR_EINPUT, "%s: no valid sequences to embed (%zu records read, %zu invalid)", fasta_path,
+                      st.n_records, st.n_invalid);
         goto done;
     }
     if (n_parts > 0) {

@@ -24,24 +24,24 @@
 #define PDR_MAX_LENGTH_DEFAULT 100000
 
 typedef struct pdr_bulk_stats {
-    size_t n_records;     /* records read from the input, valid or not */
-    size_t n_embedded;    /* embedded in this run */
-    size_t n_existing;    /* skipped because already stored */
-    size_t n_invalid;     /* skipped because malformed */
-    size_t n_residues;    /* residues embedded in this run */
-    size_t n_total;       /* rows in the final store */
-    double seconds;       /* wall time so far */
-    double input_fraction;/* 0..1 of the input consumed, -1 when unknown (stdin, gzip) */
+    size_t n_records;      /* records read from the input, valid or not */
+    size_t n_embedded;     /* embedded in this run */
+    size_t n_existing;     /* skipped because already stored */
+    size_t n_invalid;      /* skipped because malformed */
+    size_t n_residues;     /* residues embedded in this run */
+    size_t n_total;        /* rows in the final store */
+    double seconds;        /* wall time so far */
+    double input_fraction; /* 0..1 of the input consumed, -1 when unknown (stdin, gzip) */
 } pdr_bulk_stats;
 
 typedef struct pdr_bulk_opts {
-    int threads;              /* worker threads, >= 1 */
-    size_t batch_residues;    /* residues per batch/part file; 0 = default (2,000,000) */
-    size_t max_length;        /* longest accepted sequence; 0 = unlimited (default PDR_MAX_LENGTH_DEFAULT) */
-    int fp16;                 /* store embeddings as float16 */
-    int strict;               /* first invalid record is fatal */
-    int segments;             /* also store per-segment vectors (learned models only) */
-    int window, stride;       /* segment window and stride in residues */
+    int threads;           /* worker threads, >= 1 */
+    size_t batch_residues; /* residues per batch/part file; 0 = default (2,000,000) */
+    size_t max_length;     /* longest accepted sequence; 0 = unlimited (default PDR_MAX_LENGTH_DEFAULT) */
+    int fp16;              /* store embeddings as float16 */
+    int strict;            /* first invalid record is fatal */
+    int segments;          /* also store per-segment vectors (learned models only) */
+    int window, stride;    /* segment window and stride in residues */
     void (*on_warning)(void *ctx, const char *msg);
     void (*on_progress)(void *ctx, const pdr_bulk_stats *stats, int final);
     void *ctx;
@@ -49,7 +49,7 @@ typedef struct pdr_bulk_opts {
 
 void pdr_bulk_opts_default(pdr_bulk_opts *opts);
 
-int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
-                   const pdr_bulk_opts *opts, pdr_bulk_stats *ret_stats, pdr_err *err);
+int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path, const pdr_bulk_opts *opts,
+                   pdr_bulk_stats *ret_stats, pdr_err *err);
 
 #endif

@@ -67,18 +67,19 @@ struct pdr_cnn {
     float ln_eps;
     char *name, *version, *description;
     size_t n_params;
-    float *embed;                  /* [21][d] */
-    cnn_block *blocks;             /* [n_blocks] */
+    float *embed;                   /* [21][d] */
+    cnn_block *blocks;              /* [n_blocks] */
     float *final_ln_g, *final_ln_b; /* [d] */
-    float *proj_w;                 /* [out_dim][2d], PyTorch layout */
-    float *proj_b;                 /* [out_dim] */
-    float *arena;                  /* one allocation holding every tensor above */
-    unsigned char lut[256];        /* byte -> token: model.py's tokenize */
+    float *proj_w;                  /* [out_dim][2d], PyTorch layout */
+    float *proj_b;                  /* [out_dim] */
+    float *arena;                   /* one allocation holding every tensor above */
+    unsigned char lut[256];         /* byte -> token: model.py's tokenize */
 };
 
 void pdr_cnn_free(pdr_cnn *m)
 {
-    if (!m) return;
+    if (!m)
+        return;
     free(m->name);
     free(m->version);
     free(m->description);
@@ -110,7 +111,8 @@ typedef struct cnn_loader {
  * not found", "truncated file: eof = ..."), which is what the user needs to see. */
 static herr_t h5_innermost_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
-    if (n == 0 && e->desc) snprintf((char *)data, 256, "%s", e->desc);
+    if (n == 0 && e->desc)
+        snprintf((char *)data, 256, "%s", e->desc);
     return 0;
 }
 
@@ -138,47 +140,45 @@ static hid_t open_attr(cnn_loader *ld, const char *name, H5T_class_t cls, hssize
     char why[256];
     htri_t exists = H5Aexists(ld->file, name);
     if (exists <= 0) {
-        pdr_fail(ld->err, PDR_EFORMAT, "%s: not a pdr-cnn model: root attribute '%s' missing",
-                 ld->path, name);
+        pdr_fail(ld->err, PDR_EFORMAT, "%s: not a pdr-cnn model: root attribute '%s' missing", ld->path, name);
         return -1;
     }
     hid_t a = H5Aopen(ld->file, name, H5P_DEFAULT);
     if (a < 0) {
-        pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name,
-                 h5_reason(why));
+        pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name, h5_reason(why));
         return -1;
     }
     hid_t type = H5Aget_type(a), space = H5Aget_space(a);
     H5T_class_t got = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (space >= 0)
+        H5Sclose(space);
     if ((cls != H5T_NO_CLASS && got != cls) || n != npoints) {
         H5Aclose(a);
-        pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' holds %lld %s value(s), expected %lld %s",
-                 ld->path, name, (long long)n, class_name(got), (long long)npoints,
-                 class_name(cls));
+        pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' holds %lld %s value(s), expected %lld %s", ld->path, name,
+                 (long long)n, class_name(got), (long long)npoints, class_name(cls));
         return -1;
     }
     return a;
 }
 
 /* Integer attribute(s) into out[n], each in [lo, hi]. */
-static int attr_ints(cnn_loader *ld, const char *name, long long *out, int n, long long lo,
-                     long long hi)
+static int attr_ints(cnn_loader *ld, const char *name, long long *out, int n, long long lo, long long hi)
 {
     char why[256];
     hid_t a = open_attr(ld, name, H5T_INTEGER, n);
-    if (a < 0) return PDR_EFORMAT;
+    if (a < 0)
+        return PDR_EFORMAT;
     herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, out);
     H5Aclose(a);
     if (rc < 0)
-        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name,
-                        h5_reason(why));
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name, h5_reason(why));
     for (int i = 0; i < n; i++)
         if (out[i] < lo || out[i] > hi)
-            return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s'%s is %lld, expected %lld..%lld",
-                            ld->path, name, n > 1 ? " entry" : "", out[i], lo, hi);
+            return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s'%s is %lld, expected %lld..%lld", ld->path, name,
+                            n > 1 ? " entry" : "", out[i], lo, hi);
     return PDR_OK;
 }
 
@@ -186,7 +186,8 @@ static int attr_int(cnn_loader *ld, const char *name, int *out, long long lo, lo
 {
     long long v;
     int status = attr_ints(ld, name, &v, 1, lo, hi);
-    if (status == PDR_OK) *out = (int)v;
+    if (status == PDR_OK)
+        *out = (int)v;
     return status;
 }
 
@@ -194,12 +195,12 @@ static int attr_double(cnn_loader *ld, const char *name, double *out)
 {
     char why[256];
     hid_t a = open_attr(ld, name, H5T_FLOAT, 1);
-    if (a < 0) return PDR_EFORMAT;
+    if (a < 0)
+        return PDR_EFORMAT;
     herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, out);
     H5Aclose(a);
     if (rc < 0)
-        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name,
-                        h5_reason(why));
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name, h5_reason(why));
     return PDR_OK;
 }
 
@@ -212,14 +213,16 @@ static int attr_string(cnn_loader *ld, const char *name, char **ret)
     hid_t mem = -1, ftype = -1;
     *ret = NULL;
     hid_t a = open_attr(ld, name, H5T_STRING, 1);
-    if (a < 0) return PDR_EFORMAT;
-    if ((ftype = H5Aget_type(a)) < 0 || (mem = H5Tcopy(H5T_C_S1)) < 0) goto h5fail;
+    if (a < 0)
+        return PDR_EFORMAT;
+    if ((ftype = H5Aget_type(a)) < 0 || (mem = H5Tcopy(H5T_C_S1)) < 0)
+        goto h5fail;
     htri_t vlen = H5Tis_variable_str(ftype);
-    if (vlen < 0) goto h5fail;
+    if (vlen < 0)
+        goto h5fail;
     if (vlen) {
         char *v = NULL;
-        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Tset_cset(mem, H5Tget_cset(ftype)) < 0 ||
-            H5Aread(a, mem, &v) < 0)
+        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Tset_cset(mem, H5Tget_cset(ftype)) < 0 || H5Aread(a, mem, &v) < 0)
             goto h5fail;
         size_t n = v ? strlen(v) : 0;
         if (n > CNN_MAX_ATTR_STR) {
@@ -228,37 +231,36 @@ static int attr_string(cnn_loader *ld, const char *name, char **ret)
             goto done;
         }
         s = malloc(n + 1);
-        if (s) memcpy(s, v ? v : "", n + 1);
+        if (s)
+            memcpy(s, v ? v : "", n + 1);
         H5free_memory(v);
     } else {
         size_t n = H5Tget_size(ftype);
         if (n == 0 || n > CNN_MAX_ATTR_STR) {
-            status = pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' has a bad string size %zu",
-                              ld->path, name, n);
+            status = pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' has a bad string size %zu", ld->path, name, n);
             goto done;
         }
         s = calloc(n + 1, 1);
-        if (s && (H5Tset_size(mem, n) < 0 || H5Tset_strpad(mem, H5T_STR_NULLPAD) < 0 ||
-                  H5Aread(a, mem, s) < 0)) {
+        if (s && (H5Tset_size(mem, n) < 0 || H5Tset_strpad(mem, H5T_STR_NULLPAD) < 0 || H5Aread(a, mem, s) < 0)) {
             free(s);
             s = NULL;
             goto h5fail;
         }
     }
     if (!s) {
-        status = pdr_fail(ld->err, PDR_ENOMEM, "%s: out of memory reading attribute '%s'", ld->path,
-                          name);
+        status = pdr_fail(ld->err, PDR_ENOMEM, "%s: out of memory reading attribute '%s'", ld->path, name);
         goto done;
     }
     *ret = s;
     status = PDR_OK;
     goto done;
 h5fail:
-    status = pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name,
-                      h5_reason(why));
+    status = pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' unreadable: %s", ld->path, name, h5_reason(why));
 done:
-    if (mem >= 0) H5Tclose(mem);
-    if (ftype >= 0) H5Tclose(ftype);
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (ftype >= 0)
+        H5Tclose(ftype);
     H5Aclose(a);
     return status;
 }
@@ -267,10 +269,11 @@ static int attr_string_equals(cnn_loader *ld, const char *name, const char *want
 {
     char *s = NULL;
     int status = attr_string(ld, name, &s);
-    if (status != PDR_OK) return status;
+    if (status != PDR_OK)
+        return status;
     if (strcmp(s, want) != 0)
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' is '%.64s', expected '%s'",
-                          ld->path, name, s, want);
+        status =
+            pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute '%s' is '%.64s', expected '%s'", ld->path, name, s, want);
     free(s);
     return status;
 }
@@ -279,9 +282,9 @@ static void format_dims(char *buf, size_t size, int rank, const hsize_t *dims)
 {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%llu", i ? ", " : "",
-                                 (unsigned long long)dims[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
+        used += (size_t)snprintf(buf + used, size - used, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
 }
 
 /* Read float dataset `name` of exactly the given shape into out, then check every value is
@@ -293,72 +296,69 @@ static int read_tensor(cnn_loader *ld, const char *name, int rank, const hsize_t
     hid_t ds = -1, type = -1, space = -1;
     hsize_t got[H5S_MAX_RANK];
     size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)dims[i];
     format_dims(want_s, sizeof want_s, rank, dims);
 
     if (H5Lexists(ld->file, name, H5P_DEFAULT) <= 0) {
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s missing (expected float32 %s)",
-                          ld->path, name, want_s);
+        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s missing (expected float32 %s)", ld->path, name, want_s);
         goto done;
     }
     if ((ds = H5Dopen2(ld->file, name, H5P_DEFAULT)) < 0) {
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: %s is not a readable dataset: %s", ld->path,
-                          name, h5_reason(why));
+        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: %s is not a readable dataset: %s", ld->path, name, h5_reason(why));
         goto done;
     }
     if ((type = H5Dget_type(ds)) < 0 || H5Tget_class(type) != H5T_FLOAT) {
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s is not floating point", ld->path,
-                          name);
+        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s is not floating point", ld->path, name);
         goto done;
     }
     int got_rank = (space = H5Dget_space(ds)) >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
-    if (got_rank < 0 || got_rank > H5S_MAX_RANK ||
-        H5Sget_simple_extent_dims(space, got, NULL) < 0) {
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s: unreadable shape: %s", ld->path,
-                          name, h5_reason(why));
+    if (got_rank < 0 || got_rank > H5S_MAX_RANK || H5Sget_simple_extent_dims(space, got, NULL) < 0) {
+        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s: unreadable shape: %s", ld->path, name, h5_reason(why));
         goto done;
     }
     int same = got_rank == rank;
-    for (int i = 0; same && i < rank; i++) same = got[i] == dims[i];
+    for (int i = 0; same && i < rank; i++)
+        same = got[i] == dims[i];
     if (!same) {
         format_dims(got_s, sizeof got_s, got_rank, got);
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s has shape %s, expected %s",
-                          ld->path, name, got_s, want_s);
+        status =
+            pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s has shape %s, expected %s", ld->path, name, got_s, want_s);
         goto done;
     }
     if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s unreadable (truncated file?): %s",
-                          ld->path, name, h5_reason(why));
+        status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s unreadable (truncated file?): %s", ld->path, name,
+                          h5_reason(why));
         goto done;
     }
     for (size_t i = 0; i < n; i++)
         if (!isfinite(out[i])) {
-            status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s: value %zu is not finite",
-                              ld->path, name, i);
+            status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s: value %zu is not finite", ld->path, name, i);
             goto done;
         }
     status = PDR_OK;
 done:
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
-    if (ds >= 0) H5Dclose(ds);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (ds >= 0)
+        H5Dclose(ds);
     return status;
 }
 
-static size_t aligned_floats(size_t n)
-{
-    return (n + CNN_ALIGN_FLOATS - 1) / CNN_ALIGN_FLOATS * CNN_ALIGN_FLOATS;
-}
+static size_t aligned_floats(size_t n) { return (n + CNN_ALIGN_FLOATS - 1) / CNN_ALIGN_FLOATS * CNN_ALIGN_FLOATS; }
 
 /* Carve the arena into tensors (place == 0 only counts the floats needed). */
 static size_t layout_tensors(pdr_cnn *m, int place)
 {
     const size_t d = (size_t)m->d, k = (size_t)m->kernel;
     size_t used = 0;
-#define CARVE(ptr, count)                                                                      \
-    do {                                                                                       \
-        if (place) (ptr) = m->arena + used;                                                    \
-        used += aligned_floats(count);                                                         \
+#define CARVE(ptr, count) \
+    do { \
+        if (place) \
+            (ptr) = m->arena + used; \
+        used += aligned_floats(count); \
     } while (0)
     CARVE(m->embed, CNN_VOCAB * d);
     for (int b = 0; b < m->n_blocks; b++) {
@@ -390,13 +390,15 @@ static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
     hsize_t pw_dims[2] = {dd, dd}, proj_dims[2] = {(hsize_t)m->out_dim, 2 * dd};
     hsize_t proj_b_dims[1] = {(hsize_t)m->out_dim};
 
-    if ((status = read_tensor(ld, "/embed", 2, embed_dims, m->embed))) return status;
+    if ((status = read_tensor(ld, "/embed", 2, embed_dims, m->embed)))
+        return status;
     for (int b = 0; b < m->n_blocks; b++) {
         cnn_block *blk = &m->blocks[b];
-#define BLOCK_TENSOR(field, rank, dims, dst)                                                   \
-    do {                                                                                       \
-        snprintf(name, sizeof name, "/blocks/%d/" field, b);                                   \
-        if ((status = read_tensor(ld, name, rank, dims, dst))) return status;                  \
+#define BLOCK_TENSOR(field, rank, dims, dst) \
+    do { \
+        snprintf(name, sizeof name, "/blocks/%d/" field, b); \
+        if ((status = read_tensor(ld, name, rank, dims, dst))) \
+            return status; \
     } while (0)
         BLOCK_TENSOR("ln_g", 1, vec, blk->ln_g);
         BLOCK_TENSOR("ln_b", 1, vec, blk->ln_b);
@@ -408,13 +410,17 @@ static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
         BLOCK_TENSOR("conv_b", 1, vec, blk->conv_b);
         BLOCK_TENSOR("pw_w", 2, pw_dims, scratch);
         for (int o = 0; o < d; o++)
-            for (int i = 0; i < d; i++) blk->pw_wt[(size_t)i * d + o] = scratch[(size_t)o * d + i];
+            for (int i = 0; i < d; i++)
+                blk->pw_wt[(size_t)i * d + o] = scratch[(size_t)o * d + i];
         BLOCK_TENSOR("pw_b", 1, vec, blk->pw_b);
 #undef BLOCK_TENSOR
     }
-    if ((status = read_tensor(ld, "/final_ln_g", 1, vec, m->final_ln_g))) return status;
-    if ((status = read_tensor(ld, "/final_ln_b", 1, vec, m->final_ln_b))) return status;
-    if ((status = read_tensor(ld, "/proj_w", 2, proj_dims, m->proj_w))) return status;
+    if ((status = read_tensor(ld, "/final_ln_g", 1, vec, m->final_ln_g)))
+        return status;
+    if ((status = read_tensor(ld, "/final_ln_b", 1, vec, m->final_ln_b)))
+        return status;
+    if ((status = read_tensor(ld, "/proj_w", 2, proj_dims, m->proj_w)))
+        return status;
     return read_tensor(ld, "/proj_b", 1, proj_b_dims, m->proj_b);
 }
 
@@ -425,43 +431,55 @@ static int read_header(cnn_loader *ld, pdr_cnn *m)
     long long dil[CNN_MAX_BLOCKS];
     double eps;
 
-    if ((status = attr_string_equals(ld, "format", CNN_FORMAT))) return status;
-    if ((status = attr_int(ld, "format_version", &version, 0, 1000000))) return status;
+    if ((status = attr_string_equals(ld, "format", CNN_FORMAT)))
+        return status;
+    if ((status = attr_int(ld, "format_version", &version, 0, 1000000)))
+        return status;
     if (version != CNN_FORMAT_VERSION)
-        return pdr_fail(ld->err, PDR_EFORMAT,
-                        "%s: format_version %d is not supported (this build reads version %d)",
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: format_version %d is not supported (this build reads version %d)",
                         ld->path, version, CNN_FORMAT_VERSION);
-    if ((status = attr_string(ld, "model_name", &m->name))) return status;
-    if ((status = attr_string(ld, "model_version", &m->version))) return status;
-    if ((status = attr_string(ld, "description", &m->description))) return status;
-    if ((status = attr_int(ld, "d", &m->d, 1, CNN_MAX_D))) return status;
-    if ((status = attr_int(ld, "n_blocks", &m->n_blocks, 1, CNN_MAX_BLOCKS))) return status;
-    if ((status = attr_int(ld, "kernel", &m->kernel, 1, CNN_MAX_KERNEL))) return status;
+    if ((status = attr_string(ld, "model_name", &m->name)))
+        return status;
+    if ((status = attr_string(ld, "model_version", &m->version)))
+        return status;
+    if ((status = attr_string(ld, "description", &m->description)))
+        return status;
+    if ((status = attr_int(ld, "d", &m->d, 1, CNN_MAX_D)))
+        return status;
+    if ((status = attr_int(ld, "n_blocks", &m->n_blocks, 1, CNN_MAX_BLOCKS)))
+        return status;
+    if ((status = attr_int(ld, "kernel", &m->kernel, 1, CNN_MAX_KERNEL)))
+        return status;
     if (m->kernel % 2 == 0)
-        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute 'kernel' is %d, expected an odd number",
-                        ld->path, m->kernel);
-    if ((status = attr_int(ld, "out_dim", &m->out_dim, 1, CNN_MAX_OUT_DIM))) return status;
-    if ((status = attr_int(ld, "vocab", &vocab, CNN_VOCAB, CNN_VOCAB))) return status;
-    if ((status = attr_string_equals(ld, "alphabet", CNN_ALPHABET))) return status;
-    if ((status = attr_string_equals(ld, "pooling", "meanmax"))) return status;
-    if ((status = attr_double(ld, "ln_eps", &eps))) return status;
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute 'kernel' is %d, expected an odd number", ld->path,
+                        m->kernel);
+    if ((status = attr_int(ld, "out_dim", &m->out_dim, 1, CNN_MAX_OUT_DIM)))
+        return status;
+    if ((status = attr_int(ld, "vocab", &vocab, CNN_VOCAB, CNN_VOCAB)))
+        return status;
+    if ((status = attr_string_equals(ld, "alphabet", CNN_ALPHABET)))
+        return status;
+    if ((status = attr_string_equals(ld, "pooling", "meanmax")))
+        return status;
+    if ((status = attr_double(ld, "ln_eps", &eps)))
+        return status;
     if (!(eps > 0 && eps < 1))
-        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute 'ln_eps' is %g, expected 0 < eps < 1",
-                        ld->path, eps);
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: attribute 'ln_eps' is %g, expected 0 < eps < 1", ld->path, eps);
     m->ln_eps = (float)eps;
-    if ((status = attr_ints(ld, "dilations", dil, m->n_blocks, 1, CNN_MAX_DILATION))) return status;
+    if ((status = attr_ints(ld, "dilations", dil, m->n_blocks, 1, CNN_MAX_DILATION)))
+        return status;
 
     m->blocks = calloc((size_t)m->n_blocks, sizeof *m->blocks);
-    if (!m->blocks) return pdr_fail(ld->err, PDR_ENOMEM, "%s: out of memory", ld->path);
-    for (int b = 0; b < m->n_blocks; b++) m->blocks[b].dilation = (int)dil[b];
+    if (!m->blocks)
+        return pdr_fail(ld->err, PDR_ENOMEM, "%s: out of memory", ld->path);
+    for (int b = 0; b < m->n_blocks; b++)
+        m->blocks[b].dilation = (int)dil[b];
 
     const size_t d = (size_t)m->d;
-    m->n_params = CNN_VOCAB * d +
-                  (size_t)m->n_blocks * (2 * d + (size_t)m->kernel * d * d + d + d * d + d) +
-                  2 * d + (size_t)m->out_dim * 2 * d + (size_t)m->out_dim;
+    m->n_params = CNN_VOCAB * d + (size_t)m->n_blocks * (2 * d + (size_t)m->kernel * d * d + d + d * d + d) + 2 * d +
+                  (size_t)m->out_dim * 2 * d + (size_t)m->out_dim;
     if (m->n_params > CNN_MAX_PARAMS)
-        return pdr_fail(ld->err, PDR_EFORMAT,
-                        "%s: the attributes describe %zu parameters, more than the %zu allowed",
+        return pdr_fail(ld->err, PDR_EFORMAT, "%s: the attributes describe %zu parameters, more than the %zu allowed",
                         ld->path, m->n_params, CNN_MAX_PARAMS);
     return PDR_OK;
 }
@@ -479,7 +497,8 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
 
     *ret_model = NULL;
     FILE *probe = fopen(path, "rb");
-    if (!probe) return pdr_fail(err, PDR_EIO, "%s: cannot open model: %s", path, strerror(errno));
+    if (!probe)
+        return pdr_fail(err, PDR_EIO, "%s: cannot open model: %s", path, strerror(errno));
     fclose(probe);
 
     /* HDF5 prints its error stack to stderr by default; we report through err instead. The
@@ -493,15 +512,15 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
         goto fail;
     }
     if ((ld.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
-        status = pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 model file: %s", path,
-                          h5_reason(why));
+        status = pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 model file: %s", path, h5_reason(why));
         goto fail;
     }
     if (!(m = calloc(1, sizeof *m))) {
         status = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if ((status = read_header(&ld, m))) goto fail;
+    if ((status = read_header(&ld, m)))
+        goto fail;
     memset(m->lut, CNN_X_TOKEN, sizeof m->lut);
     for (int i = 0; CNN_ALPHABET[i]; i++) {
         m->lut[(unsigned char)CNN_ALPHABET[i]] = (unsigned char)i;
@@ -520,7 +539,8 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
         status = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if ((status = read_weights(&ld, m, scratch))) goto fail;
+    if ((status = read_weights(&ld, m, scratch)))
+        goto fail;
 
     free(scratch);
     H5Fclose(ld.file);
@@ -532,8 +552,10 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
 fail:
     free(scratch);
     pdr_cnn_free(m);
-    if (ld.file >= 0) H5Fclose(ld.file);
-    if (fapl >= 0) H5Pclose(fapl);
+    if (ld.file >= 0)
+        H5Fclose(ld.file);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     H5Eset_auto2(H5E_DEFAULT, old_print, old_print_data);
     return status;
 }
@@ -543,15 +565,15 @@ fail:
 
 struct pdr_cnn_ws {
     const pdr_cnn *m;
-    size_t cap;    /* rows allocated in x, h, h_next, tok */
-    size_t len;    /* residues of the last embedded sequence; 0 before the first */
-    float *x;      /* [cap][d] residual stream; after embed: final hidden states */
-    float *h;      /* [cap][d] layer-normed input of the current block */
-    float *h_next; /* [cap][d] the same for the next block, filled tile by tile */
-    float *tile;   /* [CNN_TILE][d] conv -> gelu output of one tile */
+    size_t cap;         /* rows allocated in x, h, h_next, tok */
+    size_t len;         /* residues of the last embedded sequence; 0 before the first */
+    float *x;           /* [cap][d] residual stream; after embed: final hidden states */
+    float *h;           /* [cap][d] layer-normed input of the current block */
+    float *h_next;      /* [cap][d] the same for the next block, filled tile by tile */
+    float *tile;        /* [CNN_TILE][d] conv -> gelu output of one tile */
     unsigned char *tok; /* [cap] */
-    double *sum;   /* [d] pooling accumulator */
-    float *pool;   /* [2d] pooled vector (mean, max) */
+    double *sum;        /* [d] pooling accumulator */
+    float *pool;        /* [2d] pooled vector (mean, max) */
 };
 
 static float *alloc_floats(size_t n)
@@ -575,7 +597,8 @@ static void ws_release_rows(pdr_cnn_ws *ws)
 
 void pdr_cnn_ws_free(pdr_cnn_ws *ws)
 {
-    if (!ws) return;
+    if (!ws)
+        return;
     ws_release_rows(ws);
     free(ws->tile);
     free(ws->sum);
@@ -586,9 +609,11 @@ void pdr_cnn_ws_free(pdr_cnn_ws *ws)
 int pdr_cnn_ws_create(const pdr_cnn *m, pdr_cnn_ws **ret_ws, pdr_err *err)
 {
     *ret_ws = NULL;
-    if (!m) return pdr_fail(err, PDR_EINPUT, "pdr_cnn_ws_create: no model");
+    if (!m)
+        return pdr_fail(err, PDR_EINPUT, "pdr_cnn_ws_create: no model");
     pdr_cnn_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) return pdr_fail(err, PDR_ENOMEM, "encoder workspace: out of memory");
+    if (!ws)
+        return pdr_fail(err, PDR_ENOMEM, "encoder workspace: out of memory");
     ws->m = m;
     ws->tile = alloc_floats((size_t)CNN_TILE * (size_t)m->d);
     ws->sum = malloc((size_t)m->d * sizeof *ws->sum);
@@ -606,12 +631,15 @@ int pdr_cnn_ws_create(const pdr_cnn *m, pdr_cnn_ws **ret_ws, pdr_err *err)
 static int ws_reserve(pdr_cnn_ws *ws, size_t len, pdr_err *err)
 {
     const size_t d = (size_t)ws->m->d;
-    if (len <= ws->cap) return PDR_OK;
+    if (len <= ws->cap)
+        return PDR_OK;
     if (len > SIZE_MAX / sizeof(float) / d / 2)
         return pdr_fail(err, PDR_ELIMIT, "sequence of %zu residues is too long", len);
     size_t cap = ws->cap + ws->cap / 2;
-    if (cap < len) cap = len;
-    if (cap > SIZE_MAX / sizeof(float) / d / 2) cap = len;
+    if (cap < len)
+        cap = len;
+    if (cap > SIZE_MAX / sizeof(float) / d / 2)
+        cap = len;
     ws_release_rows(ws);
     ws->x = alloc_floats(cap * d);
     ws->h = alloc_floats(cap * d);
@@ -631,7 +659,8 @@ static int ws_reserve(pdr_cnn_ws *ws, size_t len, pdr_err *err)
 /* model.py's tokenize, through the table built at open. */
 static void tokenize(unsigned char *tok, const unsigned char *lut, const char *seq, size_t len)
 {
-    for (size_t i = 0; i < len; i++) tok[i] = lut[(unsigned char)seq[i]];
+    for (size_t i = 0; i < len; i++)
+        tok[i] = lut[(unsigned char)seq[i]];
 }
 
 /* Sum of x[0..d) in CNN_LANES independent partial sums: a dependency chain the compiler can turn
@@ -642,10 +671,13 @@ static float sum_lanes(const float *x, int d)
     float acc[CNN_LANES] = {0};
     int i = 0;
     for (; i + CNN_LANES <= d; i += CNN_LANES)
-        for (int l = 0; l < CNN_LANES; l++) acc[l] += x[i + l];
-    for (; i < d; i++) acc[0] += x[i];
+        for (int l = 0; l < CNN_LANES; l++)
+            acc[l] += x[i + l];
+    for (; i < d; i++)
+        acc[0] += x[i];
     float s = 0;
-    for (int l = 0; l < CNN_LANES; l++) s += acc[l];
+    for (int l = 0; l < CNN_LANES; l++)
+        s += acc[l];
     return s;
 }
 
@@ -654,17 +686,19 @@ static float sum_sq_dev_lanes(const float *x, float mean, int d)
     float acc[CNN_LANES] = {0};
     int i = 0;
     for (; i + CNN_LANES <= d; i += CNN_LANES)
-        for (int l = 0; l < CNN_LANES; l++) acc[l] += (x[i + l] - mean) * (x[i + l] - mean);
-    for (; i < d; i++) acc[0] += (x[i] - mean) * (x[i] - mean);
+        for (int l = 0; l < CNN_LANES; l++)
+            acc[l] += (x[i + l] - mean) * (x[i + l] - mean);
+    for (; i < d; i++)
+        acc[0] += (x[i] - mean) * (x[i] - mean);
     float s = 0;
-    for (int l = 0; l < CNN_LANES; l++) s += acc[l];
+    for (int l = 0; l < CNN_LANES; l++)
+        s += acc[l];
     return s;
 }
 
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * g + b for each of n rows (out may equal x). */
 CNN_VECTOR_CLONES
-static void layernorm(float *out, const float *x, size_t n, const float *g, const float *b, int d,
-                      float eps)
+static void layernorm(float *out, const float *x, size_t n, const float *g, const float *b, int d, float eps)
 {
     for (size_t r = 0; r < n; r++) {
         const float *xr = x + r * (size_t)d;
@@ -672,7 +706,8 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
         const float mean = sum_lanes(xr, d) / (float)d;
         const float var = sum_sq_dev_lanes(xr, mean, d) / (float)d;
         const float rstd = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < d; i++) orow[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+        for (int i = 0; i < d; i++)
+            orow[i] = (xr[i] - mean) * rstd * g[i] + b[i];
     }
 }
 
@@ -680,20 +715,22 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
  * h[t + (j - k/2) * dilation] @ W_j. Rows of h outside [0, L) are zero, so each tap's product
  * just skips the output rows whose input row falls outside: no padded copy of h. The centre tap
  * covers every row, so it goes first and overwrites out (beta 0); the others accumulate. */
-static void conv1d(float *out, const float *h, size_t L, size_t t0, size_t t1, const cnn_block *blk,
-                   int d, int kernel)
+static void conv1d(float *out, const float *h, size_t L, size_t t0, size_t t1, const cnn_block *blk, int d, int kernel)
 {
     const size_t dz = (size_t)d;
     for (int step = 0; step < kernel; step++) {
         const int j = (kernel / 2 + step) % kernel;
         const long long off = (long long)(j - kernel / 2) * blk->dilation;
         long long lo = (long long)t0, hi = (long long)t1;
-        if (lo + off < 0) lo = -off;
-        if (hi + off > (long long)L) hi = (long long)L - off;
-        if (lo >= hi) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), d, d, 1.0f,
-                    h + (size_t)(lo + off) * dz, d, blk->conv_wt + (size_t)j * dz * dz, d,
-                    step == 0 ? 0.0f : 1.0f, out + (size_t)(lo - (long long)t0) * dz, d);
+        if (lo + off < 0)
+            lo = -off;
+        if (hi + off > (long long)L)
+            hi = (long long)L - off;
+        if (lo >= hi)
+            continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), d, d, 1.0f, h + (size_t)(lo + off) * dz,
+                    d, blk->conv_wt + (size_t)j * dz * dz, d, step == 0 ? 0.0f : 1.0f,
+                    out + (size_t)(lo - (long long)t0) * dz, d);
     }
 }
 
@@ -750,9 +787,9 @@ CNN_VECTOR_CLONES
 static void pointwise_residual(float *x, const float *h, size_t n, const cnn_block *blk, int d)
 {
     for (size_t r = 0; r < n; r++)
-        for (int i = 0; i < d; i++) x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d,
-                1.0f, x, d);
+        for (int i = 0; i < d; i++)
+            x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d, 1.0f, x, d);
 }
 
 /* pool = concat(mean over rows [r0, r1) of x, max over the same rows). */
@@ -767,22 +804,25 @@ static void meanmax(float *pool, double *sum, const float *x, size_t r0, size_t 
         const float *xr = x + r * (size_t)d;
         for (int i = 0; i < d; i++) {
             sum[i] += xr[i];
-            if (xr[i] > pool[d + i]) pool[d + i] = xr[i];
+            if (xr[i] > pool[d + i])
+                pool[d + i] = xr[i];
         }
     }
-    for (int i = 0; i < d; i++) pool[i] = (float)(sum[i] / (double)(r1 - r0));
+    for (int i = 0; i < d; i++)
+        pool[i] = (float)(sum[i] / (double)(r1 - r0));
 }
 
 /* out = normalize(proj_w @ pool + proj_b), as F.normalize (norm floored at 1e-12). */
 static void project_normalize(const pdr_cnn *m, const float *pool, float *out)
 {
     memcpy(out, m->proj_b, (size_t)m->out_dim * sizeof *out);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->out_dim, 2 * m->d, 1.0f, m->proj_w, 2 * m->d, pool,
-                1, 1.0f, out, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->out_dim, 2 * m->d, 1.0f, m->proj_w, 2 * m->d, pool, 1, 1.0f, out, 1);
     double ss = 0;
-    for (int i = 0; i < m->out_dim; i++) ss += (double)out[i] * out[i];
+    for (int i = 0; i < m->out_dim; i++)
+        ss += (double)out[i] * out[i];
     const double norm = sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12;
-    for (int i = 0; i < m->out_dim; i++) out[i] = (float)(out[i] / norm);
+    for (int i = 0; i < m->out_dim; i++)
+        out[i] = (float)(out[i] / norm);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -808,12 +848,11 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
         const cnn_block *blk = &m->blocks[b];
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
-            conv1d(ws->tile, h, L, t0, t1, blk, d, m->kernel); /* h = conv1d(h), bias pending */
-            bias_gelu(ws->tile, n, blk->conv_b, d);            /* h = gelu(h + conv_b) */
+            conv1d(ws->tile, h, L, t0, t1, blk, d, m->kernel);    /* h = conv1d(h), bias pending */
+            bias_gelu(ws->tile, n, blk->conv_b, d);               /* h = gelu(h + conv_b) */
             pointwise_residual(x + t0 * dz, ws->tile, n, blk, d); /* x = x + pw(h) */
-            if (b + 1 < m->n_blocks) /* the next block's h = ln(x) */
-                layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g,
-                          m->blocks[b + 1].ln_b, d, m->ln_eps);
+            if (b + 1 < m->n_blocks)                              /* the next block's h = ln(x) */
+                layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g, m->blocks[b + 1].ln_b, d, m->ln_eps);
             else /* x = final_ln(x) */
                 layernorm(x + t0 * dz, x + t0 * dz, n, m->final_ln_g, m->final_ln_b, d, m->ln_eps);
         }
@@ -823,8 +862,7 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
     }
 }
 
-int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len, float *out,
-                  pdr_err *err)
+int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len, float *out, pdr_err *err)
 {
     int status;
     if (!m || !ws || !seq || !out)
@@ -832,8 +870,10 @@ int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len,
     if (ws->m != m)
         return pdr_fail(err, PDR_EINPUT, "pdr_cnn_embed: workspace belongs to another model");
     ws->len = 0;
-    if (len == 0) return pdr_fail(err, PDR_EINPUT, "empty sequence");
-    if ((status = ws_reserve(ws, len, err))) return status;
+    if (len == 0)
+        return pdr_fail(err, PDR_EINPUT, "empty sequence");
+    if ((status = ws_reserve(ws, len, err)))
+        return status;
 
     tokenize(ws->tok, m->lut, seq, len);
     forward(m, ws, len);
@@ -848,14 +888,15 @@ int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len,
 
 size_t pdr_cnn_segment_count(size_t len, int window, int stride)
 {
-    if (len == 0 || window < 1 || stride < 1) return 0;
-    if (len <= (size_t)window) return 1;
+    if (len == 0 || window < 1 || stride < 1)
+        return 0;
+    if (len <= (size_t)window)
+        return 1;
     return 1 + (len - (size_t)window + (size_t)stride - 1) / (size_t)stride;
 }
 
-int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride,
-                     size_t max_segments, size_t *ret_n, int32_t *start, int32_t *end, float *out,
-                     pdr_err *err)
+int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride, size_t max_segments, size_t *ret_n,
+                     int32_t *start, int32_t *end, float *out, pdr_err *err)
 {
     if (!m || !ws || !ret_n || !start || !end || !out)
         return pdr_fail(err, PDR_EINPUT, "pdr_cnn_segments: NULL argument");
@@ -863,8 +904,7 @@ int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride,
     if (ws->m != m)
         return pdr_fail(err, PDR_EINPUT, "pdr_cnn_segments: workspace belongs to another model");
     if (window < 1 || stride < 1)
-        return pdr_fail(err, PDR_EINPUT, "segment window %d and stride %d must be >= 1", window,
-                        stride);
+        return pdr_fail(err, PDR_EINPUT, "segment window %d and stride %d must be >= 1", window, stride);
     if (ws->len == 0)
         return pdr_fail(err, PDR_EINPUT, "pdr_cnn_segments: no sequence embedded in this workspace");
     const size_t len = ws->len;
@@ -872,8 +912,7 @@ int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride,
         return pdr_fail(err, PDR_ELIMIT, "sequence of %zu residues is too long for segments", len);
     const size_t n = pdr_cnn_segment_count(len, window, stride);
     if (n > max_segments)
-        return pdr_fail(err, PDR_ELIMIT,
-                        "a %zu-residue sequence has %zu segments (window %d, stride %d), room for %zu",
+        return pdr_fail(err, PDR_ELIMIT, "a %zu-residue sequence has %zu segments (window %d, stride %d), room for %zu",
                         len, n, window, stride, max_segments);
     for (size_t s = 0; s < n; s++) {
         size_t r0 = s * (size_t)stride, r1 = r0 + (size_t)window;

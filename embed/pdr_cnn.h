@@ -45,13 +45,13 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err);
 /* Free a model; NULL is fine. No workspace created from it may be used afterwards. */
 void pdr_cnn_free(pdr_cnn *m);
 
-int pdr_cnn_dim(const pdr_cnn *m);            /* out_dim: floats per embedding */
-const char *pdr_cnn_name(const pdr_cnn *m);    /* model_name attribute; owned by m */
-const char *pdr_cnn_version(const pdr_cnn *m); /* model_version (12 hex); owned by m */
+int pdr_cnn_dim(const pdr_cnn *m);                 /* out_dim: floats per embedding */
+const char *pdr_cnn_name(const pdr_cnn *m);        /* model_name attribute; owned by m */
+const char *pdr_cnn_version(const pdr_cnn *m);     /* model_version (12 hex); owned by m */
 const char *pdr_cnn_description(const pdr_cnn *m); /* description (training recipe); owned by m */
 /* Multiply-adds * 2 per residue in the blocks, the same count as Encoder.flops_per_residue(). */
 double pdr_cnn_flops_per_residue(const pdr_cnn *m);
-size_t pdr_cnn_params(const pdr_cnn *m);      /* exported parameters, = Encoder.n_params() */
+size_t pdr_cnn_params(const pdr_cnn *m); /* exported parameters, = Encoder.n_params() */
 
 /* Create a workspace for m (small; it grows on first use). The caller frees it with
  * pdr_cnn_ws_free, before freeing m. */
@@ -63,8 +63,7 @@ void pdr_cnn_ws_free(pdr_cnn_ws *ws); /* NULL is fine */
  * amino acids ACDEFGHIKLMNPQRSTVWY (upper or lower case) to their token, any other byte to X.
  * Fails with PDR_EINPUT for len 0 and PDR_ENOMEM if the workspace cannot grow. The workspace then
  * keeps this sequence's final hidden states for pdr_cnn_segments. */
-int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len, float *out,
-                  pdr_err *err);
+int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len, float *out, pdr_err *err);
 
 /* Number of segment vectors for a sequence of len residues (0 for len 0 or window/stride < 1).
  * A sequence no longer than window gives one segment, the whole protein. A longer one gives
@@ -80,8 +79,7 @@ size_t pdr_cnn_segment_count(size_t len, int window, int stride);
  * half-open residue range) and out[i * dim .. +dim). out must hold max_segments * dim floats,
  * start and end max_segments entries. Fails with PDR_EINPUT if window or stride < 1 or nothing
  * was embedded with ws yet, PDR_ELIMIT if more than max_segments segments would be needed. */
-int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride,
-                     size_t max_segments, size_t *ret_n, int32_t *start, int32_t *end, float *out,
-                     pdr_err *err);
+int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride, size_t max_segments, size_t *ret_n,
+                     int32_t *start, int32_t *end, float *out, pdr_err *err);
 
 #endif

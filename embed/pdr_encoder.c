@@ -55,15 +55,9 @@ void pdr_encoder_free(pdr_encoder *enc)
     free(enc);
 }
 
-int pdr_encoder_dim(const pdr_encoder *enc)
-{
-    return enc->cnn ? pdr_cnn_dim(enc->cnn) : PDR_KMER_DIM;
-}
+int pdr_encoder_dim(const pdr_encoder *enc) { return enc->cnn ? pdr_cnn_dim(enc->cnn) : PDR_KMER_DIM; }
 
-const char *pdr_encoder_name(const pdr_encoder *enc)
-{
-    return enc->cnn ? pdr_cnn_name(enc->cnn) : PDR_KMER_NAME;
-}
+const char *pdr_encoder_name(const pdr_encoder *enc) { return enc->cnn ? pdr_cnn_name(enc->cnn) : PDR_KMER_NAME; }
 
 const char *pdr_encoder_version(const pdr_encoder *enc)
 {
@@ -102,8 +96,7 @@ void pdr_encoder_ws_free(pdr_encoder_ws *ws)
     free(ws);
 }
 
-int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size_t len, float *out,
-               pdr_err *err)
+int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size_t len, float *out, pdr_err *err)
 {
     if (len == 0)
         return pdr_fail(err, PDR_EINPUT, "encoder: empty sequence");
@@ -114,15 +107,13 @@ int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size
 
 int pdr_encoder_has_segments(const pdr_encoder *enc) { return enc->cnn != NULL; }
 
-int pdr_encode_segments(const pdr_encoder *enc, pdr_encoder_ws *ws, int window, int stride,
-                        size_t max_segments, size_t *ret_n, int32_t *start, int32_t *end,
-                        float *out, pdr_err *err)
+int pdr_encode_segments(const pdr_encoder *enc, pdr_encoder_ws *ws, int window, int stride, size_t max_segments,
+                        size_t *ret_n, int32_t *start, int32_t *end, float *out, pdr_err *err)
 {
     *ret_n = 0;
     if (!enc->cnn)
         return pdr_fail(err, PDR_EINPUT, "encoder %s gives no segment vectors", PDR_KMER_NAME);
-    return pdr_cnn_segments(enc->cnn, ws->cnn_ws, window, stride, max_segments, ret_n, start, end,
-                            out, err);
+    return pdr_cnn_segments(enc->cnn, ws->cnn_ws, window, stride, max_segments, ret_n, start, end, out, err);
 }
 
 size_t pdr_encoder_segment_count(size_t len, int window, int stride)

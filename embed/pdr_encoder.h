@@ -39,17 +39,15 @@ int pdr_encoder_ws_create(const pdr_encoder *enc, pdr_encoder_ws **ret_ws, pdr_e
 void pdr_encoder_ws_free(pdr_encoder_ws *ws);
 
 /* Encode one sequence (uppercase letters, len >= 1) into out[dim]. Not reentrant per ws. */
-int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size_t len, float *out,
-               pdr_err *err);
+int pdr_encode(const pdr_encoder *enc, pdr_encoder_ws *ws, const char *seq, size_t len, float *out, pdr_err *err);
 
 /* Whether the model gives per-segment vectors (the CNN does, the baseline does not). */
 int pdr_encoder_has_segments(const pdr_encoder *enc);
 /* After pdr_encode on the same ws: segment vectors over windows of `window` residues every
  * `stride`; *ret_n segments (at most max_segments) written to start/end (0-based, half-open)
  * and out (n x dim). */
-int pdr_encode_segments(const pdr_encoder *enc, pdr_encoder_ws *ws, int window, int stride,
-                        size_t max_segments, size_t *ret_n, int32_t *start, int32_t *end,
-                        float *out, pdr_err *err);
+int pdr_encode_segments(const pdr_encoder *enc, pdr_encoder_ws *ws, int window, int stride, size_t max_segments,
+                        size_t *ret_n, int32_t *start, int32_t *end, float *out, pdr_err *err);
 size_t pdr_encoder_segment_count(size_t len, int window, int stride);
 
 #endif

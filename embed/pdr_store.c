@@ -42,14 +42,14 @@ struct pdr_store {
     int writing;
     int broken; /* a write failed inside HDF5: datasets may disagree */
     hid_t file;
-    hid_t emb, ids, lengths;                              /* datasets */
-    hid_t seg_emb, seg_protein, seg_start, seg_end;       /* H5I_INVALID_HID if absent */
-    hid_t half_mem;                                       /* native-order IEEE half */
-    hid_t str_mem;                                        /* variable-length UTF-8 string */
-    hid_t vlen_dxpl;                                      /* reads vlen data with malloc */
+    hid_t emb, ids, lengths;                        /* datasets */
+    hid_t seg_emb, seg_protein, seg_start, seg_end; /* H5I_INVALID_HID if absent */
+    hid_t half_mem;                                 /* native-order IEEE half */
+    hid_t str_mem;                                  /* variable-length UTF-8 string */
+    hid_t vlen_dxpl;                                /* reads vlen data with malloc */
     pdr_store_meta meta;
     size_t n, m;
-    size_t emb_bytes; /* bytes per stored /embeddings element: 4 or 2 */
+    size_t emb_bytes;   /* bytes per stored /embeddings element: 4 or 2 */
     uint16_t *half_buf; /* fp16 append scratch, grown as needed */
     size_t half_cap;
 };
@@ -72,7 +72,7 @@ uint16_t pdr_half_from_float(float f)
      * everything above round to infinity. */
     if (absx >= 0x477ff000u)
         return (uint16_t)(sign | 0x7c00u);
-    if (absx < 0x38800000u) { /* below 2^-14, the smallest normal half */
+    if (absx < 0x38800000u) {    /* below 2^-14, the smallest normal half */
         if (absx <= 0x33000000u) /* at most 2^-25, half the smallest subnormal: ties to 0 */
             return (uint16_t)sign;
         /* The result is a subnormal count of 2^-24: significand * 2^(e-150) / 2^-24. */
@@ -126,10 +126,7 @@ float pdr_half_to_float(uint16_t h)
 /* HDF5 prints its error stack to stderr by default. Its error stacks are per thread in
  * threadsafe builds, so this is done at every entry (open, create) rather than once per
  * process; it is cheap and idempotent. */
-static void h5_quiet(void)
-{
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
+static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 typedef struct {
     char *buf;
@@ -261,18 +258,14 @@ static int utf8_valid(const char *s)
                 return 0;
             cp = (cp << 6) | (p[i] & 0x3f);
         }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
             return 0;
         p += len;
     }
     return 1;
 }
 
-static int str_fits(const char *s, size_t cap)
-{
-    return memchr(s, '\0', cap) != NULL;
-}
+static int str_fits(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
 
 static void now_iso8601(char *buf, size_t cap)
 {
@@ -283,16 +276,12 @@ static void now_iso8601(char *buf, size_t cap)
 }
 
 /* rows start..start+n-1 inside a dataset of count rows? (written to avoid overflow) */
-static int range_ok(size_t start, size_t n, size_t count)
-{
-    return start <= count && n <= count - start;
-}
+static int range_ok(size_t start, size_t n, size_t count) { return start <= count && n <= count - start; }
 
-static int range_fail(pdr_err *err, const pdr_store *st, const char *obj, size_t start, size_t n,
-                      size_t count)
+static int range_fail(pdr_err *err, const pdr_store *st, const char *obj, size_t start, size_t n, size_t count)
 {
-    return pdr_fail(err, PDR_EINPUT, "%s: %s: rows %zu..%zu requested, but it has %zu rows", st->path,
-                    obj, start, start + n - 1, count);
+    return pdr_fail(err, PDR_EINPUT, "%s: %s: rows %zu..%zu requested, but it has %zu rows", st->path, obj, start,
+                    start + n - 1, count);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -304,8 +293,7 @@ static int write_str_attr(pdr_store *st, const char *name, const char *value, pd
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = H5I_INVALID_HID;
     int rc = PDR_OK;
-    if (type < 0 || space < 0 ||
-        (attr = H5Acreate2(st->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+    if (type < 0 || space < 0 || (attr = H5Acreate2(st->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
         H5Awrite(attr, type, &value) < 0)
         rc = h5_fail(err, PDR_EIO, st->path, name, "cannot write attribute");
     close_id(&attr, H5Aclose);
@@ -328,16 +316,16 @@ static int write_int_attr(pdr_store *st, const char *name, long long value, pdr_
 }
 
 /* Open root attribute name holding exactly one value of class want; PDR_EFORMAT otherwise. */
-static int open_attr(const pdr_store *st, const char *name, H5T_class_t want, hid_t *ret_attr,
-                     hid_t *ret_type, pdr_err *err)
+static int open_attr(const pdr_store *st, const char *name, H5T_class_t want, hid_t *ret_attr, hid_t *ret_type,
+                     pdr_err *err)
 {
     *ret_attr = *ret_type = H5I_INVALID_HID;
     htri_t exists = H5Aexists(st->file, name);
     if (exists < 0)
         return h5_fail(err, PDR_EFORMAT, st->path, name, "cannot look up attribute");
     if (exists == 0)
-        return pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is missing: not a pdr store, or damaged",
-                        st->path, name);
+        return pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is missing: not a pdr store, or damaged", st->path,
+                        name);
     hid_t attr = H5Aopen(st->file, name, H5P_DEFAULT);
     if (attr < 0)
         return h5_fail(err, PDR_EFORMAT, st->path, name, "cannot open attribute");
@@ -380,8 +368,8 @@ static int read_str_attr(const pdr_store *st, const char *name, char *out, size_
         } else {
             const char *v = value ? value : "";
             if (strlen(v) >= cap)
-                rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is longer than %zu bytes", st->path,
-                              name, cap - 1);
+                rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is longer than %zu bytes", st->path, name,
+                              cap - 1);
             else
                 memcpy(out, v, strlen(v) + 1);
             H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, &value);
@@ -390,8 +378,7 @@ static int read_str_attr(const pdr_store *st, const char *name, char *out, size_
         size_t size = H5Tget_size(ftype);
         char *buf = size > 0 && size < 65536 ? calloc(1, size + 1) : NULL;
         if (!buf) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' has an unusable size (%zu)", st->path,
-                          name, size);
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' has an unusable size (%zu)", st->path, name, size);
         } else if ((mtype = H5Tcopy(ftype)) < 0 || H5Aread(attr, mtype, buf) < 0) {
             rc = h5_fail(err, PDR_EFORMAT, st->path, name, "cannot read attribute");
         } else {
@@ -399,8 +386,8 @@ static int read_str_attr(const pdr_store *st, const char *name, char *out, size_
             while (len > 0 && buf[len - 1] == ' ') /* space-padded fixed strings */
                 buf[--len] = '\0';
             if (len >= cap)
-                rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is longer than %zu bytes", st->path,
-                              name, cap - 1);
+                rc = pdr_fail(err, PDR_EFORMAT, "%s: root attribute '%s' is longer than %zu bytes", st->path, name,
+                              cap - 1);
             else
                 memcpy(out, buf, len + 1);
         }
@@ -432,9 +419,8 @@ static int read_int_attr(const pdr_store *st, const char *name, long long *ret, 
 /* datasets                                                                                   */
 
 /* An empty, extendible, chunked dataset of rank 1 (cols = 0) or 2 (rows x cols). */
-static int create_dset(pdr_store *st, hid_t loc, const char *obj, const char *name, hid_t ftype,
-                       hsize_t cols, hsize_t chunk_rows, int deflate_level, int numeric, hid_t *ret,
-                       pdr_err *err)
+static int create_dset(pdr_store *st, hid_t loc, const char *obj, const char *name, hid_t ftype, hsize_t cols,
+                       hsize_t chunk_rows, int deflate_level, int numeric, hid_t *ret, pdr_err *err)
 {
     int rank = cols ? 2 : 1;
     hsize_t dims[2] = {0, cols}, maxdims[2] = {H5S_UNLIMITED, cols}, chunk[2] = {chunk_rows, cols};
@@ -467,8 +453,8 @@ done:
 }
 
 /* Open dataset obj (an absolute path) of the given rank; fills dims. */
-static int open_dset(pdr_store *st, const char *obj, int rank, size_t cache_bytes, hsize_t dims[2],
-                     hid_t *ret, pdr_err *err)
+static int open_dset(pdr_store *st, const char *obj, int rank, size_t cache_bytes, hsize_t dims[2], hid_t *ret,
+                     pdr_err *err)
 {
     *ret = H5I_INVALID_HID;
     htri_t exists = H5Lexists(st->file, obj, H5P_DEFAULT);
@@ -499,8 +485,7 @@ static int open_dset(pdr_store *st, const char *obj, int rank, size_t cache_byte
     if (ndims != rank) {
         H5Sclose(space);
         H5Dclose(d);
-        return pdr_fail(err, PDR_EFORMAT, "%s: dataset %s has %d dimensions, expected %d", st->path, obj, ndims,
-                        rank);
+        return pdr_fail(err, PDR_EFORMAT, "%s: dataset %s has %d dimensions, expected %d", st->path, obj, ndims, rank);
     }
     hsize_t got[2] = {0, 0};
     herr_t r = H5Sget_simple_extent_dims(space, got, NULL);
@@ -517,8 +502,7 @@ static int open_dset(pdr_store *st, const char *obj, int rank, size_t cache_byte
 }
 
 /* The class (and, for floats, kind) of a dataset's stored type; PDR_EFORMAT if not as wanted. */
-static int check_dset_type(pdr_store *st, hid_t d, const char *obj, H5T_class_t want, int want_float,
-                           pdr_err *err)
+static int check_dset_type(pdr_store *st, hid_t d, const char *obj, H5T_class_t want, int want_float, pdr_err *err)
 {
     hid_t t = H5Dget_type(d);
     if (t < 0)
@@ -534,8 +518,8 @@ static int check_dset_type(pdr_store *st, hid_t d, const char *obj, H5T_class_t 
     } else {
         int kind = float_kind(t);
         if (kind != want_float)
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: dataset %s should hold %s, as the dtype attribute says",
-                          st->path, obj, want_float == 2 ? "IEEE half floats" : "IEEE single floats");
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: dataset %s should hold %s, as the dtype attribute says", st->path, obj,
+                          want_float == 2 ? "IEEE half floats" : "IEEE single floats");
     }
     H5Tclose(t);
     return rc;
@@ -566,15 +550,14 @@ static int append_rows(pdr_store *st, hid_t d, const char *obj, hsize_t old_rows
     return rc;
 }
 
-static int read_rows(pdr_store *st, hid_t d, const char *obj, hsize_t first, hsize_t rows, hsize_t cols,
-                     hid_t memtype, hid_t dxpl, void *buf, hid_t *ret_mspace, pdr_err *err)
+static int read_rows(pdr_store *st, hid_t d, const char *obj, hsize_t first, hsize_t rows, hsize_t cols, hid_t memtype,
+                     hid_t dxpl, void *buf, hid_t *ret_mspace, pdr_err *err)
 {
     int rank = cols ? 2 : 1;
     hsize_t start[2] = {first, 0}, count[2] = {rows, cols};
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     int rc = PDR_OK;
-    if ((fspace = H5Dget_space(d)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+    if ((fspace = H5Dget_space(d)) < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         (mspace = H5Screate_simple(rank, count, NULL)) < 0) {
         rc = h5_fail(err, PDR_EINTERNAL, st->path, obj, "cannot select rows to read");
     } else if (H5Dread(d, memtype, mspace, fspace, dxpl, buf) < 0) {
@@ -626,9 +609,12 @@ static int store_release(pdr_store *st, pdr_err *err)
     struct {
         hid_t *id;
         const char *name;
-    } dsets[] = {{&st->seg_end, "/segments/end"},     {&st->seg_start, "/segments/start"},
-                 {&st->seg_protein, "/segments/protein"}, {&st->seg_emb, "/segments/embeddings"},
-                 {&st->lengths, "/lengths"},          {&st->ids, "/ids"},
+    } dsets[] = {{&st->seg_end, "/segments/end"},
+                 {&st->seg_start, "/segments/start"},
+                 {&st->seg_protein, "/segments/protein"},
+                 {&st->seg_emb, "/segments/embeddings"},
+                 {&st->lengths, "/lengths"},
+                 {&st->ids, "/ids"},
                  {&st->emb, "/embeddings"}};
     for (size_t i = 0; i < sizeof dsets / sizeof dsets[0]; i++) {
         if (*dsets[i].id >= 0 && H5Dclose(*dsets[i].id) < 0 && !rc)
@@ -683,8 +669,8 @@ int pdr_store_create(const char *path, const pdr_store_meta *meta, pdr_store **r
     return pdr_store_create_opts(path, meta, NULL, ret_st, err);
 }
 
-int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts,
-                          pdr_store **ret_st, pdr_err *err)
+int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts, pdr_store **ret_st,
+                          pdr_err *err)
 {
     static const pdr_store_opts defaults = {0, 0};
     if (ret_st)
@@ -764,8 +750,7 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
     int lvl = opts->deflate_level;
     if ((rc = create_dset(st, st->file, "/embeddings", "embeddings", ftype, dim, emb_chunk, lvl, 1, &st->emb, err)) ||
         (rc = create_dset(st, st->file, "/ids", "ids", st->str_mem, 0, row_chunk, lvl, 0, &st->ids, err)) ||
-        (rc = create_dset(st, st->file, "/lengths", "lengths", H5T_STD_I32LE, 0, row_chunk, lvl, 1, &st->lengths,
-                          err)))
+        (rc = create_dset(st, st->file, "/lengths", "lengths", H5T_STD_I32LE, 0, row_chunk, lvl, 1, &st->lengths, err)))
         goto fail;
     if ((seg = H5Gcreate2(st->file, "segments", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         rc = h5_fail(err, PDR_EIO, path, "/segments", "cannot create group");
@@ -850,8 +835,8 @@ static int store_validate(pdr_store *st, pdr_err *err)
         (rc = check_dset_type(st, st->lengths, "/lengths", H5T_INTEGER, 0, err)))
         return rc;
     if (de[1] != (hsize_t)dim)
-        return pdr_fail(err, PDR_EFORMAT, "%s: /embeddings has %llu columns but the dim attribute says %lld",
-                        st->path, (unsigned long long)de[1], dim);
+        return pdr_fail(err, PDR_EFORMAT, "%s: /embeddings has %llu columns but the dim attribute says %lld", st->path,
+                        (unsigned long long)de[1], dim);
     if (di[0] != de[0] || dl[0] != de[0])
         return pdr_fail(err, PDR_EFORMAT, "%s: row counts disagree: /embeddings %llu, /ids %llu, /lengths %llu",
                         st->path, (unsigned long long)de[0], (unsigned long long)di[0], (unsigned long long)dl[0]);
@@ -941,20 +926,11 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* accessors, append, read                                                                    */
 
-const pdr_store_meta *pdr_store_meta_of(const pdr_store *st)
-{
-    return st ? &st->meta : NULL;
-}
+const pdr_store_meta *pdr_store_meta_of(const pdr_store *st) { return st ? &st->meta : NULL; }
 
-size_t pdr_store_count(const pdr_store *st)
-{
-    return st ? st->n : 0;
-}
+size_t pdr_store_count(const pdr_store *st) { return st ? st->n : 0; }
 
-size_t pdr_store_segment_count(const pdr_store *st)
-{
-    return st ? st->m : 0;
-}
+size_t pdr_store_segment_count(const pdr_store *st) { return st ? st->m : 0; }
 
 static int check_writable(pdr_store *st, pdr_err *err)
 {
@@ -1006,11 +982,10 @@ int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int3
         if (!ids[i])
             return pdr_fail(err, PDR_EINPUT, "%s: record %zu: id is NULL", st->path, st->n + i);
         if (!utf8_valid(ids[i]))
-            return pdr_fail(err, PDR_EINPUT, "%s: record %zu (%s): id is not valid UTF-8", st->path, st->n + i,
-                            ids[i]);
+            return pdr_fail(err, PDR_EINPUT, "%s: record %zu (%s): id is not valid UTF-8", st->path, st->n + i, ids[i]);
         if (lengths[i] < 0)
-            return pdr_fail(err, PDR_EINPUT, "%s: record %zu (%s): negative length %d", st->path, st->n + i,
-                            ids[i], (int)lengths[i]);
+            return pdr_fail(err, PDR_EINPUT, "%s: record %zu (%s): negative length %d", st->path, st->n + i, ids[i],
+                            (int)lengths[i]);
     }
     const void *buf;
     hid_t memtype;
@@ -1027,8 +1002,8 @@ int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int3
     return PDR_OK;
 }
 
-int pdr_store_append_segments(pdr_store *st, size_t m, const int64_t *protein, const int32_t *start,
-                              const int32_t *end, const float *emb, pdr_err *err)
+int pdr_store_append_segments(pdr_store *st, size_t m, const int64_t *protein, const int32_t *start, const int32_t *end,
+                              const float *emb, pdr_err *err)
 {
     int rc = check_writable(st, err);
     if (rc || m == 0)
@@ -1165,8 +1140,8 @@ int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *prot
     int rc;
     if ((protein && (rc = read_rows(st, st->seg_protein, "/segments/protein", start, m, 0, H5T_NATIVE_INT64,
                                     H5P_DEFAULT, protein, NULL, err))) ||
-        (seg_start && (rc = read_rows(st, st->seg_start, "/segments/start", start, m, 0, H5T_NATIVE_INT32,
-                                      H5P_DEFAULT, seg_start, NULL, err))) ||
+        (seg_start && (rc = read_rows(st, st->seg_start, "/segments/start", start, m, 0, H5T_NATIVE_INT32, H5P_DEFAULT,
+                                      seg_start, NULL, err))) ||
         (seg_end && (rc = read_rows(st, st->seg_end, "/segments/end", start, m, 0, H5T_NATIVE_INT32, H5P_DEFAULT,
                                     seg_end, NULL, err))) ||
         (emb && (rc = read_emb(st, st->seg_emb, "/segments/embeddings", start, m, emb, err))))
@@ -1174,8 +1149,8 @@ int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *prot
     return PDR_OK;
 }
 
-int pdr_store_read_all(const char *path, pdr_store_meta *meta, size_t *ret_n, char ***ret_ids,
-                       int32_t **ret_lengths, float **ret_emb, pdr_err *err)
+int pdr_store_read_all(const char *path, pdr_store_meta *meta, size_t *ret_n, char ***ret_ids, int32_t **ret_lengths,
+                       float **ret_emb, pdr_err *err)
 {
     if (ret_n)
         *ret_n = 0;

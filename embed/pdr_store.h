@@ -83,21 +83,21 @@ typedef struct pdr_store_opts {
 int pdr_store_create(const char *path, const pdr_store_meta *meta, pdr_store **ret_st, pdr_err *err);
 
 /* As pdr_store_create, with storage options (opts may be NULL: defaults). */
-int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts,
-                          pdr_store **ret_st, pdr_err *err);
+int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts, pdr_store **ret_st,
+                          pdr_err *err);
 
 /* Append n proteins: ids[i] (non-NULL UTF-8), lengths[i] >= 0, emb row-major n x dim. The rows
  * are converted to half here when the store is fp16 (round to nearest even). n = 0 is a no-op.
  * Append in batches (hundreds to thousands of rows): each call extends and writes each dataset
  * once, so 10^8 rows in batches of 1024 is 10^5 calls. */
-int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths,
-                     const float *emb, pdr_err *err);
+int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths, const float *emb,
+                     pdr_err *err);
 
 /* Append m segment vectors: protein[i] must be a row already appended (0 <= protein < count),
  * 0 <= start[i] < end[i]; emb is m x dim. That end does not pass the protein's length is the
  * caller's to ensure (checking it would read /lengths back). */
-int pdr_store_append_segments(pdr_store *st, size_t m, const int64_t *protein, const int32_t *start,
-                              const int32_t *end, const float *emb, pdr_err *err);
+int pdr_store_append_segments(pdr_store *st, size_t m, const int64_t *protein, const int32_t *start, const int32_t *end,
+                              const float *emb, pdr_err *err);
 
 /* Write everything appended so far to disk so that the file, as it is on disk now, opens and
  * reads with pdr_store_open and h5py. */
@@ -131,18 +131,17 @@ int pdr_store_read(pdr_store *st, size_t start, size_t n, float *emb, pdr_err *e
 /* Read ids (and lengths, if non-NULL) of rows start..start+n-1 into the caller's array of n
  * pointers. Each ids[i] is malloc'd: the caller frees them (pdr_store_free_ids). On error, ids[]
  * is all NULL (set before anything else is checked), so freeing it is always safe. */
-int pdr_store_read_ids(pdr_store *st, size_t start, size_t n, char **ids, int32_t *lengths,
-                       pdr_err *err);
+int pdr_store_read_ids(pdr_store *st, size_t start, size_t n, char **ids, int32_t *lengths, pdr_err *err);
 
 /* Read segment rows start..start+m-1; any output pointer may be NULL to skip that dataset. */
-int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *protein,
-                            int32_t *seg_start, int32_t *seg_end, float *emb, pdr_err *err);
+int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *protein, int32_t *seg_start,
+                            int32_t *seg_end, float *emb, pdr_err *err);
 
 /* Whole-file helper for small and medium sets: open, read everything, close. meta may be NULL.
  * On success the caller owns *ret_ids (pdr_store_free_ids(ids, n) then free(ids)), *ret_lengths
  * and *ret_emb (free); for an empty store they are NULL and *ret_n is 0. On error all are NULL. */
-int pdr_store_read_all(const char *path, pdr_store_meta *meta, size_t *ret_n, char ***ret_ids,
-                       int32_t **ret_lengths, float **ret_emb, pdr_err *err);
+int pdr_store_read_all(const char *path, pdr_store_meta *meta, size_t *ret_n, char ***ret_ids, int32_t **ret_lengths,
+                       float **ret_emb, pdr_err *err);
 
 /* Free the n malloc'd strings in ids and set them to NULL; the array itself stays the caller's
  * (it may be on the stack). ids = NULL is fine. */

@@ -63,8 +63,8 @@ int pdr_calib_save(const pdr_calib *cal, const char *path, pdr_err *err)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "pdr-calibration\t1\nn_null\t%zu\ntail_q\t%.9g\nthreshold\t%.9g\nlambda\t%.9g\nquantiles",
-            cal->n_null, cal->tail_q, cal->threshold, cal->lambda);
+    fprintf(f, "pdr-calibration\t1\nn_null\t%zu\ntail_q\t%.9g\nthreshold\t%.9g\nlambda\t%.9g\nquantiles", cal->n_null,
+            cal->tail_q, cal->threshold, cal->lambda);
     for (int i = 0; i < PDR_CALIB_NQ; i++)
         fprintf(f, "\t%.9g", cal->quantiles[i]);
     fputc('\n', f);

@@ -19,11 +19,11 @@
 #define PDR_CALIB_NQ 101
 
 typedef struct pdr_calib {
-    size_t n_null;                 /* null scores the fit used */
-    double tail_q;                 /* fraction of null scores in the fitted tail */
-    double threshold;              /* u: the (1 - tail_q) quantile */
-    double lambda;                 /* exponential tail rate */
-    double quantiles[PDR_CALIB_NQ];/* quantiles[i] = the i-th percentile of null scores */
+    size_t n_null;                  /* null scores the fit used */
+    double tail_q;                  /* fraction of null scores in the fitted tail */
+    double threshold;               /* u: the (1 - tail_q) quantile */
+    double lambda;                  /* exponential tail rate */
+    double quantiles[PDR_CALIB_NQ]; /* quantiles[i] = the i-th percentile of null scores */
 } pdr_calib;
 
 /* Fit from n >= 100 null scores (the array is sorted in place). */

@@ -10,7 +10,6 @@
 
 #include "pdr_index.h"
 
-
 struct pdr_db {
     char *dir;
     pdr_store_meta meta;
@@ -55,8 +54,7 @@ done:
     return rc;
 }
 
-int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report,
-                       pdr_err *err)
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err)
 {
     (void)threads;
     pdr_db_index_report local;
@@ -144,8 +142,8 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
     int rc;
     join_path(path, sizeof path, dbdir, PDR_DB_STORE);
     if (access(path, R_OK) != 0) {
-        rc = pdr_fail(err, PDR_EIO, "%s: not a pdr database (no %s: %s); make one with 'pdr makedb'",
-                      dbdir, PDR_DB_STORE, strerror(errno));
+        rc = pdr_fail(err, PDR_EIO, "%s: not a pdr database (no %s: %s); make one with 'pdr makedb'", dbdir,
+                      PDR_DB_STORE, strerror(errno));
         goto fail;
     }
     pdr_store *st = NULL;
@@ -193,18 +191,12 @@ const char *pdr_db_index_spec(const pdr_db *db) { return pdr_index_spec(db->inde
 const char *pdr_db_id(const pdr_db *db, int64_t row) { return db->ids[row]; }
 int32_t pdr_db_length(const pdr_db *db, int64_t row) { return db->lengths[row]; }
 
-int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err)
-{
-    return pdr_index_set_nprobe(db->index, nprobe, err);
-}
+int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err) { return pdr_index_set_nprobe(db->index, nprobe, err); }
 
-double pdr_db_evalue(const pdr_db *db, float score)
-{
-    return (double)db->n * pdr_calib_pvalue(&db->calib, score);
-}
+double pdr_db_evalue(const pdr_db *db, float score) { return (double)db->n * pdr_calib_pvalue(&db->calib, score); }
 
-int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score,
-                  double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score, double max_evalue,
+                  pdr_hit *hits, size_t *ret_counts, pdr_err *err)
 {
     if (k < 1)
         return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);

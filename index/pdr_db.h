@@ -48,8 +48,7 @@ typedef struct pdr_db_index_report {
 /* Build DBDIR/index.faiss from DBDIR/embeddings.h5 with a FAISS factory spec (NULL or "" for
  * the default above). Approximate indexes get the smallest nprobe reaching the recall target,
  * saved with the index. Writes to a temp name and renames. */
-int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report,
-                       pdr_err *err);
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err);
 
 int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err);
 void pdr_db_free(pdr_db *db);
@@ -70,9 +69,8 @@ double pdr_db_evalue(const pdr_db *db, float score);
  * index call. hits holds nq*k entries; ret_counts[q] says how many of query q's k are real
  * (fewer when the database is small or when scores fall below min_score). Sorted by descending
  * score, ties by ascending row. */
-int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score,
-                  double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err);
-
+int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score, double max_evalue,
+                  pdr_hit *hits, size_t *ret_counts, pdr_err *err);
 
 /* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
  * cosines of random sequences (UniProt background frequencies, lengths drawn from the database)

@@ -72,8 +72,8 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr
     size_t n = pdr_store_count(st);
     int dim = pdr_store_meta_of(st)->dim;
     if (dim != pdr_encoder_dim(enc)) {
-        rc = pdr_fail(err, PDR_EINPUT, "%s: dim %d does not match model %s (dim %d)", path, dim,
-                      pdr_encoder_name(enc), pdr_encoder_dim(enc));
+        rc = pdr_fail(err, PDR_EINPUT, "%s: dim %d does not match model %s (dim %d)", path, dim, pdr_encoder_name(enc),
+                      pdr_encoder_dim(enc));
         goto done;
     }
     if (n == 0) {

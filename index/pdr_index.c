@@ -58,15 +58,14 @@ static const char *faiss_msg(void)
 
 /* PDR_EINPUT naming the first non-finite component of an n x dim matrix. FAISS would index a
  * NaN without complaint and every search touching it would then return garbage. */
-static int check_finite(const float *x, size_t n, int dim, const char *what, size_t first_row,
-                        pdr_err *err)
+static int check_finite(const float *x, size_t n, int dim, const char *what, size_t first_row, pdr_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         const float *v = x + i * (size_t)dim;
         for (int j = 0; j < dim; j++) {
             if (!isfinite(v[j]))
-                return pdr_fail(err, PDR_EINPUT, "%s row %zu, component %d: %s value", what,
-                                first_row + i, j, isnan(v[j]) ? "NaN" : "infinite");
+                return pdr_fail(err, PDR_EINPUT, "%s row %zu, component %d: %s value", what, first_row + i, j,
+                                isnan(v[j]) ? "NaN" : "infinite");
         }
     }
     return PDR_OK;
@@ -146,8 +145,7 @@ static int fsync_parent_dir(const char *path, pdr_err *err)
     int status = PDR_OK;
     int fd = open(name, O_RDONLY | O_DIRECTORY);
     if (fd < 0 || fsync(fd) != 0)
-        status = pdr_fail(err, PDR_EIO, "%s: cannot sync directory %s: %s", path, name,
-                          strerror(errno));
+        status = pdr_fail(err, PDR_EIO, "%s: cannot sync directory %s: %s", path, name, strerror(errno));
     if (fd >= 0)
         close(fd);
     free(dir);
@@ -179,15 +177,12 @@ int pdr_index_create(int dim, const char *spec, pdr_index **ret_ix, pdr_err *err
     ix->dim = dim;
     if (faiss_index_factory(&ix->faiss, dim, spec, METRIC_INNER_PRODUCT) != 0) {
         ix->faiss = NULL;
-        status = pdr_fail(err, PDR_EINPUT, "index spec \"%s\" (dim %d) rejected by FAISS: %s", spec,
-                          dim, faiss_msg());
+        status = pdr_fail(err, PDR_EINPUT, "index spec \"%s\" (dim %d) rejected by FAISS: %s", spec, dim, faiss_msg());
         goto fail;
     }
     /* A few factory types (LSH, ...) ignore the metric; their scores would not be cosines. */
     if (faiss_Index_metric_type(ix->faiss) != METRIC_INNER_PRODUCT) {
-        status = pdr_fail(err, PDR_EINPUT,
-                          "index spec \"%s\": this index type does not support inner product",
-                          spec);
+        status = pdr_fail(err, PDR_EINPUT, "index spec \"%s\": this index type does not support inner product", spec);
         goto fail;
     }
     *ret_ix = ix;
@@ -198,10 +193,7 @@ fail:
     return status;
 }
 
-int pdr_index_is_trained(const pdr_index *ix)
-{
-    return ix && ix->faiss && faiss_Index_is_trained(ix->faiss);
-}
+int pdr_index_is_trained(const pdr_index *ix) { return ix && ix->faiss && faiss_Index_is_trained(ix->faiss); }
 
 /* Train on n rows already checked finite and addressable. */
 static int train_checked(pdr_index *ix, const float *vectors, size_t n, pdr_err *err)
@@ -219,15 +211,13 @@ static int train_checked(pdr_index *ix, const float *vectors, size_t n, pdr_err 
         n_train = PDR_INDEX_MAX_TRAIN;
         sample = malloc(n_train * row_floats * sizeof *sample);
         if (!sample)
-            return pdr_fail(err, PDR_ENOMEM, "index \"%s\": no memory for %zu training rows",
-                            ix->spec, n_train);
+            return pdr_fail(err, PDR_ENOMEM, "index \"%s\": no memory for %zu training rows", ix->spec, n_train);
         uint64_t state = 20240611;
         size_t taken = 0;
         for (size_t i = 0; i < n && taken < n_train; i++) {
             double u = (double)(splitmix64(&state) >> 11) * 0x1.0p-53;
             if ((double)(n - i) * u < (double)(n_train - taken)) {
-                memcpy(sample + taken * row_floats, vectors + i * row_floats,
-                       row_floats * sizeof *sample);
+                memcpy(sample + taken * row_floats, vectors + i * row_floats, row_floats * sizeof *sample);
                 taken++;
             }
         }
@@ -235,8 +225,8 @@ static int train_checked(pdr_index *ix, const float *vectors, size_t n, pdr_err 
         train = sample;
     }
     if (faiss_Index_train(ix->faiss, (idx_t)n_train, train) != 0) {
-        status = pdr_fail(err, PDR_EINPUT, "training index \"%s\" on %zu rows: FAISS: %s",
-                          ix->spec, n_train, faiss_msg());
+        status =
+            pdr_fail(err, PDR_EINPUT, "training index \"%s\" on %zu rows: FAISS: %s", ix->spec, n_train, faiss_msg());
         goto done;
     }
     status = PDR_OK;
@@ -267,8 +257,8 @@ static int add_checked(pdr_index *ix, const float *vectors, size_t n, pdr_err *e
     for (size_t off = 0; off < n; off += PDR_INDEX_ADD_CHUNK) {
         size_t chunk = n - off < PDR_INDEX_ADD_CHUNK ? n - off : PDR_INDEX_ADD_CHUNK;
         if (faiss_Index_add(ix->faiss, (idx_t)chunk, vectors + off * (size_t)ix->dim) != 0)
-            return pdr_fail(err, PDR_EINTERNAL, "index \"%s\": adding rows %zu..%zu: FAISS: %s",
-                            ix->spec, count + off, count + off + chunk - 1, faiss_msg());
+            return pdr_fail(err, PDR_EINTERNAL, "index \"%s\": adding rows %zu..%zu: FAISS: %s", ix->spec, count + off,
+                            count + off + chunk - 1, faiss_msg());
     }
     return PDR_OK;
 }
@@ -284,8 +274,7 @@ int pdr_index_add(pdr_index *ix, const float *vectors, size_t n, pdr_err *err)
     if (!vectors)
         return pdr_fail(err, PDR_EINPUT, "index \"%s\": adding %zu rows from NULL", ix->spec, n);
     if (!faiss_Index_is_trained(ix->faiss))
-        return pdr_fail(err, PDR_EINPUT,
-                        "index \"%s\" is not trained: train it before adding rows", ix->spec);
+        return pdr_fail(err, PDR_EINPUT, "index \"%s\" is not trained: train it before adding rows", ix->spec);
     /* Checked whole before adding: a bad row must not leave half the batch in the index. */
     if ((status = check_size(n, ix->dim, "added rows", err)) != PDR_OK ||
         (status = check_finite(vectors, n, ix->dim, "index", pdr_index_count(ix), err)) != PDR_OK)
@@ -293,8 +282,7 @@ int pdr_index_add(pdr_index *ix, const float *vectors, size_t n, pdr_err *err)
     return add_checked(ix, vectors, n, err);
 }
 
-int pdr_index_build(const float *vectors, size_t n, int dim, const char *spec, pdr_index **ret_ix,
-                    pdr_err *err)
+int pdr_index_build(const float *vectors, size_t n, int dim, const char *spec, pdr_index **ret_ix, pdr_err *err)
 {
     pdr_index *ix = NULL;
     int status;
@@ -310,8 +298,7 @@ int pdr_index_build(const float *vectors, size_t n, int dim, const char *spec, p
     if ((status = check_size(n, dim, "index rows", err)) != PDR_OK ||
         (status = check_finite(vectors, n, dim, "index", 0, err)) != PDR_OK)
         goto fail;
-    if (!faiss_Index_is_trained(ix->faiss) &&
-        (status = train_checked(ix, vectors, n, err)) != PDR_OK)
+    if (!faiss_Index_is_trained(ix->faiss) && (status = train_checked(ix, vectors, n, err)) != PDR_OK)
         goto fail;
     if ((status = add_checked(ix, vectors, n, err)) != PDR_OK)
         goto fail;
@@ -408,7 +395,7 @@ int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err)
     f = fopen(path, "rb");
     if (!f)
         return pdr_fail(err, PDR_EIO, "cannot open index file %s: %s", path, strerror(errno));
-    /* FAISS 1.7.3's reader leaks the half-built index when it throws on a corrupt file (it
+        /* FAISS 1.7.3's reader leaks the half-built index when it throws on a corrupt file (it
      * holds raw pointers): what was read before the error, which we cannot free. Under
      * LeakSanitizer that would fail every test of a bad file, so this one call is exempt; the
      * pdr_index that owns a loaded index is allocated outside it, so a leaked index still shows. */
@@ -421,16 +408,14 @@ int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err)
 #endif
     if (rc != 0) {
         fi = NULL;
-        status = pdr_fail(err, PDR_EFORMAT,
-                          "%s: not a readable FAISS index (corrupt or truncated): %s", path,
-                          faiss_msg());
+        status =
+            pdr_fail(err, PDR_EFORMAT, "%s: not a readable FAISS index (corrupt or truncated): %s", path, faiss_msg());
         goto fail;
     }
     /* FAISS stops reading where the index ends; anything after it means the file is not what
      * pdr_index_save wrote. */
     if (fgetc(f) != EOF) {
-        status = pdr_fail(err, PDR_EFORMAT, "%s: unexpected bytes after the end of the index",
-                          path);
+        status = pdr_fail(err, PDR_EFORMAT, "%s: unexpected bytes after the end of the index", path);
         goto fail;
     }
     if (ferror(f)) {
@@ -441,8 +426,7 @@ int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err)
     f = NULL;
 
     if (faiss_Index_metric_type(fi) != METRIC_INNER_PRODUCT) {
-        status = pdr_fail(err, PDR_EFORMAT,
-                          "%s: index uses FAISS metric %d, pdr needs inner product (0)", path,
+        status = pdr_fail(err, PDR_EFORMAT, "%s: index uses FAISS metric %d, pdr needs inner product (0)", path,
                           (int)faiss_Index_metric_type(fi));
         goto fail;
     }
@@ -482,8 +466,7 @@ int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err)
     if (!ix || !ix->faiss)
         return pdr_fail(err, PDR_EINPUT, "pdr_index_set_nprobe: no index");
     if (nprobe < 1)
-        return pdr_fail(err, PDR_EINPUT, "index \"%s\": nprobe %d must be at least 1", ix->spec,
-                        nprobe);
+        return pdr_fail(err, PDR_EINPUT, "index \"%s\": nprobe %d must be at least 1", ix->spec, nprobe);
     if (faiss_ParameterSpace_new(&ps) != 0)
         return pdr_fail(err, PDR_EINTERNAL, "index \"%s\": FAISS: %s", ix->spec, faiss_msg());
     /* ParameterSpace finds the IVF or HNSW part inside wrappers (PCA, refine, ID maps) and
@@ -548,8 +531,7 @@ static void top_lists(const float *s, size_t n, size_t nprobe, idx_t *idx, float
 }
 
 static int ivf_search_preassigned(const pdr_index *ix, FaissIndexIVF *ivf, const float *centroids, size_t nlist,
-                                  const float *queries, size_t nq, size_t k, float *scores, int64_t *rows,
-                                  pdr_err *err)
+                                  const float *queries, size_t nq, size_t k, float *scores, int64_t *rows, pdr_err *err)
 {
     size_t nprobe = faiss_IndexIVF_nprobe(ivf);
     if (nprobe < 1)
@@ -573,8 +555,8 @@ static int ivf_search_preassigned(const pdr_index *ix, FaissIndexIVF *ivf, const
         }
     }
     if (faiss_IndexIVF_search_preassigned(ivf, (idx_t)nq, queries, (idx_t)k, assign, adis, scores, rows, 0))
-        status = pdr_fail(err, PDR_EINTERNAL, "index \"%s\": searching %zu queries (k %zu): FAISS: %s", ix->spec, nq,
-                          k, faiss_msg());
+        status = pdr_fail(err, PDR_EINTERNAL, "index \"%s\": searching %zu queries (k %zu): FAISS: %s", ix->spec, nq, k,
+                          faiss_msg());
 done:
     free(cs);
     free(assign);
@@ -582,8 +564,8 @@ done:
     return status;
 }
 
-int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k, float *scores,
-                     int64_t *rows, pdr_err *err)
+int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k, float *scores, int64_t *rows,
+                     pdr_err *err)
 {
     float *tmp_scores = NULL;
     int64_t *tmp_rows = NULL;
@@ -598,8 +580,7 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
     if (!queries || !scores || !rows)
         return pdr_fail(err, PDR_EINPUT, "index \"%s\": NULL queries or result arrays", ix->spec);
     if (nq > SIZE_MAX / sizeof(int64_t) / (size_t)k)
-        return pdr_fail(err, PDR_EINPUT, "index \"%s\": %zu queries x k %d is too large", ix->spec,
-                        nq, k);
+        return pdr_fail(err, PDR_EINPUT, "index \"%s\": %zu queries x k %d is too large", ix->spec, nq, k);
     if ((status = check_size(nq, ix->dim, "queries", err)) != PDR_OK ||
         (status = check_finite(queries, nq, ix->dim, "query", 0, err)) != PDR_OK)
         return status;
@@ -618,8 +599,7 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
         tmp_scores = malloc(nq * k_eff * sizeof *tmp_scores);
         tmp_rows = malloc(nq * k_eff * sizeof *tmp_rows);
         if (!tmp_scores || !tmp_rows) {
-            status = pdr_fail(err, PDR_ENOMEM, "index \"%s\": no memory for %zu x %zu results",
-                              ix->spec, nq, k_eff);
+            status = pdr_fail(err, PDR_ENOMEM, "index \"%s\": no memory for %zu x %zu results", ix->spec, nq, k_eff);
             goto done;
         }
         out_scores = tmp_scores;
@@ -627,15 +607,14 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
     }
     const float *centroids = NULL;
     size_t nlist = 0;
-    FaissIndexIVF *ivf = nq <= IVF_FAST_MAX_QUERIES && !getenv("PDR_FAISS_COARSE")
-                             ? ivf_flat_coarse(ix, &centroids, &nlist) : NULL;
+    FaissIndexIVF *ivf =
+        nq <= IVF_FAST_MAX_QUERIES && !getenv("PDR_FAISS_COARSE") ? ivf_flat_coarse(ix, &centroids, &nlist) : NULL;
     if (ivf) {
         if ((status = ivf_search_preassigned(ix, ivf, centroids, nlist, queries, nq, k_eff, out_scores, out_rows,
                                              err)) != PDR_OK)
             goto done;
     } else if (faiss_Index_search(ix->faiss, (idx_t)nq, queries, (idx_t)k_eff, out_scores, out_rows)) {
-        status = pdr_fail(err, PDR_EINTERNAL,
-                          "index \"%s\": searching %zu queries (k %zu): FAISS: %s", ix->spec, nq,
+        status = pdr_fail(err, PDR_EINTERNAL, "index \"%s\": searching %zu queries (k %zu): FAISS: %s", ix->spec, nq,
                           k_eff, faiss_msg());
         goto done;
     }
@@ -663,15 +642,9 @@ size_t pdr_index_count(const pdr_index *ix)
     return n > 0 ? (size_t)n : 0;
 }
 
-int pdr_index_dim(const pdr_index *ix)
-{
-    return ix ? ix->dim : 0;
-}
+int pdr_index_dim(const pdr_index *ix) { return ix ? ix->dim : 0; }
 
-const char *pdr_index_spec(const pdr_index *ix)
-{
-    return ix && ix->spec ? ix->spec : "";
-}
+const char *pdr_index_spec(const pdr_index *ix) { return ix && ix->spec ? ix->spec : ""; }
 
 void pdr_index_free(pdr_index *ix)
 {
@@ -694,10 +667,7 @@ void pdr_index_free(pdr_index *ix)
 
 /* The top-k of one query is a heap whose root is its worst member ("worse": lower score, or
  * equal score and higher row), so the k-th place is decided by row as well as score. */
-static int heap_worse(float s_a, int64_t r_a, float s_b, int64_t r_b)
-{
-    return s_a < s_b || (s_a == s_b && r_a > r_b);
-}
+static int heap_worse(float s_a, int64_t r_a, float s_b, int64_t r_b) { return s_a < s_b || (s_a == s_b && r_a > r_b); }
 
 static void heap_sift_down(float *hs, int64_t *hr, size_t size, size_t i)
 {
@@ -755,8 +725,8 @@ static void heap_drain(float *hs, int64_t *hr, size_t size, float *out_s, int64_
     }
 }
 
-int pdr_topk_bruteforce(const float *db, size_t n, int dim, const float *queries, size_t nq, int k,
-                        float *scores, int64_t *rows, pdr_err *err)
+int pdr_topk_bruteforce(const float *db, size_t n, int dim, const float *queries, size_t nq, int k, float *scores,
+                        int64_t *rows, pdr_err *err)
 {
     float *tile = NULL, *heap_s = NULL;
     int64_t *heap_r = NULL;
@@ -799,8 +769,7 @@ int pdr_topk_bruteforce(const float *db, size_t n, int dim, const float *queries
             size_t dn = n - d0 < DB_BLOCK ? n - d0 : DB_BLOCK;
             /* tile[qn x dn] = Q[q0.., :] . DB[d0.., :]^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)dn, dim, 1.0f,
-                        queries + q0 * (size_t)dim, dim, db + d0 * (size_t)dim, dim, 0.0f, tile,
-                        (int)dn);
+                        queries + q0 * (size_t)dim, dim, db + d0 * (size_t)dim, dim, 0.0f, tile, (int)dn);
             for (size_t i = 0; i < qn; i++) {
                 const float *t = tile + i * dn;
                 float *hs = heap_s + i * k_eff;

@@ -54,8 +54,7 @@ typedef struct pdr_index pdr_index;
  * vectors is n x dim, row-major. n may be 0 for an index that needs no training.
  * For data that does not fit in memory, use pdr_index_create + pdr_index_train on a sample +
  * pdr_index_add in chunks instead. On failure *ret_ix is NULL. */
-int pdr_index_build(const float *vectors, size_t n, int dim, const char *spec, pdr_index **ret_ix,
-                    pdr_err *err);
+int pdr_index_build(const float *vectors, size_t n, int dim, const char *spec, pdr_index **ret_ix, pdr_err *err);
 
 /* Create an empty index from spec (NULL or "" = "Flat"). It may need training before rows can
  * be added (pdr_index_is_trained). On failure *ret_ix is NULL. */
@@ -99,8 +98,8 @@ int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err);
  * coarse step (query x centroid scores, the nprobe best lists) runs in OpenBLAS instead of
  * FAISS's scalar loop (~1 ms less per query at 4096 lists); FAISS scans the lists. Environment
  * PDR_FAISS_COARSE=1 leaves it all to FAISS (for comparison). */
-int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k, float *scores,
-                     int64_t *rows, pdr_err *err);
+int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k, float *scores, int64_t *rows,
+                     pdr_err *err);
 
 size_t pdr_index_count(const pdr_index *ix); /* rows added so far */
 int pdr_index_dim(const pdr_index *ix);
@@ -113,8 +112,8 @@ void pdr_index_free(pdr_index *ix);
  * cblas_sgemm: same output contract as pdr_index_search (sorted, ties by ascending row, the
  * k-th place decided by ascending row too, -1 / -FLT_MAX padding past n). Scores agree with
  * FAISS's Flat to float rounding (~1e-6), not bit for bit. Non-finite input: PDR_EINPUT. */
-int pdr_topk_bruteforce(const float *db, size_t n, int dim, const float *queries, size_t nq, int k,
-                        float *scores, int64_t *rows, pdr_err *err);
+int pdr_topk_bruteforce(const float *db, size_t n, int dim, const float *queries, size_t nq, int k, float *scores,
+                        int64_t *rows, pdr_err *err);
 
 /* recall@k: the fraction of exact results (rows >= 0 in exact_rows, nq x k) that appear among
  * the same query's k approximate rows. 1.0 when exact_rows holds no row at all (or nq is 0);

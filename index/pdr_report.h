@@ -14,9 +14,9 @@
 #include "pdr_buf.h"
 #include "pdr_db.h"
 
-void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len,
-                    const pdr_hit *hits, size_t n_hits);
-void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len,
-                           const pdr_hit *hits, size_t n_hits);
+void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
+                    size_t n_hits);
+void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
+                           size_t n_hits);
 
 #endif

@@ -239,8 +239,7 @@ static int parse_score_text(const char *text, double *ret)
 
 /* Query-string parameters of /v1/search (search = 1) or /v1/embed (none allowed). Returns 0,
  * or -1 with the error reply set. */
-static int parse_args(const pdr_api *api, const pdr_api_request *req, int search, search_params *sp,
-                      pdr_api_reply *rep)
+static int parse_args(const pdr_api *api, const pdr_api_request *req, int search, search_params *sp, pdr_api_reply *rep)
 {
     int seen_format = 0;
     if (req->too_many_args) {
@@ -388,8 +387,8 @@ static int read_queries(const pdr_api *api, const char *text, size_t len, const 
             break;
         if (qs->n == api->limits.max_queries) {
             pdr_api_reply_error(rep, 400, "too_many_queries",
-                                "%s: record %zu (%.200s): more than %zu query records in one request (the limit)",
-                                name, s.record_no, s.id ? s.id : "", api->limits.max_queries);
+                                "%s: record %zu (%.200s): more than %zu query records in one request (the limit)", name,
+                                s.record_no, s.id ? s.id : "", api->limits.max_queries);
             goto done;
         }
         if (r == PDR_ELIMIT) {
@@ -506,7 +505,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         goto done;
     if (json.has_k) {
         if (json.k > api->limits.max_k) {
-            pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got %d", api->limits.max_k, json.k);
+            pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got %d", api->limits.max_k,
+                                json.k);
             goto done;
         }
         sp.k = json.k;
@@ -554,8 +554,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         for (size_t i = 0; i < qs.n; i++) {
             if (i)
                 pdr_buf_puts(out, ",");
-            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k,
-                                  counts[i]);
+            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k, counts[i]);
         }
         pdr_buf_printf(out, "],\"took_ms\":%.3f}\n", 1e3 * (now_s() - t0));
     }
@@ -648,8 +647,8 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
     pdr_buf_printf(out,
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
                    "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",
-                   api->n_ws, api->token ? "true" : "false", l->max_body_bytes, l->max_queries, l->max_length,
-                   l->max_k, PDR_API_DEFAULT_K);
+                   api->n_ws, api->token ? "true" : "false", l->max_body_bytes, l->max_queries, l->max_length, l->max_k,
+                   PDR_API_DEFAULT_K);
 }
 
 static void handle_metrics(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)

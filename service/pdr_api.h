@@ -64,10 +64,10 @@ typedef struct pdr_api_request {
     const char *authorization; /* NULL when absent */
     const char *body;          /* body_len bytes, not NUL-terminated; may be NULL when 0 */
     size_t body_len;
-    size_t n_args;             /* query-string parameters, in order (at most PDR_API_MAX_ARGS) */
+    size_t n_args; /* query-string parameters, in order (at most PDR_API_MAX_ARGS) */
     const char *arg_names[PDR_API_MAX_ARGS];
     const char *arg_values[PDR_API_MAX_ARGS]; /* NULL for "?name" without '=' */
-    int too_many_args;         /* the query string held more than PDR_API_MAX_ARGS parameters */
+    int too_many_args;                        /* the query string held more than PDR_API_MAX_ARGS parameters */
 } pdr_api_request;
 
 /* A reply: status, headers and the body the caller sends and then frees (pdr_api_reply_clear). */

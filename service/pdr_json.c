@@ -27,7 +27,8 @@ typedef struct parser {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(parser *p, const char *code, const char *fmt, ...)
+static int
+fail(parser *p, const char *code, const char *fmt, ...)
 {
     char msg[PDR_ERRLEN];
     va_list ap;
@@ -46,8 +47,8 @@ static int peek(const parser *p) { return p->pos < p->len ? p->s[p->pos] : -1; }
 
 static void skip_ws(parser *p)
 {
-    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-                               p->s[p->pos] == '\r'))
+    while (p->pos < p->len &&
+           (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
         p->pos++;
 }
 
@@ -162,9 +163,7 @@ static int parse_string(parser *p, char **ret_out, size_t *ret_len)
             }
             p->pos += 4;
             break;
-        default:
-            free(out);
-            return SYNTAX(p, "invalid escape in a string");
+        default: free(out); return SYNTAX(p, "invalid escape in a string");
         }
         p->pos += 2;
         if (out)
@@ -270,8 +269,8 @@ static int skip_value(parser *p, int depth)
     case '{':
     case '[':
         if (depth + 1 > PDR_JSON_MAX_DEPTH)
-            return fail(p, "json_too_deep", "JSON nested deeper than %d levels at byte %zu",
-                        PDR_JSON_MAX_DEPTH, p->pos);
+            return fail(p, "json_too_deep", "JSON nested deeper than %d levels at byte %zu", PDR_JSON_MAX_DEPTH,
+                        p->pos);
         p->pos++;
         skip_ws(p);
         if (peek(p) == (c == '{' ? '}' : ']')) {
@@ -332,8 +331,7 @@ static int parse_object(parser *p, pdr_json_request *req)
         int c = peek(p);
         if ((rc = skip_value(p, 0)))
             return rc;
-        return fail(p, "not_an_object", "the body must be a JSON object {\"fasta\": ...}, got %s",
-                    type_name(c));
+        return fail(p, "not_an_object", "the body must be a JSON object {\"fasta\": ...}, got %s", type_name(c));
     }
     p->pos++;
     skip_ws(p);
@@ -359,15 +357,18 @@ static int parse_object(parser *p, pdr_json_request *req)
         int is_k = key_len == 1 && key[0] == 'k';
         int is_min = key_len == 9 && memcmp(key, "min_score", 9) == 0;
         if (!is_fasta && !is_k && !is_min) {
-            rc = fail(p, "unknown_field", "unknown field \"%.64s\" at byte %zu (allowed: fasta, k, min_score)",
-                      key, key_at);
+            rc = fail(p, "unknown_field", "unknown field \"%.64s\" at byte %zu (allowed: fasta, k, min_score)", key,
+                      key_at);
             free(key);
             return rc;
         }
         free(key);
         if ((is_fasta && req->fasta) || (is_k && req->has_k) || (is_min && req->has_min_score))
             return fail(p, "duplicate_field", "field \"%s\" given twice (at byte %zu)",
-                        is_fasta ? "fasta" : is_k ? "k" : "min_score", key_at);
+                        is_fasta ? "fasta"
+                        : is_k   ? "k"
+                                 : "min_score",
+                        key_at);
         if (is_fasta) {
             int c = peek(p);
             if (c != '"') {
@@ -408,8 +409,7 @@ static int parse_object(parser *p, pdr_json_request *req)
     }
 }
 
-int pdr_json_parse_request(const char *body, size_t len, pdr_json_request *ret_req, const char **ret_code,
-                           pdr_err *err)
+int pdr_json_parse_request(const char *body, size_t len, pdr_json_request *ret_req, const char **ret_code, pdr_err *err)
 {
     parser p = {(const unsigned char *)body, len, 0, NULL, err};
     memset(ret_req, 0, sizeof *ret_req);

@@ -30,7 +30,7 @@
 #define PDR_JSON_MAX_K 2147483647L
 
 typedef struct pdr_json_request {
-    char *fasta;      /* decoded value of "fasta" (NUL-terminated; may hold NUL bytes from
+    char *fasta; /* decoded value of "fasta" (NUL-terminated; may hold NUL bytes from
                          \u0000, hence fasta_len); NULL when the key is absent */
     size_t fasta_len;
     int has_k;
@@ -50,8 +50,8 @@ typedef struct pdr_json_request {
  *   "duplicate_field" a key given twice
  *   "bad_fasta", "bad_k", "bad_min_score"   a value of the wrong type or out of range
  * Returns PDR_ENOMEM (code "internal") when the string cannot be allocated. */
-int pdr_json_parse_request(const char *body, size_t len, pdr_json_request *ret_req,
-                           const char **ret_code, pdr_err *err);
+int pdr_json_parse_request(const char *body, size_t len, pdr_json_request *ret_req, const char **ret_code,
+                           pdr_err *err);
 
 /* Free what a parsed request owns and zero it. NULL and a zeroed request are fine. */
 void pdr_json_request_clear(pdr_json_request *req);

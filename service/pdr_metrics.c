@@ -23,8 +23,8 @@ struct pdr_metrics {
     uint64_t n_queries, n_sequences, n_residues;
 };
 
-static const char *const endpoint_names[PDR_EP_COUNT] = {"search", "embed", "health", "info",
-                                                          "metrics", "page", "openapi", "other"};
+static const char *const endpoint_names[PDR_EP_COUNT] = {"search",  "embed", "health",  "info",
+                                                         "metrics", "page",  "openapi", "other"};
 
 const char *pdr_endpoint_name(int endpoint)
 {
@@ -110,20 +110,21 @@ void pdr_metrics_render(pdr_metrics *m, pdr_buf *out)
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_sum %.6f\n", m->seconds_sum);
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_count %llu\n", (unsigned long long)m->n_done);
-    pdr_buf_printf(out,
-                   "# HELP pdr_http_requests_in_flight Requests being received, processed or sent (this scrape included).\n"
-                   "# TYPE pdr_http_requests_in_flight gauge\n"
-                   "pdr_http_requests_in_flight %lld\n"
-                   "# HELP pdr_queries_total Query sequences searched.\n"
-                   "# TYPE pdr_queries_total counter\n"
-                   "pdr_queries_total %llu\n"
-                   "# HELP pdr_sequences_embedded_total Sequences run through the encoder (search and embed).\n"
-                   "# TYPE pdr_sequences_embedded_total counter\n"
-                   "pdr_sequences_embedded_total %llu\n"
-                   "# HELP pdr_residues_embedded_total Residues run through the encoder (search and embed).\n"
-                   "# TYPE pdr_residues_embedded_total counter\n"
-                   "pdr_residues_embedded_total %llu\n",
-                   (long long)m->in_flight, (unsigned long long)m->n_queries, (unsigned long long)m->n_sequences,
-                   (unsigned long long)m->n_residues);
+    pdr_buf_printf(
+        out,
+        "# HELP pdr_http_requests_in_flight Requests being received, processed or sent (this scrape included).\n"
+        "# TYPE pdr_http_requests_in_flight gauge\n"
+        "pdr_http_requests_in_flight %lld\n"
+        "# HELP pdr_queries_total Query sequences searched.\n"
+        "# TYPE pdr_queries_total counter\n"
+        "pdr_queries_total %llu\n"
+        "# HELP pdr_sequences_embedded_total Sequences run through the encoder (search and embed).\n"
+        "# TYPE pdr_sequences_embedded_total counter\n"
+        "pdr_sequences_embedded_total %llu\n"
+        "# HELP pdr_residues_embedded_total Residues run through the encoder (search and embed).\n"
+        "# TYPE pdr_residues_embedded_total counter\n"
+        "pdr_residues_embedded_total %llu\n",
+        (long long)m->in_flight, (unsigned long long)m->n_queries, (unsigned long long)m->n_sequences,
+        (unsigned long long)m->n_residues);
     pthread_mutex_unlock(&m->lock);
 }

@@ -7,37 +7,36 @@
 
 static int check_passed, check_failed;
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (cond) {                                                                   \
-            check_passed++;                                                           \
-        } else {                                                                      \
-            check_failed++;                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
-        }                                                                             \
+#define CHECK(cond) \
+    do { \
+        if (cond) { \
+            check_passed++; \
+        } else { \
+            check_failed++; \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        } \
     } while (0)
 
 /* CHECK with a printf-style explanation of the values involved. */
-#define CHECKF(cond, ...)                                                             \
-    do {                                                                              \
-        if (cond) {                                                                   \
-            check_passed++;                                                           \
-        } else {                                                                      \
-            check_failed++;                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-        }                                                                             \
+#define CHECKF(cond, ...) \
+    do { \
+        if (cond) { \
+            check_passed++; \
+        } else { \
+            check_failed++; \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__); \
+            fputc('\n', stderr); \
+        } \
     } while (0)
 
 #define TEST(name) static void name(void)
-#define RUN(name)                                                                     \
-    do {                                                                              \
-        fprintf(stderr, "-- %s\n", #name);                                            \
-        name();                                                                       \
+#define RUN(name) \
+    do { \
+        fprintf(stderr, "-- %s\n", #name); \
+        name(); \
     } while (0)
 
-#define CHECK_DONE()                                                                  \
-    (printf("%d passed, %d failed\n", check_passed, check_failed), check_failed ? 1 : 0)
+#define CHECK_DONE() (printf("%d passed, %d failed\n", check_passed, check_failed), check_failed ? 1 : 0)
 
 #endif

@@ -19,15 +19,9 @@ static const char *data_dir = "data";
 static const char *tmp_dir = "/tmp";
 static unsigned long seed = 12345;
 
-static void data_path(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/test/%s", data_dir, name);
-}
+static void data_path(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/test/%s", data_dir, name); }
 
-static void tmp_path(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/test_cnn_%s", tmp_dir, name);
-}
+static void tmp_path(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/test_cnn_%s", tmp_dir, name); }
 
 /* xorshift: reproducible random sequences from the printed seed. */
 static unsigned long rnd(void)
@@ -42,8 +36,10 @@ static char *random_seq(size_t len)
 {
     static const char aa[] = "ACDEFGHIKLMNPQRSTVWY";
     char *s = malloc(len + 1);
-    if (!s) return NULL;
-    for (size_t i = 0; i < len; i++) s[i] = aa[rnd() % 20];
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        s[i] = aa[rnd() % 20];
     s[len] = '\0';
     return s;
 }
@@ -64,18 +60,19 @@ static pdr_cnn *open_model(const char *name)
 typedef struct ref {
     size_t n, dim;
     char **seqs;
-    float *emb;            /* [n][dim] */
+    float *emb; /* [n][dim] */
     char version[64];
-    size_t n_seg;          /* optional segment references */
+    size_t n_seg; /* optional segment references */
     int32_t *seg_seq, *seg_start, *seg_end;
-    float *seg_emb;        /* [n_seg][dim] */
+    float *seg_emb; /* [n_seg][dim] */
     long long seg_window, seg_stride;
 } ref;
 
 static void ref_free(ref *r)
 {
     if (r->seqs)
-        for (size_t i = 0; i < r->n; i++) free(r->seqs[i]);
+        for (size_t i = 0; i < r->n; i++)
+            free(r->seqs[i]);
     free(r->seqs);
     free(r->emb);
     free(r->seg_seq);
@@ -89,8 +86,10 @@ static int read_dims(hid_t ds, hsize_t *dims, int max_rank)
 {
     hid_t sp = H5Dget_space(ds);
     int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    if (rank >= 0 && rank <= max_rank) H5Sget_simple_extent_dims(sp, dims, NULL);
-    if (sp >= 0) H5Sclose(sp);
+    if (rank >= 0 && rank <= max_rank)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0)
+        H5Sclose(sp);
     return rank;
 }
 
@@ -98,7 +97,8 @@ static int read_int32s(hid_t f, const char *name, size_t *n, int32_t **out)
 {
     hsize_t dims[1];
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
+    if (ds < 0)
+        return -1;
     int ok = read_dims(ds, dims, 1) == 1 && (*out = malloc(dims[0] * sizeof **out + 1)) &&
              H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0;
     *n = (size_t)dims[0];
@@ -109,7 +109,8 @@ static int read_int32s(hid_t f, const char *name, size_t *n, int32_t **out)
 static int read_attr_ll(hid_t f, const char *name, long long *v)
 {
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
+    if (a < 0)
+        return -1;
     herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, v);
     H5Aclose(a);
     return rc < 0 ? -1 : 0;
@@ -124,20 +125,25 @@ static int load_ref(const char *name, ref *r)
     memset(r, 0, sizeof *r);
     data_path(path, sizeof path, name);
     H5Tset_size(st, H5T_VARIABLE);
-    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) goto done;
+    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        goto done;
 
     ds = H5Dopen2(f, "seqs", H5P_DEFAULT);
-    if (ds < 0 || read_dims(ds, dims, 1) != 1) goto done;
+    if (ds < 0 || read_dims(ds, dims, 1) != 1)
+        goto done;
     r->n = (size_t)dims[0];
     r->seqs = calloc(r->n, sizeof *r->seqs);
-    if (H5Dread(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->seqs) < 0) goto done;
+    if (H5Dread(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->seqs) < 0)
+        goto done;
     H5Dclose(ds);
 
     ds = H5Dopen2(f, "embeddings", H5P_DEFAULT);
-    if (ds < 0 || read_dims(ds, dims, 2) != 2 || dims[0] != r->n) goto done;
+    if (ds < 0 || read_dims(ds, dims, 2) != 2 || dims[0] != r->n)
+        goto done;
     r->dim = (size_t)dims[1];
     r->emb = malloc(r->n * r->dim * sizeof *r->emb);
-    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->emb) < 0) goto done;
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->emb) < 0)
+        goto done;
     H5Dclose(ds);
 
     hid_t a = H5Aopen(f, "model_version", H5P_DEFAULT), at = H5Aget_type(a);
@@ -145,7 +151,8 @@ static int load_ref(const char *name, ref *r)
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(at));
-    if (H5Aread(a, mt, &v) >= 0 && v) snprintf(r->version, sizeof r->version, "%s", v);
+    if (H5Aread(a, mt, &v) >= 0 && v)
+        snprintf(r->version, sizeof r->version, "%s", v);
     H5free_memory(v);
     H5Tclose(mt);
     H5Tclose(at);
@@ -168,9 +175,11 @@ static int load_ref(const char *name, ref *r)
     ok = 1;
 done:
     H5Tclose(st);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0)
+        H5Fclose(f);
     CHECKF(ok, "reading reference file %s", path);
-    if (!ok) ref_free(r);
+    if (!ok)
+        ref_free(r);
     return ok ? 0 : -1;
 }
 
@@ -182,7 +191,8 @@ static void compare(const float *a, const float *b, size_t n, double *max_diff, 
         dot += (double)a[i] * b[i];
         na += (double)a[i] * a[i];
         nb += (double)b[i] * b[i];
-        if (fabs((double)a[i] - b[i]) > md) md = fabs((double)a[i] - b[i]);
+        if (fabs((double)a[i] - b[i]) > md)
+            md = fabs((double)a[i] - b[i]);
     }
     *max_diff = md;
     *cosine = dot / (sqrt(na) * sqrt(nb) + 1e-30);
@@ -200,8 +210,7 @@ static void parity(const char *model_name, const char *ref_name)
         pdr_cnn_free(m);
         return;
     }
-    CHECKF(strcmp(r.version, pdr_cnn_version(m)) == 0, "ref model_version %s, model %s", r.version,
-           pdr_cnn_version(m));
+    CHECKF(strcmp(r.version, pdr_cnn_version(m)) == 0, "ref model_version %s, model %s", r.version, pdr_cnn_version(m));
     CHECKF(r.dim == (size_t)pdr_cnn_dim(m), "ref dim %zu, model %d", r.dim, pdr_cnn_dim(m));
     CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
     float *out = malloc(r.dim * sizeof *out);
@@ -212,47 +221,52 @@ static void parity(const char *model_name, const char *ref_name)
         int status = pdr_cnn_embed(m, ws, r.seqs[i], len, out, &err);
         CHECKF(status == PDR_OK, "%s seq %zu: %s", model_name, i, err.msg);
         compare(out, r.emb + i * r.dim, r.dim, &md, &cs);
-        CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu (length %zu): max diff %.3g, cosine %.7f",
-               model_name, i, len, md, cs);
-        if (md > worst_diff) worst_diff = md;
-        if (cs < worst_cos) worst_cos = cs;
+        CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu (length %zu): max diff %.3g, cosine %.7f", model_name, i, len,
+               md, cs);
+        if (md > worst_diff)
+            worst_diff = md;
+        if (cs < worst_cos)
+            worst_cos = cs;
 
         /* segment references of this sequence, if any */
         size_t n_seg = 0, cap = pdr_cnn_segment_count(len, (int)r.seg_window, (int)r.seg_stride);
         int32_t *st = NULL, *en = NULL;
         float *seg = NULL;
         int has_ref = 0;
-        for (size_t s = 0; s < r.n_seg; s++) has_ref |= (size_t)r.seg_seq[s] == i;
-        if (!has_ref) continue;
+        for (size_t s = 0; s < r.n_seg; s++)
+            has_ref |= (size_t)r.seg_seq[s] == i;
+        if (!has_ref)
+            continue;
         st = malloc(cap * sizeof *st);
         en = malloc(cap * sizeof *en);
         seg = malloc(cap * r.dim * sizeof *seg);
-        status = pdr_cnn_segments(m, ws, (int)r.seg_window, (int)r.seg_stride, cap, &n_seg, st, en,
-                                  seg, &err);
+        status = pdr_cnn_segments(m, ws, (int)r.seg_window, (int)r.seg_stride, cap, &n_seg, st, en, seg, &err);
         CHECKF(status == PDR_OK, "%s seq %zu segments: %s", model_name, i, err.msg);
         size_t k = 0;
         for (size_t s = 0; s < r.n_seg; s++) {
-            if ((size_t)r.seg_seq[s] != i) continue;
+            if ((size_t)r.seg_seq[s] != i)
+                continue;
             CHECKF(k < n_seg && st[k] == r.seg_start[s] && en[k] == r.seg_end[s],
-                   "%s seq %zu segment %zu: C [%d, %d), PyTorch [%d, %d)", model_name, i, k,
-                   k < n_seg ? st[k] : -1, k < n_seg ? en[k] : -1, r.seg_start[s], r.seg_end[s]);
+                   "%s seq %zu segment %zu: C [%d, %d), PyTorch [%d, %d)", model_name, i, k, k < n_seg ? st[k] : -1,
+                   k < n_seg ? en[k] : -1, r.seg_start[s], r.seg_end[s]);
             if (k < n_seg) {
                 compare(seg + k * r.dim, r.seg_emb + s * r.dim, r.dim, &md, &cs);
-                CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu segment %zu: max diff %.3g, cos %.7f",
-                       model_name, i, k, md, cs);
-                if (md > worst_diff) worst_diff = md;
-                if (cs < worst_cos) worst_cos = cs;
+                CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu segment %zu: max diff %.3g, cos %.7f", model_name, i, k,
+                       md, cs);
+                if (md > worst_diff)
+                    worst_diff = md;
+                if (cs < worst_cos)
+                    worst_cos = cs;
             }
             k++;
         }
-        CHECKF(k == n_seg, "%s seq %zu: %zu segments in C, %zu in the reference", model_name, i,
-               n_seg, k);
+        CHECKF(k == n_seg, "%s seq %zu: %zu segments in C, %zu in the reference", model_name, i, n_seg, k);
         free(st);
         free(en);
         free(seg);
     }
-    printf("parity %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n",
-           model_name, r.n, r.n_seg, worst_diff, worst_cos);
+    printf("parity %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n", model_name, r.n, r.n_seg,
+           worst_diff, worst_cos);
     free(out);
     pdr_cnn_ws_free(ws);
     pdr_cnn_free(m);
@@ -281,7 +295,8 @@ TEST(cnn_matches_pytorch_shipped_model)
 TEST(cnn_reports_its_shape)
 {
     pdr_cnn *m = open_model("cnn_tiny.h5");
-    if (!m) return;
+    if (!m)
+        return;
     /* Encoder.n_params() and flops_per_residue() as export.py printed them */
     CHECKF(pdr_cnn_params(m) == 20592, "params %zu", pdr_cnn_params(m));
     CHECKF(pdr_cnn_flops_per_residue(m) == 36864.0, "flops %g", pdr_cnn_flops_per_residue(m));
@@ -291,10 +306,10 @@ TEST(cnn_reports_its_shape)
     CHECK(strstr(pdr_cnn_description(m), "random") != NULL);
     pdr_cnn_free(m);
     m = open_model("cnn_bench.h5");
-    if (!m) return;
+    if (!m)
+        return;
     CHECKF(pdr_cnn_params(m) == 661632, "params %zu", pdr_cnn_params(m));
-    CHECKF(fabs(pdr_cnn_flops_per_residue(m) - 1179648.0) < 0.5, "flops %g",
-           pdr_cnn_flops_per_residue(m));
+    CHECKF(fabs(pdr_cnn_flops_per_residue(m) - 1179648.0) < 0.5, "flops %g", pdr_cnn_flops_per_residue(m));
     pdr_cnn_free(m);
 }
 
@@ -305,7 +320,8 @@ TEST(cnn_is_deterministic_and_ws_reuse_is_clean)
     pdr_cnn *m = open_model(big_model());
     pdr_cnn_ws *ws = NULL, *fresh = NULL;
     pdr_err err = {0};
-    if (!m) return;
+    if (!m)
+        return;
     const int dim = pdr_cnn_dim(m);
     float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b), *c = malloc(dim * sizeof *c);
     char *long_seq = random_seq(3000), *short_seq = random_seq(37);
@@ -344,7 +360,8 @@ TEST(cnn_tokenizes_like_model_py)
     pdr_cnn *m = open_model("cnn_tiny.h5");
     pdr_cnn_ws *ws = NULL;
     pdr_err err = {0};
-    if (!m) return;
+    if (!m)
+        return;
     float a[16], b[16];
     CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
     CHECK(pdr_cnn_embed(m, ws, "MKVLAcdefw", 10, a, &err) == PDR_OK);
@@ -375,7 +392,8 @@ TEST(cnn_embeds_titin_length_to_a_unit_vector)
     pdr_cnn *m = open_model(big_model());
     pdr_cnn_ws *ws = NULL;
     pdr_err err = {0};
-    if (!m) return;
+    if (!m)
+        return;
     const size_t len = 35000;
     const int dim = pdr_cnn_dim(m);
     float *out = malloc(dim * sizeof *out);
@@ -400,7 +418,8 @@ TEST(cnn_embeds_titin_length_to_a_unit_vector)
     CHECK(pdr_cnn_segments(m, ws, 100, 50, n, &got, st, en, seg, &err) == PDR_OK);
     CHECK(got == n);
     int windows_ok = 1;
-    for (size_t s = 0; s < got; s++) windows_ok &= en[s] - st[s] == 100 && st[s] >= 0;
+    for (size_t s = 0; s < got; s++)
+        windows_ok &= en[s] - st[s] == 100 && st[s] >= 0;
     CHECK(windows_ok);
     CHECK(st[0] == 0 && en[got - 1] == (int32_t)len && st[got - 2] == (int32_t)(got - 2) * 50);
     free(st);
@@ -434,7 +453,8 @@ TEST(cnn_segment_of_a_short_sequence_is_the_protein_vector)
     pdr_cnn *m = open_model("cnn_tiny.h5");
     pdr_cnn_ws *ws = NULL;
     pdr_err err = {0};
-    if (!m) return;
+    if (!m)
+        return;
     float whole[16], seg[3 * 16];
     int32_t st[3], en[3];
     size_t n = 99;
@@ -471,13 +491,17 @@ static int copy_file(const char *from, const char *to, long keep_bytes /* -1: al
     size_t n;
     int ok = in && out;
     while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) {
-        if (keep_bytes >= 0 && done + (long)n > keep_bytes) n = (size_t)(keep_bytes - done);
+        if (keep_bytes >= 0 && done + (long)n > keep_bytes)
+            n = (size_t)(keep_bytes - done);
         ok = fwrite(buf, 1, n, out) == n;
         done += (long)n;
-        if (keep_bytes >= 0 && done >= keep_bytes) break;
+        if (keep_bytes >= 0 && done >= keep_bytes)
+            break;
     }
-    if (in) fclose(in);
-    if (out && fclose(out) != 0) ok = 0;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        ok = 0;
     CHECKF(ok, "copying %s to %s", from, to);
     return ok ? 0 : -1;
 }
@@ -488,7 +512,8 @@ static hid_t broken_copy(const char *name, char *path, size_t size)
     char src[512];
     data_path(src, sizeof src, "cnn_tiny.h5");
     tmp_path(path, size, name);
-    if (copy_file(src, path, -1)) return -1;
+    if (copy_file(src, path, -1))
+        return -1;
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     CHECKF(f >= 0, "reopening %s", path);
     return f;
@@ -519,9 +544,11 @@ static void set_int_attr(hid_t f, const char *name, const long long *v, hsize_t 
 static void replace_dataset(hid_t f, const char *name, int rank, const hsize_t *dims, float fill)
 {
     size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)dims[i];
     float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = 0.01f;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0.01f;
     v[n / 2] = fill;
     H5Ldelete(f, name, H5P_DEFAULT);
     hid_t sp = H5Screate_simple(rank, dims, NULL);
@@ -566,9 +593,11 @@ TEST(cnn_open_rejects_bad_files)
 
     data_path(src, sizeof src, "cnn_tiny.h5");
     tmp_path(path, sizeof path, "truncated.h5");
-    if (copy_file(src, path, 60000) == 0) expect_rejected(path, PDR_EFORMAT, "truncated");
+    if (copy_file(src, path, 60000) == 0)
+        expect_rejected(path, PDR_EFORMAT, "truncated");
     tmp_path(path, sizeof path, "truncated_head.h5");
-    if (copy_file(src, path, 1000) == 0) expect_rejected(path, PDR_EFORMAT, "HDF5");
+    if (copy_file(src, path, 1000) == 0)
+        expect_rejected(path, PDR_EFORMAT, "HDF5");
 
     if ((f = broken_copy("wrong_format.h5", path, sizeof path)) >= 0) {
         set_string_attr(f, "format", "pdr-store");
@@ -625,7 +654,8 @@ TEST(cnn_open_rejects_bad_files)
         set_int_attr(f, "d", &v, 1);
         set_int_attr(f, "n_blocks", &nb, 1);
         long long dil[256];
-        for (int i = 0; i < 256; i++) dil[i] = 1;
+        for (int i = 0; i < 256; i++)
+            dil[i] = 1;
         set_int_attr(f, "kernel", &k, 1);
         set_int_attr(f, "dilations", dil, 256);
         H5Fclose(f);
@@ -635,10 +665,14 @@ TEST(cnn_open_rejects_bad_files)
 
 int main(int argc, char **argv)
 {
-    if (getenv("PDR_DATA")) data_dir = getenv("PDR_DATA");
-    if (getenv("PDR_TMP")) tmp_dir = getenv("PDR_TMP");
-    if (argc == 3 && strcmp(argv[1], "-s") == 0) seed = strtoul(argv[2], NULL, 10);
-    if (seed == 0) seed = 1;
+    if (getenv("PDR_DATA"))
+        data_dir = getenv("PDR_DATA");
+    if (getenv("PDR_TMP"))
+        tmp_dir = getenv("PDR_TMP");
+    if (argc == 3 && strcmp(argv[1], "-s") == 0)
+        seed = strtoul(argv[2], NULL, 10);
+    if (seed == 0)
+        seed = 1;
     printf("test_cnn: seed %lu (replay with -s %lu)\n", seed, seed);
 
     RUN(cnn_matches_pytorch_tiny);

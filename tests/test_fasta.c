@@ -27,7 +27,7 @@ typedef struct rec {
 } rec;
 
 typedef struct run {
-    int n;               /* reads made, the last one PDR_EOF, PDR_EIO or the MAX_READS-th */
+    int n; /* reads made, the last one PDR_EOF, PDR_EIO or the MAX_READS-th */
     rec r[MAX_READS];
     size_t records_read; /* pdr_fasta_records_read at the end */
 } run;
@@ -42,7 +42,8 @@ static void copy_rec(rec *r, int status, const pdr_seq *s, const pdr_err *err)
     r->len = s->len;
     r->record_no = s->record_no;
     r->line_no = s->line_no;
-    if (status != PDR_OK && status != PDR_EOF) snprintf(r->msg, sizeof r->msg, "%s", err->msg);
+    if (status != PDR_OK && status != PDR_EOF)
+        snprintf(r->msg, sizeof r->msg, "%s", err->msg);
 }
 
 /* Read fa until PDR_EOF or PDR_EIO (at most MAX_READS reads) and close it. */
@@ -56,7 +57,8 @@ static run *drain(pdr_fasta *fa)
         pdr_err_clear(&err);
         int status = pdr_fasta_read(fa, &s, &err);
         copy_rec(&res.r[res.n++], status, &s, &err);
-        if (status == PDR_EOF || status == PDR_EIO) break;
+        if (status == PDR_EOF || status == PDR_EIO)
+            break;
     }
     res.records_read = pdr_fasta_records_read(fa);
     pdr_fasta_close(fa);
@@ -81,7 +83,8 @@ static run *read_text(const char *text) { return read_text_opts(text, strlen(tex
 static const char *tmp_dir(void)
 {
     const char *d = getenv("PDR_TMP");
-    if (!d || !*d) d = "/tmp";
+    if (!d || !*d)
+        d = "/tmp";
     mkdir(d, 0777);
     return d;
 }
@@ -94,7 +97,8 @@ static void tmp_path(char *buf, size_t n, const char *name)
 static int write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     size_t w = fwrite(data, 1, len, f);
     return fclose(f) == 0 && w == len ? 0 : -1;
 }
@@ -102,7 +106,8 @@ static int write_file(const char *path, const void *data, size_t len)
 static int write_gzip(const char *path, const char *text, size_t len)
 {
     gzFile gz = gzopen(path, "wb");
-    if (!gz) return -1;
+    if (!gz)
+        return -1;
     int w = gzwrite(gz, text, (unsigned)len);
     return gzclose(gz) == Z_OK && (size_t)w == len ? 0 : -1;
 }
@@ -120,7 +125,8 @@ static char *make_records(int n, size_t *ret_len)
         for (int j = 0; j < 100; j++) {
             x = x * 1664525u + 1013904223u;
             buf[len++] = aa[(x >> 16) % 20];
-            if (j == 59 || j == 99) buf[len++] = '\n';
+            if (j == 59 || j == 99)
+                buf[len++] = '\n';
         }
     }
     buf[len] = '\0';
@@ -172,8 +178,8 @@ TEST(fasta_rejects_empty_id_and_goes_on)
     CHECK(r->n == 4);
     CHECK(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "empty id"));
     CHECK(r->r[0].record_no == 1 && strcmp(r->r[0].id, "") == 0);
-    CHECKF(strcmp(r->r[0].msg, "<memory>: record 1, line 1: empty id (no word right after '>')") == 0,
-           "msg '%s'", r->r[0].msg);
+    CHECKF(strcmp(r->r[0].msg, "<memory>: record 1, line 1: empty id (no word right after '>')") == 0, "msg '%s'",
+           r->r[0].msg);
     CHECK(r->r[1].status == PDR_EINPUT && strstr(r->r[1].msg, "record 2, line 3: empty id"));
     CHECK(strcmp(r->r[1].desc, "desc only") == 0);
     CHECK(r->r[2].status == PDR_OK && strcmp(r->r[2].id, "ok") == 0 && r->r[2].record_no == 3);
@@ -197,12 +203,16 @@ TEST(fasta_rejects_id_with_invalid_utf8)
 
 TEST(fasta_rejects_id_with_control_character)
 {
-    const char *bad[] = {">a\x01" "b\nMK\n", ">a\x7f\nMK\n", ">a\xc2\x85" "b\nMK\n" /* U+0085 NEL */,
+    const char *bad[] = {">a\x01"
+                         "b\nMK\n",
+                         ">a\x7f\nMK\n",
+                         ">a\xc2\x85"
+                         "b\nMK\n" /* U+0085 NEL */,
                          ">a\x1b[31m\nMK\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run *r = read_text(bad[i]);
-        CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "control character"),
-               "case %zu: %d '%s'", i, r->r[0].status, r->r[0].msg);
+        CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "control character"), "case %zu: %d '%s'", i,
+               r->r[0].status, r->r[0].msg);
     }
 }
 
@@ -216,7 +226,9 @@ TEST(fasta_rejects_nul_byte_in_id)
 
 TEST(fasta_makes_desc_printable)
 {
-    static const char text[] = ">id a\x01" "b\xff" "c\td\0e  \nMK\n";
+    static const char text[] = ">id a\x01"
+                               "b\xff"
+                               "c\td\0e  \nMK\n";
     run *r = read_text_opts(text, sizeof text - 1, NULL);
     CHECK(r->r[0].status == PDR_OK);
     CHECKF(strcmp(r->r[0].desc, "a?b?c d?e") == 0, "desc '%s'", r->r[0].desc);
@@ -242,8 +254,7 @@ TEST(fasta_handles_crlf_line_endings)
     CHECK(r->r[0].status == PDR_OK && strcmp(r->r[0].seq, "MKLV") == 0);
     CHECK(strcmp(r->r[0].desc, "d") == 0);
     CHECK(r->r[1].status == PDR_EINPUT && r->r[1].line_no == 5);
-    CHECKF(strstr(r->r[1].msg, "record 2 (b), line 6: invalid character '#'") != NULL, "'%s'",
-           r->r[1].msg);
+    CHECKF(strstr(r->r[1].msg, "record 2 (b), line 6: invalid character '#'") != NULL, "'%s'", r->r[1].msg);
 }
 
 TEST(fasta_handles_cr_line_endings)
@@ -306,15 +317,15 @@ TEST(fasta_drops_single_terminal_stop)
 {
     run *r = read_text(">a\nMKL*\n>b\nMK\nL*  \n\n>c\nMKL\n*\n");
     for (int i = 0; i < 3; i++)
-        CHECKF(r->r[i].status == PDR_OK && strcmp(r->r[i].seq, "MKL") == 0, "record %d: %d '%s' %s",
-               i + 1, r->r[i].status, r->r[i].seq, r->r[i].msg);
+        CHECKF(r->r[i].status == PDR_OK && strcmp(r->r[i].seq, "MKL") == 0, "record %d: %d '%s' %s", i + 1,
+               r->r[i].status, r->r[i].seq, r->r[i].msg);
 }
 
 TEST(fasta_rejects_stop_inside_sequence)
 {
     run *r = read_text(">a\nMK*L\n>b\nMK\n*L\n>c\nMKL**\n>d\nMKL*-\n");
-    CHECKF(r->r[0].status == PDR_EINPUT &&
-           strstr(r->r[0].msg, "line 2: invalid character '*' (0x2a) at residue 3"), "'%s'", r->r[0].msg);
+    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "line 2: invalid character '*' (0x2a) at residue 3"),
+           "'%s'", r->r[0].msg);
     CHECKF(r->r[1].status == PDR_EINPUT && strstr(r->r[1].msg, "line 5: invalid character '*' (0x2a) at residue 3"),
            "'%s'", r->r[1].msg);
     CHECKF(r->r[2].status == PDR_EINPUT && strstr(r->r[2].msg, "at residue 4"), "'%s'", r->r[2].msg);
@@ -330,8 +341,8 @@ TEST(fasta_removes_gaps)
 TEST(fasta_rejects_digit)
 {
     run *r = read_text(">a\n1 MKLV\n");
-    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "invalid character '1' (0x31) at residue 1"),
-           "'%s'", r->r[0].msg);
+    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "invalid character '1' (0x31) at residue 1"), "'%s'",
+           r->r[0].msg);
     CHECK(strcmp(r->r[0].seq, "") == 0 && r->r[0].len == 0);
 }
 
@@ -352,16 +363,16 @@ TEST(fasta_rejects_nul_byte)
 {
     static const char text[] = ">a\nMK\0L\n>b\nW\n";
     run *r = read_text_opts(text, sizeof text - 1, NULL);
-    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "line 2: invalid character 0x00 at residue 3"),
-           "'%s'", r->r[0].msg);
+    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "line 2: invalid character 0x00 at residue 3"), "'%s'",
+           r->r[0].msg);
     CHECK(r->r[1].status == PDR_OK && strcmp(r->r[1].seq, "W") == 0);
 }
 
 TEST(fasta_rejects_bytes_above_0x7f)
 {
     run *r = read_text(">a\nMK\xc3\xa9L\n>b\nW\n");
-    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "invalid character 0xc3 at residue 3"),
-           "'%s'", r->r[0].msg);
+    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "invalid character 0xc3 at residue 3"), "'%s'",
+           r->r[0].msg);
     CHECK(r->r[1].status == PDR_OK);
 }
 
@@ -385,8 +396,7 @@ TEST(fasta_gt_at_line_start_always_starts_record)
 TEST(fasta_gt_after_leading_space_is_invalid)
 {
     run *r = read_text(">a\nMK\n >b\nW\n");
-    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "line 3: invalid character '>'"), "'%s'",
-           r->r[0].msg);
+    CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "line 3: invalid character '>'"), "'%s'", r->r[0].msg);
     CHECK(r->r[1].status == PDR_EOF);
 }
 
@@ -431,7 +441,7 @@ TEST(fasta_rejects_text_before_first_header)
     run *r = read_text("MKLV\nAAA\n>a\nMK\n");
     CHECK(r->n == 3);
     CHECKF(r->r[0].status == PDR_EINPUT &&
-           strcmp(r->r[0].msg, "<memory>: record 1: not FASTA: line 1 does not start with '>'") == 0,
+               strcmp(r->r[0].msg, "<memory>: record 1: not FASTA: line 1 does not start with '>'") == 0,
            "'%s'", r->r[0].msg);
     CHECK(r->r[0].record_no == 1 && r->r[0].line_no == 1);
     CHECK(r->r[1].status == PDR_OK && strcmp(r->r[1].id, "a") == 0 && r->r[1].record_no == 2);
@@ -446,7 +456,8 @@ TEST(fasta_binary_garbage_gives_errors_not_hangs)
     /* every byte value, then lines starting with '>' full of junk */
     static const char tail[] = "\n>\x01\x02\n\xff\xfe\n>x\n\x00\x00\n>\n>y\n\x80";
     char buf[256 + sizeof tail];
-    for (int i = 0; i < 256; i++) buf[i] = (char)(255 - i);
+    for (int i = 0; i < 256; i++)
+        buf[i] = (char)(255 - i);
     memcpy(buf + 256, tail, sizeof tail - 1);
     run *r = read_text_opts(buf, 256 + sizeof tail - 1, NULL);
     CHECK(r->n < MAX_READS);
@@ -465,7 +476,8 @@ TEST(fasta_max_length_gives_elimit_and_next_record_is_read)
     run *r = read_text_opts(text, strlen(text), &opts);
     CHECK(r->r[0].status == PDR_OK && r->r[0].len == 5);
     CHECKF(r->r[1].status == PDR_ELIMIT &&
-           strcmp(r->r[1].msg, "<memory>: record 2 (b), line 5: sequence longer than max_length 5 (6 residues)") == 0,
+               strcmp(r->r[1].msg, "<memory>: record 2 (b), line 5: sequence longer than max_length 5 (6 residues)") ==
+                   0,
            "'%s'", r->r[1].msg);
     CHECK(strcmp(r->r[1].id, "b") == 0 && r->r[1].record_no == 2 && r->r[1].len == 0);
     CHECK(r->r[2].status == PDR_OK && strcmp(r->r[2].id, "c") == 0 && r->r[2].record_no == 3);
@@ -503,7 +515,8 @@ TEST(fasta_rejects_header_longer_than_64k)
     memcpy(text + 1 + n, "\nMK\n>next\nLV\n", 14);
     run *r = read_text(text);
     CHECKF(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "record 1 (HHHH") &&
-           strstr(r->r[0].msg, "...), line 1: header longer than 65536 bytes"), "'%s'", r->r[0].msg);
+               strstr(r->r[0].msg, "...), line 1: header longer than 65536 bytes"),
+           "'%s'", r->r[0].msg);
     CHECK(r->r[1].status == PDR_OK && strcmp(r->r[1].id, "next") == 0 && r->r[1].line_no == 3);
     free(text);
 
@@ -533,7 +546,7 @@ TEST(fasta_rejects_duplicate_ids_when_asked)
     run *r = read_text_opts(text, strlen(text), &opts);
     CHECK(r->r[0].status == PDR_OK && r->r[1].status == PDR_OK && r->r[3].status == PDR_OK);
     CHECKF(r->r[2].status == PDR_EINPUT &&
-           strcmp(r->r[2].msg, "<memory>: record 3 (a), line 5: duplicate id (first seen in record 1)") == 0,
+               strcmp(r->r[2].msg, "<memory>: record 3 (a), line 5: duplicate id (first seen in record 1)") == 0,
            "'%s'", r->r[2].msg);
     CHECK(r->r[4].status == PDR_EINPUT && strstr(r->r[4].msg, "first seen in record 2"));
 }
@@ -549,7 +562,8 @@ TEST(fasta_duplicate_set_grows)
     /* past the set's first resize (1024 slots): every id stays found */
     size_t len = 0, cap = 3000 * 16;
     char *text = malloc(cap);
-    for (int i = 0; i < 1500; i++) len += (size_t)snprintf(text + len, cap - len, ">id%d\nM\n", i);
+    for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(text + len, cap - len, ">id%d\nM\n", i);
     len += (size_t)snprintf(text + len, cap - len, ">id7\nM\n>id1499\nM\n");
     pdr_fasta_opts opts = {.check_duplicates = 1};
     pdr_fasta *fa = NULL;
@@ -557,7 +571,8 @@ TEST(fasta_duplicate_set_grows)
     CHECK(pdr_fasta_open_mem(text, len, &opts, &fa, &err) == PDR_OK);
     pdr_seq s;
     int n_ok = 0, status;
-    while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK) n_ok++;
+    while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK)
+        n_ok++;
     CHECK(n_ok == 1500);
     CHECK(status == PDR_EINPUT && strstr(err.msg, "record 1501 (id7)") && strstr(err.msg, "first seen in record 8"));
     CHECK(pdr_fasta_read(fa, &s, &err) == PDR_EINPUT && strstr(err.msg, "first seen in record 1500"));
@@ -571,7 +586,7 @@ TEST(fasta_duplicate_set_grows)
 TEST(fasta_message_names_file_record_id_line_and_residue)
 {
     const char *text = ">P0\nMK\n\n>P2 two\nMKLV\nMKLV\n"
-                       "\n\n\n\n\n\n\n\n"                 /* lines 7-14 */
+                       "\n\n\n\n\n\n\n\n"                   /* lines 7-14 */
                        ">sp|P1|X desc\nMKLVACDE\nFGH#IK\n"; /* header on line 15 */
     pdr_fasta_opts opts = {.name = "in.fa"};
     run *r = read_text_opts(text, strlen(text), &opts);
@@ -609,7 +624,8 @@ TEST(fasta_streams_10000_tiny_records)
 {
     size_t cap = 10000 * 24, len = 0;
     char *text = malloc(cap);
-    for (int i = 1; i <= 10000; i++) len += (size_t)snprintf(text + len, cap - len, ">r%d\nM%c\n", i, 'A' + i % 20);
+    for (int i = 1; i <= 10000; i++)
+        len += (size_t)snprintf(text + len, cap - len, ">r%d\nM%c\n", i, 'A' + i % 20);
     pdr_fasta *fa = NULL;
     pdr_err err;
     CHECK(pdr_fasta_open_mem(text, len, NULL, &fa, &err) == PDR_OK);
@@ -648,8 +664,8 @@ TEST(fasta_reads_plain_file)
     CHECK(write_file(path, ">a\nM1\n", 6) == 0);
     CHECK(pdr_fasta_open(path, NULL, &fa, &err) == PDR_OK);
     r = drain(fa);
-    CHECKF(strncmp(r->r[0].msg, path, strlen(path)) == 0 && strstr(r->r[0].msg, ": record 1 (a), line 2:"),
-           "'%s'", r->r[0].msg);
+    CHECKF(strncmp(r->r[0].msg, path, strlen(path)) == 0 && strstr(r->r[0].msg, ": record 1 (a), line 2:"), "'%s'",
+           r->r[0].msg);
     remove(path);
 }
 
@@ -667,7 +683,8 @@ TEST(fasta_reads_gzip_file)
     int n = 0, status;
     while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK) {
         n++;
-        if (n == 300) CHECK(strcmp(s.id, "r300") == 0 && s.len == 100 && s.line_no == 898);
+        if (n == 300)
+            CHECK(strcmp(s.id, "r300") == 0 && s.len == 100 && s.line_no == 898);
     }
     CHECKF(status == PDR_EOF && n == 300, "status %d n %d %s", status, n, err.msg);
     pdr_fasta_close(fa);
@@ -697,7 +714,8 @@ TEST(fasta_truncated_gzip_is_eio)
     CHECK(pdr_fasta_open(path, NULL, &fa, &err) == PDR_OK);
     pdr_seq s;
     int n = 0, status;
-    while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK) n++;
+    while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK)
+        n++;
     CHECKF(status == PDR_EIO, "status %d after %d records: %s", status, n, err.msg);
     CHECK(n > 100 && n < 2000);
     char want[128];
@@ -722,14 +740,16 @@ TEST(fasta_corrupt_gzip_is_eio)
     long size = ftell(f);
     /* overwrite a stretch of the compressed data in the middle */
     fseek(f, size / 2, SEEK_SET);
-    for (int i = 0; i < 64; i++) fputc(0xff, f);
+    for (int i = 0; i < 64; i++)
+        fputc(0xff, f);
     fclose(f);
     pdr_fasta *fa = NULL;
     pdr_err err;
     CHECK(pdr_fasta_open(path, NULL, &fa, &err) == PDR_OK);
     pdr_seq s;
     int status, reads = 0;
-    while ((status = pdr_fasta_read(fa, &s, &err)) != PDR_EOF && status != PDR_EIO && reads < 10000) reads++;
+    while ((status = pdr_fasta_read(fa, &s, &err)) != PDR_EOF && status != PDR_EIO && reads < 10000)
+        reads++;
     CHECKF(status == PDR_EIO && strstr(err.msg, "gzip stream"), "status %d: %s", status, err.msg);
     pdr_fasta_close(fa);
     remove(path);
@@ -757,7 +777,8 @@ TEST(fasta_reads_small_test_database)
     pdr_err err;
     int status = pdr_fasta_open(path, &opts, &fa, &err);
     CHECKF(status == PDR_OK, "%s", err.msg);
-    if (status != PDR_OK) return;
+    if (status != PDR_OK)
+        return;
     pdr_seq s;
     int n = 0;
     while ((status = pdr_fasta_read(fa, &s, &err)) == PDR_OK) {

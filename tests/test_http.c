@@ -53,7 +53,7 @@ typedef struct reply {
     char head[8192]; /* status line and headers */
     char *body;      /* NUL-terminated */
     size_t body_len;
-    int io_error;    /* the connection failed before a full reply arrived */
+    int io_error; /* the connection failed before a full reply arrived */
 } reply;
 
 static double now_wall(void)
@@ -501,7 +501,8 @@ TEST(json_parser_rejects_with_a_code_per_mistake)
         {"{\"k\": [1, {\"a\": null}]}", "bad_k", "an array"},
         {"{\"min_score\": 1.5}", "bad_min_score", NULL},
         {"{\"min_score\": true}", "bad_min_score", "a boolean"},
-        {"{\"k\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        {"{\"k\": "
+         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
          "json_too_deep", "32"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -627,8 +628,8 @@ TEST(search_json_body_with_k_and_min_score)
                         "{\"fasta\": \">a first\\nMKVLAAGIVGLLLAQ\\n>b\\nACDEFGHIKLMNPQRSTVWY\", \"k\": 3, "
                         "\"min_score\": 0.15}");
     CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
-    CHECKF(strstr(r.body, "{\"query\":\"a\",\"length\":15,") && strstr(r.body, "{\"query\":\"b\",\"length\":20,"),
-           "%s", r.body);
+    CHECKF(strstr(r.body, "{\"query\":\"a\",\"length\":15,") && strstr(r.body, "{\"query\":\"b\",\"length\":20,"), "%s",
+           r.body);
     CHECK(count_str(r.body, "\"rank\":") <= 6);
     for (const char *p = strstr(r.body, "\"score\":"); p; p = strstr(p + 1, "\"score\":"))
         CHECKF(atof(p + 8) >= 0.15 - 5e-5, "score below min_score: %s", p);
@@ -734,8 +735,8 @@ TEST(page_and_openapi_are_the_source_files)
     r = get(port, "/openapi.json");
     char *doc = read_file("service/openapi.json", NULL);
     CHECKF(doc && strcmp(r.body, doc) == 0, "GET /openapi.json differs from service/openapi.json: rerun gen_assets.py");
-    const char *paths[] = {"\"/v1/search\"", "\"/v1/embed\"", "\"/v1/health\"", "\"/v1/info\"", "\"/metrics\"",
-                           "\"/openapi.json\"", "\"openapi\": \"3.0"};
+    const char *paths[] = {"\"/v1/search\"", "\"/v1/embed\"",     "\"/v1/health\"",    "\"/v1/info\"",
+                           "\"/metrics\"",   "\"/openapi.json\"", "\"openapi\": \"3.0"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         CHECKF(strstr(r.body, paths[i]) != NULL, "openapi lacks %s", paths[i]);
     free(doc);
@@ -904,12 +905,18 @@ TEST(bad_query_parameters_are_400)
     static const struct {
         const char *target, *code;
     } cases[] = {
-        {"/v1/search?k=0", "bad_k"},          {"/v1/search?k=abc", "bad_k"},
-        {"/v1/search?k=1001", "bad_k"},       {"/v1/search?k=-1", "bad_k"},
-        {"/v1/search?k", "bad_k"},            {"/v1/search?k=99999999999", "bad_k"},
-        {"/v1/search?min_score=2", "bad_min_score"}, {"/v1/search?min_score=nan", "bad_min_score"},
-        {"/v1/search?format=xml", "bad_format"}, {"/v1/search?db=other", "unknown_parameter"},
-        {"/v1/search?k=1&k=2", "duplicate_parameter"}, {"/v1/embed?k=3", "unknown_parameter"},
+        {"/v1/search?k=0", "bad_k"},
+        {"/v1/search?k=abc", "bad_k"},
+        {"/v1/search?k=1001", "bad_k"},
+        {"/v1/search?k=-1", "bad_k"},
+        {"/v1/search?k", "bad_k"},
+        {"/v1/search?k=99999999999", "bad_k"},
+        {"/v1/search?min_score=2", "bad_min_score"},
+        {"/v1/search?min_score=nan", "bad_min_score"},
+        {"/v1/search?format=xml", "bad_format"},
+        {"/v1/search?db=other", "unknown_parameter"},
+        {"/v1/search?k=1&k=2", "duplicate_parameter"},
+        {"/v1/embed?k=3", "unknown_parameter"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         reply r = post_fasta(port, cases[i].target, ">a\nMKV\n");
@@ -936,7 +943,8 @@ TEST(bad_json_bodies_are_400_with_their_code)
         {"{\"fasta\": \">a\\nMKV\", \"min_score\": -7}", "bad_min_score", NULL},
         {"{\"fasta\": [\">a\"]}", "bad_fasta", NULL},
         {"{\"fasta\": \">a\\nMKV\"", "invalid_json", "byte"},
-        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]",
          "json_too_deep", NULL},
         {"42", "not_an_object", NULL},
         /* huge numbers: never wrapped into a small valid k, never infinite */
@@ -971,7 +979,8 @@ TEST(unsupported_content_types_are_415)
         reply_free(&r);
     }
     /* Media types are case-insensitive and parameters are ignored. */
-    reply r = request(port, "POST", "/v1/search?k=1", "Application/JSON; charset=utf-8", "{\"fasta\":\">a\\nMKV\"}", 19);
+    reply r =
+        request(port, "POST", "/v1/search?k=1", "Application/JSON; charset=utf-8", "{\"fasta\":\">a\\nMKV\"}", 19);
     CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
     reply_free(&r);
     /* No Content-Type at all: FASTA. */
@@ -985,8 +994,8 @@ TEST(wrong_methods_are_405_with_allow)
     static const struct {
         const char *method, *path, *allow;
     } cases[] = {
-        {"GET", "/v1/search", "POST"},   {"PUT", "/v1/embed", "POST"},     {"POST", "/v1/health", "GET, HEAD"},
-        {"DELETE", "/", "GET, HEAD"},    {"POST", "/metrics", "GET, HEAD"}, {"PATCH", "/openapi.json", "GET, HEAD"},
+        {"GET", "/v1/search", "POST"}, {"PUT", "/v1/embed", "POST"},      {"POST", "/v1/health", "GET, HEAD"},
+        {"DELETE", "/", "GET, HEAD"},  {"POST", "/metrics", "GET, HEAD"}, {"PATCH", "/openapi.json", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         reply r = request(port, cases[i].method, cases[i].path, NULL, NULL, 0);

@@ -25,15 +25,9 @@ static uint64_t rng_next(void)
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(void) /* (0, 1) */
-{
-    return ((double)(rng_next() >> 11) + 0.5) * 0x1.0p-53;
-}
+static double rng_uniform(void) /* (0, 1) */ { return ((double)(rng_next() >> 11) + 0.5) * 0x1.0p-53; }
 
-static double rng_gauss(void)
-{
-    return sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform());
-}
+static double rng_gauss(void) { return sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()); }
 
 static void normalize(float *v, int dim)
 {
@@ -101,8 +95,8 @@ static void tmp_path(char *buf, size_t size, const char *name)
  * Scores must agree within tol; rows must agree except where the reference itself has a near
  * tie (neighbouring scores within tol), where float rounding may legitimately swap them.
  * Returns the number of unexplained differences; *swaps counts the tie swaps. */
-static int compare_topk(const float *ref_s, const int64_t *ref_r, int ref_k, const float *s,
-                        const int64_t *r, int k, size_t nq, float tol, int *swaps)
+static int compare_topk(const float *ref_s, const int64_t *ref_r, int ref_k, const float *s, const int64_t *r, int k,
+                        size_t nq, float tol, int *swaps)
 {
     int bad = 0;
     for (size_t q = 0; q < nq; q++) {
@@ -126,8 +120,8 @@ static int compare_topk(const float *ref_s, const int64_t *ref_r, int ref_k, con
             if (near_tie) {
                 (*swaps)++;
             } else if (bad++ < 5) {
-                fprintf(stderr, "query %zu place %d: row %lld, expected row %lld (score %.7f)\n", q,
-                        j, (long long)row, (long long)rr[j], rs[j]);
+                fprintf(stderr, "query %zu place %d: row %lld, expected row %lld (score %.7f)\n", q, j, (long long)row,
+                        (long long)rr[j], rs[j]);
             }
         }
     }
@@ -135,8 +129,8 @@ static int compare_topk(const float *ref_s, const int64_t *ref_r, int ref_k, con
 }
 
 /* Search ix and the brute force (with one extra column for tie detection) and compare. */
-static void check_matches_bruteforce(const pdr_index *ix, const float *db, size_t n, int dim,
-                                     const float *queries, size_t nq, int k, const char *label)
+static void check_matches_bruteforce(const pdr_index *ix, const float *db, size_t n, int dim, const float *queries,
+                                     size_t nq, int k, const char *label)
 {
     pdr_err err = {0};
     float *s = malloc(nq * k * sizeof *s), *bs = malloc(nq * (k + 1) * sizeof *bs);
@@ -148,8 +142,7 @@ static void check_matches_bruteforce(const pdr_index *ix, const float *db, size_
     int swaps = 0;
     int bad = compare_topk(bs, br, k + 1, s, r, k, nq, 1e-5f, &swaps);
     CHECKF(bad == 0, "%s: %d of %zu results differ from the brute force", label, bad, nq * k);
-    fprintf(stderr, "%s: %zu queries x k %d equal to the brute force (%d near-tie swaps)\n", label,
-            nq, k, swaps);
+    fprintf(stderr, "%s: %zu queries x k %d equal to the brute force (%d near-tie swaps)\n", label, nq, k, swaps);
     free(s);
     free(r);
     free(bs);
@@ -175,8 +168,7 @@ static int results_ordered(const float *s, const int64_t *r, size_t nq, int k)
 /* Every returned (row, score) of an index that stores vectors exactly (Flat, IVF-Flat, HNSW
  * over Flat) holds the true inner product of the query and that row: catches scores that are
  * negated or belong to another row, which a set-based recall would not see. */
-static int scores_are_true(const float *db, int dim, const float *q, size_t nq, int k,
-                           const float *s, const int64_t *r)
+static int scores_are_true(const float *db, int dim, const float *q, size_t nq, int k, const float *s, const int64_t *r)
 {
     int bad = 0;
     for (size_t i = 0; i < nq; i++) {
@@ -188,8 +180,8 @@ static int scores_are_true(const float *db, int dim, const float *q, size_t nq, 
             for (int c = 0; c < dim; c++)
                 d += (double)q[i * dim + c] * db[row * dim + c];
             if (fabs(d - s[i * k + j]) > 1e-5 && bad++ < 3)
-                fprintf(stderr, "query %zu row %lld: score %.7f, true inner product %.7f\n", i,
-                        (long long)row, s[i * k + j], d);
+                fprintf(stderr, "query %zu row %lld: score %.7f, true inner product %.7f\n", i, (long long)row,
+                        s[i * k + j], d);
         }
     }
     return bad == 0;
@@ -302,12 +294,12 @@ TEST(k_above_count_pads_with_minus_one)
     for (int i = 0; i < NQ; i++) {
         for (int j = 0; j < K; j++) {
             if (j < N) {
-                CHECKF(r[i * K + j] == br[i * K + j], "query %d place %d: %lld vs %lld", i, j,
-                       (long long)r[i * K + j], (long long)br[i * K + j]);
+                CHECKF(r[i * K + j] == br[i * K + j], "query %d place %d: %lld vs %lld", i, j, (long long)r[i * K + j],
+                       (long long)br[i * K + j]);
                 CHECK(r[i * K + j] >= 0 && r[i * K + j] < N);
             } else {
-                CHECKF(r[i * K + j] == -1 && s[i * K + j] == -FLT_MAX, "query %d place %d: %lld %g",
-                       i, j, (long long)r[i * K + j], s[i * K + j]);
+                CHECKF(r[i * K + j] == -1 && s[i * K + j] == -FLT_MAX, "query %d place %d: %lld %g", i, j,
+                       (long long)r[i * K + j], s[i * K + j]);
                 CHECK(br[i * K + j] == -1 && bs[i * K + j] == -FLT_MAX);
             }
         }
@@ -359,8 +351,8 @@ TEST(equal_scores_ordered_by_row)
             for (int j = 0; j < K; j++)
                 ok &= r[i * K + j] == 5 + j && s[i * K + j] == 1.0f;
         }
-        CHECKF(ok, "pass %d: query 0 got rows %lld %lld %lld ... (expected 5 6 7 ...)", pass,
-               (long long)r[0], (long long)r[1], (long long)r[2]);
+        CHECKF(ok, "pass %d: query 0 got rows %lld %lld %lld ... (expected 5 6 7 ...)", pass, (long long)r[0],
+               (long long)r[1], (long long)r[2]);
     }
     pdr_index_free(ix);
     free(db);
@@ -429,8 +421,8 @@ static int same_results(const pdr_index *a, const pdr_index *b, const float *q, 
     float *sa = malloc(nq * k * sizeof *sa), *sb = malloc(nq * k * sizeof *sb);
     int64_t *ra = malloc(nq * k * sizeof *ra), *rb = malloc(nq * k * sizeof *rb);
     int same = pdr_index_search(a, q, nq, k, sa, ra, &err) == PDR_OK &&
-               pdr_index_search(b, q, nq, k, sb, rb, &err) == PDR_OK &&
-               memcmp(sa, sb, nq * k * sizeof *sa) == 0 && memcmp(ra, rb, nq * k * sizeof *ra) == 0;
+               pdr_index_search(b, q, nq, k, sb, rb, &err) == PDR_OK && memcmp(sa, sb, nq * k * sizeof *sa) == 0 &&
+               memcmp(ra, rb, nq * k * sizeof *ra) == 0;
     free(sa);
     free(sb);
     free(ra);
@@ -438,10 +430,7 @@ static int same_results(const pdr_index *a, const pdr_index *b, const float *q, 
     return same;
 }
 
-static int file_exists(const char *path)
-{
-    return access(path, F_OK) == 0;
-}
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 TEST(save_load_round_trip)
 {
@@ -454,15 +443,13 @@ TEST(save_load_round_trip)
     for (int t = 0; t < 3; t++) {
         pdr_index *ix = NULL, *back = NULL;
         pdr_err err = {0};
-        CHECKF(pdr_index_build(db, N, DIM, specs[t], &ix, &err) == PDR_OK, "%s: %s", specs[t],
-               err.msg);
+        CHECKF(pdr_index_build(db, N, DIM, specs[t], &ix, &err) == PDR_OK, "%s: %s", specs[t], err.msg);
         CHECK(pdr_index_set_nprobe(ix, 4, &err) == PDR_OK);
         CHECKF(pdr_index_save(ix, path, &err) == PDR_OK, "%s", err.msg);
         CHECK(file_exists(path) && !file_exists(tmp));
         CHECKF(pdr_index_load(path, &back, &err) == PDR_OK, "%s: %s", specs[t], err.msg);
         CHECK(back && pdr_index_count(back) == N && pdr_index_dim(back) == DIM);
-        CHECKF(back && strncmp(pdr_index_spec(back), "loaded", 6) == 0, "spec %s",
-               pdr_index_spec(back));
+        CHECKF(back && strncmp(pdr_index_spec(back), "loaded", 6) == 0, "spec %s", pdr_index_spec(back));
         fprintf(stderr, "%s saved and loaded as \"%s\"\n", specs[t], pdr_index_spec(back));
         /* nprobe is part of a FAISS IVF file, so the loaded index searches the same lists. */
         CHECKF(same_results(ix, back, q, NQ, K), "%s: loaded index answers differently", specs[t]);
@@ -530,8 +517,7 @@ TEST(load_rejects_missing_garbage_and_truncated_files)
             write_bytes(bad, buf, cuts[c]);
             back = (pdr_index *)&ix;
             int rc = pdr_index_load(bad, &back, &err);
-            CHECKF(rc == PDR_EFORMAT && back == NULL, "%s cut at %zu of %zu bytes: rc %d", specs[t],
-                   cuts[c], len, rc);
+            CHECKF(rc == PDR_EFORMAT && back == NULL, "%s cut at %zu of %zu bytes: rc %d", specs[t], cuts[c], len, rc);
             if (c == 5)
                 fprintf(stderr, "%s truncated: %s\n", specs[t], err.msg);
         }
@@ -613,12 +599,10 @@ TEST(ivf_coarse_step_matches_faiss)
         for (int t = 0; t < 4; t++) {
             CHECKF(pdr_index_set_nprobe(ix, nprobes[t], &err) == PDR_OK, "%s", err.msg);
             for (int i = 0; i < NQ; i++) /* one query at a time: the fast path */
-                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s1 + i * K, r1 + i * K, &err) == PDR_OK, "%s",
-                       err.msg);
+                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s1 + i * K, r1 + i * K, &err) == PDR_OK, "%s", err.msg);
             setenv("PDR_FAISS_COARSE", "1", 1);
             for (int i = 0; i < NQ; i++)
-                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s2 + i * K, r2 + i * K, &err) == PDR_OK, "%s",
-                       err.msg);
+                CHECKF(pdr_index_search(ix, q + i * DIM, 1, K, s2 + i * K, r2 + i * K, &err) == PDR_OK, "%s", err.msg);
             unsetenv("PDR_FAISS_COARSE");
             int rows_differ = 0;
             double max_diff = 0;

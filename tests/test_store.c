@@ -56,10 +56,7 @@ static pdr_store_meta test_meta(int dim, int fp16)
     return m;
 }
 
-static int contains(const char *hay, const char *needle)
-{
-    return strstr(hay, needle) != NULL;
-}
+static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
 static int copy_prefix(const char *src, const char *dst, long keep /* -1: all */)
 {
@@ -92,8 +89,7 @@ static long file_size(const char *path)
     return n;
 }
 
-static const char *const sample_ids[] = {"sp|P69905|HBA_HUMAN", "tr|Ünïcödé|蛋白质_α", "🧬-emoji id", "",
-                                         "plain"};
+static const char *const sample_ids[] = {"sp|P69905|HBA_HUMAN", "tr|Ünïcödé|蛋白质_α", "🧬-emoji id", "", "plain"};
 #define N_SAMPLE_IDS (sizeof sample_ids / sizeof sample_ids[0])
 
 /* Write n rows of known content (row r: id sample_ids[r % 5] + "/r", length r, emb from rng). */
@@ -182,21 +178,21 @@ TEST(half_converts_known_values)
         {1.0f, 0x3c00},
         {-2.0f, 0xc000},
         {0.5f, 0x3800},
-        {65504.0f, 0x7bff},                /* largest half */
-        {65519.99f, 0x7bff},               /* just below the tie: largest half */
-        {65520.0f, 0x7c00},                /* tie with an odd significand: rounds to infinity */
-        {1e9f, 0x7c00},                    /* overflow */
+        {65504.0f, 0x7bff},  /* largest half */
+        {65519.99f, 0x7bff}, /* just below the tie: largest half */
+        {65520.0f, 0x7c00},  /* tie with an odd significand: rounds to infinity */
+        {1e9f, 0x7c00},      /* overflow */
         {-1e9f, 0xfc00},
-        {6.103515625e-05f, 0x0400},        /* smallest normal 2^-14 */
-        {5.9604644775390625e-08f, 0x0001}, /* smallest subnormal 2^-24 */
+        {6.103515625e-05f, 0x0400},         /* smallest normal 2^-14 */
+        {5.9604644775390625e-08f, 0x0001},  /* smallest subnormal 2^-24 */
         {2.98023223876953125e-08f, 0x0000}, /* 2^-25: tie between 0 and 2^-24, to even 0 */
-        {2.9802326e-08f, 0x0001},          /* just above 2^-25 */
-        {8.940696716308594e-08f, 0x0002},  /* 1.5 * 2^-24: tie, to even 2 */
-        {1.4901161193847656e-07f, 0x0002}, /* 2.5 * 2^-24: tie, to even 2 */
-        {1.00048828125f, 0x3c00},          /* 1 + 2^-11: tie, to even 1.0 */
-        {1.00146484375f, 0x3c02},          /* 1 + 3*2^-11: tie, to even 1 + 2^-9 */
-        {1.0005f, 0x3c01},                 /* above the tie */
-        {6.1005353927612305e-05f, 0x0400}, /* 2^-14 - 2^-25 (1023.5 subnormal units): ties up into the normals */
+        {2.9802326e-08f, 0x0001},           /* just above 2^-25 */
+        {8.940696716308594e-08f, 0x0002},   /* 1.5 * 2^-24: tie, to even 2 */
+        {1.4901161193847656e-07f, 0x0002},  /* 2.5 * 2^-24: tie, to even 2 */
+        {1.00048828125f, 0x3c00},           /* 1 + 2^-11: tie, to even 1.0 */
+        {1.00146484375f, 0x3c02},           /* 1 + 3*2^-11: tie, to even 1 + 2^-9 */
+        {1.0005f, 0x3c01},                  /* above the tie */
+        {6.1005353927612305e-05f, 0x0400},  /* 2^-14 - 2^-25 (1023.5 subnormal units): ties up into the normals */
         {1e-10f, 0x0000},
         {3.14159265f, 0x4248},
     };
@@ -662,7 +658,8 @@ TEST(store_default_chunks_and_deflate_round_trip)
         for (size_t i = 0; i < n; i++)
             lengths[i] = (int32_t)i;
         CHECK(pdr_store_append(st, 1000, (const char *const *)ids, lengths, emb, &err) == 0);
-        CHECK(pdr_store_append(st, 500, (const char *const *)(ids + 1000), lengths + 1000, emb + 1000 * dim, &err) == 0);
+        CHECK(pdr_store_append(st, 500, (const char *const *)(ids + 1000), lengths + 1000, emb + 1000 * dim, &err) ==
+              0);
         CHECK(pdr_store_close(st, &err) == 0);
         rc = pdr_store_open(path, &st, &err);
         CHECKF(rc == 0, "%s", err.msg);
@@ -697,8 +694,8 @@ static void expect_rejected(const char *path, int code, const char *what)
     pdr_store *st = NULL;
     pdr_err err = {0, ""};
     int rc = pdr_store_open(path, &st, &err);
-    CHECKF(rc == code && st == NULL && contains(err.msg, path) && contains(err.msg, what),
-           "want %d '%s', got %d '%s'", code, what, rc, err.msg);
+    CHECKF(rc == code && st == NULL && contains(err.msg, path) && contains(err.msg, what), "want %d '%s', got %d '%s'",
+           code, what, rc, err.msg);
     pdr_store_free(st);
     fprintf(stderr, "   rejected: %s\n", err.msg);
 }
@@ -717,10 +714,7 @@ static void make_and_edit(const char *path, void (*edit)(hid_t file))
     }
 }
 
-static void edit_drop_ids(hid_t f)
-{
-    CHECK(H5Ldelete(f, "/ids", H5P_DEFAULT) >= 0);
-}
+static void edit_drop_ids(hid_t f) { CHECK(H5Ldelete(f, "/ids", H5P_DEFAULT) >= 0); }
 
 static void set_int_attr(hid_t f, const char *name, long long v)
 {
@@ -729,15 +723,9 @@ static void set_int_attr(hid_t f, const char *name, long long v)
     H5Aclose(a);
 }
 
-static void edit_dim_7(hid_t f)
-{
-    set_int_attr(f, "dim", 7);
-}
+static void edit_dim_7(hid_t f) { set_int_attr(f, "dim", 7); }
 
-static void edit_version_2(hid_t f)
-{
-    set_int_attr(f, "format_version", 2);
-}
+static void edit_version_2(hid_t f) { set_int_attr(f, "format_version", 2); }
 
 static void edit_longer_lengths(hid_t f)
 {
@@ -747,20 +735,11 @@ static void edit_longer_lengths(hid_t f)
     H5Dclose(d);
 }
 
-static void edit_drop_segment_end(hid_t f)
-{
-    CHECK(H5Ldelete(f, "/segments/end", H5P_DEFAULT) >= 0);
-}
+static void edit_drop_segment_end(hid_t f) { CHECK(H5Ldelete(f, "/segments/end", H5P_DEFAULT) >= 0); }
 
-static void edit_drop_segments(hid_t f)
-{
-    CHECK(H5Ldelete(f, "/segments", H5P_DEFAULT) >= 0);
-}
+static void edit_drop_segments(hid_t f) { CHECK(H5Ldelete(f, "/segments", H5P_DEFAULT) >= 0); }
 
-static void edit_drop_created(hid_t f)
-{
-    CHECK(H5Adelete(f, "created") >= 0);
-}
+static void edit_drop_created(hid_t f) { CHECK(H5Adelete(f, "created") >= 0); }
 
 static void edit_format_other(hid_t f)
 {
@@ -909,10 +888,7 @@ static const char h5py_script[] =
     "                   dim=3, normalized=0, dtype='float32', pdr_version='none', created='2026-01-01T00:00:00Z')\n"
     "    f.close()\n";
 
-static int have_h5py(void)
-{
-    return system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0;
-}
+static int have_h5py(void) { return system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0; }
 
 static int run_h5py(const char *mode, const char *path)
 {

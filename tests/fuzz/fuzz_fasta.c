@@ -24,13 +24,12 @@
 
 #include "pdr_fasta.h"
 
-#define REQUIRE(cond)                                                                 \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "fuzz_fasta: %s:%d: broken promise: %s\n", __FILE__,      \
-                    __LINE__, #cond);                                                 \
-            abort();                                                                  \
-        }                                                                             \
+#define REQUIRE(cond) \
+    do { \
+        if (!(cond)) { \
+            fprintf(stderr, "fuzz_fasta: %s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
+            abort(); \
+        } \
     } while (0)
 
 /* 1 if s is valid UTF-8 holding no C0/DEL/C1 control characters. */
@@ -39,28 +38,36 @@ static int printable_utf8(const unsigned char *s)
     while (*s) {
         unsigned c = *s, n, cp;
         if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f) return 0;
+            if (c < 0x20 || c == 0x7f)
+                return 0;
             s++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef) n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4) n = 3, cp = c & 0x07;
-        else return 0;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0;
         for (unsigned i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80) return 0;
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
             cp = (cp << 6) | (s[i] & 0x3f);
         }
-        if (cp >= 0x80 && cp <= 0x9f) return 0;
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
-        if (cp >= 0xd800 && cp <= 0xdfff) return 0;
+        if (cp >= 0x80 && cp <= 0x9f)
+            return 0;
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            return 0;
         s += n + 1;
     }
     return 1;
 }
 
-static pdr_fasta *open_input(const uint8_t *data, size_t size, const pdr_fasta_opts *opts,
-                             int via_file, int *ret_fd)
+static pdr_fasta *open_input(const uint8_t *data, size_t size, const pdr_fasta_opts *opts, int via_file, int *ret_fd)
 {
     pdr_fasta *fa = NULL;
     pdr_err err;
@@ -70,7 +77,8 @@ static pdr_fasta *open_input(const uint8_t *data, size_t size, const pdr_fasta_o
         return fa;
     }
     int fd = memfd_create("fuzz_fasta", 0);
-    if (fd < 0) return NULL;
+    if (fd < 0)
+        return NULL;
     if (size && write(fd, data, size) != (ssize_t)size) {
         close(fd);
         return NULL;
@@ -85,18 +93,22 @@ static pdr_fasta *open_input(const uint8_t *data, size_t size, const pdr_fasta_o
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1) return 0;
+    if (size < 1)
+        return 0;
     uint8_t ctl = data[0];
     data++, size--;
     pdr_fasta_opts opts = {0};
-    if (ctl & 1) opts.max_length = 1 + (ctl >> 4);
+    if (ctl & 1)
+        opts.max_length = 1 + (ctl >> 4);
     opts.check_duplicates = (ctl >> 1) & 1;
-    if (ctl & 4) opts.max_header_bytes = 1 + 4 * ((ctl >> 4) & 7);
+    if (ctl & 4)
+        opts.max_header_bytes = 1 + 4 * ((ctl >> 4) & 7);
     opts.name = "fuzz.fa";
     int fd = -1;
     pdr_fasta *fa = open_input(data, size, &opts, ctl & 8, &fd);
     if (!fa) {
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+            close(fd);
         return 0;
     }
 
@@ -111,21 +123,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pdr_err_clear(&err);
         status = pdr_fasta_read(fa, &s, &err);
         REQUIRE(++reads <= max_reads);
-        REQUIRE(status == PDR_OK || status == PDR_EOF || status == PDR_EINPUT ||
-                status == PDR_ELIMIT || status == PDR_EIO || status == PDR_ENOMEM);
+        REQUIRE(status == PDR_OK || status == PDR_EOF || status == PDR_EINPUT || status == PDR_ELIMIT ||
+                status == PDR_EIO || status == PDR_ENOMEM);
         REQUIRE(s.id && s.desc && s.seq);
-        if (status == PDR_EOF || status == PDR_EIO) break;
+        if (status == PDR_EOF || status == PDR_EIO)
+            break;
         REQUIRE(s.record_no == prev_record + 1);
         REQUIRE(pdr_fasta_records_read(fa) == s.record_no);
         prev_record = s.record_no;
         REQUIRE(s.line_no >= 1);
         REQUIRE(printable_utf8((const unsigned char *)s.desc));
         REQUIRE(s.desc[0] != ' ' && (s.desc[0] == '\0' || s.desc[strlen(s.desc) - 1] != ' '));
-        if (opts.max_length) REQUIRE(pdr_fasta_seq_capacity(fa) <= opts.max_length + 1);
+        if (opts.max_length)
+            REQUIRE(pdr_fasta_seq_capacity(fa) <= opts.max_length + 1);
         if (status == PDR_OK) {
             REQUIRE(s.len > 0 && strlen(s.seq) == s.len);
-            if (opts.max_length) REQUIRE(s.len <= opts.max_length);
-            for (size_t i = 0; i < s.len; i++) REQUIRE(s.seq[i] >= 'A' && s.seq[i] <= 'Z');
+            if (opts.max_length)
+                REQUIRE(s.len <= opts.max_length);
+            for (size_t i = 0; i < s.len; i++)
+                REQUIRE(s.seq[i] >= 'A' && s.seq[i] <= 'Z');
             REQUIRE(s.id[0] != '\0' && printable_utf8((const unsigned char *)s.id));
             REQUIRE(strpbrk(s.id, " \t\v\f") == NULL);
         } else {
@@ -144,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(pdr_fasta_read(fa, &s, NULL) == PDR_EOF);
     }
     pdr_fasta_close(fa);
-    if (fd >= 0) close(fd);
+    if (fd >= 0)
+        close(fd);
     return 0;
 }

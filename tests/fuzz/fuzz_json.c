@@ -20,12 +20,12 @@
 
 #include "pdr_json.h"
 
-#define REQUIRE(cond)                                                                       \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
+#define REQUIRE(cond) \
+    do { \
+        if (!(cond)) { \
             fprintf(stderr, "fuzz_json: %s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                        \
-        }                                                                                   \
+            abort(); \
+        } \
     } while (0)
 
 /* The request as JSON: fasta escaped (quote, backslash, control bytes; the rest is valid
@@ -99,8 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(req.fasta_len == req2.fasta_len);
         REQUIRE(!req.fasta || memcmp(req.fasta, req2.fasta, req.fasta_len) == 0);
         REQUIRE(req.has_k == req2.has_k && (!req.has_k || req.k == req2.k));
-        REQUIRE(req.has_min_score == req2.has_min_score &&
-                (!req.has_min_score || req.min_score == req2.min_score));
+        REQUIRE(req.has_min_score == req2.has_min_score && (!req.has_min_score || req.min_score == req2.min_score));
         pdr_json_request_clear(&req2);
         free(again);
         pdr_json_request_clear(&req);

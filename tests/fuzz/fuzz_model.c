@@ -57,11 +57,11 @@ static int open_and_use(const char *path, const uint8_t *seq_bytes, size_t seq_n
         return rc;
     }
     const int dim = pdr_cnn_dim(m);
-    fail_if(dim < 1 || pdr_cnn_params(m) == 0 || !pdr_cnn_name(m) || !pdr_cnn_version(m),
-            "open accepted a bad shape");
+    fail_if(dim < 1 || pdr_cnn_params(m) == 0 || !pdr_cnn_name(m) || !pdr_cnn_version(m), "open accepted a bad shape");
     char seq[64];
     size_t len = 1 + (seq_n ? seq_bytes[0] % 63 : 5);
-    for (size_t i = 0; i < len; i++) seq[i] = (char)(i + 1 < seq_n ? seq_bytes[i + 1] : 'A' + i % 26);
+    for (size_t i = 0; i < len; i++)
+        seq[i] = (char)(i + 1 < seq_n ? seq_bytes[i + 1] : 'A' + i % 26);
     float *out = malloc((size_t)dim * 32 * sizeof *out);
     int32_t start[32], end[32];
     pdr_cnn_ws *ws = NULL;
@@ -97,14 +97,16 @@ typedef struct {
 /* A structural choice in 0..n-1; 0 is the canonical model (and what an exhausted input gives). */
 static unsigned pick(recipe *r, unsigned n)
 {
-    if (r->n == 0) return 0;
+    if (r->n == 0)
+        return 0;
     r->n--;
     return *r->p++ % n;
 }
 
 static unsigned byte(recipe *r)
 {
-    if (r->n == 0) return 0;
+    if (r->n == 0)
+        return 0;
     r->n--;
     return *r->p++;
 }
@@ -112,7 +114,8 @@ static unsigned byte(recipe *r)
 static void put_str_attr(hid_t f, recipe *r, const char *name, const char *value)
 {
     unsigned mode = pick(r, 5);
-    if (mode == 1) return; /* missing */
+    if (mode == 1)
+        return; /* missing */
     hid_t space = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
     if (mode == 2) { /* an integer where a string belongs */
         long long v = 7;
@@ -120,12 +123,14 @@ static void put_str_attr(hid_t f, recipe *r, const char *name, const char *value
         H5Awrite(a, H5T_NATIVE_LLONG, &v);
         H5Aclose(a);
     } else {
-        const char *v = mode == 4 ? "pdr-cnn-X" : value; /* 4: a wrong value */
+        const char *v = mode == 4 ? "pdr-cnn-X" : value;          /* 4: a wrong value */
         H5Tset_size(t, mode == 3 ? strlen(v) + 1 : H5T_VARIABLE); /* 3: fixed-length */
         H5Tset_cset(t, H5T_CSET_UTF8);
         hid_t a = H5Acreate2(f, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
-        if (mode == 3) H5Awrite(a, t, v);
-        else H5Awrite(a, t, &v);
+        if (mode == 3)
+            H5Awrite(a, t, v);
+        else
+            H5Awrite(a, t, &v);
         H5Aclose(a);
     }
     H5Tclose(t);
@@ -135,22 +140,30 @@ static void put_str_attr(hid_t f, recipe *r, const char *name, const char *value
 static void put_int_attr(hid_t f, recipe *r, const char *name, const long long *v, hsize_t n)
 {
     unsigned mode = pick(r, 6);
-    if (mode == 1) return;
+    if (mode == 1)
+        return;
     long long vals[8];
     memcpy(vals, v, (size_t)n * sizeof *v);
     hsize_t count = n;
-    if (mode == 3) count = n + 1; /* one value too many */
-    if (mode == 4) vals[0] = (long long)(int8_t)byte(r) * 1000003LL; /* odd value */
-    if (count > n) vals[n] = 1;
+    if (mode == 3)
+        count = n + 1; /* one value too many */
+    if (mode == 4)
+        vals[0] = (long long)(int8_t)byte(r) * 1000003LL; /* odd value */
+    if (count > n)
+        vals[n] = 1;
     hid_t space = count == 1 && mode != 3 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, NULL);
     if (mode == 2 || mode == 5) { /* a float (5) or a string (2) where an integer belongs */
         hid_t t = mode == 5 ? H5Tcopy(H5T_IEEE_F64LE) : H5Tcopy(H5T_C_S1);
-        if (mode == 2) H5Tset_size(t, 4);
+        if (mode == 2)
+            H5Tset_size(t, 4);
         double dv[9];
-        for (hsize_t i = 0; i < count; i++) dv[i] = (double)vals[i];
+        for (hsize_t i = 0; i < count; i++)
+            dv[i] = (double)vals[i];
         hid_t a = H5Acreate2(f, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
-        if (mode == 5) H5Awrite(a, H5T_NATIVE_DOUBLE, dv);
-        else H5Awrite(a, t, "1234567890123456789012345678901234");
+        if (mode == 5)
+            H5Awrite(a, H5T_NATIVE_DOUBLE, dv);
+        else
+            H5Awrite(a, t, "1234567890123456789012345678901234");
         H5Aclose(a);
         H5Tclose(t);
     } else {
@@ -164,9 +177,12 @@ static void put_int_attr(hid_t f, recipe *r, const char *name, const long long *
 static void put_float_attr(hid_t f, recipe *r, const char *name, double v)
 {
     unsigned mode = pick(r, 4);
-    if (mode == 1) return;
-    if (mode == 2) v = -v;
-    if (mode == 3) v = NAN;
+    if (mode == 1)
+        return;
+    if (mode == 2)
+        v = -v;
+    if (mode == 3)
+        v = NAN;
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(f, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
     H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
@@ -177,25 +193,32 @@ static void put_float_attr(hid_t f, recipe *r, const char *name, double v)
 static void put_dataset(hid_t f, recipe *r, const char *name, int rank, const hsize_t *dims_in)
 {
     unsigned mode = pick(r, 9);
-    if (mode == 1) return; /* missing */
+    if (mode == 1)
+        return;      /* missing */
     if (mode == 8) { /* a group where the dataset belongs */
         hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g >= 0) H5Gclose(g);
+        if (g >= 0)
+            H5Gclose(g);
         return;
     }
     hsize_t dims[4] = {1, 1, 1, 1};
     memcpy(dims, dims_in, (size_t)rank * sizeof *dims);
-    if (mode == 2) dims[byte(r) % rank] += 1; /* wrong shape */
-    if (mode == 3) { /* wrong rank */
+    if (mode == 2)
+        dims[byte(r) % rank] += 1; /* wrong shape */
+    if (mode == 3) {               /* wrong rank */
         dims[rank] = 1;
         rank = rank == 1 ? 2 : rank - 1;
     }
     size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)dims[i];
     float *v = malloc(n * sizeof *v);
-    if (!v) return;
-    for (size_t i = 0; i < n; i++) v[i] = ((float)byte(r) - 128.0f) / 64.0f;
-    if (mode == 5) v[byte(r) % n] = (byte(r) & 1) ? NAN : INFINITY;
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        v[i] = ((float)byte(r) - 128.0f) / 64.0f;
+    if (mode == 5)
+        v[byte(r) % n] = (byte(r) & 1) ? NAN : INFINITY;
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t type = mode == 4 ? H5T_STD_I32LE : mode == 6 ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -220,10 +243,12 @@ static void write_recipe(recipe *r)
     const long long d = 1 + byte(r) % 6, n_blocks = 1 + byte(r) % 3, kernel = 1 + 2 * (byte(r) % 3);
     const long long out_dim = 1 + byte(r) % 5, one = 1, vocab = 21;
     long long dil[3];
-    for (int b = 0; b < 3; b++) dil[b] = 1 + byte(r) % 4;
+    for (int b = 0; b < 3; b++)
+        dil[b] = 1 + byte(r) % 4;
 
     hid_t f = H5Fcreate(model_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return;
+    if (f < 0)
+        return;
     put_str_attr(f, r, "format", "pdr-cnn");
     put_int_attr(f, r, "format_version", &one, 1);
     put_str_attr(f, r, "model_name", "fuzz");
@@ -248,10 +273,10 @@ static void write_recipe(recipe *r)
     for (int b = 0; b < n_blocks; b++) {
         snprintf(name, sizeof name, "blocks/%d", b);
         H5Gclose(H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-#define BLOCK_DATASET(field, rank, dims)                                                       \
-    do {                                                                                       \
-        snprintf(name, sizeof name, "blocks/%d/" field, b);                                    \
-        put_dataset(f, r, name, rank, dims);                                                   \
+#define BLOCK_DATASET(field, rank, dims) \
+    do { \
+        snprintf(name, sizeof name, "blocks/%d/" field, b); \
+        put_dataset(f, r, name, rank, dims); \
     } while (0)
         BLOCK_DATASET("ln_g", 1, vec);
         BLOCK_DATASET("ln_b", 1, vec);
@@ -274,7 +299,8 @@ static void write_recipe(recipe *r)
             long size = ftell(fp);
             long keep = size > 0 ? (long)((byte(r) << 8 | byte(r)) % (unsigned long)size) : 0;
             fclose(fp);
-            if (truncate(model_path, keep) != 0) return;
+            if (truncate(model_path, keep) != 0)
+                return;
         }
     }
 }
@@ -296,14 +322,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (raw_mode) {
         FILE *fp = fopen(model_path, "wb");
-        if (!fp) return 0;
+        if (!fp)
+            return 0;
         int ok = fwrite(data, 1, size, fp) == size;
-        if (fclose(fp) != 0 || !ok) return 0;
+        if (fclose(fp) != 0 || !ok)
+            return 0;
         open_and_use(model_path, data, size < 64 ? size : 64);
     } else {
         recipe r = {data, size};
         int canonical = 1;
-        for (size_t i = 0; i < size && canonical; i++) canonical = data[i] == 0;
+        for (size_t i = 0; i < size && canonical; i++)
+            canonical = data[i] == 0;
         write_recipe(&r);
         int rc = open_and_use(model_path, r.p, r.n);
         fail_if(canonical && rc != 0, "the canonical model did not open");

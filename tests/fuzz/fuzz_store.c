@@ -243,9 +243,9 @@ static void put_int_attr(hid_t file, recipe *r, const char *name, long long valu
 /* What a dataset holds, as written (for the canonical case's comparison). */
 typedef struct {
     size_t rows;
-    float emb[MAX_ROWS * MAX_DIM];     /* float rows as pdr should read them back */
-    char ids[MAX_ROWS][16];            /* NUL-terminated */
-    int64_t ints[MAX_ROWS];            /* lengths, protein, start or end */
+    float emb[MAX_ROWS * MAX_DIM]; /* float rows as pdr should read them back */
+    char ids[MAX_ROWS][16];        /* NUL-terminated */
+    int64_t ints[MAX_ROWS];        /* lengths, protein, start or end */
 } written;
 
 enum kind { K_EMB, K_IDS, K_INT32, K_INT64 };
@@ -351,7 +351,7 @@ static void put_dset(hid_t loc, recipe *r, const char *name, enum kind kind, int
             free(f);
             free(h);
         } else if (data_kind == 1) {
-            char (*s)[16] = calloc(total, sizeof *s);
+            char(*s)[16] = calloc(total, sizeof *s);
             const char **ptrs = calloc(total, sizeof *ptrs);
             for (size_t i = 0; i < total; i++) {
                 size_t len = byte(r) % 12;
@@ -409,7 +409,11 @@ static int build(const char *path, recipe *r, int *ret_fp16, size_t *ret_dim)
     put_int_attr(file, r, "dim", dv == 1 ? (long long)dim + 1 : dv == 2 ? 0 : dv == 3 ? 70000 : (long long)dim);
     put_int_attr(file, r, "normalized", pick(r, 8) == 1 ? 2 : byte(r) & 1);
     unsigned tv = pick(r, 8);
-    put_str_attr(file, r, "dtype", tv == 1 ? (fp16 ? "float32" : "float16") : tv == 2 ? "float64" : fp16 ? "float16" : "float32");
+    put_str_attr(file, r, "dtype",
+                 tv == 1   ? (fp16 ? "float32" : "float16")
+                 : tv == 2 ? "float64"
+                 : fp16    ? "float16"
+                           : "float32");
     put_str_attr(file, r, "pdr_version", "0.1.0");
     put_str_attr(file, r, "created", "2026-01-01T00:00:00Z");
 
