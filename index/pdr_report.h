@@ -14,6 +14,12 @@
 #include "pdr_buf.h"
 #include "pdr_db.h"
 
+/* The TSV numbers: score as "%.4f" (exactly printf's text), E-value as "%.3g" (printf's text
+ * but for the last digit in rare exact ties). buf holds at least 32 bytes; returns the length
+ * written (NUL-terminated). */
+size_t pdr_report_score(char *buf, float score);
+size_t pdr_report_evalue(char *buf, double evalue);
+
 void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
                     size_t n_hits);
 void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,

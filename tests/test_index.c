@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "pdr_index.h"
+#include "pdr_report.h"
 
 static uint64_t rng_state;
 
@@ -765,6 +766,48 @@ TEST(recall_at_k_counts_exact_rows_found)
     CHECK(pdr_recall_at_k(exact, miss, 1, 3) == 0.0);
 }
 
+/* The TSV writer formats numbers itself; its text must be printf's: always for the score
+ * ("%.4f"), and for the E-value ("%.3g") but for the last digit in rare exact ties. */
+TEST(report_numbers_are_printf_text)
+{
+    char mine[64], want[64];
+    int score_bad = 0, ev_bad = 0, ev_off_by_more = 0;
+    const float fixed_scores[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.99995f, 0.00005f, -0.00004f, 0.12345f, 1.00001f};
+    for (size_t i = 0; i < sizeof fixed_scores / sizeof fixed_scores[0]; i++) {
+        pdr_report_score(mine, fixed_scores[i]);
+        snprintf(want, sizeof want, "%.4f", fixed_scores[i]);
+        CHECKF(strcmp(mine, want) == 0, "score %.9g: '%s', printf '%s'", fixed_scores[i], mine, want);
+    }
+    for (int i = 0; i < 1000000; i++) {
+        float x = (float)(2.4 * rng_uniform() - 1.2);
+        if (i % 7 == 0) /* exact ties at the 5th decimal */
+            x = (float)((double)(int)(rng_uniform() * 20000 - 10000) / 10000.0 + 0.00005);
+        pdr_report_score(mine, x);
+        snprintf(want, sizeof want, "%.4f", x);
+        score_bad += strcmp(mine, want) != 0;
+    }
+    CHECKF(score_bad == 0, "%d of 1e6 scores differ from %%.4f", score_bad);
+    const double fixed_ev[] = {0,    1,   10,    100,  999,    999.5,    999.4, 1000,        1e-4,     9.9995e-5,
+                               1e-5, 0.5, 0.125, 12.3, 1e-300, 2.5e-310, 1e300, 123456789.0, 0.000999, 0.00099951};
+    for (size_t i = 0; i < sizeof fixed_ev / sizeof fixed_ev[0]; i++) {
+        pdr_report_evalue(mine, fixed_ev[i]);
+        snprintf(want, sizeof want, "%.3g", fixed_ev[i]);
+        CHECKF(strcmp(mine, want) == 0, "evalue %.17g: '%s', printf '%s'", fixed_ev[i], mine, want);
+    }
+    for (int i = 0; i < 1000000; i++) {
+        double x = pow(10.0, 40 * rng_uniform() - 30) * (1 + rng_uniform());
+        pdr_report_evalue(mine, x);
+        snprintf(want, sizeof want, "%.3g", x);
+        if (strcmp(mine, want) != 0) {
+            ev_bad++;
+            ev_off_by_more += fabs(strtod(mine, NULL) - strtod(want, NULL)) > 0.0051 * strtod(want, NULL);
+        }
+    }
+    CHECKF(ev_bad <= 100 && ev_off_by_more == 0, "%d of 1e6 E-values differ from %%.3g (%d by more than a last digit)",
+           ev_bad, ev_off_by_more);
+    fprintf(stderr, "report numbers: %d of 1e6 E-values differ from %%.3g in the last digit\n", ev_bad);
+}
+
 int main(void)
 {
     const char *env = getenv("PDR_SEED");
@@ -787,5 +830,6 @@ int main(void)
     RUN(hnsw_efsearch_reaches_recall);
     RUN(concurrent_searches_agree);
     RUN(recall_at_k_counts_exact_rows_found);
+    RUN(report_numbers_are_printf_text);
     return CHECK_DONE();
 }
