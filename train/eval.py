@@ -18,6 +18,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+from auc import roc_auc  # noqa: E402  (one AUC for the held-out benchmark and the peers benchmark)
 
 DATASETS = [("pfam_max50", "pfam_max50.pair"),
             ("pfam_nomax50", "pfam_nomax50.pair"),
@@ -42,27 +44,6 @@ def read_fasta(path):
     if acc is not None:
         out[acc] = "".join(seq)
     return out
-
-
-def roc_auc(scores, labels):
-    """Rank-based ROC AUC (Mann-Whitney U), ties get the average rank."""
-    s = np.asarray(scores, np.float64)
-    y = np.asarray(labels, bool)
-    npos, nneg = int(y.sum()), int((~y).sum())
-    if npos == 0 or nneg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ss = s[order]
-    ranks = np.empty(len(s), np.float64)
-    i = 0
-    n = len(s)
-    # average ranks over runs of equal scores
-    bounds = np.flatnonzero(np.diff(ss) != 0) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [n]])
-    avg = (starts + ends + 1) / 2.0  # 1-based average rank of each run
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
 
 
 def load_pairs(shared, present):
