@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 
 #include "cli.h"
+#include "pdr_index.h"
 
 int cmd_version(int argc, char **argv)
 {
@@ -34,6 +35,7 @@ int cmd_version(int argc, char **argv)
     }
     unsigned maj = 0, min = 0, rel = 0;
     H5get_libversion(&maj, &min, &rel);
-    printf("hdf5 %u.%u.%u, libmicrohttpd %s, faiss 1.7.3 (C API)\n", maj, min, rel, MHD_get_version());
+    printf("hdf5 %u.%u.%u, libmicrohttpd %s, faiss 1.7.3 (C API; scalar quantizer %s)\n", maj, min, rel,
+           MHD_get_version(), pdr_index_simd());
     return EXIT_OK;
 }

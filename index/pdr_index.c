@@ -153,6 +153,33 @@ static int fsync_parent_dir(const char *path, pdr_err *err)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * CPU features (see PDR_FAISS_AVX2 in CMakeLists.txt)
+ */
+
+const char *pdr_index_simd(void)
+{
+#ifdef PDR_FAISS_AVX2
+    return "avx2";
+#else
+    return "baseline";
+#endif
+}
+
+int pdr_index_check_cpu(pdr_err *err)
+{
+#ifdef PDR_FAISS_AVX2
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
+        return pdr_fail(err, PDR_EINPUT,
+                        "this pdr was built with FAISS's AVX2 scalar-quantizer kernels (cmake "
+                        "-DPDR_FAISS_AVX2=ON or AUTO on an AVX2 machine) but this CPU lacks AVX2, FMA or F16C: "
+                        "rebuild with -DPDR_FAISS_AVX2=OFF");
+#endif
+    (void)err;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Building
  */
 
@@ -164,6 +191,8 @@ int pdr_index_create(int dim, const char *spec, pdr_index **ret_ix, pdr_err *err
     if (!ret_ix)
         return pdr_fail(err, PDR_EINPUT, "pdr_index_create: ret_ix is NULL");
     *ret_ix = NULL;
+    if ((status = pdr_index_check_cpu(err)) != 0)
+        return status;
     if (!spec || !*spec)
         spec = SPEC_DEFAULT;
     if (dim <= 0)
@@ -389,6 +418,8 @@ int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err)
     if (!ret_ix)
         return pdr_fail(err, PDR_EINPUT, "pdr_index_load: ret_ix is NULL");
     *ret_ix = NULL;
+    if ((status = pdr_index_check_cpu(err)) != 0)
+        return status;
     if (!path || !*path)
         return pdr_fail(err, PDR_EINPUT, "pdr_index_load: no path");
 

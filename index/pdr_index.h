@@ -108,6 +108,14 @@ const char *pdr_index_spec(const pdr_index *ix); /* factory string, or "loaded .
 /* Release the index. NULL is fine. */
 void pdr_index_free(pdr_index *ix);
 
+/* How FAISS's scalar-quantizer kernels (the IVF,SQ8 list scan) were compiled: "avx2" when the
+ * build used PDR_FAISS_AVX2 (see CMakeLists.txt), else "baseline" (Debian's libfaiss.a). */
+const char *pdr_index_simd(void);
+
+/* 0 when this CPU runs this build; PDR_EINPUT with a message naming the rebuild option when the
+ * build needs AVX2/FMA/F16C and the CPU lacks one. pdr_index_create and pdr_index_load call it. */
+int pdr_index_check_cpu(pdr_err *err);
+
 /* Exact inner-product top-k of nq queries over the n x dim matrix db, in blocks with
  * cblas_sgemm: same output contract as pdr_index_search (sorted, ties by ascending row, the
  * k-th place decided by ascending row too, -1 / -FLT_MAX padding past n). Scores agree with
