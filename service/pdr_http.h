@@ -3,9 +3,11 @@
  *
  * What this layer owns:
  *  - the listening socket (host name or numeric IPv4/IPv6 address, port; port 0 = any free port,
- *    read back with pdr_http_port) and a pool of worker threads, each running its own event loop
- *    over its share of the connections (MHD_OPTION_THREAD_POOL_SIZE). A request is handled on
- *    its connection's thread from start to end, so `threads` requests run at once;
+ *    read back with pdr_http_port), one event-loop thread that reads and writes every
+ *    connection, and a pool of `threads` worker threads fed by one queue: searches and
+ *    embeddings wait in arrival order for the next free worker (their connection suspended
+ *    meanwhile), so `threads` of them run at once whichever connections they came on. Health,
+ *    info, metrics and the page are answered on the event-loop thread without queueing;
  *  - transport limits: the request body (max_body_bytes: 413 before reading the body when
  *    Content-Length says it is too large, or once a chunked body has grown past it), the number
  *    of open connections (further ones wait in the kernel's accept queue until one closes), an
@@ -56,7 +58,8 @@ int pdr_http_port(const pdr_http *http);
 int pdr_http_in_flight(const pdr_http *http);
 
 /* Stop: close the listening socket at once (new connections are refused), wait up to grace_ms
- * for the requests in flight to be answered, then close every connection and join the threads.
+ * for the requests in flight to be answered, then answer the jobs still queued 503 (the ones a
+ * worker is running finish), close every connection and join the threads.
  * Returns the number of requests that were still in flight when the grace period ran out (0 for a
  * clean stop). Frees http. NULL is fine. */
 int pdr_http_stop(pdr_http *http, int grace_ms);

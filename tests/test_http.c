@@ -1341,6 +1341,136 @@ TEST(stop_lets_the_request_in_flight_finish)
     pdr_api_free(a);
 }
 
+/* ================================================================ the job queue */
+
+/* A CNN encoder whose jobs take a while (256-d, like the test database's kmer3 vectors, so the
+ * api accepts the pair; only /v1/embed is used with it). */
+static pdr_encoder *open_slow_encoder(void)
+{
+    const char *data = getenv("PDR_DATA") ? getenv("PDR_DATA") : "data";
+    char path[1100];
+    snprintf(path, sizeof path, "%s/test/cnn_bench.h5", data);
+    pdr_encoder *e = NULL;
+    pdr_err err;
+    if (pdr_encoder_open(path, &e, &err))
+        fprintf(stderr, "open_slow_encoder: %s\n", err.msg);
+    return e;
+}
+
+/* Send POST /v1/embed with n sequences of len residues on c; the reply is left to read. A
+ * job of ~0.3 s on one core in a Release build (and far longer under the sanitizers or
+ * valgrind, where it is made smaller). */
+static int send_embed(conn *c, size_t n, size_t len)
+{
+    if (getenv("PDR_UNDER_VALGRIND")) {
+        n = n < 2 ? n : 2;
+        len = len < 400 ? len : 400;
+    }
+    char *seq = make_seq(len, 5);
+    size_t cap = n * (len + 32) + 1, used = 0;
+    char *body = malloc(cap);
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(body + used, cap - used, ">job%zu\n%s\n", i, seq);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
+             used);
+    int rc = send_all(c, head, strlen(head)) || send_all(c, body, used);
+    free(seq);
+    free(body);
+    return rc;
+}
+
+static void wait_in_flight(const pdr_http *h, int want)
+{
+    struct timespec tick = {0, 5 * 1000 * 1000};
+    for (int i = 0; i < 2000 && pdr_http_in_flight(h) < want; i++)
+        nanosleep(&tick, NULL);
+}
+
+/* With one worker busy on a long embedding, a health check on another connection is answered
+ * at once (it never queues behind searches), and the embedding's reply comes after it. */
+TEST(health_is_answered_while_the_worker_is_busy)
+{
+    pdr_encoder *slow = open_slow_encoder();
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(slow && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, slow, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 10);
+    if (!h) {
+        pdr_api_free(a);
+        pdr_encoder_free(slow);
+        return;
+    }
+    int p = pdr_http_port(h);
+    conn ca;
+    CHECK(conn_open(&ca, p) == 0 && send_embed(&ca, 8, 4000) == 0);
+    wait_in_flight(h, 1);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* the 32 KB body is read and the job handed to the worker */
+    reply r = get(p, "/v1/health");
+    CHECKF(r.status == 200, "health while busy: %d", r.status);
+    reply_free(&r);
+    struct pollfd pfd = {ca.fd, POLLIN, 0};
+    CHECKF(poll(&pfd, 1, 0) == 0, "the embedding was answered before the health check: the job is too short");
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&ca, 0, 0, &r);
+    CHECKF(r.status == 200 && r.body && count_str(r.body, "\"id\":\"job") == (getenv("PDR_UNDER_VALGRIND") ? 2u : 8u),
+           "embedding: status %d", r.status);
+    reply_free(&r);
+    conn_close(&ca);
+    CHECK(pdr_http_stop(h, 1000) == 0);
+    pdr_api_free(a);
+    pdr_encoder_free(slow);
+}
+
+/* Stop with no grace while one job runs and another waits: the running one finishes (200), the
+ * waiting one is answered 503 shutting_down with Retry-After, and stop reports both as cut off. */
+TEST(stop_answers_queued_jobs_503)
+{
+    pdr_encoder *slow = open_slow_encoder();
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(slow && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, slow, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 10);
+    if (!h) {
+        pdr_api_free(a);
+        pdr_encoder_free(slow);
+        return;
+    }
+    int p = pdr_http_port(h);
+    conn ca, cb;
+    CHECK(conn_open(&ca, p) == 0 && send_embed(&ca, 8, 4000) == 0);
+    wait_in_flight(h, 1);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK(conn_open(&cb, p) == 0 && send_embed(&cb, 1, 50) == 0);
+    wait_in_flight(h, 2);
+    nanosleep(&pause, NULL);
+    int left = pdr_http_stop(h, 0);
+    CHECKF(left == 2, "stop reported %d requests cut off, want 2", left);
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&ca, 0, 0, &r);
+    CHECKF(r.status == 200 && r.body && strstr(r.body, "\"embeddings\""), "running job: status %d", r.status);
+    reply_free(&r);
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&cb, 0, 0, &r);
+    char retry[16] = "";
+    CHECKF(r.status == 503 && r.body && strstr(r.body, "shutting_down") &&
+               find_header(r.head, "Retry-After", retry, sizeof retry) && atoi(retry) >= 1,
+           "queued job: status %d", r.status);
+    reply_free(&r);
+    conn_close(&ca);
+    conn_close(&cb);
+    pdr_api_free(a);
+    pdr_encoder_free(slow);
+}
+
 /* ================================================================ hostile clients */
 
 /* A client that sends its body one byte at a time (never idle long enough for the idle timeout)
@@ -1571,6 +1701,8 @@ int main(void)
     RUN(token_protects_data_endpoints);
     RUN(custom_limits_connection_limit_and_idle_timeout);
     RUN(stop_lets_the_request_in_flight_finish);
+    RUN(health_is_answered_while_the_worker_is_busy);
+    RUN(stop_answers_queued_jobs_503);
     RUN(slow_uploads_are_cut_off_at_the_request_deadline);
     RUN(ten_thousand_idle_connections_stay_bounded);
     RUN(start_reports_a_busy_port);
