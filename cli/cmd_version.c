@@ -29,6 +29,10 @@ int cmd_version(int argc, char **argv)
                pdr_encoder_is_learned(enc) ? "trained CNN encoder"
                                            : "NON-LEARNED hashed 3-mer baseline, not the product",
                model);
+        if (pdr_encoder_is_learned(enc))
+            printf("encoder products: %s\n", strcmp(pdr_encoder_precision(enc), "bfloat16") == 0
+                                                 ? "bfloat16 (AVX-512 BF16; PDR_CNN_FP32=1 for float32)"
+                                                 : "float32 (OpenBLAS sgemm)");
         pdr_encoder_free(enc);
     } else {
         printf("model: cannot open default model %s: %s\n", model, err.msg);

@@ -7,6 +7,8 @@
  */
 #include "pdr_cnn.h"
 
+#include "pdr_bf16.h"
+
 #include <cblas.h>
 #include <errno.h>
 #include <hdf5.h>
@@ -60,6 +62,8 @@ typedef struct cnn_block {
     float *conv_b;      /* [d] */
     float *pw_wt;       /* [d_in][d_out]: Linear weight [out, in], transposed */
     float *pw_b;        /* [d] */
+    uint16_t *conv_wp;  /* [kernel][d*d] conv_wt packed for pdr_bf16_gemm (bf16 mode only) */
+    uint16_t *pw_wp;    /* [d*d] pw_wt packed the same way */
 } cnn_block;
 
 struct pdr_cnn {
@@ -73,6 +77,8 @@ struct pdr_cnn {
     float *proj_w;                  /* [out_dim][2d], PyTorch layout */
     float *proj_b;                  /* [out_dim] */
     float *arena;                   /* one allocation holding every tensor above */
+    int bf16;                       /* the dense products run in bfloat16 (pdr_cnn_set_bf16) */
+    uint16_t *bf16_arena;           /* the packed weights of bf16 mode */
     unsigned char lut[256];         /* byte -> token: model.py's tokenize */
 };
 
@@ -85,7 +91,44 @@ void pdr_cnn_free(pdr_cnn *m)
     free(m->description);
     free(m->blocks);
     free(m->arena);
+    free(m->bf16_arena);
     free(m);
+}
+
+int pdr_cnn_bf16_supported(const pdr_cnn *m) { return m && m->d % 32 == 0 && pdr_bf16_available(); }
+
+int pdr_cnn_uses_bf16(const pdr_cnn *m) { return m && m->bf16; }
+
+int pdr_cnn_set_bf16(pdr_cnn *m, int on, pdr_err *err)
+{
+    if (!m)
+        return pdr_fail(err, PDR_EINPUT, "pdr_cnn_set_bf16: no model");
+    if (!on) {
+        m->bf16 = 0;
+        return PDR_OK;
+    }
+    if (!pdr_cnn_bf16_supported(m))
+        return pdr_fail(err, PDR_EINPUT,
+                        pdr_bf16_available() ? "bfloat16 products need a width divisible by 32 (this model's is %d)"
+                                             : "this CPU has no AVX-512 BF16 for bfloat16 products (width %d)",
+                        m->d);
+    if (!m->bf16_arena) {
+        const size_t dd = (size_t)m->d * (size_t)m->d, per_block = dd * ((size_t)m->kernel + 1);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, per_block * (size_t)m->n_blocks * sizeof(uint16_t)) != 0)
+            return pdr_fail(err, PDR_ENOMEM, "out of memory for the bfloat16 weights");
+        m->bf16_arena = p;
+        for (int b = 0; b < m->n_blocks; b++) {
+            cnn_block *blk = &m->blocks[b];
+            blk->conv_wp = m->bf16_arena + (size_t)b * per_block;
+            blk->pw_wp = blk->conv_wp + dd * (size_t)m->kernel;
+            for (int j = 0; j < m->kernel; j++)
+                pdr_bf16_pack_b(blk->conv_wt + (size_t)j * dd, m->d, m->d, blk->conv_wp + (size_t)j * dd);
+            pdr_bf16_pack_b(blk->pw_wt, m->d, m->d, blk->pw_wp);
+        }
+    }
+    m->bf16 = 1;
+    return PDR_OK;
 }
 
 int pdr_cnn_dim(const pdr_cnn *m) { return m->out_dim; }
@@ -542,6 +585,12 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
     if ((status = read_weights(&ld, m, scratch)))
         goto fail;
 
+    /* bfloat16 products where the CPU has them, unless PDR_CNN_FP32 asks for float32. */
+    const char *fp32 = getenv("PDR_CNN_FP32");
+    if ((!fp32 || !*fp32 || strcmp(fp32, "0") == 0) && pdr_cnn_bf16_supported(m) &&
+        (status = pdr_cnn_set_bf16(m, 1, err)))
+        goto fail;
+
     free(scratch);
     H5Fclose(ld.file);
     H5Pclose(fapl);
@@ -571,6 +620,8 @@ struct pdr_cnn_ws {
     float *h;           /* [cap][d] layer-normed input of the current block */
     float *h_next;      /* [cap][d] the same for the next block, filled tile by tile */
     float *tile;        /* [CNN_TILE][d] conv -> gelu output of one tile */
+    uint16_t *hb;       /* [cap][d] h in bfloat16 (bf16 mode) */
+    uint16_t *tileb;    /* [CNN_TILE][d] tile in bfloat16 (bf16 mode) */
     unsigned char *tok; /* [cap] */
     double *sum;        /* [d] pooling accumulator */
     float *pool;        /* [2d] pooled vector (mean, max) */
@@ -590,8 +641,10 @@ static void ws_release_rows(pdr_cnn_ws *ws)
     free(ws->h);
     free(ws->h_next);
     free(ws->tok);
+    free(ws->hb);
     ws->x = ws->h = ws->h_next = NULL;
     ws->tok = NULL;
+    ws->hb = NULL;
     ws->cap = 0;
 }
 
@@ -601,6 +654,7 @@ void pdr_cnn_ws_free(pdr_cnn_ws *ws)
         return;
     ws_release_rows(ws);
     free(ws->tile);
+    free(ws->tileb);
     free(ws->sum);
     free(ws->pool);
     free(ws);
@@ -616,9 +670,10 @@ int pdr_cnn_ws_create(const pdr_cnn *m, pdr_cnn_ws **ret_ws, pdr_err *err)
         return pdr_fail(err, PDR_ENOMEM, "encoder workspace: out of memory");
     ws->m = m;
     ws->tile = alloc_floats((size_t)CNN_TILE * (size_t)m->d);
+    ws->tileb = malloc((size_t)CNN_TILE * (size_t)m->d * sizeof *ws->tileb);
     ws->sum = malloc((size_t)m->d * sizeof *ws->sum);
     ws->pool = alloc_floats(2 * (size_t)m->d);
-    if (!ws->tile || !ws->sum || !ws->pool) {
+    if (!ws->tile || !ws->tileb || !ws->sum || !ws->pool) {
         pdr_cnn_ws_free(ws);
         return pdr_fail(err, PDR_ENOMEM, "encoder workspace: out of memory");
     }
@@ -645,7 +700,8 @@ static int ws_reserve(pdr_cnn_ws *ws, size_t len, pdr_err *err)
     ws->h = alloc_floats(cap * d);
     ws->h_next = alloc_floats(cap * d);
     ws->tok = malloc(cap);
-    if (!ws->x || !ws->h || !ws->h_next || !ws->tok) {
+    ws->hb = malloc(cap * d * sizeof *ws->hb); /* also in float32 mode: the model may switch */
+    if (!ws->x || !ws->h || !ws->h_next || !ws->tok || !ws->hb) {
         ws_release_rows(ws);
         return pdr_fail(err, PDR_ENOMEM, "out of memory for a sequence of %zu residues", len);
     }
@@ -734,6 +790,26 @@ static void conv1d(float *out, const float *h, size_t L, size_t t0, size_t t1, c
     }
 }
 
+/* conv1d in bfloat16: the same taps and row ranges, hb = h rounded to bfloat16. */
+static void conv1d_bf16(float *out, const uint16_t *hb, size_t L, size_t t0, size_t t1, const cnn_block *blk, int d,
+                        int kernel)
+{
+    const size_t dz = (size_t)d;
+    for (int step = 0; step < kernel; step++) {
+        const int j = (kernel / 2 + step) % kernel;
+        const long long off = (long long)(j - kernel / 2) * blk->dilation;
+        long long lo = (long long)t0, hi = (long long)t1;
+        if (lo + off < 0)
+            lo = -off;
+        if (hi + off > (long long)L)
+            hi = (long long)L - off;
+        if (lo >= hi)
+            continue;
+        pdr_bf16_gemm((size_t)(hi - lo), d, d, hb + (size_t)(lo + off) * dz, dz, blk->conv_wp + (size_t)j * dz * dz,
+                      out + (size_t)(lo - (long long)t0) * dz, dz, step != 0);
+    }
+}
+
 /* x clamped to [-4, 4] (NaN to +-4). Done on the bits, where |x| orders like an unsigned int:
  * GCC will not vectorize a float compare-and-select under the default -ftrapping-math. */
 static inline float clamp_abs4(float x)
@@ -792,6 +868,17 @@ static void pointwise_residual(float *x, const float *h, size_t n, const cnn_blo
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d, 1.0f, x, d);
 }
 
+/* The same in bfloat16: h is rounded into hb first. */
+CNN_VECTOR_CLONES
+static void pointwise_residual_bf16(float *x, const float *h, uint16_t *hb, size_t n, const cnn_block *blk, int d)
+{
+    for (size_t r = 0; r < n; r++)
+        for (int i = 0; i < d; i++)
+            x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
+    pdr_bf16_from_f32(h, n * (size_t)d, hb);
+    pdr_bf16_gemm(n, d, d, hb, (size_t)d, blk->pw_wp, x, (size_t)d, 1);
+}
+
 /* pool = concat(mean over rows [r0, r1) of x, max over the same rows). */
 CNN_VECTOR_CLONES
 static void meanmax(float *pool, double *sum, const float *x, size_t r0, size_t r1, int d)
@@ -846,12 +933,20 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
 
     for (int b = 0; b < m->n_blocks; b++) {
         const cnn_block *blk = &m->blocks[b];
+        if (m->bf16) /* every tile's taps read rows of h beyond the tile */
+            pdr_bf16_from_f32(h, L * dz, ws->hb);
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
-            conv1d(ws->tile, h, L, t0, t1, blk, d, m->kernel);    /* h = conv1d(h), bias pending */
-            bias_gelu(ws->tile, n, blk->conv_b, d);               /* h = gelu(h + conv_b) */
-            pointwise_residual(x + t0 * dz, ws->tile, n, blk, d); /* x = x + pw(h) */
-            if (b + 1 < m->n_blocks)                              /* the next block's h = ln(x) */
+            if (m->bf16)
+                conv1d_bf16(ws->tile, ws->hb, L, t0, t1, blk, d, m->kernel);
+            else
+                conv1d(ws->tile, h, L, t0, t1, blk, d, m->kernel); /* h = conv1d(h), bias pending */
+            bias_gelu(ws->tile, n, blk->conv_b, d);                /* h = gelu(h + conv_b) */
+            if (m->bf16)
+                pointwise_residual_bf16(x + t0 * dz, ws->tile, ws->tileb, n, blk, d);
+            else
+                pointwise_residual(x + t0 * dz, ws->tile, n, blk, d); /* x = x + pw(h) */
+            if (b + 1 < m->n_blocks)                                  /* the next block's h = ln(x) */
                 layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g, m->blocks[b + 1].ln_b, d, m->ln_eps);
             else /* x = final_ln(x) */
                 layernorm(x + t0 * dz, x + t0 * dz, n, m->final_ln_g, m->final_ln_b, d, m->ln_eps);

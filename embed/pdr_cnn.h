@@ -53,6 +53,18 @@ const char *pdr_cnn_description(const pdr_cnn *m); /* description (training reci
 double pdr_cnn_flops_per_residue(const pdr_cnn *m);
 size_t pdr_cnn_params(const pdr_cnn *m); /* exported parameters, = Encoder.n_params() */
 
+/* Precision of the dense products (the convolutions and pointwise layers, 90% of the work).
+ * Float32 runs them in OpenBLAS sgemm and matches PyTorch to ~1e-6. Bfloat16 (pdr_bf16.h) rounds
+ * their inputs and weights to bfloat16 and sums in float32: about 1.7x faster where the CPU has
+ * AVX-512 BF16, and the embedding moves by a cosine of about 1e-4 (test_cnn measures it, and
+ * bench/README.md gives the held-out AUC in both modes). pdr_cnn_open picks bfloat16 when
+ * pdr_cnn_bf16_supported says yes, unless the environment variable PDR_CNN_FP32 is set (to
+ * anything but "" or "0"). pdr_cnn_set_bf16(m, 0 or 1) switches afterwards; not while any
+ * thread embeds with m. Turning it on where unsupported is PDR_EINPUT with the reason. */
+int pdr_cnn_bf16_supported(const pdr_cnn *m); /* CPU has AVX-512 BF16 and d % 32 == 0 */
+int pdr_cnn_uses_bf16(const pdr_cnn *m);
+int pdr_cnn_set_bf16(pdr_cnn *m, int on, pdr_err *err);
+
 /* Create a workspace for m (small; it grows on first use). The caller frees it with
  * pdr_cnn_ws_free, before freeing m. */
 int pdr_cnn_ws_create(const pdr_cnn *m, pdr_cnn_ws **ret_ws, pdr_err *err);

@@ -55,6 +55,13 @@ void pdr_encoder_free(pdr_encoder *enc)
     free(enc);
 }
 
+const char *pdr_encoder_precision(const pdr_encoder *enc)
+{
+    if (!enc->cnn)
+        return "";
+    return pdr_cnn_uses_bf16(enc->cnn) ? "bfloat16" : "float32";
+}
+
 int pdr_encoder_dim(const pdr_encoder *enc) { return enc->cnn ? pdr_cnn_dim(enc->cnn) : PDR_KMER_DIM; }
 
 const char *pdr_encoder_name(const pdr_encoder *enc) { return enc->cnn ? pdr_cnn_name(enc->cnn) : PDR_KMER_NAME; }

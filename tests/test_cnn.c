@@ -200,16 +200,27 @@ static void compare(const float *a, const float *b, size_t n, double *max_diff, 
 
 /* ---- parity with PyTorch ---- */
 
-static void parity(const char *model_name, const char *ref_name)
+/* bf16 0: float32 products, which must match PyTorch within 1e-4 per component and a cosine of
+ * 0.9999. bf16 1: bfloat16 products (pdr_bf16.h), where the CPU has them; their inputs carry 8
+ * significant bits, so the bound is 5e-3 per component and the same cosine (measured on the
+ * shipped model: 1.2e-3 and 0.99998). */
+static void parity(const char *model_name, const char *ref_name, int bf16)
 {
     ref r;
     pdr_cnn *m = open_model(model_name);
     pdr_cnn_ws *ws = NULL;
     pdr_err err = {0};
+    if (m && bf16 && !pdr_cnn_bf16_supported(m)) {
+        printf("parity %s bf16: skipped, this CPU has no AVX-512 BF16\n", model_name);
+        pdr_cnn_free(m);
+        return;
+    }
     if (!m || load_ref(ref_name, &r)) {
         pdr_cnn_free(m);
         return;
     }
+    CHECK(pdr_cnn_set_bf16(m, bf16, &err) == PDR_OK && pdr_cnn_uses_bf16(m) == bf16);
+    const double md_tol = bf16 ? 5e-3 : 1e-4, cs_tol = 0.9999;
     CHECKF(strcmp(r.version, pdr_cnn_version(m)) == 0, "ref model_version %s, model %s", r.version, pdr_cnn_version(m));
     CHECKF(r.dim == (size_t)pdr_cnn_dim(m), "ref dim %zu, model %d", r.dim, pdr_cnn_dim(m));
     CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
@@ -221,7 +232,7 @@ static void parity(const char *model_name, const char *ref_name)
         int status = pdr_cnn_embed(m, ws, r.seqs[i], len, out, &err);
         CHECKF(status == PDR_OK, "%s seq %zu: %s", model_name, i, err.msg);
         compare(out, r.emb + i * r.dim, r.dim, &md, &cs);
-        CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu (length %zu): max diff %.3g, cosine %.7f", model_name, i, len,
+        CHECKF(md <= md_tol && cs >= cs_tol, "%s seq %zu (length %zu): max diff %.3g, cosine %.7f", model_name, i, len,
                md, cs);
         if (md > worst_diff)
             worst_diff = md;
@@ -251,8 +262,8 @@ static void parity(const char *model_name, const char *ref_name)
                    k < n_seg ? en[k] : -1, r.seg_start[s], r.seg_end[s]);
             if (k < n_seg) {
                 compare(seg + k * r.dim, r.seg_emb + s * r.dim, r.dim, &md, &cs);
-                CHECKF(md <= 1e-4 && cs >= 0.9999, "%s seq %zu segment %zu: max diff %.3g, cos %.7f", model_name, i, k,
-                       md, cs);
+                CHECKF(md <= md_tol && cs >= cs_tol, "%s seq %zu segment %zu: max diff %.3g, cos %.7f", model_name, i,
+                       k, md, cs);
                 if (md > worst_diff)
                     worst_diff = md;
                 if (cs < worst_cos)
@@ -265,8 +276,8 @@ static void parity(const char *model_name, const char *ref_name)
         free(en);
         free(seg);
     }
-    printf("parity %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n", model_name, r.n, r.n_seg,
-           worst_diff, worst_cos);
+    printf("parity %s %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n", model_name,
+           bf16 ? "bf16" : "fp32", r.n, r.n_seg, worst_diff, worst_cos);
     free(out);
     pdr_cnn_ws_free(ws);
     pdr_cnn_free(m);
@@ -279,17 +290,50 @@ static void parity(const char *model_name, const char *ref_name)
 static int under_valgrind(void) { return getenv("PDR_UNDER_VALGRIND") != NULL; }
 static const char *big_model(void) { return under_valgrind() ? "cnn_tiny.h5" : "cnn_bench.h5"; }
 
-TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5"); }
+TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5", 0); }
 TEST(cnn_matches_pytorch_production_shape)
 {
     if (!under_valgrind())
-        parity("cnn_bench.h5", "cnn_bench_ref.h5");
+        parity("cnn_bench.h5", "cnn_bench_ref.h5", 0);
 }
 /* the trained model pdr ships as its default (data/pdr_cnn_v1.h5, exported by train/train.py) */
 TEST(cnn_matches_pytorch_shipped_model)
 {
     if (!under_valgrind())
-        parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5");
+        parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5", 0);
+}
+TEST(cnn_bf16_is_close_to_pytorch)
+{
+    parity("cnn_tiny.h5", "cnn_tiny_ref.h5", 1);
+    if (!under_valgrind()) {
+        parity("cnn_bench.h5", "cnn_bench_ref.h5", 1);
+        parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5", 1);
+    }
+}
+
+/* The model picks bfloat16 by itself where the CPU has it, unless PDR_CNN_FP32 is set; switching
+ * on where unsupported is refused with the reason. */
+TEST(cnn_precision_default_and_switch)
+{
+    pdr_cnn *m = open_model("cnn_tiny.h5");
+    if (!m)
+        return;
+    pdr_err err = {0};
+    const int supported = pdr_cnn_bf16_supported(m);
+    CHECKF(pdr_cnn_uses_bf16(m) == (supported && !getenv("PDR_CNN_FP32")), "bf16 %d, supported %d",
+           pdr_cnn_uses_bf16(m), supported);
+    CHECK(pdr_cnn_set_bf16(m, 0, &err) == PDR_OK && !pdr_cnn_uses_bf16(m));
+    int rc = pdr_cnn_set_bf16(m, 1, &err);
+    if (supported)
+        CHECK(rc == PDR_OK && pdr_cnn_uses_bf16(m));
+    else
+        CHECKF(rc == PDR_EINPUT && strstr(err.msg, "BF16"), "%d %s", rc, err.msg);
+    pdr_cnn_free(m);
+    setenv("PDR_CNN_FP32", "1", 1);
+    m = open_model("cnn_tiny.h5");
+    CHECK(m && !pdr_cnn_uses_bf16(m));
+    unsetenv("PDR_CNN_FP32");
+    pdr_cnn_free(m);
 }
 
 TEST(cnn_reports_its_shape)
@@ -678,6 +722,8 @@ int main(int argc, char **argv)
     RUN(cnn_matches_pytorch_tiny);
     RUN(cnn_matches_pytorch_production_shape);
     RUN(cnn_matches_pytorch_shipped_model);
+    RUN(cnn_bf16_is_close_to_pytorch);
+    RUN(cnn_precision_default_and_switch);
     RUN(cnn_reports_its_shape);
     RUN(cnn_is_deterministic_and_ws_reuse_is_clean);
     RUN(cnn_tokenizes_like_model_py);

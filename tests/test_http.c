@@ -1373,8 +1373,7 @@ static int send_embed(conn *c, size_t n, size_t len)
         used += (size_t)snprintf(body + used, cap - used, ">job%zu\n%s\n", i, seq);
     char head[256];
     snprintf(head, sizeof head,
-             "POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
-             used);
+             "POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n", used);
     int rc = send_all(c, head, strlen(head)) || send_all(c, body, used);
     free(seq);
     free(body);
