@@ -472,8 +472,8 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
         }
     }
     /* One event-loop thread for all connections; the workers above do the work. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6)
         flags |= MHD_USE_DUAL_STACK;
     struct MHD_Daemon *d = MHD_start_daemon(
