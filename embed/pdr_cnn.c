@@ -770,8 +770,10 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
 /* Rows [t0, t1) of conv1d(h) without its bias: out[t] = sum over taps j of
  * h[t + (j - k/2) * dilation] @ W_j. Rows of h outside [0, L) are zero, so each tap's product
  * just skips the output rows whose input row falls outside: no padded copy of h. The centre tap
- * covers every row, so it goes first and overwrites out (beta 0); the others accumulate. */
-static void conv1d(float *out, const float *h, size_t L, size_t t0, size_t t1, const cnn_block *blk, int d, int kernel)
+ * covers every row, so it goes first and overwrites out (beta 0); the others accumulate.
+ * hb: h rounded to bfloat16 (bf16 mode, products in pdr_bf16_gemm), or NULL (sgemm on h). */
+static void conv1d(float *out, const float *h, const uint16_t *hb, size_t L, size_t t0, size_t t1, const cnn_block *blk,
+                   int d, int kernel)
 {
     const size_t dz = (size_t)d;
     for (int step = 0; step < kernel; step++) {
@@ -784,29 +786,13 @@ static void conv1d(float *out, const float *h, size_t L, size_t t0, size_t t1, c
             hi = (long long)L - off;
         if (lo >= hi)
             continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), d, d, 1.0f, h + (size_t)(lo + off) * dz,
-                    d, blk->conv_wt + (size_t)j * dz * dz, d, step == 0 ? 0.0f : 1.0f,
-                    out + (size_t)(lo - (long long)t0) * dz, d);
-    }
-}
-
-/* conv1d in bfloat16: the same taps and row ranges, hb = h rounded to bfloat16. */
-static void conv1d_bf16(float *out, const uint16_t *hb, size_t L, size_t t0, size_t t1, const cnn_block *blk, int d,
-                        int kernel)
-{
-    const size_t dz = (size_t)d;
-    for (int step = 0; step < kernel; step++) {
-        const int j = (kernel / 2 + step) % kernel;
-        const long long off = (long long)(j - kernel / 2) * blk->dilation;
-        long long lo = (long long)t0, hi = (long long)t1;
-        if (lo + off < 0)
-            lo = -off;
-        if (hi + off > (long long)L)
-            hi = (long long)L - off;
-        if (lo >= hi)
-            continue;
-        pdr_bf16_gemm((size_t)(hi - lo), d, d, hb + (size_t)(lo + off) * dz, dz, blk->conv_wp + (size_t)j * dz * dz,
-                      out + (size_t)(lo - (long long)t0) * dz, dz, step != 0);
+        if (hb)
+            pdr_bf16_gemm((size_t)(hi - lo), d, d, hb + (size_t)(lo + off) * dz, dz, blk->conv_wp + (size_t)j * dz * dz,
+                          out + (size_t)(lo - (long long)t0) * dz, dz, step != 0);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), d, d, 1.0f,
+                        h + (size_t)(lo + off) * dz, d, blk->conv_wt + (size_t)j * dz * dz, d, step == 0 ? 0.0f : 1.0f,
+                        out + (size_t)(lo - (long long)t0) * dz, d);
     }
 }
 
@@ -937,11 +923,8 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
             pdr_bf16_from_f32(h, L * dz, ws->hb);
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
-            if (m->bf16)
-                conv1d_bf16(ws->tile, ws->hb, L, t0, t1, blk, d, m->kernel);
-            else
-                conv1d(ws->tile, h, L, t0, t1, blk, d, m->kernel); /* h = conv1d(h), bias pending */
-            bias_gelu(ws->tile, n, blk->conv_b, d);                /* h = gelu(h + conv_b) */
+            conv1d(ws->tile, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv1d(h), bias pending */
+            bias_gelu(ws->tile, n, blk->conv_b, d);                                     /* h = gelu(h + conv_b) */
             if (m->bf16)
                 pointwise_residual_bf16(x + t0 * dz, ws->tile, ws->tileb, n, blk, d);
             else

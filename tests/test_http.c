@@ -1414,79 +1414,91 @@ static int skip_under_valgrind(const char *test)
     return 1;
 }
 
+/* A server with one worker and the slow encoder (the shared test database), whose worker is
+ * busy with a ~1 s embedding sent on ss->busy (ss->sent sequences; its reply is left to read).
+ * The caller stops ss->h itself, then calls slow_server_free. -1: skipped or failed. */
+typedef struct slow_server {
+    pdr_encoder *enc;
+    pdr_api *api;
+    pdr_http *h;
+    int port;
+    conn busy;
+    size_t sent;
+} slow_server;
+
+static int slow_server_start(slow_server *ss, const char *test)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->busy.fd = -1;
+    if (skip_under_valgrind(test))
+        return -1;
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_err err;
+    ss->enc = open_slow_encoder();
+    CHECK(ss->enc && pdr_api_create(&l, NULL, 1, &ss->api, &err) == PDR_OK &&
+          pdr_api_set_ready(ss->api, db, ss->enc, &err) == PDR_OK);
+    if (ss->api)
+        ss->h = start_server(ss->api, 16, 10);
+    if (!ss->h) {
+        pdr_api_free(ss->api);
+        pdr_encoder_free(ss->enc);
+        return -1;
+    }
+    ss->port = pdr_http_port(ss->h);
+    size_t residues = busy_residues(ss->port);
+    CHECK(conn_open(&ss->busy, ss->port) == 0 && (ss->sent = send_embed(&ss->busy, residues)) > 0);
+    wait_in_flight(ss->h, 1);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* the body is read and the job handed to the worker */
+    return 0;
+}
+
+static void slow_server_free(slow_server *ss)
+{
+    conn_close(&ss->busy);
+    pdr_api_free(ss->api);
+    pdr_encoder_free(ss->enc);
+}
+
 /* With one worker busy on a long embedding, a health check on another connection is answered
  * at once (it never queues behind searches), and the embedding's reply comes after it. */
 TEST(health_is_answered_while_the_worker_is_busy)
 {
-    if (skip_under_valgrind("health_is_answered_while_the_worker_is_busy"))
+    slow_server ss;
+    if (slow_server_start(&ss, "health_is_answered_while_the_worker_is_busy"))
         return;
-    pdr_encoder *slow = open_slow_encoder();
-    pdr_api_limits l;
-    pdr_api_limits_default(&l);
-    pdr_api *a = NULL;
-    pdr_err err;
-    CHECK(slow && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, slow, &err) == PDR_OK);
-    pdr_http *h = start_server(a, 16, 10);
-    if (!h) {
-        pdr_api_free(a);
-        pdr_encoder_free(slow);
-        return;
-    }
-    int p = pdr_http_port(h);
-    conn ca;
-    size_t sent = 0, residues = busy_residues(p);
-    CHECK(conn_open(&ca, p) == 0 && (sent = send_embed(&ca, residues)) > 0);
-    wait_in_flight(h, 1);
-    struct timespec pause = {0, 50 * 1000 * 1000};
-    nanosleep(&pause, NULL); /* the body is read and the job handed to the worker */
-    reply r = get(p, "/v1/health");
+    conn *ca = &ss.busy;
+    reply r = get(ss.port, "/v1/health");
     CHECKF(r.status == 200, "health while busy: %d", r.status);
     reply_free(&r);
-    struct pollfd pfd = {ca.fd, POLLIN, 0};
+    struct pollfd pfd = {ca->fd, POLLIN, 0};
     CHECKF(poll(&pfd, 1, 0) == 0, "the embedding was answered before the health check: the job is too short");
     memset(&r, 0, sizeof r);
-    conn_read_reply(&ca, 0, 0, &r);
-    CHECKF(r.status == 200 && r.body && count_str(r.body, "\"id\":\"job") == sent, "embedding: status %d", r.status);
+    conn_read_reply(ca, 0, 0, &r);
+    CHECKF(r.status == 200 && r.body && count_str(r.body, "\"id\":\"job") == ss.sent, "embedding: status %d", r.status);
     reply_free(&r);
-    conn_close(&ca);
-    CHECK(pdr_http_stop(h, 1000) == 0);
-    pdr_api_free(a);
-    pdr_encoder_free(slow);
+    CHECK(pdr_http_stop(ss.h, 1000) == 0);
+    slow_server_free(&ss);
 }
 
 /* Stop with no grace while one job runs and another waits: the running one finishes (200), the
  * waiting one is answered 503 shutting_down with Retry-After, and stop reports both as cut off. */
 TEST(stop_answers_queued_jobs_503)
 {
-    if (skip_under_valgrind("stop_answers_queued_jobs_503"))
+    slow_server ss;
+    if (slow_server_start(&ss, "stop_answers_queued_jobs_503"))
         return;
-    pdr_encoder *slow = open_slow_encoder();
-    pdr_api_limits l;
-    pdr_api_limits_default(&l);
-    pdr_api *a = NULL;
-    pdr_err err;
-    CHECK(slow && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, slow, &err) == PDR_OK);
-    pdr_http *h = start_server(a, 16, 10);
-    if (!h) {
-        pdr_api_free(a);
-        pdr_encoder_free(slow);
-        return;
-    }
-    int p = pdr_http_port(h);
-    conn ca, cb;
-    size_t residues = busy_residues(p);
-    CHECK(conn_open(&ca, p) == 0 && send_embed(&ca, residues) > 0);
-    wait_in_flight(h, 1);
+    conn *ca = &ss.busy, cb;
+    CHECK(conn_open(&cb, ss.port) == 0 && send_embed(&cb, 50) > 0);
+    wait_in_flight(ss.h, 2);
     struct timespec pause = {0, 50 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    CHECK(conn_open(&cb, p) == 0 && send_embed(&cb, 50) > 0);
-    wait_in_flight(h, 2);
-    nanosleep(&pause, NULL);
-    int left = pdr_http_stop(h, 0);
+    int left = pdr_http_stop(ss.h, 0);
     CHECKF(left == 2, "stop reported %d requests cut off, want 2", left);
     reply r;
     memset(&r, 0, sizeof r);
-    conn_read_reply(&ca, 0, 0, &r);
+    conn_read_reply(ca, 0, 0, &r);
     CHECKF(r.status == 200 && r.body && strstr(r.body, "\"embeddings\""), "running job: status %d", r.status);
     reply_free(&r);
     memset(&r, 0, sizeof r);
@@ -1496,10 +1508,8 @@ TEST(stop_answers_queued_jobs_503)
                find_header(r.head, "Retry-After", retry, sizeof retry) && atoi(retry) >= 1,
            "queued job: status %d", r.status);
     reply_free(&r);
-    conn_close(&ca);
     conn_close(&cb);
-    pdr_api_free(a);
-    pdr_encoder_free(slow);
+    slow_server_free(&ss);
 }
 
 /* ================================================================ hostile clients */
