@@ -844,25 +844,20 @@ static void bias_gelu(float *x, size_t n, const float *b, int d)
     }
 }
 
-/* x[n rows] += h @ pw_w.T + pw_b: the pointwise layer and the residual add in one product. */
+/* x[n rows] += h @ pw_w.T + pw_b: the pointwise layer and the residual add in one product.
+ * hb: a buffer of n*d bfloat16 for h (bf16 mode, pdr_bf16_gemm), or NULL (sgemm on h). */
 CNN_VECTOR_CLONES
-static void pointwise_residual(float *x, const float *h, size_t n, const cnn_block *blk, int d)
+static void pointwise_residual(float *x, const float *h, uint16_t *hb, size_t n, const cnn_block *blk, int d)
 {
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < d; i++)
             x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d, 1.0f, x, d);
-}
-
-/* The same in bfloat16: h is rounded into hb first. */
-CNN_VECTOR_CLONES
-static void pointwise_residual_bf16(float *x, const float *h, uint16_t *hb, size_t n, const cnn_block *blk, int d)
-{
-    for (size_t r = 0; r < n; r++)
-        for (int i = 0; i < d; i++)
-            x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
-    pdr_bf16_from_f32(h, n * (size_t)d, hb);
-    pdr_bf16_gemm(n, d, d, hb, (size_t)d, blk->pw_wp, x, (size_t)d, 1);
+    if (hb) {
+        pdr_bf16_from_f32(h, n * (size_t)d, hb);
+        pdr_bf16_gemm(n, d, d, hb, (size_t)d, blk->pw_wp, x, (size_t)d, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d, 1.0f, x, d);
+    }
 }
 
 /* pool = concat(mean over rows [r0, r1) of x, max over the same rows). */
@@ -925,11 +920,8 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
             conv1d(ws->tile, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv1d(h), bias pending */
             bias_gelu(ws->tile, n, blk->conv_b, d);                                     /* h = gelu(h + conv_b) */
-            if (m->bf16)
-                pointwise_residual_bf16(x + t0 * dz, ws->tile, ws->tileb, n, blk, d);
-            else
-                pointwise_residual(x + t0 * dz, ws->tile, n, blk, d); /* x = x + pw(h) */
-            if (b + 1 < m->n_blocks)                                  /* the next block's h = ln(x) */
+            pointwise_residual(x + t0 * dz, ws->tile, m->bf16 ? ws->tileb : NULL, n, blk, d); /* x = x + pw(h) */
+            if (b + 1 < m->n_blocks) /* the next block's h = ln(x) */
                 layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g, m->blocks[b + 1].ln_b, d, m->ln_eps);
             else /* x = final_ln(x) */
                 layernorm(x + t0 * dz, x + t0 * dz, n, m->final_ln_g, m->final_ln_b, d, m->ln_eps);

@@ -229,6 +229,14 @@ static int body_append(pdr_http *h, request *r, const char *data, size_t n)
     return 0;
 }
 
+/* The reply is built: the body is no longer needed while it is sent. */
+static void request_drop_body(request *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+}
+
 /* 503 for a search or embed that arrives or waits past pdr_http_stop's grace period. */
 static void reply_stopping(pdr_api_reply *rep, int endpoint)
 {
@@ -317,9 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_stopping(&rep, r->endpoint);
     else
         pdr_api_handle(h->api, q, &rep);
-    free(r->body); /* the reply is built: the body is no longer needed while it is sent */
-    r->body = NULL;
-    r->body_len = r->body_cap = 0;
+    request_drop_body(r);
     enum MHD_Result ret = send_reply(conn, r, &rep);
     pdr_api_reply_clear(&rep);
     return ret;
@@ -346,14 +352,11 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&h->mu);
 
         pdr_api_reply_init(&r->rep);
-        if (stopping) {
+        if (stopping)
             reply_stopping(&r->rep, r->endpoint);
-        } else {
+        else
             pdr_api_handle(h->api, &r->q, &r->rep);
-        }
-        free(r->body); /* the reply is built: the body is no longer needed while it is sent */
-        r->body = NULL;
-        r->body_len = r->body_cap = 0;
+        request_drop_body(r);
         struct MHD_Connection *conn = r->conn; /* r may be freed once the connection runs again */
         atomic_store(&r->state, REQ_ANSWERED);
         MHD_resume_connection(conn);
