@@ -46,7 +46,7 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
-        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
+        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) || pdr_db_write_levels(dbdir, enc, &err) ||
         pdr_db_calibrate(dbdir, enc, bopts->threads, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
@@ -171,7 +171,8 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
     int rc = already_embedded ? PDR_OK : pdr_batch_embed(enc, ws, so->threads, &job, err);
     if (!rc)
-        rc = pdr_db_search(db, qvec, q->n, so->k, so->min_score, so->max_evalue, hits, counts, err);
+        rc = pdr_db_search(db, pdr_encoder_background(enc), qvec, q->n, so->k, so->min_score, so->max_evalue, hits,
+                           counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * (size_t)so->k;
         if (so->json) {
@@ -353,9 +354,11 @@ done:
 static const char search_usage[] =
     "usage: pdr search DBDIR QUERY.fasta[.gz]|- OUT.tsv|- [options]\n\n"
     "Searches every query against the database made by 'pdr makedb'. Output (TSV, no header):\n"
-    "  query target score evalue rank qlen tlen\n"
-    "score = cosine similarity of the embeddings; evalue = expected number of non-homologous\n"
-    "hits at least as good in a database of this size.\n\n"
+    "  query target score evalue rank qlen tlen cosine\n"
+    "score = cosine similarity of the embeddings minus the mean of the two proteins' background\n"
+    "levels (when the model has a background sample; else the cosine); evalue = expected number\n"
+    "of non-homologous hits at least as good in a database of this size; cosine = the plain\n"
+    "cosine similarity.\n\n"
     "options:\n"
     "  -k N                    hits per query (default 100)\n"
     "      --min-score S       report hits with score >= S only (default: all)\n"

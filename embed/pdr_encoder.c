@@ -13,7 +13,8 @@
 #endif
 
 struct pdr_encoder {
-    pdr_cnn *cnn; /* NULL for the baseline */
+    pdr_cnn *cnn;       /* NULL for the baseline */
+    pdr_background *bg; /* the model file's background sample, or NULL */
 };
 
 struct pdr_encoder_ws {
@@ -38,7 +39,10 @@ int pdr_encoder_open(const char *model, pdr_encoder **ret_enc, pdr_err *err)
         return pdr_fail(err, PDR_ENOMEM, "encoder: out of memory");
     if (model && strcmp(model, PDR_MODEL_BUILTIN_KMER) != 0) {
         int rc = pdr_cnn_open(model, &enc->cnn, err);
+        if (!rc)
+            rc = pdr_background_load(model, pdr_cnn_dim(enc->cnn), &enc->bg, err);
         if (rc) {
+            pdr_cnn_free(enc->cnn);
             free(enc);
             return rc;
         }
@@ -52,8 +56,11 @@ void pdr_encoder_free(pdr_encoder *enc)
     if (!enc)
         return;
     pdr_cnn_free(enc->cnn);
+    pdr_background_free(enc->bg);
     free(enc);
 }
+
+const pdr_background *pdr_encoder_background(const pdr_encoder *enc) { return enc->bg; }
 
 const char *pdr_encoder_precision(const pdr_encoder *enc)
 {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pdr_background.h"
 #include "pdr_err.h"
 
 typedef struct pdr_encoder pdr_encoder;
@@ -36,6 +37,10 @@ int pdr_encoder_is_learned(const pdr_encoder *enc);
 const char *pdr_encoder_precision(const pdr_encoder *enc);
 /* Multiply-adds x2 per residue (0 for the baseline, whose cost is negligible). */
 double pdr_encoder_flops_per_residue(const pdr_encoder *enc);
+
+/* The model's background sample (pdr_background.h), or NULL (kmer3, or a model file without
+ * one): then scores are plain cosines. Owned by enc. */
+const pdr_background *pdr_encoder_background(const pdr_encoder *enc);
 
 int pdr_encoder_ws_create(const pdr_encoder *enc, pdr_encoder_ws **ret_ws, pdr_err *err);
 void pdr_encoder_ws_free(pdr_encoder_ws *ws);

@@ -18,6 +18,8 @@ struct pdr_db {
     int32_t *lengths;
     pdr_index *index;
     pdr_calib calib;
+    float *levels; /* [n] background levels, or NULL: cosine scores */
+    char bg_id[32];
 };
 
 static void join_path(char *out, size_t cap, const char *dir, const char *name)
@@ -125,6 +127,7 @@ void pdr_db_free(pdr_db *db)
         pdr_store_free_ids(db->ids, db->n);
     free(db->ids);
     free(db->lengths);
+    free(db->levels);
     pdr_index_free(db->index);
     free(db->dir);
     free(db);
@@ -176,6 +179,8 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
     join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
     if ((rc = pdr_calib_load(path, &db->calib, err)))
         goto fail;
+    if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)))
+        goto fail;
     *ret_db = db;
     return PDR_OK;
 fail:
@@ -195,35 +200,75 @@ int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err) { return pdr_index_s
 
 double pdr_db_evalue(const pdr_db *db, float score) { return (double)db->n * pdr_calib_pvalue(&db->calib, score); }
 
-int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score, double max_evalue,
-                  pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+int pdr_db_adjusted(const pdr_db *db) { return db->levels != NULL; }
+const char *pdr_db_background_id(const pdr_db *db) { return db->levels ? db->bg_id : ""; }
+
+static int hit_cmp(const void *pa, const void *pb)
+{
+    const pdr_hit *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queries, size_t nq, int k,
+                  float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err)
 {
     if (k < 1)
         return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);
+    if (db->levels && (!bg || strcmp(pdr_background_id(bg), db->bg_id) != 0))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s: the database's background levels (%s) do not come from this model's background (%s); "
+                        "rebuild it with 'pdr makedb'",
+                        db->dir, db->bg_id, bg ? pdr_background_id(bg) : "none");
     if (nq == 0)
         return PDR_OK;
-    float *scores = malloc(nq * (size_t)k * sizeof(float));
-    int64_t *rows = malloc(nq * (size_t)k * sizeof(int64_t));
-    if (!scores || !rows) {
-        free(scores);
-        free(rows);
-        return pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %d hits", nq, k);
+    /* Adjusted scores re-rank a wider set of candidates by cosine. */
+    size_t kc = (size_t)k;
+    if (db->levels) {
+        kc += (size_t)(k > PDR_DB_RERANK_EXTRA ? k : PDR_DB_RERANK_EXTRA);
+        if (kc > db->n)
+            kc = db->n > (size_t)k ? db->n : (size_t)k;
     }
-    int rc = pdr_index_search(db->index, queries, nq, k, scores, rows, err);
-    for (size_t q = 0; !rc && q < nq; q++) {
+    float *scores = malloc(nq * kc * sizeof(float));
+    int64_t *rows = malloc(nq * kc * sizeof(int64_t));
+    float *qlev = db->levels ? malloc(nq * sizeof(float)) : NULL;
+    pdr_hit *cand = malloc(kc * sizeof(pdr_hit));
+    int rc = PDR_OK;
+    if (!scores || !rows || !cand || (db->levels && !qlev)) {
+        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %zu candidates", nq, kc);
+        goto done;
+    }
+    if (db->levels && (rc = pdr_background_levels(bg, queries, nq, qlev, err)))
+        goto done;
+    if ((rc = pdr_index_search(db->index, queries, nq, (int)kc, scores, rows, err)))
+        goto done;
+    for (size_t q = 0; q < nq; q++) {
+        size_t m = 0;
+        for (size_t j = 0; j < kc; j++) {
+            size_t at = q * kc + j;
+            if (rows[at] < 0)
+                continue;
+            float s = db->levels ? pdr_adjusted_score(scores[at], qlev[q], db->levels[rows[at]]) : scores[at];
+            cand[m++] = (pdr_hit){rows[at], s, scores[at], 0.0};
+        }
+        if (db->levels)
+            qsort(cand, m, sizeof *cand, hit_cmp);
         size_t c = 0;
-        for (int j = 0; j < k; j++) {
-            size_t at = q * (size_t)k + (size_t)j;
-            if (rows[at] < 0 || scores[at] < min_score)
+        for (size_t j = 0; j < m && c < (size_t)k; j++) {
+            if (cand[j].score < min_score)
                 continue;
-            double e = pdr_db_evalue(db, scores[at]);
-            if (e > max_evalue)
+            cand[j].evalue = pdr_db_evalue(db, cand[j].score);
+            if (cand[j].evalue > max_evalue)
                 continue;
-            hits[q * (size_t)k + c++] = (pdr_hit){rows[at], scores[at], e};
+            hits[q * (size_t)k + c++] = cand[j];
         }
         ret_counts[q] = c;
     }
+done:
     free(scores);
     free(rows);
+    free(qlev);
+    free(cand);
     return rc;
 }

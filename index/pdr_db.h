@@ -3,7 +3,9 @@
  *
  *   DBDIR/embeddings.h5   the HDF5 embedding store (ids, lengths, vectors, model attributes)
  *   DBDIR/index.faiss     the FAISS index over the store's rows (same row order)
- *   DBDIR/calibration.txt the null-score fit that turns cosines into E-values (pdr_calib.h)
+ *   DBDIR/calibration.txt the null-score fit that turns scores into E-values (pdr_calib.h)
+ *   DBDIR/background.h5   every protein's background level (pdr_background.h), when the model
+ *                         has a background sample: scores are then background-adjusted
  *
  * pdr_db_open loads ids, lengths, the index and the calibration into memory; the vectors stay
  * in the index only. A pdr_db is read-only after opening: concurrent pdr_db_search calls from
@@ -23,12 +25,15 @@
 #define PDR_DB_STORE "embeddings.h5"
 #define PDR_DB_INDEX "index.faiss"
 #define PDR_DB_CALIB "calibration.txt"
+#define PDR_DB_LEVELS "background.h5"
 
 typedef struct pdr_db pdr_db;
 
 typedef struct pdr_hit {
     int64_t row;   /* database row */
-    float score;   /* cosine */
+    float score;   /* background-adjusted score (pdr_adjusted_score), or the cosine when the
+                    * database has no levels */
+    float cosine;  /* cosine of the two embeddings */
     double evalue; /* expected non-homologous hits at least this good in this database */
 } pdr_hit;
 
@@ -62,18 +67,36 @@ const char *pdr_db_id(const pdr_db *db, int64_t row);
 int32_t pdr_db_length(const pdr_db *db, int64_t row);
 int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err);
 
-/* E-value of a cosine in this database. */
+/* E-value of a score in this database. */
 double pdr_db_evalue(const pdr_db *db, float score);
 
-/* k nearest rows for each of nq queries (query-major, nq x dim, L2-normalized), one batched
- * index call. hits holds nq*k entries; ret_counts[q] says how many of query q's k are real
- * (fewer when the database is small or when scores fall below min_score). Sorted by descending
- * score, ties by ascending row. */
-int pdr_db_search(const pdr_db *db, const float *queries, size_t nq, int k, float min_score, double max_evalue,
-                  pdr_hit *hits, size_t *ret_counts, pdr_err *err);
+/* Whether scores are background-adjusted (the database has levels), and the id of the
+ * background they came from ("" when not). */
+int pdr_db_adjusted(const pdr_db *db);
+const char *pdr_db_background_id(const pdr_db *db);
+
+/* Candidates fetched from the index per query when scores are adjusted: the k best by
+ * adjusted score are taken from the k + max(k, PDR_DB_RERANK_EXTRA) best by cosine. */
+#define PDR_DB_RERANK_EXTRA 64
+
+/* The k best rows for each of nq queries (query-major, nq x dim, L2-normalized), one batched
+ * index call. bg is the model's background (pdr_encoder_background); a database with levels
+ * needs the same one (else PDR_EINPUT), a database without ignores it. hits holds nq*k
+ * entries; ret_counts[q] says how many of query q's k are real (fewer when the database is
+ * small or when scores fall below min_score or E-values above max_evalue). Sorted by
+ * descending score, ties by ascending row. */
+int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queries, size_t nq, int k,
+                  float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err);
+
+/* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with enc's background; removes a stale
+ * one when enc has no background. Writes to a temp name and renames. */
+int pdr_db_write_levels(const char *dbdir, const pdr_encoder *enc, pdr_err *err);
+/* Read DBDIR/background.h5 if present (*ret_levels = NULL if not): n levels and the
+ * background id (into ret_id, id_cap >= 17). */
+int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err);
 
 /* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
- * cosines of random sequences (UniProt background frequencies, lengths drawn from the database)
+ * scores (background-adjusted when enc has a background) of random sequences (UniProt background frequencies, lengths drawn from the database)
  * against sampled database proteins, plus pairs of sampled database proteins when the database
  * holds at least 1,000. Deterministic (fixed seed). The random sequences are embedded by
  * `threads` worker threads. */

@@ -63,7 +63,7 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr
         threads = 1;
     pdr_encoder_ws *ws[threads];
     memset(ws, 0, sizeof ws);
-    float *rows = NULL, *rand_vec = NULL, *scores = NULL;
+    float *rows = NULL, *rand_vec = NULL, *scores = NULL, *rand_lev = NULL, *row_lev = NULL;
     int32_t *lens = NULL, *rand_len = NULL;
     char *seq_store = NULL, *seqs[N_RANDOM_SEQS];
     int rc = pdr_store_open(path, &st, err);
@@ -89,7 +89,9 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr
     rand_len = malloc(N_RANDOM_SEQS * sizeof(int32_t));
     scores = malloc(n_scores * sizeof(float));
     seq_store = malloc((size_t)N_RANDOM_SEQS * 1001);
-    if (!rows || !lens || !rand_vec || !rand_len || !scores || !seq_store) {
+    rand_lev = calloc(N_RANDOM_SEQS, sizeof(float));
+    row_lev = calloc(n_rows, sizeof(float));
+    if (!rows || !lens || !rand_vec || !rand_len || !scores || !seq_store || !rand_lev || !row_lev) {
         rc = pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
         goto done;
     }
@@ -119,13 +121,21 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr
     pdr_batch_job job = {.n = N_RANDOM_SEQS, .seqs = seqs, .lengths = rand_len, .emb = rand_vec};
     if ((rc = pdr_batch_embed(enc, ws, threads, &job, err)))
         goto done;
+    /* With a background the null scores are adjusted ones, like the scores search reports
+     * (the levels stay 0 without one, leaving cosines). */
+    const pdr_background *bg = pdr_encoder_background(enc);
+    if (bg && ((rc = pdr_background_levels(bg, rand_vec, N_RANDOM_SEQS, rand_lev, err)) ||
+               (rc = pdr_background_levels(bg, rows, n_rows, row_lev, err))))
+        goto done;
     size_t k = 0;
     for (int r = 0; r < N_RANDOM_SEQS; r++)
         for (size_t i = 0; i < n_rows; i++)
-            scores[k++] = dot(rand_vec + (size_t)r * dim, rows + i * (size_t)dim, dim);
+            scores[k++] = pdr_adjusted_score(dot(rand_vec + (size_t)r * dim, rows + i * (size_t)dim, dim),
+                                             rand_lev[r], row_lev[i]);
     for (size_t i = 0; i < n_pairs_rows; i++)
         for (size_t j = i + 1; j < n_pairs_rows; j++)
-            scores[k++] = dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim);
+            scores[k++] = pdr_adjusted_score(dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim), row_lev[i],
+                                             row_lev[j]);
     pdr_calib cal;
     if ((rc = pdr_calib_fit(scores, k, &cal, err)))
         goto done;
@@ -140,6 +150,8 @@ done:
     free(rand_len);
     free(scores);
     free(seq_store);
+    free(rand_lev);
+    free(row_lev);
     pdr_store_free(st);
     return rc;
 }

@@ -111,8 +111,8 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
         size_t tlen_id = strlen(target);
         char line[512], *p = line;
         if (qlen_id + tlen_id > sizeof line - 120) { /* very long ids: the general path */
-            pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\n", query_id, target, hits[j].score, hits[j].evalue,
-                           j + 1, query_len, (int)pdr_db_length(db, hits[j].row));
+            pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\t%.4f\n", query_id, target, hits[j].score,
+                           hits[j].evalue, j + 1, query_len, (int)pdr_db_length(db, hits[j].row), hits[j].cosine);
             continue;
         }
         memcpy(p, query_id, qlen_id);
@@ -135,6 +135,8 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
             tl = -tl;
         }
         p = put_u64(p, (uint64_t)tl);
+        *p++ = '\t';
+        p += pdr_report_score(p, hits[j].cosine);
         *p++ = '\n';
         pdr_buf_append(out, line, (size_t)(p - line));
     }
@@ -151,7 +153,8 @@ void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id,
         pdr_buf_json_str(out, pdr_db_id(db, hits[j].row));
         pdr_buf_printf(out, ",\"score\":%.4f,\"evalue\":", hits[j].score);
         pdr_buf_json_num(out, hits[j].evalue);
-        pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d}", j + 1, (int)pdr_db_length(db, hits[j].row));
+        pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d,\"cosine\":%.4f}", j + 1, (int)pdr_db_length(db, hits[j].row),
+                       hits[j].cosine);
     }
     pdr_buf_puts(out, "]}");
 }

@@ -532,7 +532,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     omp_set_num_threads(1);
     pdr_err err;
     pdr_err_clear(&err);
-    if (pdr_db_search(api->db, emb, qs.n, sp.k, sp.min_score, 1e300, hits, counts, &err)) {
+    if (pdr_db_search(api->db, pdr_encoder_background(api->enc), emb, qs.n, sp.k, sp.min_score, 1e300, hits, counts,
+                      &err)) {
         pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
         goto done;
     }

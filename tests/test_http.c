@@ -415,7 +415,7 @@ static char *expected_tsv(const char *fasta, int k, float min_score)
     while (pdr_fasta_read(fa, &s, &err) == PDR_OK) {
         size_t count = 0;
         pdr_encode(enc, ws, s.seq, s.len, v, &err);
-        pdr_db_search(db, v, 1, k, min_score, 1e300, hits, &count, &err);
+        pdr_db_search(db, pdr_encoder_background(enc), v, 1, k, min_score, 1e300, hits, &count, &err);
         pdr_report_tsv(&out, db, s.id, s.len, hits, count);
     }
     free(v);

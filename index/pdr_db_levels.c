@@ -1,0 +1,203 @@
+/* pdr_db_levels.c: every database protein's background level (pdr_background.h), computed once
+ * by `pdr makedb` and stored in DBDIR/background.h5:
+ *
+ *   /levels        float32 [n], in store row order
+ *   attributes     background_id (16 hex, pdr_background_id), model_version, percentile,
+ *                  n_background
+ */
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pdr_db.h"
+
+/* Store rows read and scored per step. */
+#define LEVEL_CHUNK 65536
+
+static int write_str_attr(hid_t loc, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
+    int ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 &&
+             (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    if (s >= 0)
+        H5Sclose(s);
+    if (t >= 0)
+        H5Tclose(t);
+    return ok;
+}
+
+static int write_num_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *value)
+{
+    hid_t s = H5Screate(H5S_SCALAR), a = -1;
+    int ok = s >= 0 && (a = H5Acreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+             H5Awrite(a, mem_type, value) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    if (s >= 0)
+        H5Sclose(s);
+    return ok;
+}
+
+static int save_levels(const char *path, const float *levels, size_t n, const pdr_background *bg,
+                       const char *model_version, pdr_err *err)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return pdr_fail(err, PDR_EIO, "%s: cannot create", path);
+    hsize_t dims[1] = {n};
+    hid_t s = H5Screate_simple(1, dims, NULL), d = -1;
+    double pct = pdr_background_percentile(bg);
+    long long nb = (long long)pdr_background_count(bg);
+    int ok = s >= 0 &&
+             (d = H5Dcreate2(f, "levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+             (n == 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) >= 0) &&
+             write_str_attr(f, "background_id", pdr_background_id(bg)) &&
+             write_str_attr(f, "model_version", model_version) &&
+             write_num_attr(f, "percentile", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &pct) &&
+             write_num_attr(f, "n_background", H5T_STD_I64LE, H5T_NATIVE_LLONG, &nb);
+    if (d >= 0)
+        H5Dclose(d);
+    if (s >= 0)
+        H5Sclose(s);
+    if (H5Fclose(f) < 0)
+        ok = 0;
+    return ok ? PDR_OK : pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
+}
+
+int pdr_db_write_levels(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
+    const pdr_background *bg = pdr_encoder_background(enc);
+    if (!bg) { /* a model without a background: cosine scores; drop levels of an earlier model */
+        if (unlink(path) != 0 && errno != ENOENT)
+            return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
+        return PDR_OK;
+    }
+    char store_path[4096];
+    snprintf(store_path, sizeof store_path, "%s/%s", dbdir, PDR_DB_STORE);
+    pdr_store *st = NULL;
+    int rc = pdr_store_open(store_path, &st, err);
+    if (rc)
+        return rc;
+    size_t n = pdr_store_count(st);
+    int dim = pdr_store_meta_of(st)->dim;
+    float *levels = NULL, *vec = NULL;
+    if (dim != pdr_background_dim(bg)) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: dim %d does not match the model's background (dim %d)", store_path, dim,
+                      pdr_background_dim(bg));
+        goto done;
+    }
+    size_t chunk = n < LEVEL_CHUNK ? n : LEVEL_CHUNK;
+    levels = malloc((n ? n : 1) * sizeof(float));
+    vec = malloc((chunk ? chunk : 1) * (size_t)dim * sizeof(float));
+    if (!levels || !vec) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for background levels", store_path);
+        goto done;
+    }
+    for (size_t lo = 0; lo < n && !rc; lo += chunk) {
+        size_t m = n - lo < chunk ? n - lo : chunk;
+        rc = pdr_store_read(st, lo, m, vec, err);
+        if (!rc)
+            rc = pdr_background_levels(bg, vec, m, levels + lo, err);
+    }
+    if (rc)
+        goto done;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    H5E_auto2_t old_print = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    rc = save_levels(tmp, levels, n, bg, pdr_encoder_version(enc), err);
+    H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
+    if (!rc && rename(tmp, path) != 0)
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+done:
+    free(levels);
+    free(vec);
+    pdr_store_free(st);
+    return rc;
+}
+
+static int read_str_attr(hid_t f, const char *name, char *out, size_t cap)
+{
+    hid_t a = H5Aexists(f, name) > 0 ? H5Aopen(f, name, H5P_DEFAULT) : -1;
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1, mt = -1;
+    int ok = 0;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= cap &&
+        (mt = H5Tcopy(t)) >= 0) {
+        memset(out, 0, cap);
+        ok = H5Aread(a, mt, out) >= 0 && memchr(out, '\0', cap) != NULL;
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    return ok;
+}
+
+int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err)
+{
+    char path[4096];
+    *ret_levels = NULL;
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
+    if (access(path, F_OK) != 0)
+        return PDR_OK; /* none: cosine scores */
+    H5E_auto2_t old_print = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = PDR_OK;
+    float *levels = NULL;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, s = -1;
+    hsize_t dims[1] = {0};
+    if (f < 0) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 file; rebuild with 'pdr makedb'", path);
+        goto done;
+    }
+    if ((d = H5Dopen2(f, "levels", H5P_DEFAULT)) < 0 || (s = H5Dget_space(d)) < 0 ||
+        H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != n) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /levels is not %zu values (one per protein); rebuild with 'pdr makedb'",
+                      path, n);
+        goto done;
+    }
+    if (!read_str_attr(f, "background_id", ret_id, id_cap)) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_id' missing or bad", path);
+        goto done;
+    }
+    if (!(levels = malloc((n ? n : 1) * sizeof(float)))) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    if (n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) < 0) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /levels unreadable (truncated file?)", path);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(levels[i]) || fabsf(levels[i]) > 1.0f) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: level %zu is %g, not a cosine", path, i, (double)levels[i]);
+            goto done;
+        }
+    *ret_levels = levels;
+    levels = NULL;
+done:
+    free(levels);
+    if (s >= 0)
+        H5Sclose(s);
+    if (d >= 0)
+        H5Dclose(d);
+    if (f >= 0)
+        H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
+    return rc;
+}

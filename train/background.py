@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""background.py: add a background sample to a pdr-cnn model file, for background-adjusted scores.
+
+A cosine between two embeddings is not equally surprising for every protein: some proteins (common
+domains, biased composition) sit close to many unrelated ones. pdr corrects for that with each
+protein's background level: the P-th percentile (default 98) of its cosines to a fixed sample of
+real proteins. pdr's score of a pair is then cos(a, b) - (level(a) + level(b)) / 2 (README.md,
+"Scores"). This script draws the sample (seeded) from the training pool, which holds no held-out
+protein, embeds it with the model (PyTorch, float32) and stores it in the model file:
+
+  /background           float32 [n, out_dim], L2-normalized rows
+  root attributes       background_percentile (float64, in (0, 100)), background_source (str)
+
+The weights and model_version are untouched (model_version hashes the weights only).
+
+usage: /usr/bin/python3 train/background.py --model data/pdr_cnn_v1.h5
+           [--pool train/work/train_pool.fasta] [--n 4096] [--seed 1] [--percentile 98]
+           [--heldout-ids ../shared/data/homology/heldout_ids.txt] [--threads 2]
+"""
+import argparse, os, random, sys
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from eval import embed_model, load_h5_model, read_fasta  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
+    ap.add_argument("--heldout-ids", default=os.path.join(HERE, "..", "..", "shared", "data", "homology",
+                                                           "heldout_ids.txt"))
+    ap.add_argument("--n", type=int, default=4096)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--percentile", type=float, default=98.0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    import h5py, torch
+    torch.set_num_threads(a.threads)
+    held = {l.strip() for l in open(a.heldout_ids) if l.strip()}
+    pool = read_fasta(a.pool)
+    # same rule as the teacher subsets: lengths 30..2000, sorted accessions, seeded shuffle
+    accs = sorted(x for x, s in pool.items() if 30 <= len(s) <= 2000)
+    random.Random(a.seed).shuffle(accs)
+    pick = accs[:a.n]
+    bad = [x for x in pick if x in held]
+    if bad:
+        sys.exit("background.py: held-out protein %s is in the pool %s" % (bad[0], a.pool))
+    model = load_h5_model(a.model)
+    emb, _ = embed_model(model, {x: pool[x] for x in pick}, "cpu")
+    B = np.stack([emb[x] for x in pick]).astype(np.float32)
+    B /= np.linalg.norm(B, axis=1, keepdims=True)
+    with h5py.File(a.model, "a") as f:
+        if "background" in f:
+            del f["background"]
+        f.create_dataset("background", data=B)
+        f.attrs["background_percentile"] = float(a.percentile)
+        f.attrs["background_source"] = "%s: %d proteins of length 30..2000, seed %d" % (
+            os.path.basename(a.pool), a.n, a.seed)
+    print("background.py: %s: /background %d x %d (%d residues), percentile %g" %
+          (a.model, B.shape[0], B.shape[1], sum(len(pool[x]) for x in pick), a.percentile))
+
+
+if __name__ == "__main__":
+    main()
