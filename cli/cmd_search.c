@@ -46,7 +46,7 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
-        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) || pdr_db_write_levels(dbdir, enc, &err) ||
+        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) || pdr_db_write_levels(dbdir, pdr_encoder_background(enc), &err) ||
         pdr_db_calibrate(dbdir, enc, bopts->threads, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;

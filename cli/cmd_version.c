@@ -33,6 +33,13 @@ int cmd_version(int argc, char **argv)
             printf("encoder products: %s\n", strcmp(pdr_encoder_precision(enc), "bfloat16") == 0
                                                  ? "bfloat16 (AVX-512 BF16; PDR_CNN_FP32=1 for float32)"
                                                  : "float32 (OpenBLAS sgemm)");
+        const pdr_background *bg = pdr_encoder_background(enc);
+        if (bg)
+            printf("scores: background-adjusted (cosine - mean of the two background levels; %zu background "
+                   "proteins, percentile %g)\n",
+                   pdr_background_count(bg), pdr_background_percentile(bg));
+        else
+            printf("scores: cosine (the model has no background sample)\n");
         pdr_encoder_free(enc);
     } else {
         printf("model: cannot open default model %s: %s\n", model, err.msg);

@@ -88,9 +88,10 @@ const char *pdr_db_background_id(const pdr_db *db);
 int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queries, size_t nq, int k,
                   float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err);
 
-/* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with enc's background; removes a stale
- * one when enc has no background. Writes to a temp name and renames. */
-int pdr_db_write_levels(const char *dbdir, const pdr_encoder *enc, pdr_err *err);
+/* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with the model's background
+ * (pdr_encoder_background); bg NULL removes a stale one (the model has none). Writes to a temp
+ * name and renames. */
+int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *err);
 /* Read DBDIR/background.h5 if present (*ret_levels = NULL if not): n levels and the
  * background id (into ret_id, id_cap >= 17). */
 int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err);

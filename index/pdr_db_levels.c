@@ -70,11 +70,10 @@ static int save_levels(const char *path, const float *levels, size_t n, const pd
     return ok ? PDR_OK : pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
 }
 
-int pdr_db_write_levels(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
+int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *err)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
-    const pdr_background *bg = pdr_encoder_background(enc);
     if (!bg) { /* a model without a background: cosine scores; drop levels of an earlier model */
         if (unlink(path) != 0 && errno != ENOENT)
             return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
@@ -114,7 +113,7 @@ int pdr_db_write_levels(const char *dbdir, const pdr_encoder *enc, pdr_err *err)
     void *old_data = NULL;
     H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    rc = save_levels(tmp, levels, n, bg, pdr_encoder_version(enc), err);
+    rc = save_levels(tmp, levels, n, bg, pdr_store_meta_of(st)->model_version, err);
     H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
     if (!rc && rename(tmp, path) != 0)
         rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));

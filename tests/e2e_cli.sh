@@ -15,13 +15,20 @@ check() { if eval "$2"; then ok; else bad "$1"; fi; }
 small=$DATA/test/small.fasta
 n_small=$(grep -c '^>' "$small")
 
-# --- easy-search: every query finds itself first, TSV has 7 columns, sorted by score
+# --- easy-search: every query finds itself first, TSV has 8 columns, sorted by score
 "$PDR" easy-search "$small" "$small" "$T/hits.tsv" -k 5 --threads 2 2>"$T/err"
 check "easy-search exits 0" "[ $? -eq 0 ]"
 check "easy-search writes k hits per query" "[ \$(wc -l <'$T/hits.tsv') -eq $((n_small * 5)) ]"
-check "7 tab-separated columns" "awk -F'\t' 'NF!=7{exit 1}' '$T/hits.tsv'"
+check "8 tab-separated columns" "awk -F'\t' 'NF!=8{exit 1}' '$T/hits.tsv'"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
-check "self score is 1" "awk -F'\t' '\$5==1 && (\$3<0.999){exit 1}' '$T/hits.tsv'"
+check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
+# with a model background (the default model has one), score = cosine - mean level: the self
+# score is 1 minus the query's level, below 1; without one (kmer3), score = cosine
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
+    check "adjusted: self score below its cosine" "awk -F'\t' '\$5==1 && !(\$3<\$8){exit 1}' '$T/hits.tsv'"
+else
+    check "plain: score equals cosine" "awk -F'\t' '\$3!=\$8{exit 1}' '$T/hits.tsv'"
+fi
 check "scores descend within a query" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/hits.tsv'"
 check "ranks run 1..k" "awk -F'\t' '\$1!=q{r=0}{r++; if(\$5!=r) exit 1; q=\$1}' '$T/hits.tsv'"
 check "no temp dir left behind" "[ -z \"\$(ls -d \${TMPDIR:-/tmp}/pdr-easy-* 2>/dev/null | head -1)\" ] || true"
@@ -54,13 +61,20 @@ check "--strict leaves no output" "[ ! -e '$T/m2.h5' ]"
 "$PDR" makedb "$small" "$T/db" 2>"$T/err"
 check "makedb exits 0" "[ $? -eq 0 ]"
 check "makedb writes store, index, calibration" "[ -s '$T/db/embeddings.h5' ] && [ -s '$T/db/index.faiss' ] && [ -s '$T/db/calibration.txt' ]"
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
+    check "makedb writes background levels" "[ -s '$T/db/background.h5' ]"
+else
+    check "no background levels without a model background" "[ ! -e '$T/db/background.h5' ]"
+fi
 "$PDR" search "$T/db" "$small" "$T/s.tsv" -k 3 2>"$T/err"
 check "search exits 0" "[ $? -eq 0 ]"
 check "search gives same top hits as easy-search" "[ \"\$(awk '\$5==1' '$T/s.tsv' | cut -f1,2)\" = \"\$(awk '\$5==1' '$T/hits.tsv' | cut -f1,2)\" ]"
 "$PDR" search "$T/db" "$small" - -k 2 --format json >"$T/s.json" 2>"$T/err"
 check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
-"$PDR" search "$T/db" "$small" - -k 5 --min-score 0.99 >"$T/min.tsv" 2>"$T/err"
-check "--min-score keeps only self hits" "[ \$(wc -l <'$T/min.tsv') -eq $n_small ]"
+# --min-score at the smallest self-hit score: every self hit stays, and only hits that good
+smin=$(awk -F'\t' '$5==1 && (m=="" || $3<m){m=$3} END{printf "%.4f", m - 0.0001}' "$T/s.tsv")
+"$PDR" search "$T/db" "$small" - -k 5 --min-score "$smin" >"$T/min.tsv" 2>"$T/err"
+check "--min-score keeps the self hits and nothing below S" "[ \$(awk -F'\t' '\$5==1' '$T/min.tsv' | wc -l) -eq $n_small ] && awk -F'\t' -v s=$smin '\$3<s{exit 1}' '$T/min.tsv'"
 # -e at the largest self-hit E-value: every self hit stays, nothing weaker than it
 emax=$(awk -F'\t' '$5==1 && $4>m{m=$4} END{printf "%g", m * 1.01}' "$T/s.tsv")  # printed E-values are rounded
 "$PDR" search "$T/db" "$small" - -k 5 -e "$emax" >"$T/ev.tsv" 2>"$T/err"

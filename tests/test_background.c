@@ -1,0 +1,458 @@
+/* test_background.c: background levels and background-adjusted search (embed/pdr_background.h,
+ * index/pdr_db_levels.c, pdr_db_search).
+ *
+ * Databases here are real: an HDF5 store, a FAISS Flat index, a levels file and a calibration
+ * file in a directory under $PDR_TMP, opened with pdr_db_open. Vectors come from a seeded
+ * generator (PDR_SEED=N repeats a run); the shipped model file is read for its background.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "check.h"
+#include "pdr_background.h"
+#include "pdr_db.h"
+#include "pdr_index.h"
+
+static const char *data_dir = "data";
+static const char *tmp_root = "/tmp";
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static double rng_uniform(void) { return ((double)(rng_next() >> 11) + 0.5) * 0x1.0p-53; }
+static double rng_gauss(void) { return sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()); }
+
+static void normalize(float *v, int dim)
+{
+    double s = 0;
+    for (int i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
+    float inv = (float)(1.0 / sqrt(s));
+    for (int i = 0; i < dim; i++)
+        v[i] *= inv;
+}
+
+/* n unit vectors around n_clusters random centres; cluster c gets noise sigma * (1 + c), so
+ * some clusters are tight (high background levels for their members) and some loose. */
+static float *clustered(size_t n, int dim, int n_clusters, double sigma, const float *centres)
+{
+    float *v = malloc(n * (size_t)dim * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(rng_next() % (uint64_t)n_clusters);
+        for (int j = 0; j < dim; j++)
+            v[i * dim + j] = centres[(size_t)c * dim + j] + (float)(sigma * (1 + c) * rng_gauss());
+        normalize(v + i * (size_t)dim, dim);
+    }
+    return v;
+}
+
+static float *random_centres(int n_clusters, int dim)
+{
+    float *c = malloc((size_t)n_clusters * dim * sizeof *c);
+    for (int i = 0; i < n_clusters * dim; i++)
+        c[i] = (float)rng_gauss();
+    for (int i = 0; i < n_clusters; i++)
+        normalize(c + (size_t)i * dim, dim);
+    return c;
+}
+
+static double dotd(const float *a, const float *b, int dim)
+{
+    double s = 0;
+    for (int i = 0; i < dim; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The reference level: sort all n cosines, take index floor(n * p / 100). */
+static double ref_level(const float *x, const float *bgv, size_t n, int dim, double p)
+{
+    double *s = malloc(n * sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = dotd(x, bgv + i * (size_t)dim, dim);
+    qsort(s, n, sizeof *s, cmp_double);
+    size_t r = (size_t)floor((double)n * p / 100.0);
+    double v = s[r < n ? r : n - 1];
+    free(s);
+    return v;
+}
+
+TEST(levels_are_the_percentile_of_background_cosines)
+{
+    const int dim = 24;
+    const size_t nb = 500, nx = 300; /* nx > one tile of 256 rows */
+    float *centres = random_centres(8, dim);
+    float *bgv = clustered(nb, dim, 8, 0.1, centres), *x = clustered(nx, dim, 8, 0.1, centres);
+    static const double pcts[] = {50.0, 98.0, 99.9};
+    for (size_t t = 0; t < 3; t++) {
+        pdr_err err;
+        pdr_background *bg = NULL;
+        CHECK(pdr_background_create(bgv, nb, dim, pcts[t], &bg, &err) == PDR_OK);
+        if (!bg)
+            continue;
+        CHECK(pdr_background_count(bg) == nb && pdr_background_dim(bg) == dim);
+        CHECK(strlen(pdr_background_id(bg)) == 16);
+        float *lev = malloc(nx * sizeof *lev);
+        CHECK(pdr_background_levels(bg, x, nx, lev, &err) == PDR_OK);
+        int bad = 0;
+        double lo = 2, hi = -2;
+        for (size_t i = 0; i < nx; i++) {
+            double want = ref_level(x + i * dim, bgv, nb, dim, pcts[t]);
+            if (fabs(want - lev[i]) > 1e-5)
+                bad++;
+            lo = lev[i] < lo ? lev[i] : lo;
+            hi = lev[i] > hi ? lev[i] : hi;
+        }
+        CHECKF(bad == 0, "percentile %g: %d of %zu levels differ from the sorted reference", pcts[t], bad, nx);
+        CHECKF(hi - lo > 0.05, "levels should vary across clusters (%g..%g)", lo, hi);
+        free(lev);
+        pdr_background_free(bg);
+    }
+    /* a different percentile or sample is a different background */
+    pdr_err err;
+    pdr_background *a = NULL, *b = NULL, *c = NULL;
+    pdr_background_create(bgv, nb, dim, 98.0, &a, &err);
+    pdr_background_create(bgv, nb, dim, 95.0, &b, &err);
+    pdr_background_create(bgv, nb - 1, dim, 98.0, &c, &err);
+    CHECK(a && b && c && strcmp(pdr_background_id(a), pdr_background_id(b)) != 0 &&
+          strcmp(pdr_background_id(a), pdr_background_id(c)) != 0);
+    pdr_background_free(a);
+    pdr_background_free(b);
+    pdr_background_free(c);
+    free(centres);
+    free(bgv);
+    free(x);
+}
+
+TEST(create_rejects_bad_arguments)
+{
+    float v[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    pdr_err err;
+    pdr_background *bg = (pdr_background *)1;
+    CHECK(pdr_background_create(v, 2, 4, 0.0, &bg, &err) == PDR_EINPUT && bg == NULL);
+    CHECK(pdr_background_create(v, 2, 4, 100.0, &bg, &err) == PDR_EINPUT);
+    CHECK(pdr_background_create(v, 2, 4, NAN, &bg, &err) == PDR_EINPUT);
+    CHECK(pdr_background_create(v, 0, 4, 98.0, &bg, &err) == PDR_EINPUT);
+    CHECKF(pdr_background_create(v, 2, 4, 98.0, &bg, &err) == PDR_EINPUT && strstr(err.msg, "vector 1"),
+           "a zero vector is named: %s", err.msg);
+    v[4] = NAN;
+    CHECK(pdr_background_create(v, 2, 4, 98.0, &bg, &err) == PDR_EINPUT);
+}
+
+/* A copy of cnn_tiny.h5 (no background) with a /background of the given shape and an optional
+ * background_percentile attribute. */
+static void tiny_with_background(const char *path, hsize_t rows, hsize_t cols, double pct, int with_pct, float fill)
+{
+    char src[4096], cmd[8300];
+    snprintf(src, sizeof src, "%s/test/cnn_tiny.h5", data_dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, path);
+    if (system(cmd) != 0)
+        return;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t dims[2] = {rows, cols};
+    hid_t s = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(f, "background", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    float *v = malloc(rows * cols * sizeof *v);
+    for (size_t i = 0; i < rows * cols; i++)
+        v[i] = i % (cols + 1) == 0 ? 1.0f : fill;
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    free(v);
+    H5Dclose(d);
+    H5Sclose(s);
+    if (with_pct) {
+        hid_t as = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, "background_percentile", H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_DOUBLE, &pct);
+        H5Aclose(a);
+        H5Sclose(as);
+    }
+    H5Fclose(f);
+}
+
+TEST(model_files_carry_or_lack_a_background)
+{
+    char path[4096];
+    pdr_err err;
+    pdr_background *bg = NULL;
+    snprintf(path, sizeof path, "%s/pdr_cnn_v1.h5", data_dir);
+    CHECKF(pdr_background_load(path, 256, &bg, &err) == PDR_OK && bg, "shipped model: %s", err.msg);
+    if (bg) {
+        CHECK(pdr_background_count(bg) == 4096 && pdr_background_percentile(bg) == 98.0);
+        pdr_background_free(bg);
+        bg = NULL;
+    }
+    CHECK(pdr_background_load(path, 128, &bg, &err) == PDR_EFORMAT && strstr(err.msg, "/background") && !bg);
+    snprintf(path, sizeof path, "%s/test/cnn_tiny.h5", data_dir);
+    CHECK(pdr_background_load(path, 16, &bg, &err) == PDR_OK && bg == NULL);
+
+    /* hostile files: each error names the file and the item */
+    snprintf(path, sizeof path, "%s/bg_tiny.h5", tmp_root);
+    tiny_with_background(path, 10, 16, 98.0, 1, 0.0f);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_OK && bg && pdr_background_count(bg) == 10, "%s",
+           err.msg);
+    pdr_background_free(bg);
+    bg = NULL;
+    tiny_with_background(path, 10, 16, 98.0, 0, 0.0f);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_EFORMAT && strstr(err.msg, "background_percentile"), "%s",
+           err.msg);
+    tiny_with_background(path, 10, 16, 100.0, 1, 0.0f);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_EFORMAT && strstr(err.msg, "background_percentile"), "%s",
+           err.msg);
+    tiny_with_background(path, 10, 15, 98.0, 1, 0.0f);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_EFORMAT && strstr(err.msg, "shape"), "%s", err.msg);
+    tiny_with_background(path, 10, 16, 98.0, 1, NAN);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_EFORMAT && strstr(err.msg, "not finite") &&
+               strstr(err.msg, path),
+           "%s", err.msg);
+    CHECK(bg == NULL);
+    unlink(path);
+}
+
+/* ---- databases ---- */
+
+typedef struct fixture {
+    char dir[4096];
+    int dim;
+    size_t n;
+    float *rows; /* the stored vectors */
+    float *centres;
+    pdr_background *bg;
+} fixture;
+
+static void path_in(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
+
+/* A database directory: store of n clustered rows, Flat index, calibration fitted on random
+ * pair cosines (E-values are not the subject here), and levels from bg (if with_levels). */
+static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels)
+{
+    pdr_err err;
+    char path[4200];
+    memset(fx, 0, sizeof *fx);
+    fx->dim = 32;
+    fx->n = n;
+    snprintf(fx->dir, sizeof fx->dir, "%s/%s", tmp_root, name);
+    mkdir(fx->dir, 0777);
+    fx->centres = random_centres(12, fx->dim);
+    fx->rows = clustered(n, fx->dim, 12, 0.08, fx->centres);
+    float *bgv = clustered(400, fx->dim, 12, 0.08, fx->centres);
+    int rc = pdr_background_create(bgv, 400, fx->dim, 98.0, &fx->bg, &err);
+    free(bgv);
+    pdr_store_meta meta;
+    memset(&meta, 0, sizeof meta);
+    snprintf(meta.model_name, sizeof meta.model_name, "test-model");
+    snprintf(meta.model_version, sizeof meta.model_version, "000000000000");
+    meta.dim = fx->dim;
+    meta.normalized = 1;
+    path_in(path, sizeof path, fx->dir, PDR_DB_STORE);
+    pdr_store *st = NULL;
+    char **ids = malloc(n * sizeof *ids);
+    int32_t *lens = malloc(n * sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = malloc(16);
+        snprintf(ids[i], 16, "p%zu", i);
+        lens[i] = 100;
+    }
+    if (!rc)
+        rc = pdr_store_create(path, &meta, &st, &err);
+    if (!rc)
+        rc = pdr_store_append(st, n, (const char *const *)ids, lens, fx->rows, &err);
+    if (st && !rc)
+        rc = pdr_store_close(st, &err);
+    else
+        pdr_store_free(st);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    free(lens);
+    if (!rc)
+        rc = pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err);
+    if (!rc)
+        rc = pdr_db_write_levels(fx->dir, with_levels ? fx->bg : NULL, &err);
+    if (!rc) {
+        size_t m = 20000;
+        float *null_scores = malloc(m * sizeof *null_scores);
+        for (size_t i = 0; i < m; i++)
+            null_scores[i] = (float)(0.2 * rng_gauss());
+        pdr_calib cal;
+        rc = pdr_calib_fit(null_scores, m, &cal, &err);
+        free(null_scores);
+        path_in(path, sizeof path, fx->dir, PDR_DB_CALIB);
+        if (!rc)
+            rc = pdr_calib_save(&cal, path, &err);
+    }
+    if (rc)
+        fprintf(stderr, "fixture %s: %s\n", name, err.msg);
+    return rc;
+}
+
+static void free_fixture(fixture *fx)
+{
+    char path[4200];
+    static const char *files[] = {PDR_DB_STORE, PDR_DB_INDEX, PDR_DB_CALIB, PDR_DB_LEVELS};
+    for (size_t i = 0; i < 4; i++) {
+        path_in(path, sizeof path, fx->dir, files[i]);
+        unlink(path);
+    }
+    rmdir(fx->dir);
+    free(fx->rows);
+    free(fx->centres);
+    pdr_background_free(fx->bg);
+}
+
+TEST(adjusted_search_ranks_by_cosine_minus_mean_level)
+{
+    fixture fx;
+    if (make_fixture(&fx, "bg_db", 700, 1)) {
+        CHECK(0);
+        free_fixture(&fx);
+        return;
+    }
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
+    if (!db) {
+        free_fixture(&fx);
+        return;
+    }
+    CHECK(pdr_db_adjusted(db) && strcmp(pdr_db_background_id(db), pdr_background_id(fx.bg)) == 0);
+    const int dim = fx.dim, k = 5;
+    const size_t nq = 40;
+    float *q = clustered(nq, dim, 12, 0.08, fx.centres);
+    float *qlev = malloc(nq * sizeof *qlev), *rlev = malloc(fx.n * sizeof *rlev);
+    pdr_background_levels(fx.bg, q, nq, qlev, &err);
+    pdr_background_levels(fx.bg, fx.rows, fx.n, rlev, &err);
+    pdr_hit *hits = malloc(nq * k * sizeof *hits);
+    size_t *counts = malloc(nq * sizeof *counts);
+    CHECKF(pdr_db_search(db, fx.bg, q, nq, k, -2.0f, 1e300, hits, counts, &err) == PDR_OK, "%s", err.msg);
+    int wrong_score = 0, wrong_set = 0, reordered = 0;
+    double *adj = malloc(fx.n * sizeof *adj);
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(counts[i] == (size_t)k);
+        const pdr_hit *h = hits + i * k;
+        /* brute force: every row's adjusted score, the k best */
+        for (size_t r = 0; r < fx.n; r++)
+            adj[r] = dotd(q + i * dim, fx.rows + r * dim, dim) - 0.5 * (qlev[i] + rlev[r]);
+        for (int j = 0; j < k; j++) {
+            double cos_ = dotd(q + i * dim, fx.rows + h[j].row * dim, dim);
+            if (fabs(h[j].cosine - cos_) > 1e-4 || fabs(h[j].score - adj[h[j].row]) > 1e-4)
+                wrong_score++;
+            if (j && h[j].score > h[j - 1].score)
+                wrong_score++;
+            if (j && h[j].cosine > h[j - 1].cosine)
+                reordered++;
+            size_t better = 0; /* rows scoring above this hit: must all be earlier hits */
+            for (size_t r = 0; r < fx.n; r++)
+                better += adj[r] > h[j].score + 1e-4;
+            if (better > (size_t)j)
+                wrong_set++;
+        }
+    }
+    CHECKF(wrong_score == 0, "%d hits with a wrong score, cosine or order", wrong_score);
+    CHECKF(wrong_set == 0, "%d hits are not among the k best adjusted scores", wrong_set);
+    CHECKF(reordered > 0, "levels should reorder some hits against pure cosine order (%d)", reordered);
+
+    /* min_score applies to the adjusted score */
+    float cut = hits[2].score;
+    CHECK(pdr_db_search(db, fx.bg, q, 1, k, cut, 1e300, hits, counts, &err) == PDR_OK && counts[0] >= 1 &&
+          counts[0] <= 3 && hits[counts[0] - 1].score >= cut);
+
+    /* a search without the same background is refused, not silently mis-scored */
+    CHECKF(pdr_db_search(db, NULL, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT &&
+               strstr(err.msg, "pdr makedb"),
+           "%s", err.msg);
+    pdr_background *other = NULL;
+    pdr_background_create(fx.rows, 100, dim, 98.0, &other, &err);
+    CHECK(pdr_db_search(db, other, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT);
+    pdr_background_free(other);
+    pdr_db_free(db);
+    free(adj);
+    free(q);
+    free(qlev);
+    free(rlev);
+    free(hits);
+    free(counts);
+    free_fixture(&fx);
+}
+
+TEST(without_levels_scores_are_cosines)
+{
+    fixture fx;
+    if (make_fixture(&fx, "bg_db_plain", 300, 1)) {
+        CHECK(0);
+        free_fixture(&fx);
+        return;
+    }
+    pdr_err err;
+    char path[4200];
+    path_in(path, sizeof path, fx.dir, PDR_DB_LEVELS);
+    CHECK(access(path, F_OK) == 0);
+    /* a model without a background removes the levels of an earlier one */
+    CHECK(pdr_db_write_levels(fx.dir, NULL, &err) == PDR_OK && access(path, F_OK) != 0);
+    pdr_db *db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
+    if (db) {
+        CHECK(!pdr_db_adjusted(db) && strcmp(pdr_db_background_id(db), "") == 0);
+        pdr_hit hits[3];
+        size_t count = 0;
+        /* any background (or none) is fine: there is nothing to adjust */
+        CHECK(pdr_db_search(db, fx.bg, fx.rows, 1, 3, -2.0f, 1e300, hits, &count, &err) == PDR_OK && count == 3);
+        CHECK(hits[0].row == 0 && hits[0].score == hits[0].cosine && fabsf(hits[0].score - 1.0f) < 1e-4f);
+        CHECK(hits[1].score == hits[1].cosine && hits[1].score <= hits[0].score);
+        pdr_db_free(db);
+    }
+    /* levels for another number of rows: refused at open, with the remedy */
+    pdr_background *bg2 = NULL;
+    pdr_background_create(fx.rows, 50, fx.dim, 98.0, &bg2, &err);
+    CHECK(pdr_db_write_levels(fx.dir, bg2, &err) == PDR_OK);
+    pdr_background_free(bg2);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "levels", H5P_DEFAULT);
+    hsize_t dims[1] = {7};
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(f);
+    db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_EFORMAT && strstr(err.msg, "pdr makedb") && !db, "%s", err.msg);
+    pdr_db_free(db);
+    free_fixture(&fx);
+}
+
+int main(void)
+{
+    if (getenv("PDR_DATA"))
+        data_dir = getenv("PDR_DATA");
+    if (getenv("PDR_TMP"))
+        tmp_root = getenv("PDR_TMP");
+    rng_state = getenv("PDR_SEED") ? strtoull(getenv("PDR_SEED"), NULL, 10) : 7;
+    if (rng_state == 0)
+        rng_state = 7;
+    printf("test_background: seed %llu (PDR_SEED=N repeats)\n", (unsigned long long)rng_state);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    RUN(levels_are_the_percentile_of_background_cosines);
+    RUN(create_rejects_bad_arguments);
+    RUN(model_files_carry_or_lack_a_background);
+    RUN(adjusted_search_ranks_by_cosine_minus_mean_level);
+    RUN(without_levels_scores_are_cosines);
+    return CHECK_DONE();
+}
