@@ -25,6 +25,29 @@ sys.path.insert(0, HERE)
 from eval import embed_model, load_h5_model, read_fasta  # noqa: E402
 
 
+def background_accessions(pool, n, seed, held):
+    """The background sample: pool proteins of length 30..2000, sorted accessions, seeded shuffle,
+    the first n (the teacher subsets' rule). Refuses a held-out accession."""
+    accs = sorted(x for x, s in pool.items() if 30 <= len(s) <= 2000)
+    random.Random(seed).shuffle(accs)
+    pick = accs[:n]
+    bad = [x for x in pick if x in held]
+    if bad:
+        sys.exit("background.py: held-out protein %s is in the pool" % bad[0])
+    return pick
+
+
+def level(X, B, percentile):
+    """Background levels: the percentile of each row of X's cosines to the rows of B (numpy;
+    the same rank rule as embed/pdr_background.c: index floor(n * p / 100) of the sorted row)."""
+    k = min(B.shape[0] - 1, int(np.floor(B.shape[0] * percentile / 100.0)))
+    out = np.zeros(len(X), np.float32)
+    for i in range(0, len(X), 4096):
+        S = X[i:i + 4096] @ B.T
+        out[i:i + 4096] = np.partition(S, k, axis=1)[:, k]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -40,13 +63,7 @@ def main():
     torch.set_num_threads(a.threads)
     held = {l.strip() for l in open(a.heldout_ids) if l.strip()}
     pool = read_fasta(a.pool)
-    # same rule as the teacher subsets: lengths 30..2000, sorted accessions, seeded shuffle
-    accs = sorted(x for x, s in pool.items() if 30 <= len(s) <= 2000)
-    random.Random(a.seed).shuffle(accs)
-    pick = accs[:a.n]
-    bad = [x for x in pick if x in held]
-    if bad:
-        sys.exit("background.py: held-out protein %s is in the pool %s" % (bad[0], a.pool))
+    pick = background_accessions(pool, a.n, a.seed, held)
     model = load_h5_model(a.model)
     emb, _ = embed_model(model, {x: pool[x] for x in pick}, "cpu")
     B = np.stack([emb[x] for x in pick]).astype(np.float32)

@@ -6,12 +6,20 @@ are both in heldout.fasta; score = cosine of the two protein embeddings; ROC AUC
 (hom*/localhom = positive, nonhom = negative). With --segments also the best segment-pair cosine
 (windows W, stride S pooled from the same final hidden states) and max(whole, best segment).
 
+With --adjust, also pdr's background-adjusted scores (embed/pdr_background.h): each protein's
+level is the P-th percentile of its cosines to the model file's /background sample, and
+adjusted = cos - (level(a) + level(b)) / 2, what `pdr search` reports. With --segments too:
+segment levels against windows of the same background proteins (4,096 windows, seeded), the best
+adjusted segment pair, and mix = W_MIX * adjusted + (1 - W_MIX) * best adjusted segment pair
+(--mix, default 0.4): the candidate local-homology score (train/README.md, part 6).
+
 Embedding sources (one of):
   --model data/X.h5        an exported pdr-cnn model (train/model_format), run in PyTorch
   --checkpoint ckpt.pt     a training checkpoint {'model': state_dict, 'config': Encoder kwargs}
   --store file.h5          a pdr HDF5 store with /ids and /embeddings (e.g. the hashed-3-mer
                            baseline written by `pdr embed`); whole-protein scores only
-usage: /usr/bin/python3 train/eval.py --model data/pdr_cnn_v1.h5 [--segments]
+usage: /usr/bin/python3 train/eval.py --model data/pdr_cnn_v1.h5 [--segments] [--adjust [--mix 0.4]]
+       /usr/bin/python3 train/eval.py --store hd.h5 [--adjust --bg-model data/pdr_cnn_v1.h5]
 """
 import argparse, math, os, sys, time
 import numpy as np
@@ -180,14 +188,31 @@ def score_pairs(pairs, emb, segs=None):
     return whole, seg
 
 
-def evaluate(bench, emb, segs=None, out=sys.stdout, title=""):
-    """Print the AUC table; return {dataset: {'n':..., 'whole':..., 'seg':..., 'max':...}}."""
+def adjusted_scores(pairs, emb, segs, adj):
+    """(adjusted whole scores, best adjusted segment pair or None) with adj = {'lev': {acc: level},
+    'seg_lev': {acc: array of segment levels} or None}."""
+    lev = adj["lev"]
+    whole = np.array([float(np.dot(emb[a], emb[b])) - 0.5 * (lev[a] + lev[b]) for a, b in pairs])
+    if segs is None or adj.get("seg_lev") is None:
+        return whole, None
+    sl = adj["seg_lev"]
+    seg = np.array([float((segs[a] @ segs[b].T - 0.5 * (sl[a][:, None] + sl[b][None, :])).max()) for a, b in pairs])
+    return whole, seg
+
+
+def evaluate(bench, emb, segs=None, out=sys.stdout, title="", adj=None, mix=0.4):
+    """Print the AUC table; return {dataset: {'n':..., 'whole':..., 'seg':..., 'max':..., 'adj':...,
+    'seg_adj':..., 'mix':...}}."""
     res = {}
     if title:
         print(title, file=out)
     hdr = "%-14s %8s %6s %8s" % ("dataset", "pairs", "homol", "whole")
     if segs is not None:
         hdr += " %8s %10s" % ("segment", "max(w,s)")
+    if adj is not None:
+        hdr += " %9s" % "adjusted"
+        if segs is not None:
+            hdr += " %8s %9s" % ("seg-adj", "mix%.2g" % mix)
     print(hdr, file=out)
     for name, _ in DATASETS:
         pairs, labels, total = bench[name]
@@ -198,10 +223,56 @@ def evaluate(bench, emb, segs=None, out=sys.stdout, title=""):
             r["seg"] = roc_auc(seg, labels)
             r["max"] = roc_auc(np.maximum(whole, seg), labels)
             line += " %8.4f %10.4f" % (r["seg"], r["max"])
+        if adj is not None:
+            aw, aseg = adjusted_scores(pairs, emb, segs, adj)
+            r["adj"] = roc_auc(aw, labels)
+            line += " %9.4f" % r["adj"]
+            if aseg is not None:
+                r["seg_adj"] = roc_auc(aseg, labels)
+                r["mix"] = roc_auc(mix * aw + (1 - mix) * aseg, labels)
+                line += " %8.4f %9.4f" % (r["seg_adj"], r["mix"])
         print(line + "   (of %d listed pairs)" % total, file=out)
         res[name] = r
     out.flush()
     return res
+
+
+def load_background(path):
+    """(/background [n, D] float32, background_percentile) of a model file, or None."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        if "background" not in f:
+            return None
+        return np.array(f["background"], np.float32), float(f.attrs["background_percentile"])
+
+
+def make_adjust(bg_model, emb, segs, model=None, device="cpu", W=100, S=50, pool=None, heldout_ids=None,
+                n_seg_bg=4096, seed=1):
+    """Levels for the embedded proteins (and their segments, when segs and model are given)."""
+    from background import background_accessions, level
+    got = load_background(bg_model)
+    if got is None:
+        sys.exit("eval.py: %s has no /background (add one with train/background.py)" % bg_model)
+    B, pct = got
+    accs = sorted(emb)
+    L = level(np.stack([emb[a] for a in accs]), B, pct)
+    adj = {"lev": dict(zip(accs, L)), "seg_lev": None}
+    if segs is not None and model is not None:
+        import h5py
+        with h5py.File(bg_model, "r") as f:
+            src = str(f.attrs.get("background_source", ""))
+        n_bg = B.shape[0]
+        seed_bg = int(src.rsplit("seed", 1)[1]) if "seed" in src else 1
+        held = {l.strip() for l in open(heldout_ids) if l.strip()}
+        poolseq = read_fasta(pool)
+        pick = background_accessions(poolseq, n_bg, seed_bg, held)
+        _, bsegs = embed_model(model, {x: poolseq[x] for x in pick}, device, True, W, S)
+        allw = np.concatenate([bsegs[x] for x in pick])
+        allw /= np.linalg.norm(allw, axis=1, keepdims=True)
+        rng = np.random.default_rng(seed)
+        SB = allw[rng.choice(len(allw), min(n_seg_bg, len(allw)), replace=False)]
+        adj["seg_lev"] = {a: level(segs[a] / np.linalg.norm(segs[a], axis=1, keepdims=True), SB, pct) for a in segs}
+    return adj
 
 
 def main():
@@ -215,6 +286,11 @@ def main():
     ap.add_argument("--segments", action="store_true")
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--stride", type=int, default=50)
+    ap.add_argument("--adjust", action="store_true", help="also background-adjusted scores")
+    ap.add_argument("--bg-model", default=None, help="model file whose /background to use (default: --model, "
+                    "else data/pdr_cnn_v1.h5)")
+    ap.add_argument("--mix", type=float, default=0.4)
+    ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None)
     a = ap.parse_args()
@@ -242,7 +318,12 @@ def main():
               (len(need), sum(len(seqs[x]) for x in need), dev), flush=True)
         emb, segs = embed_model(m, {x: seqs[x] for x in need}, dev, a.segments, a.window, a.stride)
         print("params %d, flops/residue %.3g, embed time %.1f s" % (m.n_params(), m.flops_per_residue(), time.time() - t0))
-    evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store))
+    adj = None
+    if a.adjust:
+        bg_model = a.bg_model or a.model or os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5")
+        adj = make_adjust(bg_model, emb, segs, None if a.store else m, "cpu" if a.store else dev, a.window, a.stride,
+                          a.pool, os.path.join(a.shared, "homology", "heldout_ids.txt"))
+    evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store), adj=adj, mix=a.mix)
 
 
 if __name__ == "__main__":
