@@ -236,7 +236,7 @@ int pdr_background_load(const char *model_path, int dim, pdr_background **ret_bg
     if ((rc = pdr_background_create(vec, n, dim, percentile, ret_bg, err))) {
         char why[PDR_ERRLEN];
         snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        rc = pdr_fail(err, rc, "%s: %s", model_path, why);
+        rc = pdr_fail(err, rc == PDR_ENOMEM ? rc : PDR_EFORMAT, "%s: /background: %s", model_path, why);
     }
 done:
     free(vec);

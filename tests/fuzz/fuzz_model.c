@@ -1,11 +1,13 @@
-// fuzz-sources: embed/pdr_cnn.c embed/pdr_bf16.c core/pdr_err.c
+// fuzz-sources: embed/pdr_cnn.c embed/pdr_bf16.c embed/pdr_background.c core/pdr_err.c
 // fuzz-libs: -I/usr/include/hdf5/serial -I/usr/include/x86_64-linux-gnu/openblas-pthread -lhdf5_serial -lopenblas -lm
 /* fuzz_model.c: libFuzzer harness for the encoder's model loader (embed/pdr_cnn.h).
  *
  * Each input becomes a file in $TMPDIR that pdr_cnn_open tries. It must either fail with a
  * format/I-O/memory status, no model and a message naming the file, or succeed with a model that
  * embeds a short sequence to a finite vector of norm 1 (or 0 when the projection is all zero) and
- * gives segment vectors.
+ * gives segment vectors. A model that opened then has its optional background sample
+ * (embed/pdr_background.h) read: it must be absent, or valid and give a finite level in [-1, 1]
+ * for the embedding, or fail with a message naming the file.
  *
  * Two modes:
  *  - default, "recipe": the input drives HDF5's writer to build a model file or an almost-model:
@@ -20,6 +22,7 @@
  *    hunting by hand:
  *      PDR_FUZZ_MODEL_RAW=1 /tmp/pdr-fuzz/fuzz_model -max_len=131072 CORPUS data/test
  */
+#include "pdr_background.h"
 #include "pdr_cnn.h"
 
 #include <hdf5.h>
@@ -79,6 +82,22 @@ static int open_and_use(const char *path, const uint8_t *seq_bytes, size_t seq_n
         fail_if(rc != 0 || n != pdr_cnn_segment_count(len, 3, 2), "segments failed");
         for (size_t s = 0; s < n; s++)
             fail_if(start[s] < 0 || end[s] > (int32_t)len || start[s] >= end[s], "bad segment");
+        rc = pdr_cnn_embed(m, ws, seq, len, out, &err);
+        pdr_background *bg = NULL;
+        rc = pdr_background_load(path, dim, &bg, &err);
+        if (rc != 0) {
+            fail_if(bg != NULL, "background load failed but returned a background");
+            fail_if(!strstr(err.msg, path), "background load failed without naming the file");
+            fail_if(rc != PDR_EFORMAT && rc != PDR_ENOMEM, "unexpected background status");
+        } else if (bg) {
+            fail_if(pdr_background_dim(bg) != dim || pdr_background_count(bg) < 1, "background of a bad shape");
+            float level = 2.0f;
+            if (ss != 0) {
+                fail_if(pdr_background_levels(bg, out, 1, &level, &err) != 0, "background levels failed");
+                fail_if(!(level >= -1.0001f && level <= 1.0001f), "background level not a cosine");
+            }
+            pdr_background_free(bg);
+        }
     }
     pdr_cnn_ws_free(ws);
     free(out);
@@ -290,6 +309,9 @@ static void write_recipe(recipe *r)
     put_dataset(f, r, "final_ln_b", 1, vec);
     put_dataset(f, r, "proj_w", 2, proj);
     put_dataset(f, r, "proj_b", 1, proj_b);
+    const hsize_t bg[2] = {1 + (hsize_t)(byte(r) % 5), (hsize_t)out_dim};
+    put_dataset(f, r, "background", 2, bg);
+    put_float_attr(f, r, "background_percentile", 98.0);
     H5Fclose(f);
 
     if (pick(r, 4) == 1) { /* cut the file short */
