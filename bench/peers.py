@@ -44,12 +44,15 @@ class Tool:
 def make_tools(a):
     th = str(a.threads)
 
-    def pdr_steps(fa, w, n):
-        cmd = [a.pdr, "easy-search", fa, fa, os.path.join(w, "hits.tsv"), "-k", str(n), "--threads", th,
-               "--tmp-dir", w]
-        if a.model:
-            cmd += ["--model", a.model]
-        return [(cmd, None)]
+    def pdr_steps_with(extra):
+        def steps(fa, w, n):
+            cmd = [a.pdr, "easy-search", fa, fa, os.path.join(w, "hits.tsv"), "-k", str(n), "--threads", th,
+                   "--tmp-dir", w] + extra
+            if a.model:
+                cmd += ["--model", a.model]
+            return [(cmd, None)]
+        return steps
+    pdr_steps = pdr_steps_with([])
 
     def mmseqs_steps(sens):
         def steps(fa, w, n):
@@ -89,6 +92,8 @@ def make_tools(a):
 
     return [
         Tool("pdr", [a.pdr], pdr_steps, "hits.tsv", (0, 1, 2)),
+        # a segment database (makedb --segments): whole + best segment pair, for local homology
+        Tool("pdr-seg", [a.pdr], pdr_steps_with(["--segments"]), "hits.tsv", (0, 1, 2)),
         Tool("mmseqs-s7.5", ["mmseqs"], mmseqs_steps("7.5"), "hits.m8", (0, 1, 2)),
         Tool("mmseqs", ["mmseqs"], mmseqs_steps(None), "hits.m8", (0, 1, 2)),
         Tool("diamond", ["diamond"], diamond_steps, "hits.tsv", (0, 1, 2)),
@@ -191,7 +196,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pdr", default=common.default_pdr(), help="pdr binary (default $PDR, build/pdr, build-main/pdr)")
     ap.add_argument("--model", default=None, help="passed to pdr as --model (default: pdr's default model)")
-    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, mmseqs-s7.5, mmseqs, diamond, "
+    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, pdr-seg, mmseqs-s7.5, mmseqs, diamond, "
                                                    "blastp, phmmer (default all)")
     ap.add_argument("--blast-evalue", default="1000", help="blastp -evalue (default 1000)")
     ap.add_argument("--phmmer-max", action="store_true", help="phmmer --max (no heuristic filters; slow)")
@@ -221,7 +226,7 @@ def main():
         rows = []
         for t in tools:
             r = run_tool(t, ds, work, a.keep_hits)
-            r["note"] = model_line if t.name == "pdr" else ""
+            r["note"] = model_line if t.name.startswith("pdr") else ""
             rows.append(r)
             if r["status"] == "ok":
                 print("  %-12s AUC %.4f, %.1f s wall, %.1f s CPU, %.0f MB" % (r["tool"], r["auc"], r["wall_s"],

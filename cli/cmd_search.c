@@ -33,10 +33,22 @@ typedef struct search_opts {
 /* ---------------------------------------------------------------- makedb */
 
 static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc, pdr_bulk_opts *bopts,
-                   const char *index_spec)
+                   const char *index_spec, int segments)
 {
     pdr_err err;
     pdr_err_clear(&err);
+    int window = 0, stride = 0;
+    const pdr_background *seg_bg = segments ? pdr_encoder_segment_background(enc, &window, &stride) : NULL;
+    if (segments && !seg_bg) {
+        cli_error(verb, "--segments: model %s has no background of segment windows (train/background.py adds one)",
+                  pdr_encoder_name(enc));
+        return EXIT_RUNTIME;
+    }
+    if (segments) { /* segments cut as the model's segment background was */
+        bopts->segments = 1;
+        bopts->window = window;
+        bopts->stride = stride;
+    }
     if (mkdir(dbdir, 0777) != 0 && errno != EEXIST) {
         cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
         return EXIT_RUNTIME;
@@ -46,8 +58,9 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
-        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) || pdr_db_write_levels(dbdir, pdr_encoder_background(enc), &err) ||
-        pdr_db_calibrate(dbdir, enc, bopts->threads, &err)) {
+        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
+        pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
+        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -70,6 +83,9 @@ static const char makedb_usage[] =
     "      --fp16              store embeddings as float16\n"
     "      --strict            stop at the first invalid record\n"
     "      --max-length AA     reject sequences longer than AA residues (default 100000; 0 = no limit)\n"
+    "      --segments          also score segments (windows) for local homology: searches of this\n"
+    "                          database are then exhaustive and hold all vectors in memory\n"
+    "                          (README.md, Local homology)\n"
     "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
     "  -h, --help              this help\n";
 
@@ -83,7 +99,8 @@ enum {
     OPT_EVALUE,
     OPT_FORMAT,
     OPT_NPROBE,
-    OPT_TMPDIR
+    OPT_TMPDIR,
+    OPT_SEGMENTS
 };
 
 int cmd_makedb(int argc, char **argv)
@@ -95,10 +112,11 @@ int cmd_makedb(int argc, char **argv)
                                              {"fp16", no_argument, 0, OPT_FP16},
                                              {"strict", no_argument, 0, OPT_STRICT},
                                              {"max-length", required_argument, 0, OPT_MAXLEN},
+                                             {"segments", no_argument, 0, OPT_SEGMENTS},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL;
-    int threads = 0, c;
+    int threads = 0, c, segments = 0;
     long v;
     pdr_bulk_opts bopts;
     pdr_bulk_opts_default(&bopts);
@@ -119,6 +137,7 @@ int cmd_makedb(int argc, char **argv)
             break;
         case OPT_FP16: bopts.fp16 = 1; break;
         case OPT_STRICT: bopts.strict = 1; break;
+        case OPT_SEGMENTS: segments = 1; break;
         case OPT_MAXLEN:
             if ((v = cli_parse_long("makedb", "--max-length", optarg, 0, 1L << 40)) < 0)
                 return EXIT_USAGE;
@@ -138,7 +157,7 @@ int cmd_makedb(int argc, char **argv)
     if (!enc)
         return EXIT_RUNTIME;
     cli_bulk_callbacks(&bopts, "makedb");
-    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec);
+    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec, segments);
     pdr_encoder_free(enc);
     if (rc == EXIT_OK)
         fprintf(stderr, "pdr makedb: database ready in %s\n", argv[optind + 1]);
@@ -163,16 +182,26 @@ static void chunk_clear(query_chunk *q)
     q->n = 0;
 }
 
-/* Embed the chunk's queries into qvec (unless already_embedded), search, format the hits. */
+/* Embed the chunk's queries into qvec and search, or, when they are the database's own rows
+ * first_row.. (store_rows: easy-search all-vs-all), search with their stored vectors (and
+ * segments); format the hits. */
 static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws **ws, const search_opts *so,
-                        query_chunk *q, int already_embedded, float *qvec, pdr_hit *hits, size_t *counts, pdr_buf *out,
-                        size_t *n_written, pdr_err *err)
+                        query_chunk *q, int store_rows, size_t first_row, float *qvec, pdr_hit *hits, size_t *counts,
+                        pdr_buf *out, size_t *n_written, pdr_err *err)
 {
     pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
-    int rc = already_embedded ? PDR_OK : pdr_batch_embed(enc, ws, so->threads, &job, err);
-    if (!rc)
-        rc = pdr_db_search(db, pdr_encoder_background(enc), qvec, q->n, so->k, so->min_score, so->max_evalue, hits,
-                           counts, err);
+    pdr_query_segments qseg[QUERY_CHUNK];
+    int w = 0, s = 0;
+    pdr_db_queries qs = {.n = q->n,
+                         .vec = qvec,
+                         .bg = pdr_encoder_background(enc),
+                         .seg_bg = pdr_encoder_segment_background(enc, &w, &s),
+                         .seg = pdr_db_has_segments(db) ? qseg : NULL};
+    for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
+        qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
+    int rc = store_rows ? pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err)
+                        : pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->min_score,
+                                                  so->max_evalue, hits, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * (size_t)so->k;
         if (so->json) {
@@ -300,7 +329,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
             q->n++;
             n_queries++;
         }
-        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qvec, hits, counts, &out, &n_written, &err)))
+        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qst ? store_pos - q->n : 0, qvec, hits, counts, &out,
+                                       &n_written, &err)))
             goto done;
         chunk_clear(q);
         if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
@@ -376,11 +406,12 @@ static const char easy_usage[] =
     "Embeds TARGET into a temporary database (exact Flat index), searches QUERY against it and\n"
     "writes the hits (format as 'pdr search'), then removes the temporary database.\n\n"
     "options: as 'pdr search', plus\n"
-    "      --tmp-dir DIR       where the temporary database goes (default $TMPDIR or /tmp)\n";
+    "      --tmp-dir DIR       where the temporary database goes (default $TMPDIR or /tmp)\n"
+    "      --segments          a segment database (as 'pdr makedb --segments'): local homology\n";
 
 /* Options common to search and easy-search; returns 0, or an exit code to stop with. */
 static int parse_search(const char *verb, int argc, char **argv, search_opts *so, const char **model,
-                        const char **tmpdir, int *threads, const char *usage_text)
+                        const char **tmpdir, int *threads, int *segments, const char *usage_text)
 {
     static const struct option longopts[] = {{"min-score", required_argument, 0, OPT_MINSCORE},
                                              {"evalue", required_argument, 0, 'e'},
@@ -391,6 +422,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
                                              {"max-length", required_argument, 0, OPT_MAXLEN},
                                              {"nprobe", required_argument, 0, OPT_NPROBE},
                                              {"tmp-dir", required_argument, 0, OPT_TMPDIR},
+                                             {"segments", no_argument, 0, OPT_SEGMENTS},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     memset(so, 0, sizeof *so);
@@ -443,6 +475,13 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
             so->nprobe = (int)v;
             break;
         case OPT_TMPDIR: *tmpdir = optarg; break;
+        case OPT_SEGMENTS:
+            if (!segments) { /* easy-search only: a searched database has them or not */
+                cli_error(verb, "--segments is an option of makedb and easy-search");
+                return EXIT_USAGE;
+            }
+            *segments = 1;
+            break;
         case 'h': fputs(usage_text, stdout); return -1;
         default: fputs(usage_text, stderr); return EXIT_USAGE;
         }
@@ -482,7 +521,7 @@ int cmd_search(int argc, char **argv)
     search_opts so;
     const char *model = NULL, *tmpdir = NULL;
     int threads = 0;
-    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, search_usage);
+    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, NULL, search_usage);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     so.threads = cli_set_threads(threads);
@@ -501,8 +540,8 @@ int cmd_easy_search(int argc, char **argv)
 {
     search_opts so;
     const char *model = NULL, *tmpdir = NULL;
-    int threads = 0;
-    int rc = parse_search("easy-search", argc, argv, &so, &model, &tmpdir, &threads, easy_usage);
+    int threads = 0, segments = 0;
+    int rc = parse_search("easy-search", argc, argv, &so, &model, &tmpdir, &threads, &segments, easy_usage);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     const char *query = argv[optind], *target = argv[optind + 1], *out = argv[optind + 2];
@@ -530,7 +569,7 @@ int cmd_easy_search(int argc, char **argv)
         bopts.max_length = so.max_length;
         bopts.strict = so.strict;
         cli_bulk_callbacks(&bopts, "easy-search");
-        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat");
+        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat", segments);
         /* All-vs-all (the same file as query and target): reuse the target's vectors. */
         struct stat qs, ts;
         int same = strcmp(query, "-") != 0 && strcmp(target, "-") != 0 && stat(query, &qs) == 0 &&

@@ -167,9 +167,10 @@ static int read_percentile(hid_t file, const char *path, double *ret, pdr_err *e
     return rc;
 }
 
-static int read_sample(hid_t file, const char *path, int dim, float **ret_vec, size_t *ret_n, pdr_err *err)
+static int read_sample(hid_t file, const char *path, const char *name, int dim, float **ret_vec, size_t *ret_n,
+                       pdr_err *err)
 {
-    hid_t ds = H5Dopen2(file, "/background", H5P_DEFAULT);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
     hid_t t = ds >= 0 ? H5Dget_type(ds) : -1;
     hid_t s = ds >= 0 ? H5Dget_space(ds) : -1;
     hsize_t dims[2] = {0, 0};
@@ -177,20 +178,20 @@ static int read_sample(hid_t file, const char *path, int dim, float **ret_vec, s
     int rc = PDR_OK;
     if (ds < 0 || t < 0 || s < 0 || H5Tget_class(t) != H5T_FLOAT || H5Sget_simple_extent_ndims(s) != 2 ||
         H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /background is not a 2-D floating-point dataset", path);
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: %s is not a 2-D floating-point dataset", path, name);
         goto done;
     }
     if (dims[0] < 1 || dims[0] > PDR_BACKGROUND_MAX_ROWS || dims[1] != (hsize_t)dim) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /background has shape [%llu, %llu], expected [1..%d, %d]", path,
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: %s has shape [%llu, %llu], expected [1..%d, %d]", path, name,
                       (unsigned long long)dims[0], (unsigned long long)dims[1], PDR_BACKGROUND_MAX_ROWS, dim);
         goto done;
     }
     if (!(vec = malloc((size_t)dims[0] * (size_t)dim * sizeof(float)))) {
-        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for /background", path);
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %s", path, name);
         goto done;
     }
     if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, vec) < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /background unreadable (truncated file?)", path);
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: %s unreadable (truncated file?)", path, name);
         goto done;
     }
     *ret_vec = vec;
@@ -207,7 +208,34 @@ done:
     return rc;
 }
 
-int pdr_background_load(const char *model_path, int dim, pdr_background **ret_bg, pdr_err *err)
+/* One integer root attribute in [lo, hi]. */
+static int read_int_attr(hid_t file, const char *path, const char *name, long lo, long hi, int *ret, pdr_err *err)
+{
+    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
+    long long v = 0;
+    int rc = PDR_OK;
+    if (a < 0 || t < 0 || s < 0 || H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(s) != 1 ||
+        H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or not one integer", path, name);
+    else if (v < lo || v > hi)
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' is %lld, expected %ld..%ld", path, name, v, lo, hi);
+    else
+        *ret = (int)v;
+    if (s >= 0)
+        H5Sclose(s);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc;
+}
+
+/* The sample in dataset `name` of the model file (absent: *ret_bg = NULL), and for segments
+ * (ret_window non-NULL) its window and stride attributes. */
+static int load_named(const char *model_path, const char *name, int dim, pdr_background **ret_bg, int *ret_window,
+                      int *ret_stride, pdr_err *err)
 {
     *ret_bg = NULL;
     H5E_auto2_t old_print = NULL;
@@ -223,20 +251,25 @@ int pdr_background_load(const char *model_path, int dim, pdr_background **ret_bg
         rc = pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 model file", model_path);
         goto done;
     }
-    if (H5Lexists(file, "/background", H5P_DEFAULT) <= 0)
-        goto done; /* no background: cosine scores */
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+        goto done; /* none: cosine scores */
     if ((rc = read_percentile(file, model_path, &percentile, err)) ||
-        (rc = read_sample(file, model_path, dim, &vec, &n, err)))
+        (rc = read_sample(file, model_path, name, dim, &vec, &n, err)))
+        goto done;
+    if (ret_window && ((rc = read_int_attr(file, model_path, "background_segment_window", 1, 1000000, ret_window,
+                                           err)) ||
+                       (rc = read_int_attr(file, model_path, "background_segment_stride", 1, 1000000, ret_stride,
+                                           err))))
         goto done;
     for (size_t i = 0; i < n * (size_t)dim; i++)
         if (!isfinite(vec[i])) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: /background: value %zu is not finite", model_path, i);
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: %s: value %zu is not finite", model_path, name, i);
             goto done;
         }
     if ((rc = pdr_background_create(vec, n, dim, percentile, ret_bg, err))) {
         char why[PDR_ERRLEN];
         snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        rc = pdr_fail(err, rc == PDR_ENOMEM ? rc : PDR_EFORMAT, "%s: /background: %s", model_path, why);
+        rc = pdr_fail(err, rc == PDR_ENOMEM ? rc : PDR_EFORMAT, "%s: %s: %s", model_path, name, why);
     }
 done:
     free(vec);
@@ -244,4 +277,16 @@ done:
         H5Fclose(file);
     H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
     return rc;
+}
+
+int pdr_background_load(const char *model_path, int dim, pdr_background **ret_bg, pdr_err *err)
+{
+    return load_named(model_path, "/background", dim, ret_bg, NULL, NULL, err);
+}
+
+int pdr_background_load_segments(const char *model_path, int dim, pdr_background **ret_bg, int *ret_window,
+                                 int *ret_stride, pdr_err *err)
+{
+    *ret_window = *ret_stride = 0;
+    return load_named(model_path, "/background_segments", dim, ret_bg, ret_window, ret_stride, err);
 }

@@ -32,6 +32,11 @@ int pdr_background_create(const float *vectors, size_t n, int dim, double percen
  * model's output dimension; a sample of another shape, non-finite values or a missing or bad
  * background_percentile are errors naming the file. */
 int pdr_background_load(const char *model_path, int dim, pdr_background **ret_bg, pdr_err *err);
+/* The model file's /background_segments (windows of the background proteins: the background of
+ * segment vectors) and its window and stride (root attributes background_segment_window and
+ * background_segment_stride), or *ret_bg = NULL when it has none. */
+int pdr_background_load_segments(const char *model_path, int dim, pdr_background **ret_bg, int *ret_window,
+                                 int *ret_stride, pdr_err *err);
 void pdr_background_free(pdr_background *bg);
 
 size_t pdr_background_count(const pdr_background *bg);

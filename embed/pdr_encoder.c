@@ -14,7 +14,9 @@
 
 struct pdr_encoder {
     pdr_cnn *cnn;       /* NULL for the baseline */
-    pdr_background *bg; /* the model file's background sample, or NULL */
+    pdr_background *bg;     /* the model file's background sample, or NULL */
+    pdr_background *seg_bg; /* its background of segment windows, or NULL */
+    int seg_window, seg_stride;
 };
 
 struct pdr_encoder_ws {
@@ -41,7 +43,11 @@ int pdr_encoder_open(const char *model, pdr_encoder **ret_enc, pdr_err *err)
         int rc = pdr_cnn_open(model, &enc->cnn, err);
         if (!rc)
             rc = pdr_background_load(model, pdr_cnn_dim(enc->cnn), &enc->bg, err);
+        if (!rc)
+            rc = pdr_background_load_segments(model, pdr_cnn_dim(enc->cnn), &enc->seg_bg, &enc->seg_window,
+                                              &enc->seg_stride, err);
         if (rc) {
+            pdr_background_free(enc->bg);
             pdr_cnn_free(enc->cnn);
             free(enc);
             return rc;
@@ -57,10 +63,20 @@ void pdr_encoder_free(pdr_encoder *enc)
         return;
     pdr_cnn_free(enc->cnn);
     pdr_background_free(enc->bg);
+    pdr_background_free(enc->seg_bg);
     free(enc);
 }
 
 const pdr_background *pdr_encoder_background(const pdr_encoder *enc) { return enc->bg; }
+
+const pdr_background *pdr_encoder_segment_background(const pdr_encoder *enc, int *ret_window, int *ret_stride)
+{
+    if (ret_window)
+        *ret_window = enc->seg_bg ? enc->seg_window : 0;
+    if (ret_stride)
+        *ret_stride = enc->seg_bg ? enc->seg_stride : 0;
+    return enc->bg ? enc->seg_bg : NULL; /* segment scores need the whole-protein levels too */
+}
 
 const char *pdr_encoder_precision(const pdr_encoder *enc)
 {

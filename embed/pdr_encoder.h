@@ -41,6 +41,9 @@ double pdr_encoder_flops_per_residue(const pdr_encoder *enc);
 /* The model's background sample (pdr_background.h), or NULL (kmer3, or a model file without
  * one): then scores are plain cosines. Owned by enc. */
 const pdr_background *pdr_encoder_background(const pdr_encoder *enc);
+/* The model's background of segment windows and the window and stride it was cut with (what
+ * `pdr makedb --segments` uses), or NULL (and 0, 0) when the model has none. */
+const pdr_background *pdr_encoder_segment_background(const pdr_encoder *enc, int *ret_window, int *ret_stride);
 
 int pdr_encoder_ws_create(const pdr_encoder *enc, pdr_encoder_ws **ret_ws, pdr_err *err);
 void pdr_encoder_ws_free(pdr_encoder_ws *ws);

@@ -20,6 +20,7 @@ struct pdr_db {
     pdr_calib calib;
     float *levels; /* [n] background levels, or NULL: cosine scores */
     char bg_id[32];
+    pdr_segdb *seg; /* segment database (--segments), or NULL */
 };
 
 static void join_path(char *out, size_t cap, const char *dir, const char *name)
@@ -128,6 +129,7 @@ void pdr_db_free(pdr_db *db)
     free(db->ids);
     free(db->lengths);
     free(db->levels);
+    pdr_segdb_free(db->seg);
     pdr_index_free(db->index);
     free(db->dir);
     free(db);
@@ -181,6 +183,8 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
         goto fail;
     if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)))
         goto fail;
+    if (db->levels && (rc = pdr_segdb_load(dbdir, db->n, db->meta.dim, &db->seg, err)))
+        goto fail;
     *ret_db = db;
     return PDR_OK;
 fail:
@@ -211,18 +215,87 @@ static int hit_cmp(const void *pa, const void *pb)
     return (a->row > b->row) - (a->row < b->row);
 }
 
-int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queries, size_t nq, int k,
-                  float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+int pdr_db_has_segments(const pdr_db *db) { return db->seg != NULL; }
+
+void pdr_db_segment_window(const pdr_db *db, int *window, int *stride)
+{
+    *window = *stride = 0;
+    if (db->seg)
+        pdr_segdb_window(db->seg, window, stride);
+}
+
+pdr_query_segments pdr_db_row_segments(const pdr_db *db, int64_t row) { return pdr_segdb_row_segments(db->seg, row); }
+
+/* Keep the candidates that pass min_score and max_evalue, at most k, in order. */
+static size_t filter_hits(const pdr_db *db, const pdr_hit *cand, size_t m, int k, float min_score, double max_evalue,
+                          pdr_hit *out)
+{
+    size_t c = 0;
+    for (size_t j = 0; j < m && c < (size_t)k; j++) {
+        if (cand[j].score < min_score)
+            continue;
+        double e = pdr_db_evalue(db, cand[j].score);
+        if (e > max_evalue)
+            continue;
+        out[c] = cand[j];
+        out[c++].evalue = e;
+    }
+    return c;
+}
+
+static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue,
+                           pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+{
+    if (!qs->seg_bg || strcmp(pdr_background_id(qs->seg_bg), pdr_segdb_background_id(db->seg)) != 0)
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s: the database's segment levels (%s) do not come from this model's segment background "
+                        "(%s); rebuild it with 'pdr makedb --segments'",
+                        db->dir, pdr_segdb_background_id(db->seg), qs->seg_bg ? pdr_background_id(qs->seg_bg) : "none");
+    if (!qs->seg)
+        return pdr_fail(err, PDR_EINPUT, "%s: a segment database needs the queries' segment vectors", db->dir);
+    float *qlev = malloc(qs->n * sizeof(float));
+    pdr_segdb_hit *sh = malloc(qs->n * (size_t)k * sizeof *sh);
+    size_t *cnt = malloc(qs->n * sizeof *cnt);
+    pdr_hit *cand = malloc((size_t)k * sizeof *cand);
+    int rc = PDR_OK;
+    if (!qlev || !sh || !cnt || !cand) {
+        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %d hits", qs->n, k);
+        goto done;
+    }
+    if ((rc = pdr_background_levels(qs->bg, qs->vec, qs->n, qlev, err)) ||
+        (rc = pdr_segdb_search(db->seg, db->levels, qs->seg_bg, qs->vec, qlev, qs->seg, qs->n, k, sh, cnt, err)))
+        goto done;
+    for (size_t q = 0; q < qs->n; q++) {
+        for (size_t j = 0; j < cnt[q]; j++) {
+            const pdr_segdb_hit *h = &sh[q * (size_t)k + j];
+            cand[j] = (pdr_hit){h->row, h->score, h->cosine, 0.0};
+        }
+        ret_counts[q] = filter_hits(db, cand, cnt[q], k, min_score, max_evalue, hits + q * (size_t)k);
+    }
+done:
+    free(qlev);
+    free(sh);
+    free(cnt);
+    free(cand);
+    return rc;
+}
+
+int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue,
+                  pdr_hit *hits, size_t *ret_counts, pdr_err *err)
 {
     if (k < 1)
         return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);
+    const pdr_background *bg = qs->bg;
     if (db->levels && (!bg || strcmp(pdr_background_id(bg), db->bg_id) != 0))
         return pdr_fail(err, PDR_EINPUT,
                         "%s: the database's background levels (%s) do not come from this model's background (%s); "
                         "rebuild it with 'pdr makedb'",
                         db->dir, db->bg_id, bg ? pdr_background_id(bg) : "none");
+    size_t nq = qs->n;
     if (nq == 0)
         return PDR_OK;
+    if (db->seg)
+        return search_segments(db, qs, k, min_score, max_evalue, hits, ret_counts, err);
     /* Adjusted scores re-rank a wider set of candidates by cosine. */
     size_t kc = (size_t)k;
     if (db->levels) {
@@ -239,9 +312,9 @@ int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queri
         rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %zu candidates", nq, kc);
         goto done;
     }
-    if (db->levels && (rc = pdr_background_levels(bg, queries, nq, qlev, err)))
+    if (db->levels && (rc = pdr_background_levels(bg, qs->vec, nq, qlev, err)))
         goto done;
-    if ((rc = pdr_index_search(db->index, queries, nq, (int)kc, scores, rows, err)))
+    if ((rc = pdr_index_search(db->index, qs->vec, nq, (int)kc, scores, rows, err)))
         goto done;
     for (size_t q = 0; q < nq; q++) {
         size_t m = 0;
@@ -254,16 +327,7 @@ int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queri
         }
         if (db->levels)
             qsort(cand, m, sizeof *cand, hit_cmp);
-        size_t c = 0;
-        for (size_t j = 0; j < m && c < (size_t)k; j++) {
-            if (cand[j].score < min_score)
-                continue;
-            cand[j].evalue = pdr_db_evalue(db, cand[j].score);
-            if (cand[j].evalue > max_evalue)
-                continue;
-            hits[q * (size_t)k + c++] = cand[j];
-        }
-        ret_counts[q] = c;
+        ret_counts[q] = filter_hits(db, cand, m, k, min_score, max_evalue, hits + q * (size_t)k);
     }
 done:
     free(scores);

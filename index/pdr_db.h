@@ -5,7 +5,8 @@
  *   DBDIR/index.faiss     the FAISS index over the store's rows (same row order)
  *   DBDIR/calibration.txt the null-score fit that turns scores into E-values (pdr_calib.h)
  *   DBDIR/background.h5   every protein's background level (pdr_background.h), when the model
- *                         has a background sample: scores are then background-adjusted
+ *                         has a background sample: scores are then background-adjusted; for a
+ *                         database made with --segments also every segment's (pdr_segdb.h)
  *
  * pdr_db_open loads ids, lengths, the index and the calibration into memory; the vectors stay
  * in the index only. A pdr_db is read-only after opening: concurrent pdr_db_search calls from
@@ -19,6 +20,7 @@
 
 #include "pdr_calib.h"
 #include "pdr_encoder.h"
+#include "pdr_segdb.h"
 #include "pdr_err.h"
 #include "pdr_store.h"
 
@@ -79,19 +81,48 @@ const char *pdr_db_background_id(const pdr_db *db);
  * adjusted score are taken from the k + max(k, PDR_DB_RERANK_EXTRA) best by cosine. */
 #define PDR_DB_RERANK_EXTRA 64
 
-/* The k best rows for each of nq queries (query-major, nq x dim, L2-normalized), one batched
- * index call. bg is the model's background (pdr_encoder_background); a database with levels
- * needs the same one (else PDR_EINPUT), a database without ignores it. hits holds nq*k
- * entries; ret_counts[q] says how many of query q's k are real (fewer when the database is
- * small or when scores fall below min_score or E-values above max_evalue). Sorted by
- * descending score, ties by ascending row. */
-int pdr_db_search(const pdr_db *db, const pdr_background *bg, const float *queries, size_t nq, int k,
-                  float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err);
+/* Whether the database scores segments (made with --segments: pdr_segdb.h), and their window
+ * and stride (0, 0 when not): queries need segment vectors cut the same way. */
+int pdr_db_has_segments(const pdr_db *db);
+void pdr_db_segment_window(const pdr_db *db, int *window, int *stride);
+/* A segment database's stored segments of one row (to search the database's own proteins
+ * without embedding them again, as easy-search does all-vs-all). */
+pdr_query_segments pdr_db_row_segments(const pdr_db *db, int64_t row);
+
+/* What a search needs of its queries. */
+typedef struct pdr_db_queries {
+    size_t n;
+    const float *vec;                /* n x dim, L2-normalized */
+    const pdr_background *bg;        /* the model's background (pdr_encoder_background) */
+    const pdr_background *seg_bg;    /* its background of windows (segment databases) */
+    const pdr_query_segments *seg;   /* n queries' segment vectors (segment databases), or NULL */
+} pdr_db_queries;
+
+/* The k best rows for each query, one batched index call (or, for a segment database, one
+ * exhaustive pass: pdr_segdb.h). A database with levels needs the same background as it was
+ * made with (else PDR_EINPUT), and a segment database also the same segment background and the
+ * queries' segments; a database without levels ignores both. hits holds n*k entries;
+ * ret_counts[q] says how many of query q's k are real (fewer when the database is small or when
+ * scores fall below min_score or E-values above max_evalue). Sorted by descending score, ties
+ * by ascending row. */
+int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float min_score, double max_evalue,
+                  pdr_hit *hits, size_t *ret_counts, pdr_err *err);
+
+/* Embed a batch of queries (job: n, seqs, lengths, ids and emb, n x dim, filled here; ws[threads]
+ * as pdr_batch_embed) and search them with pdr_db_search: with their segment vectors, cut with the
+ * database's window and stride, when the database scores segments. enc must be the database's
+ * model. */
+struct pdr_batch_job;
+int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
+                            struct pdr_batch_job *job, int k, float min_score, double max_evalue, pdr_hit *hits,
+                            size_t *counts, pdr_err *err);
 
 /* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with the model's background
- * (pdr_encoder_background); bg NULL removes a stale one (the model has none). Writes to a temp
- * name and renames. */
-int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *err);
+ * (pdr_encoder_background); bg NULL removes a stale one (the model has none). With seg_bg
+ * (pdr_encoder_segment_background; the store must hold segments cut with window and stride)
+ * the segment levels too. Writes to a temp name and renames. */
+int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, const pdr_background *seg_bg, int window,
+                        int stride, pdr_err *err);
 /* Read DBDIR/background.h5 if present (*ret_levels = NULL if not): n levels and the
  * background id (into ret_id, id_cap >= 17). */
 int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err);
@@ -99,8 +130,9 @@ int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *re
 /* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
  * scores (background-adjusted when enc has a background) of random sequences (UniProt background frequencies, lengths drawn from the database)
  * against sampled database proteins, plus pairs of sampled database proteins when the database
- * holds at least 1,000. Deterministic (fixed seed). The random sequences are embedded by
+ * holds at least 1,000; with segments (a database made with --segments) the combined score of
+ * pdr_segdb.h. Deterministic (fixed seed). The random sequences are embedded by
  * `threads` worker threads. */
-int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, pdr_err *err);
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, pdr_err *err);
 
 #endif

@@ -4,6 +4,9 @@
  *   /levels        float32 [n], in store row order
  *   attributes     background_id (16 hex, pdr_background_id), model_version, percentile,
  *                  n_background
+ * and for a segment database (`pdr makedb --segments`, pdr_segdb.h) also
+ *   /segment_levels float32 [m], in store segment order
+ *   attributes     segment_background_id, segment_window, segment_stride, whole_weight
  */
 #include <errno.h>
 #include <hdf5.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "pdr_db.h"
+#include "pdr_segdb.h"
 
 /* Store rows read and scored per step. */
 #define LEVEL_CHUNK 65536
@@ -45,7 +49,8 @@ static int write_num_attr(hid_t loc, const char *name, hid_t file_type, hid_t me
 }
 
 static int save_levels(const char *path, const float *levels, size_t n, const pdr_background *bg,
-                       const char *model_version, pdr_err *err)
+                       const char *model_version, const float *seg_levels, size_t m, const pdr_background *seg_bg,
+                       int window, int stride, pdr_err *err)
 {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
@@ -65,12 +70,31 @@ static int save_levels(const char *path, const float *levels, size_t n, const pd
         H5Dclose(d);
     if (s >= 0)
         H5Sclose(s);
+    if (ok && seg_bg) {
+        hsize_t sdims[1] = {m};
+        long long w = window, st = stride;
+        double ww = PDR_SEGDB_WHOLE_WEIGHT;
+        d = -1;
+        s = H5Screate_simple(1, sdims, NULL);
+        ok = s >= 0 &&
+             (d = H5Dcreate2(f, "segment_levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+             (m == 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, seg_levels) >= 0) &&
+             write_str_attr(f, "segment_background_id", pdr_background_id(seg_bg)) &&
+             write_num_attr(f, "segment_window", H5T_STD_I64LE, H5T_NATIVE_LLONG, &w) &&
+             write_num_attr(f, "segment_stride", H5T_STD_I64LE, H5T_NATIVE_LLONG, &st) &&
+             write_num_attr(f, "whole_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ww);
+        if (d >= 0)
+            H5Dclose(d);
+        if (s >= 0)
+            H5Sclose(s);
+    }
     if (H5Fclose(f) < 0)
         ok = 0;
     return ok ? PDR_OK : pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
 }
 
-int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *err)
+int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, const pdr_background *seg_bg, int window,
+                        int stride, pdr_err *err)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
@@ -87,24 +111,39 @@ int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *er
         return rc;
     size_t n = pdr_store_count(st);
     int dim = pdr_store_meta_of(st)->dim;
-    float *levels = NULL, *vec = NULL;
+    float *levels = NULL, *vec = NULL, *seg_levels = NULL;
+    size_t m = seg_bg ? pdr_store_segment_count(st) : 0;
+    if (seg_bg && m < n) {
+        rc = pdr_fail(err, PDR_EINPUT,
+                      "%s: %zu proteins but %zu segment vectors: the store was made without --segments; remove %s "
+                      "and rerun 'pdr makedb --segments'",
+                      store_path, n, m, dbdir);
+        goto done;
+    }
     if (dim != pdr_background_dim(bg)) {
         rc = pdr_fail(err, PDR_EINPUT, "%s: dim %d does not match the model's background (dim %d)", store_path, dim,
                       pdr_background_dim(bg));
         goto done;
     }
-    size_t chunk = n < LEVEL_CHUNK ? n : LEVEL_CHUNK;
+    size_t big = n > m ? n : m, chunk = big < LEVEL_CHUNK ? big : LEVEL_CHUNK;
     levels = malloc((n ? n : 1) * sizeof(float));
+    seg_levels = malloc((m ? m : 1) * sizeof(float));
     vec = malloc((chunk ? chunk : 1) * (size_t)dim * sizeof(float));
-    if (!levels || !vec) {
+    if (!levels || !vec || !seg_levels) {
         rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for background levels", store_path);
         goto done;
     }
     for (size_t lo = 0; lo < n && !rc; lo += chunk) {
-        size_t m = n - lo < chunk ? n - lo : chunk;
-        rc = pdr_store_read(st, lo, m, vec, err);
+        size_t c = n - lo < chunk ? n - lo : chunk;
+        rc = pdr_store_read(st, lo, c, vec, err);
         if (!rc)
-            rc = pdr_background_levels(bg, vec, m, levels + lo, err);
+            rc = pdr_background_levels(bg, vec, c, levels + lo, err);
+    }
+    for (size_t lo = 0; lo < m && !rc; lo += chunk) {
+        size_t c = m - lo < chunk ? m - lo : chunk;
+        rc = pdr_store_read_segments(st, lo, c, NULL, NULL, NULL, vec, err);
+        if (!rc)
+            rc = pdr_background_levels(seg_bg, vec, c, seg_levels + lo, err);
     }
     if (rc)
         goto done;
@@ -113,7 +152,8 @@ int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *er
     void *old_data = NULL;
     H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    rc = save_levels(tmp, levels, n, bg, pdr_store_meta_of(st)->model_version, err);
+    rc = save_levels(tmp, levels, n, bg, pdr_store_meta_of(st)->model_version, seg_levels, m, seg_bg, window, stride,
+                     err);
     H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
     if (!rc && rename(tmp, path) != 0)
         rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
@@ -121,6 +161,7 @@ int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, pdr_err *er
         unlink(tmp);
 done:
     free(levels);
+    free(seg_levels);
     free(vec);
     pdr_store_free(st);
     return rc;

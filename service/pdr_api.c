@@ -488,6 +488,27 @@ static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply 
     return 0;
 }
 
+/* Embed every query with one pooled workspace, in this thread, and search them (with segment
+ * vectors for a segment database: pdr_db_embed_and_search). */
+static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const search_params *sp, pdr_hit *hits,
+                            size_t *counts, pdr_api_reply *rep)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    pdr_batch_job job = {.n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb};
+    pdr_encoder_ws *ws = ws_acquire(api);
+    /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
+     * request's search stays on its own thread (a per-thread setting). */
+    omp_set_num_threads(1);
+    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, sp->k, sp->min_score, 1e300, hits, counts, &err);
+    ws_release(api, ws);
+    if (rc) {
+        pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* ================================================================ handlers */
 
 static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
@@ -525,18 +546,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
         goto done;
     }
-    if (embed_queries(api, &qs, emb, rep))
+    if (embed_and_search(api, &qs, emb, &sp, hits, counts, rep))
         goto done;
-    /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
-     * request's search stays on its own thread (a per-thread setting). */
-    omp_set_num_threads(1);
-    pdr_err err;
-    pdr_err_clear(&err);
-    if (pdr_db_search(api->db, pdr_encoder_background(api->enc), emb, qs.n, sp.k, sp.min_score, 1e300, hits, counts,
-                      &err)) {
-        pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
-        goto done;
-    }
     pdr_metrics_add_work(api->metrics, qs.n, qs.n, qs.n_residues);
 
     rep->status = 200;

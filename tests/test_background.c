@@ -20,6 +20,15 @@
 #include "pdr_db.h"
 #include "pdr_index.h"
 
+
+/* pdr_db_search for whole-protein queries. */
+static int db_search(const pdr_db *db, const pdr_background *bg, const float *vec, size_t nq, int k, float min_score,
+                     double max_evalue, pdr_hit *hits, size_t *counts, pdr_err *err)
+{
+    pdr_db_queries qs = {.n = nq, .vec = vec, .bg = bg};
+    return pdr_db_search(db, &qs, k, min_score, max_evalue, hits, counts, err);
+}
+
 static const char *data_dir = "data";
 static const char *tmp_root = "/tmp";
 static uint64_t rng_state;
@@ -286,7 +295,7 @@ static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels
     if (!rc)
         rc = pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err);
     if (!rc)
-        rc = pdr_db_write_levels(fx->dir, with_levels ? fx->bg : NULL, &err);
+        rc = pdr_db_write_levels(fx->dir, with_levels ? fx->bg : NULL, NULL, 0, 0, &err);
     if (!rc) {
         size_t m = 20000;
         float *null_scores = malloc(m * sizeof *null_scores);
@@ -342,7 +351,7 @@ TEST(adjusted_search_ranks_by_cosine_minus_mean_level)
     pdr_background_levels(fx.bg, fx.rows, fx.n, rlev, &err);
     pdr_hit *hits = malloc(nq * k * sizeof *hits);
     size_t *counts = malloc(nq * sizeof *counts);
-    CHECKF(pdr_db_search(db, fx.bg, q, nq, k, -2.0f, 1e300, hits, counts, &err) == PDR_OK, "%s", err.msg);
+    CHECKF(db_search(db, fx.bg, q, nq, k, -2.0f, 1e300, hits, counts, &err) == PDR_OK, "%s", err.msg);
     int wrong_score = 0, wrong_set = 0, reordered = 0;
     double *adj = malloc(fx.n * sizeof *adj);
     for (size_t i = 0; i < nq; i++) {
@@ -372,16 +381,16 @@ TEST(adjusted_search_ranks_by_cosine_minus_mean_level)
 
     /* min_score applies to the adjusted score */
     float cut = hits[2].score;
-    CHECK(pdr_db_search(db, fx.bg, q, 1, k, cut, 1e300, hits, counts, &err) == PDR_OK && counts[0] >= 1 &&
+    CHECK(db_search(db, fx.bg, q, 1, k, cut, 1e300, hits, counts, &err) == PDR_OK && counts[0] >= 1 &&
           counts[0] <= 3 && hits[counts[0] - 1].score >= cut);
 
     /* a search without the same background is refused, not silently mis-scored */
-    CHECKF(pdr_db_search(db, NULL, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT &&
+    CHECKF(db_search(db, NULL, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT &&
                strstr(err.msg, "pdr makedb"),
            "%s", err.msg);
     pdr_background *other = NULL;
     pdr_background_create(fx.rows, 100, dim, 98.0, &other, &err);
-    CHECK(pdr_db_search(db, other, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT);
+    CHECK(db_search(db, other, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT);
     pdr_background_free(other);
     pdr_db_free(db);
     free(adj);
@@ -406,7 +415,7 @@ TEST(without_levels_scores_are_cosines)
     path_in(path, sizeof path, fx.dir, PDR_DB_LEVELS);
     CHECK(access(path, F_OK) == 0);
     /* a model without a background removes the levels of an earlier one */
-    CHECK(pdr_db_write_levels(fx.dir, NULL, &err) == PDR_OK && access(path, F_OK) != 0);
+    CHECK(pdr_db_write_levels(fx.dir, NULL, NULL, 0, 0, &err) == PDR_OK && access(path, F_OK) != 0);
     pdr_db *db = NULL;
     CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
     if (db) {
@@ -414,7 +423,7 @@ TEST(without_levels_scores_are_cosines)
         pdr_hit hits[3];
         size_t count = 0;
         /* any background (or none) is fine: there is nothing to adjust */
-        CHECK(pdr_db_search(db, fx.bg, fx.rows, 1, 3, -2.0f, 1e300, hits, &count, &err) == PDR_OK && count == 3);
+        CHECK(db_search(db, fx.bg, fx.rows, 1, 3, -2.0f, 1e300, hits, &count, &err) == PDR_OK && count == 3);
         CHECK(hits[0].row == 0 && hits[0].score == hits[0].cosine && fabsf(hits[0].score - 1.0f) < 1e-4f);
         CHECK(hits[1].score == hits[1].cosine && hits[1].score <= hits[0].score);
         pdr_db_free(db);
@@ -422,7 +431,7 @@ TEST(without_levels_scores_are_cosines)
     /* levels for another number of rows: refused at open, with the remedy */
     pdr_background *bg2 = NULL;
     pdr_background_create(fx.rows, 50, fx.dim, 98.0, &bg2, &err);
-    CHECK(pdr_db_write_levels(fx.dir, bg2, &err) == PDR_OK);
+    CHECK(pdr_db_write_levels(fx.dir, bg2, NULL, 0, 0, &err) == PDR_OK);
     pdr_background_free(bg2);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Ldelete(f, "levels", H5P_DEFAULT);

@@ -56,6 +56,15 @@ typedef struct reply {
     int io_error; /* the connection failed before a full reply arrived */
 } reply;
 
+
+/* pdr_db_search for whole-protein queries. */
+static int db_search(const pdr_db *db, const pdr_background *bg, const float *vec, size_t nq, int k, float min_score,
+                     double max_evalue, pdr_hit *hits, size_t *counts, pdr_err *err)
+{
+    pdr_db_queries qs = {.n = nq, .vec = vec, .bg = bg};
+    return pdr_db_search(db, &qs, k, min_score, max_evalue, hits, counts, err);
+}
+
 static double now_wall(void)
 {
     struct timespec ts;
@@ -356,7 +365,7 @@ static int setup(void)
     pdr_bulk_stats stats;
     if (pdr_encoder_open(PDR_MODEL_BUILTIN_KMER, &enc, &err) ||
         pdr_bulk_embed(enc, targets, store, &bopts, &stats, &err) || pdr_db_build_index(dbdir, "Flat", 2, NULL, &err) ||
-        pdr_db_calibrate(dbdir, enc, 2, &err) || pdr_db_open(dbdir, &db, &err)) {
+        pdr_db_calibrate(dbdir, enc, 2, 0, &err) || pdr_db_open(dbdir, &db, &err)) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;
     }
@@ -415,7 +424,7 @@ static char *expected_tsv(const char *fasta, int k, float min_score)
     while (pdr_fasta_read(fa, &s, &err) == PDR_OK) {
         size_t count = 0;
         pdr_encode(enc, ws, s.seq, s.len, v, &err);
-        pdr_db_search(db, pdr_encoder_background(enc), v, 1, k, min_score, 1e300, hits, &count, &err);
+        db_search(db, pdr_encoder_background(enc), v, 1, k, min_score, 1e300, hits, &count, &err);
         pdr_report_tsv(&out, db, s.id, s.len, hits, count);
     }
     free(v);

@@ -1,0 +1,358 @@
+/* pdr_segdb.c: exhaustive whole + segment scoring of a segment database (see pdr_segdb.h). */
+#include "pdr_segdb.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <float.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pdr_db.h"
+#include "pdr_store.h"
+
+/* Queries scored together (one matrix product against all whole vectors) and database
+ * segments per product tile. */
+#define QUERY_BLOCK 32
+#define SEG_TILE 4096
+
+struct pdr_segdb {
+    size_t n, m;
+    int dim, window, stride;
+    float *vec;       /* [n][dim] whole-protein vectors */
+    float *seg_vec;   /* [m][dim] segment vectors, grouped by protein in row order */
+    float *seg_lev;   /* [m] segment levels */
+    int64_t *owner;   /* [m] protein row of each segment */
+    size_t *first;    /* [n + 1] protein t has segments first[t]..first[t + 1] - 1 */
+    char bg_id[32];   /* id of the segment background the levels came from */
+};
+
+void pdr_segdb_free(pdr_segdb *sd)
+{
+    if (!sd)
+        return;
+    free(sd->vec);
+    free(sd->seg_vec);
+    free(sd->seg_lev);
+    free(sd->owner);
+    free(sd->first);
+    free(sd);
+}
+
+size_t pdr_segdb_segment_count(const pdr_segdb *sd) { return sd->m; }
+
+void pdr_segdb_window(const pdr_segdb *sd, int *window, int *stride)
+{
+    *window = sd->window;
+    *stride = sd->stride;
+}
+
+const char *pdr_segdb_background_id(const pdr_segdb *sd) { return sd->bg_id; }
+
+/* Segment levels, window, stride and background id from the levels file; *ret_lev = NULL when
+ * the file has no /segment_levels. */
+static int read_segment_levels(const char *path, size_t m, float **ret_lev, int *window, int *stride, char *id,
+                               size_t id_cap, pdr_err *err)
+{
+    *ret_lev = NULL;
+    int rc = PDR_OK;
+    float *lev = NULL;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, s = -1, a = -1, t = -1;
+    hsize_t dims[1] = {0};
+    if (f < 0)
+        return pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 file; rebuild with 'pdr makedb'", path);
+    if (H5Lexists(f, "segment_levels", H5P_DEFAULT) <= 0)
+        goto done;
+    if ((d = H5Dopen2(f, "segment_levels", H5P_DEFAULT)) < 0 || (s = H5Dget_space(d)) < 0 ||
+        H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != m) {
+        rc = pdr_fail(err, PDR_EFORMAT,
+                      "%s: /segment_levels is not %zu values (one per stored segment); rebuild with 'pdr makedb'",
+                      path, m);
+        goto done;
+    }
+    long long ws[2] = {0, 0};
+    static const char *names[2] = {"segment_window", "segment_stride"};
+    for (int i = 0; i < 2; i++) {
+        a = H5Aexists(f, names[i]) > 0 ? H5Aopen(f, names[i], H5P_DEFAULT) : -1;
+        if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &ws[i]) < 0 || ws[i] < 1 || ws[i] > 1000000) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or out of range", path, names[i]);
+            goto done;
+        }
+        H5Aclose(a);
+        a = -1;
+    }
+    *window = (int)ws[0];
+    *stride = (int)ws[1];
+    a = H5Aexists(f, "segment_background_id") > 0 ? H5Aopen(f, "segment_background_id", H5P_DEFAULT) : -1;
+    t = a >= 0 ? H5Aget_type(a) : -1;
+    memset(id, 0, id_cap);
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) || H5Tget_size(t) > id_cap ||
+        H5Aread(a, t, id) < 0 || !memchr(id, '\0', id_cap)) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'segment_background_id' missing or bad", path);
+        goto done;
+    }
+    if (!(lev = malloc((m ? m : 1) * sizeof *lev))) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu segment levels", path, m);
+        goto done;
+    }
+    if (m && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lev) < 0) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /segment_levels unreadable (truncated file?)", path);
+        goto done;
+    }
+    for (size_t i = 0; i < m; i++)
+        if (!isfinite(lev[i]) || fabsf(lev[i]) > 1.0f) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: segment level %zu is %g, not a cosine", path, i, (double)lev[i]);
+            goto done;
+        }
+    *ret_lev = lev;
+    lev = NULL;
+done:
+    free(lev);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    if (s >= 0)
+        H5Sclose(s);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Fclose(f);
+    return rc;
+}
+
+int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_err *err)
+{
+    *ret = NULL;
+    char path[4096], store_path[4096];
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
+    snprintf(store_path, sizeof store_path, "%s/%s", dbdir, PDR_DB_STORE);
+    if (access(path, F_OK) != 0)
+        return PDR_OK;
+    pdr_store *st = NULL;
+    int rc = pdr_store_open(store_path, &st, err);
+    if (rc)
+        return rc;
+    H5E_auto2_t old_print = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    pdr_segdb *sd = calloc(1, sizeof *sd);
+    float *lev = NULL;
+    if (!sd) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", dbdir);
+        goto done;
+    }
+    size_t m = pdr_store_segment_count(st);
+    if ((rc = read_segment_levels(path, m, &lev, &sd->window, &sd->stride, sd->bg_id, sizeof sd->bg_id, err)))
+        goto done;
+    if (!lev)
+        goto done; /* not a segment database */
+    sd->n = n;
+    sd->m = m;
+    sd->dim = dim;
+    sd->seg_lev = lev;
+    lev = NULL;
+    sd->vec = malloc((n ? n : 1) * (size_t)dim * sizeof(float));
+    sd->seg_vec = malloc((m ? m : 1) * (size_t)dim * sizeof(float));
+    sd->owner = malloc((m ? m : 1) * sizeof(int64_t));
+    sd->first = calloc(n + 1, sizeof(size_t));
+    if (!sd->vec || !sd->seg_vec || !sd->owner || !sd->first) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu proteins and %zu segments of dim %d in memory",
+                      dbdir, n, m, dim);
+        goto done;
+    }
+    if ((n && (rc = pdr_store_read(st, 0, n, sd->vec, err))) ||
+        (m && (rc = pdr_store_read_segments(st, 0, m, sd->owner, NULL, NULL, sd->seg_vec, err))))
+        goto done;
+    /* Segments must come grouped by protein, in row order, every protein with at least one. */
+    int64_t next = 0;
+    for (size_t j = 0; j < m; j++) {
+        int64_t p = sd->owner[j];
+        if (p == next)
+            sd->first[next++] = j;
+        else if (p != next - 1) {
+            rc = pdr_fail(err, PDR_EFORMAT,
+                          "%s: segment %zu belongs to protein %lld, expected %lld or %lld (segments out of order, "
+                          "or proteins without segments: was the store made without --segments?); remove %s and "
+                          "rerun 'pdr makedb --segments'",
+                          store_path, j, (long long)p, (long long)(next - 1), (long long)next, dbdir);
+            goto done;
+        }
+    }
+    if ((size_t)next != n) {
+        rc = pdr_fail(err, PDR_EFORMAT,
+                      "%s: only %lld of %zu proteins have segment vectors (store made without --segments?); remove "
+                      "%s and rerun 'pdr makedb --segments'",
+                      store_path, (long long)next, n, dbdir);
+        goto done;
+    }
+    sd->first[n] = m;
+    *ret = sd;
+    sd = NULL;
+done:
+    free(lev);
+    pdr_segdb_free(sd);
+    pdr_store_free(st);
+    H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
+    return rc;
+}
+
+pdr_query_segments pdr_segdb_row_segments(const pdr_segdb *sd, int64_t row)
+{
+    return (pdr_query_segments){sd->first[row + 1] - sd->first[row], sd->seg_vec + sd->first[row] * (size_t)sd->dim};
+}
+
+float pdr_segdb_best_pair(const float *a, const float *la, size_t na, const float *b, const float *lb, size_t nb,
+                          int dim)
+{
+    float best = -FLT_MAX;
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++) {
+            float s = 0.0f;
+            for (int c = 0; c < dim; c++)
+                s += a[i * (size_t)dim + c] * b[j * (size_t)dim + c];
+            s -= 0.5f * (la[i] + lb[j]);
+            if (s > best)
+                best = s;
+        }
+    return best;
+}
+
+/* Min-heap of the k best (score desc, row asc) candidates. */
+static int worse(const pdr_segdb_hit *a, const pdr_segdb_hit *b)
+{
+    return a->score < b->score || (a->score == b->score && a->row > b->row);
+}
+
+static void heap_push(pdr_segdb_hit *h, size_t *size, size_t cap, pdr_segdb_hit x)
+{
+    size_t i;
+    if (*size < cap) {
+        i = (*size)++;
+        while (i > 0 && worse(&x, &h[(i - 1) / 2])) {
+            h[i] = h[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        h[i] = x;
+        return;
+    }
+    if (!worse(&h[0], &x))
+        return; /* not better than the worst kept */
+    i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        const pdr_segdb_hit *cur = w == i ? &x : &h[w];
+        if (l < *size && worse(&h[l], cur))
+            w = l;
+        cur = w == i ? &x : &h[w];
+        if (r < *size && worse(&h[r], cur))
+            w = r;
+        if (w == i)
+            break;
+        h[i] = h[w];
+        i = w;
+    }
+    h[i] = x;
+}
+
+static int hit_order(const void *pa, const void *pb)
+{
+    const pdr_segdb_hit *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_background *seg_bg, const float *queries,
+                     const float *qlev, const pdr_query_segments *qseg, size_t nq, int k, pdr_segdb_hit *hits,
+                     size_t *counts, pdr_err *err)
+{
+    const size_t n = sd->n, m = sd->m, dim = (size_t)sd->dim;
+    const size_t kk = (size_t)k < n ? (size_t)k : n;
+    size_t qb = nq < QUERY_BLOCK ? nq : QUERY_BLOCK;
+    if (nq == 0)
+        return PDR_OK;
+    size_t max_rows = 0; /* query segment rows in one block */
+    for (size_t q0 = 0; q0 < nq; q0 += qb) {
+        size_t rows = 0;
+        for (size_t q = q0; q < nq && q < q0 + qb; q++) {
+            if (qseg[q].n == 0)
+                return pdr_fail(err, PDR_EINPUT, "query %zu has no segment vectors", q);
+            rows += qseg[q].n;
+        }
+        max_rows = rows > max_rows ? rows : max_rows;
+    }
+    size_t tile = m < SEG_TILE ? (m ? m : 1) : SEG_TILE;
+    float *cos_w = malloc(qb * (n ? n : 1) * sizeof(float));
+    float *best = malloc(qb * (n ? n : 1) * sizeof(float));
+    float *rows_v = malloc(max_rows * dim * sizeof(float));
+    float *rows_half = malloc(max_rows * sizeof(float)); /* level / 2 of each query segment */
+    float *prod = malloc(max_rows * tile * sizeof(float));
+    pdr_segdb_hit *heap = malloc((kk ? kk : 1) * sizeof *heap);
+    int rc = PDR_OK;
+    if (!cos_w || !best || !rows_v || !rows_half || !prod || !heap) {
+        rc = pdr_fail(err, PDR_ENOMEM, "segment search: out of memory for %zu queries x %zu proteins", qb, n);
+        goto done;
+    }
+    for (size_t q0 = 0; q0 < nq; q0 += qb) {
+        size_t nb = nq - q0 < qb ? nq - q0 : qb, r = 0;
+        size_t first_row[QUERY_BLOCK + 1];
+        for (size_t b = 0; b < nb; b++) {
+            first_row[b] = r;
+            const pdr_query_segments *s = &qseg[q0 + b];
+            memcpy(rows_v + r * dim, s->vec, s->n * dim * sizeof(float));
+            r += s->n;
+        }
+        first_row[nb] = r;
+        if ((rc = pdr_background_levels(seg_bg, rows_v, r, rows_half, err)))
+            goto done;
+        for (size_t i = 0; i < r; i++)
+            rows_half[i] *= 0.5f;
+        if (n)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n, (int)dim, 1.0f, queries + q0 * dim,
+                        (int)dim, sd->vec, (int)dim, 0.0f, cos_w, (int)n);
+        for (size_t i = 0; i < nb * n; i++)
+            best[i] = -FLT_MAX;
+        for (size_t j0 = 0; j0 < m; j0 += tile) {
+            size_t tj = m - j0 < tile ? m - j0 : tile;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)tj, (int)dim, 1.0f, rows_v, (int)dim,
+                        sd->seg_vec + j0 * dim, (int)dim, 0.0f, prod, (int)tj);
+            for (size_t b = 0; b < nb; b++) {
+                float *bq = best + b * n;
+                for (size_t j = 0; j < tj; j++) {
+                    float v = -FLT_MAX;
+                    for (size_t i = first_row[b]; i < first_row[b + 1]; i++) {
+                        float s = prod[i * tj + j] - rows_half[i];
+                        v = s > v ? s : v;
+                    }
+                    v -= 0.5f * sd->seg_lev[j0 + j];
+                    int64_t t = sd->owner[j0 + j];
+                    if (v > bq[t])
+                        bq[t] = v;
+                }
+            }
+        }
+        for (size_t b = 0; b < nb; b++) {
+            size_t size = 0, q = q0 + b;
+            for (size_t t = 0; t < n; t++) {
+                float c = cos_w[b * n + t];
+                float s = pdr_segdb_combine(c - 0.5f * (qlev[q] + levels[t]), best[b * n + t]);
+                heap_push(heap, &size, kk, (pdr_segdb_hit){(int64_t)t, s, c});
+            }
+            qsort(heap, size, sizeof *heap, hit_order);
+            memcpy(hits + q * (size_t)k, heap, size * sizeof *heap);
+            counts[q] = size;
+        }
+    }
+done:
+    free(cos_w);
+    free(best);
+    free(rows_v);
+    free(rows_half);
+    free(prod);
+    free(heap);
+    return rc;
+}
