@@ -196,7 +196,8 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
                          .vec = qvec,
                          .bg = pdr_encoder_background(enc),
                          .seg_bg = pdr_encoder_segment_background(enc, &w, &s),
-                         .seg = pdr_db_has_segments(db) ? qseg : NULL};
+                         .seg = pdr_db_has_segments(db) ? qseg : NULL,
+                         .threads = so->threads};
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
     int rc = store_rows ? pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err)

@@ -40,6 +40,9 @@ int cmd_version(int argc, char **argv)
                    pdr_background_count(bg), pdr_background_percentile(bg));
         else
             printf("scores: cosine (the model has no background sample)\n");
+        int w = 0, st = 0;
+        if (pdr_encoder_segment_background(enc, &w, &st))
+            printf("segment databases (--segments): available (windows of %d residues every %d)\n", w, st);
         pdr_encoder_free(enc);
     } else {
         printf("model: cannot open default model %s: %s\n", model, err.msg);

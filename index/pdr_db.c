@@ -263,7 +263,8 @@ static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, fl
         goto done;
     }
     if ((rc = pdr_background_levels(qs->bg, qs->vec, qs->n, qlev, err)) ||
-        (rc = pdr_segdb_search(db->seg, db->levels, qs->seg_bg, qs->vec, qlev, qs->seg, qs->n, k, sh, cnt, err)))
+        (rc = pdr_segdb_search(db->seg, db->levels, qs->seg_bg, qs->vec, qlev, qs->seg, qs->n, k, qs->threads, sh, cnt,
+                                  err)))
         goto done;
     for (size_t q = 0; q < qs->n; q++) {
         for (size_t j = 0; j < cnt[q]; j++) {

@@ -43,7 +43,8 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                          .vec = job->emb,
                          .bg = pdr_encoder_background(enc),
                          .seg_bg = pdr_encoder_segment_background(enc, &wmodel, &smodel),
-                         .seg = qseg};
+                         .seg = qseg,
+                         .threads = threads};
     rc = pdr_db_search(db, &qs, k, min_score, max_evalue, hits, counts, err);
 done:
     for (size_t i = 0; embs && i < n; i++) {

@@ -6,6 +6,7 @@
 #include <float.h>
 #include <hdf5.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,16 +209,28 @@ pdr_query_segments pdr_segdb_row_segments(const pdr_segdb *sd, int64_t row)
 float pdr_segdb_best_pair(const float *a, const float *la, size_t na, const float *b, const float *lb, size_t nb,
                           int dim)
 {
-    float best = -FLT_MAX;
+    float best = -FLT_MAX, small[1024];
+    float *prod = na * nb <= 1024 ? small : malloc(na * nb * sizeof(float));
+    if (!prod) { /* out of memory: the same maximum, one dot product at a time */
+        for (size_t i = 0; i < na; i++)
+            for (size_t j = 0; j < nb; j++) {
+                float s = 0.0f;
+                for (int c = 0; c < dim; c++)
+                    s += a[i * (size_t)dim + c] * b[j * (size_t)dim + c];
+                s -= 0.5f * (la[i] + lb[j]);
+                best = s > best ? s : best;
+            }
+        return best;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, dim, 1.0f, a, dim, b, dim, 0.0f, prod,
+                (int)nb);
     for (size_t i = 0; i < na; i++)
         for (size_t j = 0; j < nb; j++) {
-            float s = 0.0f;
-            for (int c = 0; c < dim; c++)
-                s += a[i * (size_t)dim + c] * b[j * (size_t)dim + c];
-            s -= 0.5f * (la[i] + lb[j]);
-            if (s > best)
-                best = s;
+            float s = prod[i * nb + j] - 0.5f * (la[i] + lb[j]);
+            best = s > best ? s : best;
         }
+    if (prod != small)
+        free(prod);
     return best;
 }
 
@@ -266,10 +279,37 @@ static int hit_order(const void *pa, const void *pb)
     return (a->row > b->row) - (a->row < b->row);
 }
 
-int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_background *seg_bg, const float *queries,
-                     const float *qlev, const pdr_query_segments *qseg, size_t nq, int k, pdr_segdb_hit *hits,
-                     size_t *counts, pdr_err *err)
+/* The search's arguments, shared by its threads; thread t scores query blocks t, t + T, ... */
+typedef struct seg_search {
+    const pdr_segdb *sd;
+    const float *levels;
+    const pdr_background *seg_bg;
+    const float *queries, *qlev;
+    const pdr_query_segments *qseg;
+    size_t nq;
+    int k;
+    pdr_segdb_hit *hits;
+    size_t *counts;
+    size_t n_threads;
+} seg_search;
+
+typedef struct seg_worker {
+    const seg_search *job;
+    size_t t;
+    int rc;
+    pdr_err err;
+} seg_worker;
+
+static int search_blocks(const seg_search *job, size_t t, pdr_err *err)
 {
+    const pdr_segdb *sd = job->sd;
+    const float *levels = job->levels, *queries = job->queries, *qlev = job->qlev;
+    const pdr_background *seg_bg = job->seg_bg;
+    const pdr_query_segments *qseg = job->qseg;
+    const size_t nq = job->nq;
+    const int k = job->k;
+    pdr_segdb_hit *hits = job->hits;
+    size_t *counts = job->counts;
     const size_t n = sd->n, m = sd->m, dim = (size_t)sd->dim;
     const size_t kk = (size_t)k < n ? (size_t)k : n;
     size_t qb = nq < QUERY_BLOCK ? nq : QUERY_BLOCK;
@@ -291,13 +331,14 @@ int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_backgro
     float *rows_v = malloc(max_rows * dim * sizeof(float));
     float *rows_half = malloc(max_rows * sizeof(float)); /* level / 2 of each query segment */
     float *prod = malloc(max_rows * tile * sizeof(float));
+    float *vmax = malloc(tile * sizeof(float));
     pdr_segdb_hit *heap = malloc((kk ? kk : 1) * sizeof *heap);
     int rc = PDR_OK;
-    if (!cos_w || !best || !rows_v || !rows_half || !prod || !heap) {
+    if (!cos_w || !best || !rows_v || !rows_half || !prod || !vmax || !heap) {
         rc = pdr_fail(err, PDR_ENOMEM, "segment search: out of memory for %zu queries x %zu proteins", qb, n);
         goto done;
     }
-    for (size_t q0 = 0; q0 < nq; q0 += qb) {
+    for (size_t q0 = t * qb; q0 < nq; q0 += job->n_threads * qb) {
         size_t nb = nq - q0 < qb ? nq - q0 : qb, r = 0;
         size_t first_row[QUERY_BLOCK + 1];
         for (size_t b = 0; b < nb; b++) {
@@ -321,26 +362,32 @@ int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_backgro
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)tj, (int)dim, 1.0f, rows_v, (int)dim,
                         sd->seg_vec + j0 * dim, (int)dim, 0.0f, prod, (int)tj);
             for (size_t b = 0; b < nb; b++) {
-                float *bq = best + b * n;
-                for (size_t j = 0; j < tj; j++) {
-                    float v = -FLT_MAX;
-                    for (size_t i = first_row[b]; i < first_row[b + 1]; i++) {
-                        float s = prod[i * tj + j] - rows_half[i];
-                        v = s > v ? s : v;
+                /* vmax[j] = max over the query's segments i of prod[i][j] - level_i / 2 */
+                const float *lev = sd->seg_lev + j0;
+                for (size_t j = 0; j < tj; j++)
+                    vmax[j] = -FLT_MAX;
+                for (size_t i = first_row[b]; i < first_row[b + 1]; i++) {
+                    const float *p = prod + i * tj, h = rows_half[i];
+                    for (size_t j = 0; j < tj; j++) {
+                        float v = p[j] - h;
+                        vmax[j] = v > vmax[j] ? v : vmax[j];
                     }
-                    v -= 0.5f * sd->seg_lev[j0 + j];
-                    int64_t t = sd->owner[j0 + j];
-                    if (v > bq[t])
-                        bq[t] = v;
+                }
+                float *bq = best + b * n;
+                const int64_t *own = sd->owner + j0;
+                for (size_t j = 0; j < tj; j++) {
+                    float v = vmax[j] - 0.5f * lev[j];
+                    if (v > bq[own[j]])
+                        bq[own[j]] = v;
                 }
             }
         }
         for (size_t b = 0; b < nb; b++) {
             size_t size = 0, q = q0 + b;
-            for (size_t t = 0; t < n; t++) {
-                float c = cos_w[b * n + t];
-                float s = pdr_segdb_combine(c - 0.5f * (qlev[q] + levels[t]), best[b * n + t]);
-                heap_push(heap, &size, kk, (pdr_segdb_hit){(int64_t)t, s, c});
+            for (size_t row = 0; row < n; row++) {
+                float c = cos_w[b * n + row];
+                float s = pdr_segdb_combine(c - 0.5f * (qlev[q] + levels[row]), best[b * n + row]);
+                heap_push(heap, &size, kk, (pdr_segdb_hit){(int64_t)row, s, c});
             }
             qsort(heap, size, sizeof *heap, hit_order);
             memcpy(hits + q * (size_t)k, heap, size * sizeof *heap);
@@ -353,6 +400,50 @@ done:
     free(rows_v);
     free(rows_half);
     free(prod);
+    free(vmax);
     free(heap);
+    return rc;
+}
+
+static void *search_thread(void *arg)
+{
+    seg_worker *w = arg;
+    pdr_err_clear(&w->err);
+    w->rc = search_blocks(w->job, w->t, &w->err);
+    return NULL;
+}
+
+int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_background *seg_bg, const float *queries,
+                     const float *qlev, const pdr_query_segments *qseg, size_t nq, int k, int threads,
+                     pdr_segdb_hit *hits, size_t *counts, pdr_err *err)
+{
+    size_t blocks = (nq + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    size_t nt = threads < 1 ? 1 : (size_t)threads;
+    if (nt > blocks)
+        nt = blocks ? blocks : 1;
+    seg_search job = {sd, levels, seg_bg, queries, qlev, qseg, nq, k, hits, counts, nt};
+    if (nt == 1)
+        return search_blocks(&job, 0, err);
+    seg_worker *w = calloc(nt, sizeof *w);
+    pthread_t *tid = calloc(nt, sizeof *tid);
+    if (!w || !tid) {
+        free(w);
+        free(tid);
+        return pdr_fail(err, PDR_ENOMEM, "segment search: out of memory for %zu threads", nt);
+    }
+    size_t started = 0;
+    for (; started < nt; started++) {
+        w[started] = (seg_worker){&job, started, PDR_OK, {0, ""}};
+        if (pthread_create(&tid[started], NULL, search_thread, &w[started]) != 0)
+            break;
+    }
+    int rc = started == nt ? PDR_OK : pdr_fail(err, PDR_EINTERNAL, "segment search: cannot start a thread");
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+        if (!rc && w[i].rc)
+            rc = pdr_fail(err, w[i].rc, "%s", w[i].err.msg);
+    }
+    free(w);
+    free(tid);
     return rc;
 }

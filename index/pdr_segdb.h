@@ -57,10 +57,11 @@ pdr_query_segments pdr_segdb_row_segments(const pdr_segdb *sd, int64_t row);
 /* The best k targets of each of nq queries by combined score: queries (nq x dim), their
  * whole-protein levels qlev[nq] and segments qseg[nq]; levels[n] are the database's
  * whole-protein levels; seg_bg gives the query segments' levels. hits[q*k ...] sorted by
- * descending score, ties by ascending row; counts[q] = min(k, n). */
+ * descending score, ties by ascending row; counts[q] = min(k, n). Blocks of 32 queries are
+ * shared out among `threads` threads (run OpenBLAS single-threaded then). */
 int pdr_segdb_search(const pdr_segdb *sd, const float *levels, const pdr_background *seg_bg, const float *queries,
-                     const float *qlev, const pdr_query_segments *qseg, size_t nq, int k, pdr_segdb_hit *hits,
-                     size_t *counts, pdr_err *err);
+                     const float *qlev, const pdr_query_segments *qseg, size_t nq, int k, int threads,
+                     pdr_segdb_hit *hits, size_t *counts, pdr_err *err);
 
 /* The segment term for two proteins: max over pairs of cos - (level_a + level_b) / 2 of
  * a (na x dim, levels la) and b (nb x dim, levels lb). For calibration. */

@@ -329,6 +329,7 @@ const char pdr_openapi_json[] =
     "          \"proteins\": {\"type\": \"integer\"},\n"
     "          \"index\": {\"type\": \"string\", \"description\": \"FAISS index description\"},\n"
     "          \"scores\": {\"type\": \"string\", \"enum\": [\"background-adjusted\", \"cosine\"], \"description\": \"what hit scores are (README.md, Scores)\"},\n"
+    "          \"segments\": {\"type\": \"boolean\", \"description\": \"a segment database (pdr makedb --segments): scores add the best segment pair (README.md, Local homology)\"},\n"
     "          \"workers\": {\"type\": \"integer\"},\n"
     "          \"auth\": {\"type\": \"boolean\"},\n"
     "          \"limits\": {\n"

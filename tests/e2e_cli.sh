@@ -79,6 +79,25 @@ check "--min-score keeps the self hits and nothing below S" "[ \$(awk -F'\t' '\$
 emax=$(awk -F'\t' '$5==1 && $4>m{m=$4} END{printf "%g", m * 1.01}' "$T/s.tsv")  # printed E-values are rounded
 "$PDR" search "$T/db" "$small" - -k 5 -e "$emax" >"$T/ev.tsv" 2>"$T/err"
 check "-e filter keeps only hits at or below E" "awk -F'\t' -v e=$emax '\$4>e*1.0001{exit 1}' '$T/ev.tsv' && [ \$(awk -F'\t' '\$5==1' '$T/ev.tsv' | wc -l) -eq $n_small ]"
+# --- segment databases (local homology): only with a model that has a segment background
+if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): available'; then
+    "$PDR" makedb "$small" "$T/segdb" --segments 2>"$T/err"
+    check "makedb --segments exits 0" "[ $? -eq 0 ]"
+    check "segment levels written" "/usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1]); assert f[\"segment_levels\"].shape[0] >= $n_small; assert f.attrs[\"segment_window\"] == 100' '$T/segdb/background.h5'"
+    "$PDR" search "$T/segdb" "$small" "$T/seg.tsv" -k 4 2>"$T/err"
+    check "search a segment database" "[ $? -eq 0 ] && [ \$(wc -l <'$T/seg.tsv') -eq $((n_small * 4)) ] && awk -F'\t' 'NF!=8{exit 1}' '$T/seg.tsv'"
+    check "segment scores descend" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/seg.tsv'"
+    check "segment scores differ from whole-protein scores" "! cmp -s <(cut -f1-3 '$T/seg.tsv') <(\"$PDR\" search '$T/db' '$small' - -k 4 2>/dev/null | cut -f1-3)"
+    # easy-search all-vs-all takes the queries' vectors and segments from the database itself:
+    # the same hits and scores as embedding them
+    "$PDR" easy-search "$small" "$small" "$T/eseg.tsv" -k 4 --segments 2>"$T/err"
+    check "easy-search --segments = makedb --segments + search" "[ $? -eq 0 ] && cmp -s <(cut -f1-3,5-8 '$T/eseg.tsv') <(cut -f1-3,5-8 '$T/seg.tsv')"
+else
+    "$PDR" makedb "$small" "$T/segdb" --segments 2>"$T/err"
+    check "makedb --segments without a segment background: exit 1, says so" "[ $? -eq 1 ] && grep -q 'no background of segment windows' '$T/err'"
+fi
+"$PDR" search "$T/db" "$small" - --segments >/dev/null 2>"$T/err"
+check "search --segments is a usage error" "[ $? -eq 2 ] && grep -q 'makedb and easy-search' '$T/err'"
 printf '>q1\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n' | "$PDR" search "$T/db" - "$T/stdin.tsv" -k 2 2>"$T/err"
 check "queries from stdin" "[ \$(wc -l <'$T/stdin.tsv') -eq 2 ] && cut -f1 '$T/stdin.tsv' | grep -qx q1"
 

@@ -241,17 +241,19 @@ TEST(model_files_carry_or_lack_a_background)
 typedef struct fixture {
     char dir[4096];
     int dim;
-    size_t n;
+    size_t n, m;
     float *rows; /* the stored vectors */
     float *centres;
-    pdr_background *bg;
+    pdr_background *bg, *seg_bg;
+    float *seg;       /* [m][dim] stored segment vectors (segment fixtures) */
+    size_t *seg_first; /* [n + 1] */
 } fixture;
 
 static void path_in(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
 
 /* A database directory: store of n clustered rows, Flat index, calibration fitted on random
  * pair cosines (E-values are not the subject here), and levels from bg (if with_levels). */
-static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels)
+static int make_fixture_opt(fixture *fx, const char *name, size_t n, int with_levels, int with_segments)
 {
     pdr_err err;
     char path[4200];
@@ -284,6 +286,36 @@ static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels
         rc = pdr_store_create(path, &meta, &st, &err);
     if (!rc)
         rc = pdr_store_append(st, n, (const char *const *)ids, lens, fx->rows, &err);
+    if (!rc && with_segments) {
+        /* 1..4 segments per protein: the protein's vector plus noise, some near another cluster */
+        fx->seg_first = malloc((n + 1) * sizeof *fx->seg_first);
+        fx->seg = malloc(n * 4 * (size_t)fx->dim * sizeof(float));
+        int64_t *prot = malloc(n * 4 * sizeof *prot);
+        int32_t *s0 = malloc(n * 4 * sizeof *s0), *s1 = malloc(n * 4 * sizeof *s1);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            fx->seg_first[i] = m;
+            size_t c = 1 + rng_next() % 4;
+            for (size_t j = 0; j < c; j++, m++) {
+                const float *base = j == 3 ? fx->centres + (rng_next() % 12) * (size_t)fx->dim : fx->rows + i * fx->dim;
+                for (int d = 0; d < fx->dim; d++)
+                    fx->seg[m * fx->dim + d] = base[d] + (float)(0.15 * rng_gauss());
+                normalize(fx->seg + m * fx->dim, fx->dim);
+                prot[m] = (int64_t)i;
+                s0[m] = (int32_t)(50 * j);
+                s1[m] = (int32_t)(50 * j + 100);
+            }
+        }
+        fx->seg_first[n] = fx->m = m;
+        rc = pdr_store_append_segments(st, m, prot, s0, s1, fx->seg, &err);
+        free(prot);
+        free(s0);
+        free(s1);
+        float *sbg = clustered(300, fx->dim, 12, 0.15, fx->centres);
+        if (!rc)
+            rc = pdr_background_create(sbg, 300, fx->dim, 95.0, &fx->seg_bg, &err);
+        free(sbg);
+    }
     if (st && !rc)
         rc = pdr_store_close(st, &err);
     else
@@ -295,7 +327,7 @@ static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels
     if (!rc)
         rc = pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err);
     if (!rc)
-        rc = pdr_db_write_levels(fx->dir, with_levels ? fx->bg : NULL, NULL, 0, 0, &err);
+        rc = pdr_db_write_levels(fx->dir, with_levels ? fx->bg : NULL, fx->seg_bg, 100, 50, &err);
     if (!rc) {
         size_t m = 20000;
         float *null_scores = malloc(m * sizeof *null_scores);
@@ -313,6 +345,11 @@ static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels
     return rc;
 }
 
+static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels)
+{
+    return make_fixture_opt(fx, name, n, with_levels, 0);
+}
+
 static void free_fixture(fixture *fx)
 {
     char path[4200];
@@ -324,7 +361,10 @@ static void free_fixture(fixture *fx)
     rmdir(fx->dir);
     free(fx->rows);
     free(fx->centres);
+    free(fx->seg);
+    free(fx->seg_first);
     pdr_background_free(fx->bg);
+    pdr_background_free(fx->seg_bg);
 }
 
 TEST(adjusted_search_ranks_by_cosine_minus_mean_level)
@@ -447,6 +487,139 @@ TEST(without_levels_scores_are_cosines)
     free_fixture(&fx);
 }
 
+/* The segment term by brute force, in double. */
+static double ref_best_pair(const float *a, const float *la, size_t na, const float *b, const float *lb, size_t nb,
+                            int dim)
+{
+    double best = -1e30;
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++) {
+            double s = dotd(a + i * dim, b + j * dim, dim) - 0.5 * ((double)la[i] + lb[j]);
+            best = s > best ? s : best;
+        }
+    return best;
+}
+
+TEST(segment_search_scores_whole_and_best_segment_pair)
+{
+    fixture fx;
+    if (make_fixture_opt(&fx, "bg_segdb", 150, 1, 1)) {
+        CHECK(0);
+        free_fixture(&fx);
+        return;
+    }
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
+    if (!db) {
+        free_fixture(&fx);
+        return;
+    }
+    int window = 0, stride = 0;
+    pdr_db_segment_window(db, &window, &stride);
+    CHECK(pdr_db_has_segments(db) && window == 100 && stride == 50);
+    const int dim = fx.dim, k = 6;
+    const size_t nq = 70; /* three blocks of 32: both threads get work */
+    /* queries: whole vectors and 2 segments each, one of them near a stored protein's segment */
+    float *q = clustered(nq, dim, 12, 0.08, fx.centres);
+    float *qs_vec = malloc(nq * 2 * dim * sizeof(float));
+    pdr_query_segments *qseg = malloc(nq * sizeof *qseg);
+    for (size_t i = 0; i < nq; i++) {
+        const float *near = fx.seg + (rng_next() % fx.m) * dim;
+        for (int d = 0; d < dim; d++) {
+            qs_vec[(2 * i) * dim + d] = q[i * dim + d] + (float)(0.1 * rng_gauss());
+            qs_vec[(2 * i + 1) * dim + d] = near[d] + (float)(0.05 * rng_gauss());
+        }
+        normalize(qs_vec + 2 * i * dim, dim);
+        normalize(qs_vec + (2 * i + 1) * dim, dim);
+        qseg[i] = (pdr_query_segments){2, qs_vec + 2 * i * dim};
+    }
+    /* reference: levels and combined scores by brute force */
+    float *qlev = malloc(nq * sizeof *qlev), *rlev = malloc(fx.n * sizeof *rlev);
+    float *qslev = malloc(nq * 2 * sizeof *qslev), *slev = malloc(fx.m * sizeof *slev);
+    pdr_background_levels(fx.bg, q, nq, qlev, &err);
+    pdr_background_levels(fx.bg, fx.rows, fx.n, rlev, &err);
+    pdr_background_levels(fx.seg_bg, qs_vec, nq * 2, qslev, &err);
+    pdr_background_levels(fx.seg_bg, fx.seg, fx.m, slev, &err);
+    pdr_hit *h1 = malloc(nq * k * sizeof *h1), *h2 = malloc(nq * k * sizeof *h2);
+    size_t *c1 = malloc(nq * sizeof *c1), *c2 = malloc(nq * sizeof *c2);
+    pdr_db_queries qs = {.n = nq, .vec = q, .bg = fx.bg, .seg_bg = fx.seg_bg, .seg = qseg, .threads = 1};
+    CHECKF(pdr_db_search(db, &qs, k, -2.0f, 1e300, h1, c1, &err) == PDR_OK, "%s", err.msg);
+    qs.threads = 2;
+    CHECKF(pdr_db_search(db, &qs, k, -2.0f, 1e300, h2, c2, &err) == PDR_OK, "%s", err.msg);
+    int wrong = 0, not_best = 0, differ = 0, seg_won = 0;
+    double *ref = malloc(fx.n * sizeof *ref);
+    for (size_t i = 0; i < nq; i++) {
+        for (size_t t = 0; t < fx.n; t++) {
+            double whole = dotd(q + i * dim, fx.rows + t * dim, dim) - 0.5 * ((double)qlev[i] + rlev[t]);
+            size_t a = fx.seg_first[t], na = fx.seg_first[t + 1] - a;
+            double segt = ref_best_pair(qs_vec + 2 * i * dim, qslev + 2 * i, 2, fx.seg + a * dim, slev + a, na, dim);
+            ref[t] = PDR_SEGDB_WHOLE_WEIGHT * whole + (1 - PDR_SEGDB_WHOLE_WEIGHT) * segt;
+        }
+        CHECK(c1[i] == (size_t)k && c2[i] == (size_t)k);
+        for (int j = 0; j < k; j++) {
+            const pdr_hit *h = &h1[i * k + j];
+            if (fabs(h->score - ref[h->row]) > 1e-4 ||
+                fabs(h->cosine - dotd(q + i * dim, fx.rows + h->row * dim, dim)) > 1e-4)
+                wrong++;
+            if (j && h->score > h[-1].score)
+                wrong++;
+            size_t better = 0;
+            for (size_t t = 0; t < fx.n; t++)
+                better += ref[t] > h->score + 1e-4;
+            if (better > (size_t)j)
+                not_best++;
+            if (h->row != h2[i * k + j].row || h->score != h2[i * k + j].score)
+                differ++;
+            if (j == 0 && j + 1 < k && h->cosine < h[1].cosine)
+                seg_won++;
+        }
+    }
+    CHECKF(wrong == 0, "%d hits with a wrong combined score, cosine or order", wrong);
+    CHECKF(not_best == 0, "%d hits are not among the k best combined scores", not_best);
+    CHECKF(differ == 0, "%d hits differ between 1 and 2 threads", differ);
+    CHECKF(seg_won > 0, "the segment term should put some hit above one of higher cosine (%d)", seg_won);
+
+    /* a stored row's own segments, as easy-search uses them */
+    pdr_query_segments own = pdr_db_row_segments(db, 7);
+    CHECK(own.n == fx.seg_first[8] - fx.seg_first[7] && own.vec[0] == fx.seg[fx.seg_first[7] * dim]);
+
+    /* without the queries' segments, or with another segment background: refused */
+    qs.seg = NULL;
+    CHECKF(pdr_db_search(db, &qs, k, -2.0f, 1e300, h1, c1, &err) == PDR_EINPUT && strstr(err.msg, "segment"), "%s",
+           err.msg);
+    qs.seg = qseg;
+    qs.seg_bg = fx.bg;
+    CHECKF(pdr_db_search(db, &qs, k, -2.0f, 1e300, h1, c1, &err) == PDR_EINPUT && strstr(err.msg, "--segments"), "%s",
+           err.msg);
+    pdr_db_free(db);
+    free(ref);
+    free(q);
+    free(qs_vec);
+    free(qseg);
+    free(qlev);
+    free(rlev);
+    free(qslev);
+    free(slev);
+    free(h1);
+    free(h2);
+    free(c1);
+    free(c2);
+    free_fixture(&fx);
+
+    /* segment levels for a store without segments: refused with the remedy */
+    fixture plain;
+    if (make_fixture(&plain, "bg_segdb_plain", 50, 1) == 0) {
+        pdr_background *sbg = NULL;
+        pdr_background_create(plain.rows, 20, plain.dim, 95.0, &sbg, &err);
+        CHECKF(pdr_db_write_levels(plain.dir, plain.bg, sbg, 100, 50, &err) == PDR_EINPUT &&
+                   strstr(err.msg, "without --segments"),
+               "%s", err.msg);
+        pdr_background_free(sbg);
+    }
+    free_fixture(&plain);
+}
+
 int main(void)
 {
     if (getenv("PDR_DATA"))
@@ -463,5 +636,6 @@ int main(void)
     RUN(model_files_carry_or_lack_a_background);
     RUN(adjusted_search_ranks_by_cosine_minus_mean_level);
     RUN(without_levels_scores_are_cosines);
+    RUN(segment_search_scores_whole_and_best_segment_pair);
     return CHECK_DONE();
 }
