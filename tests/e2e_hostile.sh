@@ -85,5 +85,23 @@ check "search with garbage queries: exit 1" "[ $? -eq 1 ]"
 "$PDR" search "$T/db" "$T/gt.fa" - >"$T/sgt.tsv" 2>"$T/sgt.err"
 check "search skips the bad query, answers the others" "[ $? -eq 0 ] && [ \$(cut -f1 '$T/sgt.tsv' | sort -u | wc -l) -eq 2 ]"
 
+# damaged background levels (DBDIR/background.h5): a clear error naming the file, no crash
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
+    "$PDR" makedb "$DATA/test/small.fasta" "$T/bgdb" 2>/dev/null
+    head -c 3000 /dev/urandom >"$T/bgdb/background.h5"
+    "$PDR" search "$T/bgdb" "$DATA/test/small.fasta" - >/dev/null 2>"$T/bg.err"
+    check "garbage background.h5: exit 1, names the file" "[ $? -eq 1 ] && grep -q 'background.h5' '$T/bg.err' && grep -q 'pdr makedb' '$T/bg.err'"
+    "$PDR" makedb "$DATA/test/small.fasta" "$T/bgdb" 2>/dev/null
+    /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"a"); del f["levels"]; f["levels"]=[0.1]*3' "$T/bgdb/background.h5"
+    "$PDR" search "$T/bgdb" "$DATA/test/small.fasta" - >/dev/null 2>"$T/bg2.err"
+    check "background.h5 with too few levels: exit 1, says rebuild" "[ $? -eq 1 ] && grep -q 'one per protein' '$T/bg2.err'"
+    # levels from another background (a model file whose sample changed): refused, not mis-scored
+    cp "$DATA/pdr_cnn_v1.h5" "$T/other.h5"
+    /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"a"); f.attrs["background_percentile"]=90.0' "$T/other.h5"
+    "$PDR" makedb "$DATA/test/small.fasta" "$T/bgdb" 2>/dev/null
+    "$PDR" search "$T/bgdb" "$DATA/test/small.fasta" - --model "$T/other.h5" >/dev/null 2>"$T/bg3.err"
+    check "levels from another background: exit 1, says rebuild" "[ $? -eq 1 ] && grep -q 'do not come from this model' '$T/bg3.err'"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
