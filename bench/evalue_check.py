@@ -24,6 +24,7 @@ bench/out/evalue_check_<dataset>.tsv.
 
 usage: /usr/bin/python3 bench/evalue_check.py [--dataset pfam_nomax50] [--db heldout|dataset]
            [--model M] [--pdr build/pdr] [--threads 2] [-k 1000] [--shuffled 2000] [--seed 1]
+           [--segments]   (a segment database: pdr makedb --segments)
 """
 import argparse
 import math
@@ -90,6 +91,7 @@ def main():
     ap.add_argument("-k", type=int, default=1000, help="hits per query asked of pdr search (default 1000)")
     ap.add_argument("--shuffled", type=int, default=2000, help="shuffled queries (0: skip; default 2000)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--segments", action="store_true", help="pdr makedb --segments (whole + segment scores)")
     a = ap.parse_args()
     if not os.access(a.pdr, os.X_OK):
         common.die("%s: no pdr binary (build it, or pass --pdr)" % a.pdr)
@@ -145,10 +147,12 @@ def main():
     model_line = common.pdr_model_line(a.pdr, a.model)
     print("  pdr " + model_line)
     print("  " + common.cpu_note(), flush=True)
-    dbdir = os.path.join(work, "db")
+    dbdir = os.path.join(work, "db_seg" if a.segments else "db")
     mk = [a.pdr, "makedb", db_fasta, dbdir, "--threads", str(a.threads)]
     if a.model:
         mk += ["--model", a.model]
+    if a.segments:
+        mk.append("--segments")
     run(mk, "pdr makedb")
     with open(os.path.join(dbdir, "calibration.txt")) as f:
         cal = dict(line.rstrip("\n").split("\t", 1) for line in f if "\t" in line)
@@ -199,7 +203,7 @@ def main():
                   "count is a lower bound; raise -k" % (kind, t, tr, a.k))
     print("trials: directed non-homologous pairs (labelled) or queries (shuffled); expected = trials * t / N "
           "(labelled) or trials * t (shuffled); verdict at E <= 1 against the 2x target")
-    path = os.path.join(common.OUT, "evalue_check_%s.tsv" % a.dataset)
+    path = os.path.join(common.OUT, "evalue_check_%s%s.tsv" % (a.dataset, "_seg" if a.segments else ""))
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(tsv) + "\n")
     os.replace(path + ".tmp", path)

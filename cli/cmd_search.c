@@ -201,8 +201,8 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
     int rc = store_rows ? pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err)
-                        : pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->min_score,
-                                                  so->max_evalue, hits, counts, err);
+                        : pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->min_score, so->max_evalue,
+                                                  hits, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * (size_t)so->k;
         if (so->json) {
@@ -330,8 +330,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
             q->n++;
             n_queries++;
         }
-        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qst ? store_pos - q->n : 0, qvec, hits, counts, &out,
-                                       &n_written, &err)))
+        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qst ? store_pos - q->n : 0, qvec, hits, counts,
+                                       &out, &n_written, &err)))
             goto done;
         chunk_clear(q);
         if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))

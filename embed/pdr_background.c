@@ -16,8 +16,8 @@ struct pdr_background {
     size_t n;
     int dim;
     double percentile;
-    size_t rank;   /* the level is the rank-th smallest cosine (0-based) */
-    float *vec;    /* [n][dim], L2-normalized */
+    size_t rank; /* the level is the rank-th smallest cosine (0-based) */
+    float *vec;  /* [n][dim], L2-normalized */
     char id[17];
 };
 
@@ -153,11 +153,10 @@ static int read_percentile(hid_t file, const char *path, double *ret, pdr_err *e
     int rc = PDR_OK;
     if (a < 0 || t < 0 || s < 0 || H5Tget_class(t) != H5T_FLOAT || H5Sget_simple_extent_npoints(s) != 1 ||
         H5Aread(a, H5T_NATIVE_DOUBLE, ret) < 0)
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is not one floating-point number",
-                      path);
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is not one floating-point number", path);
     else if (!(*ret > 0 && *ret < 100))
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is %g, expected 0 < p < 100", path,
-                      *ret);
+        rc =
+            pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is %g, expected 0 < p < 100", path, *ret);
     if (s >= 0)
         H5Sclose(s);
     if (t >= 0)
@@ -256,10 +255,9 @@ static int load_named(const char *model_path, const char *name, int dim, pdr_bac
     if ((rc = read_percentile(file, model_path, &percentile, err)) ||
         (rc = read_sample(file, model_path, name, dim, &vec, &n, err)))
         goto done;
-    if (ret_window && ((rc = read_int_attr(file, model_path, "background_segment_window", 1, 1000000, ret_window,
-                                           err)) ||
-                       (rc = read_int_attr(file, model_path, "background_segment_stride", 1, 1000000, ret_stride,
-                                           err))))
+    if (ret_window &&
+        ((rc = read_int_attr(file, model_path, "background_segment_window", 1, 1000000, ret_window, err)) ||
+         (rc = read_int_attr(file, model_path, "background_segment_stride", 1, 1000000, ret_stride, err))))
         goto done;
     for (size_t i = 0; i < n * (size_t)dim; i++)
         if (!isfinite(vec[i])) {

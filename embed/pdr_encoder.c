@@ -13,7 +13,7 @@
 #endif
 
 struct pdr_encoder {
-    pdr_cnn *cnn;       /* NULL for the baseline */
+    pdr_cnn *cnn;           /* NULL for the baseline */
     pdr_background *bg;     /* the model file's background sample, or NULL */
     pdr_background *seg_bg; /* its background of segment windows, or NULL */
     int seg_window, seg_stride;

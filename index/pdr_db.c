@@ -264,7 +264,7 @@ static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, fl
     }
     if ((rc = pdr_background_levels(qs->bg, qs->vec, qs->n, qlev, err)) ||
         (rc = pdr_segdb_search(db->seg, db->levels, qs->seg_bg, qs->vec, qlev, qs->seg, qs->n, k, qs->threads, sh, cnt,
-                                  err)))
+                               err)))
         goto done;
     for (size_t q = 0; q < qs->n; q++) {
         for (size_t j = 0; j < cnt[q]; j++) {
@@ -281,8 +281,8 @@ done:
     return rc;
 }
 
-int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue,
-                  pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue, pdr_hit *hits,
+                  size_t *ret_counts, pdr_err *err)
 {
     if (k < 1)
         return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);

@@ -92,11 +92,11 @@ pdr_query_segments pdr_db_row_segments(const pdr_db *db, int64_t row);
 /* What a search needs of its queries. */
 typedef struct pdr_db_queries {
     size_t n;
-    const float *vec;                /* n x dim, L2-normalized */
-    const pdr_background *bg;        /* the model's background (pdr_encoder_background) */
-    const pdr_background *seg_bg;    /* its background of windows (segment databases) */
-    const pdr_query_segments *seg;   /* n queries' segment vectors (segment databases), or NULL */
-    int threads;                     /* threads for a segment database's search (0: 1) */
+    const float *vec;              /* n x dim, L2-normalized */
+    const pdr_background *bg;      /* the model's background (pdr_encoder_background) */
+    const pdr_background *seg_bg;  /* its background of windows (segment databases) */
+    const pdr_query_segments *seg; /* n queries' segment vectors (segment databases), or NULL */
+    int threads;                   /* threads for a segment database's search (0: 1) */
 } pdr_db_queries;
 
 /* The k best rows for each query, one batched index call (or, for a segment database, one

@@ -99,8 +99,8 @@ static int seg_set_from_job(pdr_batch_job *job, int dim, const pdr_background *s
 }
 
 /* The segments of the sampled database rows, read from the store (grouped by protein). */
-static int seg_set_from_store(pdr_store *st, const size_t *row_of, size_t n_rows, int dim,
-                              const pdr_background *seg_bg, seg_set *out, pdr_err *err)
+static int seg_set_from_store(pdr_store *st, const size_t *row_of, size_t n_rows, int dim, const pdr_background *seg_bg,
+                              seg_set *out, pdr_err *err)
 {
     size_t n = pdr_store_count(st), m = pdr_store_segment_count(st);
     int64_t *owner = malloc((m ? m : 1) * sizeof *owner);
@@ -266,8 +266,8 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
         }
     for (size_t i = 0; i < n_pairs_rows; i++)
         for (size_t j = i + 1; j < n_pairs_rows; j++) {
-            float s = pdr_adjusted_score(dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim), row_lev[i],
-                                         row_lev[j]);
+            float s =
+                pdr_adjusted_score(dot(rows + i * (size_t)dim, rows + j * (size_t)dim, dim), row_lev[i], row_lev[j]);
             scores[k++] = segments ? pdr_segdb_combine(s, seg_term(&row_seg, i, &row_seg, j, dim)) : s;
         }
     pdr_calib cal;

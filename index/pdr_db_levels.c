@@ -59,8 +59,7 @@ static int save_levels(const char *path, const float *levels, size_t n, const pd
     hid_t s = H5Screate_simple(1, dims, NULL), d = -1;
     double pct = pdr_background_percentile(bg);
     long long nb = (long long)pdr_background_count(bg);
-    int ok = s >= 0 &&
-             (d = H5Dcreate2(f, "levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+    int ok = s >= 0 && (d = H5Dcreate2(f, "levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
              (n == 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) >= 0) &&
              write_str_attr(f, "background_id", pdr_background_id(bg)) &&
              write_str_attr(f, "model_version", model_version) &&

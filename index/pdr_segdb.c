@@ -23,12 +23,12 @@
 struct pdr_segdb {
     size_t n, m;
     int dim, window, stride;
-    float *vec;       /* [n][dim] whole-protein vectors */
-    float *seg_vec;   /* [m][dim] segment vectors, grouped by protein in row order */
-    float *seg_lev;   /* [m] segment levels */
-    int64_t *owner;   /* [m] protein row of each segment */
-    size_t *first;    /* [n + 1] protein t has segments first[t]..first[t + 1] - 1 */
-    char bg_id[32];   /* id of the segment background the levels came from */
+    float *vec;     /* [n][dim] whole-protein vectors */
+    float *seg_vec; /* [m][dim] segment vectors, grouped by protein in row order */
+    float *seg_lev; /* [m] segment levels */
+    int64_t *owner; /* [m] protein row of each segment */
+    size_t *first;  /* [n + 1] protein t has segments first[t]..first[t + 1] - 1 */
+    char bg_id[32]; /* id of the segment background the levels came from */
 };
 
 void pdr_segdb_free(pdr_segdb *sd)
@@ -70,8 +70,8 @@ static int read_segment_levels(const char *path, size_t m, float **ret_lev, int 
     if ((d = H5Dopen2(f, "segment_levels", H5P_DEFAULT)) < 0 || (s = H5Dget_space(d)) < 0 ||
         H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != m) {
         rc = pdr_fail(err, PDR_EFORMAT,
-                      "%s: /segment_levels is not %zu values (one per stored segment); rebuild with 'pdr makedb'",
-                      path, m);
+                      "%s: /segment_levels is not %zu values (one per stored segment); rebuild with 'pdr makedb'", path,
+                      m);
         goto done;
     }
     long long ws[2] = {0, 0};
@@ -161,8 +161,8 @@ int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_er
     sd->owner = malloc((m ? m : 1) * sizeof(int64_t));
     sd->first = calloc(n + 1, sizeof(size_t));
     if (!sd->vec || !sd->seg_vec || !sd->owner || !sd->first) {
-        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu proteins and %zu segments of dim %d in memory",
-                      dbdir, n, m, dim);
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu proteins and %zu segments of dim %d in memory", dbdir,
+                      n, m, dim);
         goto done;
     }
     if ((n && (rc = pdr_store_read(st, 0, n, sd->vec, err))) ||

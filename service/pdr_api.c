@@ -656,7 +656,8 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
         index += 7;
     pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(api->db));
     pdr_buf_json_str(out, index);
-    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s", pdr_db_adjusted(api->db) ? "background-adjusted" : "cosine",
+    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s",
+                   pdr_db_adjusted(api->db) ? "background-adjusted" : "cosine",
                    pdr_db_has_segments(api->db) ? "true" : "false");
     pdr_buf_printf(out,
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"

@@ -20,7 +20,6 @@
 #include "pdr_db.h"
 #include "pdr_index.h"
 
-
 /* pdr_db_search for whole-protein queries. */
 static int db_search(const pdr_db *db, const pdr_background *bg, const float *vec, size_t nq, int k, float min_score,
                      double max_evalue, pdr_hit *hits, size_t *counts, pdr_err *err)
@@ -216,8 +215,7 @@ TEST(model_files_carry_or_lack_a_background)
     /* hostile files: each error names the file and the item */
     snprintf(path, sizeof path, "%s/bg_tiny.h5", tmp_root);
     tiny_with_background(path, 10, 16, 98.0, 1, 0.0f);
-    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_OK && bg && pdr_background_count(bg) == 10, "%s",
-           err.msg);
+    CHECKF(pdr_background_load(path, 16, &bg, &err) == PDR_OK && bg && pdr_background_count(bg) == 10, "%s", err.msg);
     pdr_background_free(bg);
     bg = NULL;
     tiny_with_background(path, 10, 16, 98.0, 0, 0.0f);
@@ -245,11 +243,14 @@ typedef struct fixture {
     float *rows; /* the stored vectors */
     float *centres;
     pdr_background *bg, *seg_bg;
-    float *seg;       /* [m][dim] stored segment vectors (segment fixtures) */
+    float *seg;        /* [m][dim] stored segment vectors (segment fixtures) */
     size_t *seg_first; /* [n + 1] */
 } fixture;
 
-static void path_in(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
+static void path_in(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
 
 /* A database directory: store of n clustered rows, Flat index, calibration fitted on random
  * pair cosines (E-values are not the subject here), and levels from bg (if with_levels). */
@@ -421,8 +422,8 @@ TEST(adjusted_search_ranks_by_cosine_minus_mean_level)
 
     /* min_score applies to the adjusted score */
     float cut = hits[2].score;
-    CHECK(db_search(db, fx.bg, q, 1, k, cut, 1e300, hits, counts, &err) == PDR_OK && counts[0] >= 1 &&
-          counts[0] <= 3 && hits[counts[0] - 1].score >= cut);
+    CHECK(db_search(db, fx.bg, q, 1, k, cut, 1e300, hits, counts, &err) == PDR_OK && counts[0] >= 1 && counts[0] <= 3 &&
+          hits[counts[0] - 1].score >= cut);
 
     /* a search without the same background is refused, not silently mis-scored */
     CHECKF(db_search(db, NULL, q, 1, k, -2.0f, 1e300, hits, counts, &err) == PDR_EINPUT &&

@@ -56,7 +56,6 @@ typedef struct reply {
     int io_error; /* the connection failed before a full reply arrived */
 } reply;
 
-
 /* pdr_db_search for whole-protein queries. */
 static int db_search(const pdr_db *db, const pdr_background *bg, const float *vec, size_t nq, int k, float min_score,
                      double max_evalue, pdr_hit *hits, size_t *counts, pdr_err *err)
