@@ -325,7 +325,12 @@ static int search_blocks(const seg_search *job, size_t t, pdr_err *err)
         }
         max_rows = rows > max_rows ? rows : max_rows;
     }
-    size_t tile = m < SEG_TILE ? (m ? m : 1) : SEG_TILE;
+    /* the product tile: at most 16 M floats (64 MiB) even for very long queries */
+    size_t tile = SEG_TILE;
+    while (tile > 256 && max_rows * tile > ((size_t)1 << 24))
+        tile /= 2;
+    if (tile > m)
+        tile = m ? m : 1;
     float *cos_w = malloc(qb * (n ? n : 1) * sizeof(float));
     float *best = malloc(qb * (n ? n : 1) * sizeof(float));
     float *rows_v = malloc(max_rows * dim * sizeof(float));
