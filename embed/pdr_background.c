@@ -129,8 +129,13 @@ int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, fl
         return pdr_fail(err, PDR_ENOMEM, "background levels: out of memory");
     for (size_t lo = 0; lo < n; lo += tile) {
         size_t m = n - lo < tile ? n - lo : tile;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)bg->n, bg->dim, 1.0f, x + lo * bg->dim,
-                    bg->dim, bg->vec, bg->dim, 0.0f, scores, (int)bg->n);
+        if (m < 4) /* a few rows (one query per request): sgemv, without sgemm's packing of the sample */
+            for (size_t i = 0; i < m; i++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg->n, bg->dim, 1.0f, bg->vec, bg->dim,
+                            x + (lo + i) * bg->dim, 1, 0.0f, scores + i * bg->n, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)bg->n, bg->dim, 1.0f, x + lo * bg->dim,
+                        bg->dim, bg->vec, bg->dim, 0.0f, scores, (int)bg->n);
         for (size_t i = 0; i < m; i++) {
             float *row = scores + i * bg->n;
             float v = select_kth(row, bg->n, bg->rank);
