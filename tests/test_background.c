@@ -279,8 +279,8 @@ static int make_fixture_opt(fixture *fx, const char *name, size_t n, int with_le
     char **ids = malloc(n * sizeof *ids);
     int32_t *lens = malloc(n * sizeof *lens);
     for (size_t i = 0; i < n; i++) {
-        ids[i] = malloc(16);
-        snprintf(ids[i], 16, "p%zu", i);
+        ids[i] = malloc(32);
+        snprintf(ids[i], 32, "p%zu", i);
         lens[i] = 100;
     }
     if (!rc)
