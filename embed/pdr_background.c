@@ -148,26 +148,32 @@ int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, fl
 
 /* ---- reading a model file's /background ---- */
 
-static int read_percentile(hid_t file, const char *path, double *ret, pdr_err *err)
+/* One numeric root attribute of class cls (H5T_FLOAT or H5T_INTEGER), read as a double. */
+static int read_number_attr(hid_t file, const char *path, const char *name, H5T_class_t cls, double *ret, pdr_err *err)
 {
-    if (H5Aexists(file, "background_percentile") <= 0)
-        return pdr_fail(err, PDR_EFORMAT, "%s: /background without a 'background_percentile' attribute", path);
-    hid_t a = H5Aopen(file, "background_percentile", H5P_DEFAULT);
+    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
     hid_t t = a >= 0 ? H5Aget_type(a) : -1;
     hid_t s = a >= 0 ? H5Aget_space(a) : -1;
     int rc = PDR_OK;
-    if (a < 0 || t < 0 || s < 0 || H5Tget_class(t) != H5T_FLOAT || H5Sget_simple_extent_npoints(s) != 1 ||
-        H5Aread(a, H5T_NATIVE_DOUBLE, ret) < 0)
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is not one floating-point number", path);
-    else if (!(*ret > 0 && *ret < 100))
-        rc =
-            pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is %g, expected 0 < p < 100", path, *ret);
+    if (a < 0 || t < 0 || s < 0 || H5Tget_class(t) != cls || H5Sget_simple_extent_npoints(s) != 1 ||
+        H5Aread(a, H5T_NATIVE_DOUBLE, ret) < 0 || !isfinite(*ret))
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or not one %s", path, name,
+                      cls == H5T_FLOAT ? "floating-point number" : "integer");
     if (s >= 0)
         H5Sclose(s);
     if (t >= 0)
         H5Tclose(t);
     if (a >= 0)
         H5Aclose(a);
+    return rc;
+}
+
+static int read_percentile(hid_t file, const char *path, double *ret, pdr_err *err)
+{
+    int rc = read_number_attr(file, path, "background_percentile", H5T_FLOAT, ret, err);
+    if (!rc && !(*ret > 0 && *ret < 100))
+        rc =
+            pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_percentile' is %g, expected 0 < p < 100", path, *ret);
     return rc;
 }
 
@@ -215,24 +221,12 @@ done:
 /* One integer root attribute in [lo, hi]. */
 static int read_int_attr(hid_t file, const char *path, const char *name, long lo, long hi, int *ret, pdr_err *err)
 {
-    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
-    long long v = 0;
-    int rc = PDR_OK;
-    if (a < 0 || t < 0 || s < 0 || H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(s) != 1 ||
-        H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or not one integer", path, name);
-    else if (v < lo || v > hi)
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' is %lld, expected %ld..%ld", path, name, v, lo, hi);
-    else
+    double v = 0;
+    int rc = read_number_attr(file, path, name, H5T_INTEGER, &v, err);
+    if (!rc && (v < lo || v > hi))
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' is %g, expected %ld..%ld", path, name, v, lo, hi);
+    if (!rc)
         *ret = (int)v;
-    if (s >= 0)
-        H5Sclose(s);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
     return rc;
 }
 
