@@ -127,6 +127,10 @@ int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, const pdr_b
 /* Read DBDIR/background.h5 if present (*ret_levels = NULL if not): n levels and the
  * background id (into ret_id, id_cap >= 17). */
 int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err);
+/* A segment database's part of DBDIR/background.h5: m segment levels, window, stride and the
+ * segment background id (*ret_levels = NULL when the file has no /segment_levels). */
+int pdr_db_load_segment_levels(const char *dbdir, size_t m, float **ret_levels, int *window, int *stride, char *ret_id,
+                               size_t id_cap, pdr_err *err);
 
 /* Fit DBDIR/calibration.txt for the database's model (enc must be that model): null scores are
  * scores (background-adjusted when enc has a background) of random sequences (UniProt background frequencies, lengths drawn from the database)

@@ -185,6 +185,62 @@ static int read_str_attr(hid_t f, const char *name, char *out, size_t cap)
     return ok;
 }
 
+/* Dataset `name` of f: exactly n float levels, each a cosine; *ret is malloc'd. */
+static int read_level_array(hid_t f, const char *path, const char *name, size_t n, const char *per, float **ret,
+                            pdr_err *err)
+{
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1, s = -1;
+    hsize_t dims[1] = {0};
+    float *levels = NULL;
+    int rc = PDR_OK;
+    if (d < 0 || (s = H5Dget_space(d)) < 0 || H5Sget_simple_extent_ndims(s) != 1 ||
+        H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != n) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /%s is not %zu values (one per %s); rebuild with 'pdr makedb'", path, name,
+                      n, per);
+        goto done;
+    }
+    if (!(levels = malloc((n ? n : 1) * sizeof(float)))) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu levels", path, n);
+        goto done;
+    }
+    if (n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) < 0) {
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /%s unreadable (truncated file?)", path, name);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(levels[i]) || fabsf(levels[i]) > 1.0f) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: /%s value %zu is %g, not a cosine", path, name, i, (double)levels[i]);
+            goto done;
+        }
+    *ret = levels;
+    levels = NULL;
+done:
+    free(levels);
+    if (s >= 0)
+        H5Sclose(s);
+    if (d >= 0)
+        H5Dclose(d);
+    return rc;
+}
+
+/* Open DBDIR/background.h5 quietly (HDF5's own error printing off until close_levels_file). */
+static hid_t open_levels_file(const char *path, H5E_auto2_t *old_print, void **old_data, pdr_err *err)
+{
+    H5Eget_auto2(H5E_DEFAULT, old_print, old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 file; rebuild with 'pdr makedb'", path);
+    return f;
+}
+
+static void close_levels_file(hid_t f, H5E_auto2_t old_print, void *old_data)
+{
+    if (f >= 0)
+        H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
+}
+
 int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *ret_id, size_t id_cap, pdr_err *err)
 {
     char path[4096];
@@ -194,49 +250,48 @@ int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *re
         return PDR_OK; /* none: cosine scores */
     H5E_auto2_t old_print = NULL;
     void *old_data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &old_print, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = PDR_OK;
-    float *levels = NULL;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, s = -1;
-    hsize_t dims[1] = {0};
-    if (f < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 file; rebuild with 'pdr makedb'", path);
-        goto done;
-    }
-    if ((d = H5Dopen2(f, "levels", H5P_DEFAULT)) < 0 || (s = H5Dget_space(d)) < 0 ||
-        H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != n) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /levels is not %zu values (one per protein); rebuild with 'pdr makedb'",
-                      path, n);
-        goto done;
-    }
-    if (!read_str_attr(f, "background_id", ret_id, id_cap)) {
+    hid_t f = open_levels_file(path, &old_print, &old_data, err);
+    int rc = f < 0 ? PDR_EFORMAT : read_level_array(f, path, "levels", n, "protein", ret_levels, err);
+    if (!rc && !read_str_attr(f, "background_id", ret_id, id_cap)) {
         rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_id' missing or bad", path);
-        goto done;
+        free(*ret_levels);
+        *ret_levels = NULL;
     }
-    if (!(levels = malloc((n ? n : 1) * sizeof(float)))) {
-        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
-        goto done;
+    close_levels_file(f, old_print, old_data);
+    return rc;
+}
+
+int pdr_db_load_segment_levels(const char *dbdir, size_t m, float **ret_levels, int *window, int *stride, char *ret_id,
+                               size_t id_cap, pdr_err *err)
+{
+    char path[4096];
+    *ret_levels = NULL;
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LEVELS);
+    if (access(path, F_OK) != 0)
+        return PDR_OK;
+    H5E_auto2_t old_print = NULL;
+    void *old_data = NULL;
+    hid_t f = open_levels_file(path, &old_print, &old_data, err);
+    int rc = f < 0 ? PDR_EFORMAT : PDR_OK;
+    if (rc || H5Lexists(f, "segment_levels", H5P_DEFAULT) <= 0)
+        goto done; /* not a segment database */
+    static const char *names[2] = {"segment_window", "segment_stride"};
+    int *outs[2] = {window, stride};
+    for (int i = 0; i < 2 && !rc; i++) {
+        long long v = 0;
+        hid_t a = H5Aexists(f, names[i]) > 0 ? H5Aopen(f, names[i], H5P_DEFAULT) : -1;
+        if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0 || v < 1 || v > 1000000)
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or out of range", path, names[i]);
+        else
+            *outs[i] = (int)v;
+        if (a >= 0)
+            H5Aclose(a);
     }
-    if (n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /levels unreadable (truncated file?)", path);
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(levels[i]) || fabsf(levels[i]) > 1.0f) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: level %zu is %g, not a cosine", path, i, (double)levels[i]);
-            goto done;
-        }
-    *ret_levels = levels;
-    levels = NULL;
+    if (!rc && !read_str_attr(f, "segment_background_id", ret_id, id_cap))
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'segment_background_id' missing or bad", path);
+    if (!rc)
+        rc = read_level_array(f, path, "segment_levels", m, "stored segment", ret_levels, err);
 done:
-    free(levels);
-    if (s >= 0)
-        H5Sclose(s);
-    if (d >= 0)
-        H5Dclose(d);
-    if (f >= 0)
-        H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
+    close_levels_file(f, old_print, old_data);
     return rc;
 }

@@ -53,77 +53,6 @@ void pdr_segdb_window(const pdr_segdb *sd, int *window, int *stride)
 
 const char *pdr_segdb_background_id(const pdr_segdb *sd) { return sd->bg_id; }
 
-/* Segment levels, window, stride and background id from the levels file; *ret_lev = NULL when
- * the file has no /segment_levels. */
-static int read_segment_levels(const char *path, size_t m, float **ret_lev, int *window, int *stride, char *id,
-                               size_t id_cap, pdr_err *err)
-{
-    *ret_lev = NULL;
-    int rc = PDR_OK;
-    float *lev = NULL;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = -1, s = -1, a = -1, t = -1;
-    hsize_t dims[1] = {0};
-    if (f < 0)
-        return pdr_fail(err, PDR_EFORMAT, "%s: not a readable HDF5 file; rebuild with 'pdr makedb'", path);
-    if (H5Lexists(f, "segment_levels", H5P_DEFAULT) <= 0)
-        goto done;
-    if ((d = H5Dopen2(f, "segment_levels", H5P_DEFAULT)) < 0 || (s = H5Dget_space(d)) < 0 ||
-        H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || dims[0] != m) {
-        rc = pdr_fail(err, PDR_EFORMAT,
-                      "%s: /segment_levels is not %zu values (one per stored segment); rebuild with 'pdr makedb'", path,
-                      m);
-        goto done;
-    }
-    long long ws[2] = {0, 0};
-    static const char *names[2] = {"segment_window", "segment_stride"};
-    for (int i = 0; i < 2; i++) {
-        a = H5Aexists(f, names[i]) > 0 ? H5Aopen(f, names[i], H5P_DEFAULT) : -1;
-        if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &ws[i]) < 0 || ws[i] < 1 || ws[i] > 1000000) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute '%s' missing or out of range", path, names[i]);
-            goto done;
-        }
-        H5Aclose(a);
-        a = -1;
-    }
-    *window = (int)ws[0];
-    *stride = (int)ws[1];
-    a = H5Aexists(f, "segment_background_id") > 0 ? H5Aopen(f, "segment_background_id", H5P_DEFAULT) : -1;
-    t = a >= 0 ? H5Aget_type(a) : -1;
-    memset(id, 0, id_cap);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) || H5Tget_size(t) > id_cap ||
-        H5Aread(a, t, id) < 0 || !memchr(id, '\0', id_cap)) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'segment_background_id' missing or bad", path);
-        goto done;
-    }
-    if (!(lev = malloc((m ? m : 1) * sizeof *lev))) {
-        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu segment levels", path, m);
-        goto done;
-    }
-    if (m && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lev) < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: /segment_levels unreadable (truncated file?)", path);
-        goto done;
-    }
-    for (size_t i = 0; i < m; i++)
-        if (!isfinite(lev[i]) || fabsf(lev[i]) > 1.0f) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: segment level %zu is %g, not a cosine", path, i, (double)lev[i]);
-            goto done;
-        }
-    *ret_lev = lev;
-    lev = NULL;
-done:
-    free(lev);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    if (s >= 0)
-        H5Sclose(s);
-    if (d >= 0)
-        H5Dclose(d);
-    H5Fclose(f);
-    return rc;
-}
-
 int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_err *err)
 {
     *ret = NULL;
@@ -147,7 +76,7 @@ int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_er
         goto done;
     }
     size_t m = pdr_store_segment_count(st);
-    if ((rc = read_segment_levels(path, m, &lev, &sd->window, &sd->stride, sd->bg_id, sizeof sd->bg_id, err)))
+    if ((rc = pdr_db_load_segment_levels(dbdir, m, &lev, &sd->window, &sd->stride, sd->bg_id, sizeof sd->bg_id, err)))
         goto done;
     if (!lev)
         goto done; /* not a segment database */
