@@ -12,6 +12,7 @@ As a script: AUC of one hits file against one dataset, e.g.
   /usr/bin/python3 bench/auc.py --selftest
 """
 import argparse
+import math
 import os
 import sys
 
@@ -60,8 +61,9 @@ class PairScorer:
         if i is not None and score > self.best[i]:
             self.best[i] = score
 
-    def read(self, path, qcol=0, tcol=1, scol=2, comment="#"):
-        """Hits file, whitespace- or tab-separated, 0-based columns."""
+    def read(self, path, qcol=0, tcol=1, scol=2, comment="#", evalue=False):
+        """Hits file, whitespace- or tab-separated, 0-based columns. With evalue, the score column
+        holds E-values (smaller is better) and the score is -log10(max(E, 1e-300))."""
         slot, best = self.slot, self.best
         lowest, n = self.lowest, 0
         need = max(qcol, tcol, scol) + 1
@@ -73,6 +75,8 @@ class PairScorer:
                 if len(w) < need:
                     continue
                 s = float(w[scol])
+                if evalue:
+                    s = -math.log10(max(s, 1e-300))
                 n += 1
                 if s < lowest:
                     lowest = s
@@ -132,6 +136,7 @@ def main():
     ap.add_argument("--query-col", type=int, default=1, help="1-based column of the query id (1)")
     ap.add_argument("--target-col", type=int, default=2, help="1-based column of the target id (2)")
     ap.add_argument("--score-col", type=int, default=3, help="1-based column of the score (3)")
+    ap.add_argument("--evalue", action="store_true", help="the score column holds E-values (smaller is better)")
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     if a.selftest:
@@ -141,7 +146,8 @@ def main():
     import common
     ds = common.Dataset(a.dataset, a.shared or common.DEFAULT_SHARED)
     print(ds.summary())
-    r = PairScorer(ds.pairs).read(a.hits, a.query_col - 1, a.target_col - 1, a.score_col - 1).result()
+    r = PairScorer(ds.pairs).read(a.hits, a.query_col - 1, a.target_col - 1, a.score_col - 1,
+                                  evalue=a.evalue).result()
     print("AUC %.4f over %d pairs (%d reported by the tool, %d hit lines)" % (r["auc"], r["n_pairs"],
                                                                               r["n_scored"], r["n_hits"]))
     return 0

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct search_opts {
     int threads;
     size_t max_length;
     int nprobe;
+    int align; /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
 } search_opts;
 
 /* ---------------------------------------------------------------- makedb */
@@ -60,10 +62,14 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
         pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
         pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
-        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err)) {
+        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err) ||
+        (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err))) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
+    if (strcmp(fasta, "-") == 0)
+        fprintf(stderr, "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "
+                        "database do not align\n", verb);
     if (rep.nprobe > 0)
         fprintf(stderr, "pdr %s: index %s, nprobe %d: recall@10 %.3f against exact search (1,000 sampled proteins)\n",
                 verb, rep.spec, rep.nprobe, rep.recall_at_10);
@@ -100,7 +106,8 @@ enum {
     OPT_FORMAT,
     OPT_NPROBE,
     OPT_TMPDIR,
-    OPT_SEGMENTS
+    OPT_SEGMENTS,
+    OPT_ALIGN
 };
 
 int cmd_makedb(int argc, char **argv)
@@ -113,6 +120,7 @@ int cmd_makedb(int argc, char **argv)
                                              {"strict", no_argument, 0, OPT_STRICT},
                                              {"max-length", required_argument, 0, OPT_MAXLEN},
                                              {"segments", no_argument, 0, OPT_SEGMENTS},
+                                             {"align", required_argument, 0, OPT_ALIGN},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL;
@@ -200,11 +208,18 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
                          .threads = so->threads};
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
-    int rc = store_rows ? pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err)
-                        : pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->min_score, so->max_evalue,
-                                                  hits, counts, err);
+    size_t kc = pdr_db_candidates(so->k, so->align);
+    int rc;
+    if (!store_rows)
+        rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->align, so->min_score, so->max_evalue,
+                                     hits, counts, err);
+    else if (so->align <= 0)
+        rc = pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err);
+    else if (!(rc = pdr_db_search(db, &qs, (int)kc, so->min_score, HUGE_VAL, hits, counts, err)))
+        rc = pdr_db_align_hits(db, q->n, NULL, NULL, first_row, so->align, so->k, so->max_evalue, so->threads, hits,
+                               kc, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
-        const pdr_hit *h = hits + i * (size_t)so->k;
+        const pdr_hit *h = hits + i * kc;
         if (so->json) {
             if (*n_written)
                 pdr_buf_puts(out, ",\n");
@@ -264,7 +279,7 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     pdr_buf_init(&out);
     query_chunk *q = calloc(1, sizeof *q);
     float *qvec = malloc((size_t)QUERY_CHUNK * dim * sizeof(float));
-    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * so->k * sizeof(pdr_hit));
+    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * pdr_db_candidates(so->k, so->align) * sizeof(pdr_hit));
     size_t *counts = malloc(QUERY_CHUNK * sizeof(size_t));
     pdr_encoder_ws **ws = calloc((size_t)so->threads, sizeof(pdr_encoder_ws *));
     if (!q || !qvec || !hits || !counts || !ws) {
@@ -385,17 +400,21 @@ done:
 static const char search_usage[] =
     "usage: pdr search DBDIR QUERY.fasta[.gz]|- OUT.tsv|- [options]\n\n"
     "Searches every query against the database made by 'pdr makedb'. Output (TSV, no header):\n"
-    "  query target score evalue rank qlen tlen cosine\n"
+    "  query target score evalue rank qlen tlen cosine bits\n"
     "score = cosine similarity of the embeddings minus the mean of the two proteins' background\n"
     "levels (when the model has a background sample; else the cosine); evalue = expected number\n"
     "of non-homologous hits at least as good in a database of this size; cosine = the plain\n"
     "cosine similarity. A segment database (made with 'pdr makedb --segments') is searched\n"
-    "exhaustively, and its score adds the best pair of 100-residue windows (README.md).\n\n"
+    "exhaustively, and its score adds the best pair of 100-residue windows (README.md).\n"
+    "Each query's best candidates are then aligned (Smith-Waterman, BLOSUM62 11/1): bits is the\n"
+    "alignment's bit score ('-' when not aligned), evalue that of the embedding and alignment\n"
+    "evidence combined, and hits are sorted by it.\n\n"
     "options:\n"
     "  -k N                    hits per query (default 100)\n"
     "      --min-score S       report hits with score >= S only (default: all)\n"
     "  -e, --evalue E          report hits with evalue <= E only (default: all)\n"
     "      --format tsv|json   output format (default tsv)\n"
+    "      --align N           align each query's N best candidates (default 100; 0 = no alignment)\n"
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"
@@ -425,6 +444,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
                                              {"nprobe", required_argument, 0, OPT_NPROBE},
                                              {"tmp-dir", required_argument, 0, OPT_TMPDIR},
                                              {"segments", no_argument, 0, OPT_SEGMENTS},
+                                             {"align", required_argument, 0, OPT_ALIGN},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     memset(so, 0, sizeof *so);
@@ -432,6 +452,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
     so->max_length = PDR_MAX_LENGTH_DEFAULT;
     so->min_score = -2.0f;
     so->max_evalue = 1e300;
+    so->align = -1;
     long v;
     int c, ok;
     optind = 1;
@@ -477,6 +498,11 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
             so->nprobe = (int)v;
             break;
         case OPT_TMPDIR: *tmpdir = optarg; break;
+        case OPT_ALIGN:
+            if ((v = cli_parse_long(verb, "--align", optarg, 0, 100000)) < 0)
+                return EXIT_USAGE;
+            so->align = (int)v;
+            break;
         case OPT_SEGMENTS:
             if (!segments) { /* easy-search only: a searched database has them or not */
                 cli_error(verb, "--segments is an option of makedb and easy-search");
@@ -508,6 +534,14 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     }
     if (so->nprobe > 0 && pdr_db_set_nprobe(db, so->nprobe, &err)) {
         cli_error(verb, "%s", err.msg);
+        pdr_db_free(db);
+        return EXIT_RUNTIME;
+    }
+    if (so->align < 0)
+        so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
+    else if (so->align > 0 && !pdr_db_has_sequences(db)) {
+        cli_error(verb, "--align %d: %s has no sequences (made before alignment re-ranking, or from stdin); "
+                        "rebuild it with 'pdr makedb', or use --align 0", so->align, dbdir);
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }

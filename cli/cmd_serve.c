@@ -39,6 +39,8 @@ static const char serve_usage[] =
     "      --max-queries N       FASTA records per request (default 100)\n"
     "      --max-length AA       residues per sequence (default 10000)\n"
     "      --max-k N             largest k (default 1000)\n"
+    "      --align N             align each query's N best candidates (default 100 when the database\n"
+    "                            has sequences; 0 = no alignment)\n"
     "      --max-connections N   open connections at most (default 256); more wait to be accepted\n"
     "      --timeout S           close a connection idle for S seconds (default 30)\n"
     "      --request-timeout S   408 when a request body is still arriving S seconds after its\n"
@@ -56,6 +58,7 @@ enum {
     OPT_MAXQUERIES,
     OPT_MAXLEN,
     OPT_MAXK,
+    OPT_ALIGN,
     OPT_MAXCONN,
     OPT_TIMEOUT,
     OPT_REQTIMEOUT,
@@ -107,6 +110,7 @@ int cmd_serve(int argc, char **argv)
                                              {"max-queries", required_argument, 0, OPT_MAXQUERIES},
                                              {"max-length", required_argument, 0, OPT_MAXLEN},
                                              {"max-k", required_argument, 0, OPT_MAXK},
+                                             {"align", required_argument, 0, OPT_ALIGN},
                                              {"max-connections", required_argument, 0, OPT_MAXCONN},
                                              {"timeout", required_argument, 0, OPT_TIMEOUT},
                                              {"request-timeout", required_argument, 0, OPT_REQTIMEOUT},
@@ -156,6 +160,11 @@ int cmd_serve(int argc, char **argv)
             if ((v = cli_parse_long("serve", "--max-k", optarg, 1, 100000)) < 0)
                 return EXIT_USAGE;
             limits.max_k = (int)v;
+            break;
+        case OPT_ALIGN:
+            if ((v = cli_parse_long("serve", "--align", optarg, 0, 100000)) < 0)
+                return EXIT_USAGE;
+            limits.align = (int)v;
             break;
         case OPT_MAXCONN:
             if ((v = cli_parse_long("serve", "--max-connections", optarg, 1, 100000)) < 0)

@@ -21,6 +21,7 @@ struct pdr_db {
     float *levels; /* [n] background levels, or NULL: cosine scores */
     char bg_id[32];
     pdr_segdb *seg; /* segment database (--segments), or NULL */
+    pdr_db_seqs *seqs; /* the residues (DBDIR/sequences.h5), or NULL */
 };
 
 static void join_path(char *out, size_t cap, const char *dir, const char *name)
@@ -130,6 +131,7 @@ void pdr_db_free(pdr_db *db)
     free(db->lengths);
     free(db->levels);
     pdr_segdb_free(db->seg);
+    pdr_db_seqs_free(db->seqs);
     pdr_index_free(db->index);
     free(db->dir);
     free(db);
@@ -185,6 +187,8 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
         goto fail;
     if (db->levels && (rc = pdr_segdb_load(dbdir, db->n, db->meta.dim, &db->seg, err)))
         goto fail;
+    if ((rc = pdr_db_seqs_open(dbdir, db->lengths, db->n, &db->seqs, err)))
+        goto fail;
     *ret_db = db;
     return PDR_OK;
 fail:
@@ -193,6 +197,12 @@ fail:
 }
 
 size_t pdr_db_count(const pdr_db *db) { return db->n; }
+int pdr_db_has_sequences(const pdr_db *db) { return db->seqs != NULL; }
+const char *pdr_db_sequence(const pdr_db *db, int64_t row, size_t *ret_len)
+{
+    return pdr_db_seqs_get(db->seqs, row, ret_len);
+}
+size_t pdr_db_candidates(int k, int n_align) { return (size_t)(n_align > k ? n_align : k); }
 int pdr_db_dim(const pdr_db *db) { return db->meta.dim; }
 const pdr_store_meta *pdr_db_meta(const pdr_db *db) { return &db->meta; }
 const char *pdr_db_path(const pdr_db *db) { return db->dir; }
@@ -269,7 +279,7 @@ static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, fl
     for (size_t q = 0; q < qs->n; q++) {
         for (size_t j = 0; j < cnt[q]; j++) {
             const pdr_segdb_hit *h = &sh[q * (size_t)k + j];
-            cand[j] = (pdr_hit){h->row, h->score, h->cosine, 0.0};
+            cand[j] = (pdr_hit){h->row, h->score, h->cosine, 0.0, 0.0f};
         }
         ret_counts[q] = filter_hits(db, cand, cnt[q], k, min_score, max_evalue, hits + q * (size_t)k);
     }
@@ -324,7 +334,7 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_s
             if (rows[at] < 0)
                 continue;
             float s = db->levels ? pdr_adjusted_score(scores[at], qlev[q], db->levels[rows[at]]) : scores[at];
-            cand[m++] = (pdr_hit){rows[at], s, scores[at], 0.0};
+            cand[m++] = (pdr_hit){rows[at], s, scores[at], 0.0, 0.0f};
         }
         if (db->levels)
             qsort(cand, m, sizeof *cand, hit_cmp);

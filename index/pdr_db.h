@@ -28,6 +28,7 @@
 #define PDR_DB_INDEX "index.faiss"
 #define PDR_DB_CALIB "calibration.txt"
 #define PDR_DB_LEVELS "background.h5"
+#define PDR_DB_SEQS "sequences.h5"
 
 typedef struct pdr_db pdr_db;
 
@@ -36,7 +37,10 @@ typedef struct pdr_hit {
     float score;   /* background-adjusted score (pdr_adjusted_score), or the cosine when the
                     * database has no levels */
     float cosine;  /* cosine of the two embeddings */
-    double evalue; /* expected non-homologous hits at least this good in this database */
+    double evalue; /* expected non-homologous hits at least this good in this database (with
+                    * alignment re-ranking: of the combined evidence, pdr_db_align_hits) */
+    float bits;    /* Smith-Waterman bit score when the hit was aligned, else 0 (an aligned
+                    * pair never scores below 4.6 bits) */
 } pdr_hit;
 
 /* Default index: exact Flat below this many proteins; above, IVF(~4 sqrt(n) lists) with SQ8
@@ -109,14 +113,45 @@ typedef struct pdr_db_queries {
 int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float min_score, double max_evalue,
                   pdr_hit *hits, size_t *ret_counts, pdr_err *err);
 
+/* ---- alignment re-ranking (pdr_db_align.c, pdr_db_seqs.c) */
+
+/* Default number of each query's best embedding candidates that are aligned. */
+#define PDR_DB_ALIGN_DEFAULT 100
+
+/* Whether the database has its sequences (DBDIR/sequences.h5), and one row's residues
+ * (upper-case letters, not NUL-terminated, valid while db is open). */
+int pdr_db_has_sequences(const pdr_db *db);
+const char *pdr_db_sequence(const pdr_db *db, int64_t row, size_t *ret_len);
+
+/* Write DBDIR/sequences.h5 from the FASTA the database's store was embedded from (read with the
+ * same max_length, so the records the embedding skipped are skipped again); each record must
+ * match its store row by id and length. Writes to a temp name and renames. */
+int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_length, pdr_err *err);
+
+/* Candidates per query a search must fetch to output k hits with n_align of them aligned:
+ * max(k, n_align), or k when n_align is 0. */
+size_t pdr_db_candidates(int k, int n_align);
+
+/* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as
+ * pdr_db_search gives them with k = kc and no E-value cut): the first n_align are aligned to the
+ * query (seqs[q], lens[q]; or, with seqs NULL, database row first_row + q), every candidate's
+ * E-value becomes that of the combined evidence (see pdr_db_align.c), and they are sorted by it.
+ * counts[q] becomes the number kept: at most k, E-value <= max_evalue. bits is set on aligned
+ * hits. Queries are spread over `threads` threads. PDR_EINPUT if the database has no
+ * sequences. */
+int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const size_t *lens, size_t first_row,
+                      int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
+                      pdr_err *err);
+
 /* Embed a batch of queries (job: n, seqs, lengths, ids and emb, n x dim, filled here; ws[threads]
  * as pdr_batch_embed) and search them with pdr_db_search: with their segment vectors, cut with the
- * database's window and stride, when the database scores segments. enc must be the database's
- * model. */
+ * database's window and stride, when the database scores segments; then, with n_align > 0,
+ * re-rank them by alignment (pdr_db_align_hits). enc must be the database's model. hits holds
+ * n * pdr_db_candidates(k, n_align) entries: query q's hits start at q times that. */
 struct pdr_batch_job;
 int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
-                            struct pdr_batch_job *job, int k, float min_score, double max_evalue, pdr_hit *hits,
-                            size_t *counts, pdr_err *err);
+                            struct pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue,
+                            pdr_hit *hits, size_t *counts, pdr_err *err);
 
 /* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with the model's background
  * (pdr_encoder_background); bg NULL removes a stale one (the model has none). With seg_bg
@@ -139,5 +174,11 @@ int pdr_db_load_segment_levels(const char *dbdir, size_t m, float **ret_levels, 
  * pdr_segdb.h. Deterministic (fixed seed). The random sequences are embedded by
  * `threads` worker threads. */
 int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, pdr_err *err);
+
+/* The sequence file's reader (pdr_db_seqs.c), used by pdr_db_open. */
+typedef struct pdr_db_seqs pdr_db_seqs;
+int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db_seqs **ret, pdr_err *err);
+void pdr_db_seqs_free(pdr_db_seqs *s);
+const char *pdr_db_seqs_get(const pdr_db_seqs *s, int64_t row, size_t *ret_len);
 
 #endif

@@ -102,6 +102,16 @@ size_t pdr_report_evalue(char *buf, double x)
     return (size_t)(p - buf);
 }
 
+/* An aligned hit's bit score as "%.1f", or "-" (bits 0: not aligned); buf holds 32 bytes. */
+static size_t format_bits(char *buf, float bits)
+{
+    if (!(bits > 0)) {
+        memcpy(buf, "-", 2);
+        return 1;
+    }
+    return (size_t)snprintf(buf, 32, "%.1f", bits);
+}
+
 void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
                     size_t n_hits)
 {
@@ -111,8 +121,10 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
         size_t tlen_id = strlen(target);
         char line[512], *p = line;
         if (qlen_id + tlen_id > sizeof line - 120) { /* very long ids: the general path */
-            pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\t%.4f\n", query_id, target, hits[j].score,
-                           hits[j].evalue, j + 1, query_len, (int)pdr_db_length(db, hits[j].row), hits[j].cosine);
+            char bits[32];
+            format_bits(bits, hits[j].bits);
+            pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\t%.4f\t%s\n", query_id, target, hits[j].score,
+                           hits[j].evalue, j + 1, query_len, (int)pdr_db_length(db, hits[j].row), hits[j].cosine, bits);
             continue;
         }
         memcpy(p, query_id, qlen_id);
@@ -137,6 +149,8 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
         p = put_u64(p, (uint64_t)tl);
         *p++ = '\t';
         p += pdr_report_score(p, hits[j].cosine);
+        *p++ = '\t';
+        p += format_bits(p, hits[j].bits);
         *p++ = '\n';
         pdr_buf_append(out, line, (size_t)(p - line));
     }
@@ -153,8 +167,12 @@ void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id,
         pdr_buf_json_str(out, pdr_db_id(db, hits[j].row));
         pdr_buf_printf(out, ",\"score\":%.4f,\"evalue\":", hits[j].score);
         pdr_buf_json_num(out, hits[j].evalue);
-        pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d,\"cosine\":%.4f}", j + 1, (int)pdr_db_length(db, hits[j].row),
-                       hits[j].cosine);
+        pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d,\"cosine\":%.4f,\"bits\":", j + 1,
+                       (int)pdr_db_length(db, hits[j].row), hits[j].cosine);
+        if (hits[j].bits > 0)
+            pdr_buf_printf(out, "%.1f}", hits[j].bits);
+        else
+            pdr_buf_puts(out, "null}");
     }
     pdr_buf_puts(out, "]}");
 }

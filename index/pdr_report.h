@@ -1,10 +1,12 @@
 /* pdr_report.h: search hits as text, in the formats the CLI and the HTTP service share.
  *
  * TSV (BLAST-tabular style, no header line, one hit per line, tab-separated):
- *   query  target  score  evalue  rank  qlen  tlen
- * score is the cosine (4 decimals, "%.4f"), evalue "%.3g", rank 1-based within the query.
+ *   query  target  score  evalue  rank  qlen  tlen  cosine  bits
+ * score is the embedding score (pdr_hit; 4 decimals, "%.4f"), evalue "%.3g", rank 1-based
+ * within the query, cosine "%.4f", bits the alignment bit score "%.1f" or "-" when the hit was
+ * not aligned.
  * JSON: one object per query: {"query": id, "length": n, "hits": [{"target": id,
- *   "score": s, "evalue": e, "rank": r, "length": tlen}]}
+ *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null}]}
  */
 #ifndef PDR_REPORT_H
 #define PDR_REPORT_H

@@ -87,6 +87,7 @@ void pdr_api_limits_default(pdr_api_limits *limits)
     limits->max_queries = PDR_API_MAX_QUERIES_DEFAULT;
     limits->max_length = PDR_API_MAX_LENGTH_DEFAULT;
     limits->max_k = PDR_API_MAX_K_DEFAULT;
+    limits->align = -1;
 }
 
 int pdr_api_create(const pdr_api_limits *limits, const char *token, int threads, pdr_api **ret_api, pdr_err *err)
@@ -166,6 +167,11 @@ int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pd
         start--;
     snprintf(api->db_name, sizeof api->db_name, "%.*s", (int)(end - start), path + start);
 
+    if (api->limits.align > 0 && !pdr_db_has_sequences(db))
+        return pdr_fail(err, PDR_EINPUT, "--align %d: %s has no sequences; rebuild it with 'pdr makedb', or use --align 0",
+                        api->limits.align, path);
+    if (api->limits.align < 0)
+        api->limits.align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
     api->db = db;
     api->enc = enc;
     atomic_store_explicit(&api->ready, 1, memory_order_release);
@@ -500,7 +506,8 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
     /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
      * request's search stays on its own thread (a per-thread setting). */
     omp_set_num_threads(1);
-    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, sp->k, sp->min_score, 1e300, hits, counts, &err);
+    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, sp->k, api->limits.align, sp->min_score, 1e300,
+                                     hits, counts, &err);
     ws_release(api, ws);
     if (rc) {
         pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
@@ -540,7 +547,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
 
     int dim = pdr_db_dim(api->db);
     emb = malloc(qs.n * (size_t)dim * sizeof *emb);
-    hits = malloc(qs.n * (size_t)sp.k * sizeof *hits);
+    size_t kc = pdr_db_candidates(sp.k, api->limits.align);
+    hits = malloc(qs.n * kc * sizeof *hits);
     counts = malloc(qs.n * sizeof *counts);
     if (!emb || !hits || !counts) {
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
@@ -555,7 +563,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     if (sp.tsv) {
         rep->content_type = "text/tab-separated-values; charset=utf-8";
         for (size_t i = 0; i < qs.n; i++)
-            pdr_report_tsv(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k, counts[i]);
+            pdr_report_tsv(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
     } else {
         rep->content_type = "application/json";
         pdr_buf_puts(out, "{\"model\":");
@@ -566,7 +574,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         for (size_t i = 0; i < qs.n; i++) {
             if (i)
                 pdr_buf_puts(out, ",");
-            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * (size_t)sp.k, counts[i]);
+            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
         }
         pdr_buf_printf(out, "],\"took_ms\":%.3f}\n", 1e3 * (now_s() - t0));
     }
@@ -656,9 +664,9 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
         index += 7;
     pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(api->db));
     pdr_buf_json_str(out, index);
-    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s",
+    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s,\"align\":%d",
                    pdr_db_adjusted(api->db) ? "background-adjusted" : "cosine",
-                   pdr_db_has_segments(api->db) ? "true" : "false");
+                   pdr_db_has_segments(api->db) ? "true" : "false", api->limits.align);
     pdr_buf_printf(out,
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
                    "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",

@@ -50,6 +50,8 @@ typedef struct pdr_api_limits {
     size_t max_queries;    /* FASTA records per request */
     size_t max_length;     /* residues per sequence */
     int max_k;             /* hits per query */
+    int align;             /* best candidates aligned per query (pdr_db_align_hits); -1: the default,
+                              PDR_DB_ALIGN_DEFAULT when the database has sequences, else 0 */
 } pdr_api_limits;
 
 void pdr_api_limits_default(pdr_api_limits *limits);

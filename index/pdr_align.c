@@ -1,0 +1,334 @@
+/* pdr_align.c: striped Smith-Waterman scores (Farrar 2007) and their statistics; the contract
+ * is in pdr_align.h.
+ *
+ * Query position i sits in lane i / seg_len, segment i % seg_len of a vector of LANES 16-bit
+ * scores, so the vertical recurrence runs down the segments in parallel and only the gap that
+ * crosses from one lane to the next needs the "lazy F" loop. Scores stay >= 0 (local alignment)
+ * and gap states >= -(open + extend), so 16 bits only overflow at the top, which is checked.
+ */
+#include "pdr_align.h"
+
+/* The vector helpers are static and inlined: GCC's note that 32-byte vector arguments pass
+ * differently with and without AVX concerns no ABI anyone sees. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- BLOSUM62 */
+
+#define N_LETTERS 25
+static const char ALPHABET[N_LETTERS + 1] = "ARNDCQEGHILKMFPSTWYVBJZX*";
+#define LETTER_X 23
+
+/* NCBI's BLOSUM62 (half-bit units), rows and columns in ALPHABET order. */
+static const int8_t BLOSUM62[N_LETTERS][N_LETTERS] = {
+    {4, -1, -2, -2, 0, -1, -1, 0, -2, -1, -1, -1, -1, -2, -1, 1, 0, -3, -2, 0, -2, -1, -1, -1, -4},
+    {-1, 5, 0, -2, -3, 1, 0, -2, 0, -3, -2, 2, -1, -3, -2, -1, -1, -3, -2, -3, -1, -2, 0, -1, -4},
+    {-2, 0, 6, 1, -3, 0, 0, 0, 1, -3, -3, 0, -2, -3, -2, 1, 0, -4, -2, -3, 4, -3, 0, -1, -4},
+    {-2, -2, 1, 6, -3, 0, 2, -1, -1, -3, -4, -1, -3, -3, -1, 0, -1, -4, -3, -3, 4, -3, 1, -1, -4},
+    {0, -3, -3, -3, 9, -3, -4, -3, -3, -1, -1, -3, -1, -2, -3, -1, -1, -2, -2, -1, -3, -1, -3, -1, -4},
+    {-1, 1, 0, 0, -3, 5, 2, -2, 0, -3, -2, 1, 0, -3, -1, 0, -1, -2, -1, -2, 0, -2, 4, -1, -4},
+    {-1, 0, 0, 2, -4, 2, 5, -2, 0, -3, -3, 1, -2, -3, -1, 0, -1, -3, -2, -2, 1, -3, 4, -1, -4},
+    {0, -2, 0, -1, -3, -2, -2, 6, -2, -4, -4, -2, -3, -3, -2, 0, -2, -2, -3, -3, -1, -4, -2, -1, -4},
+    {-2, 0, 1, -1, -3, 0, 0, -2, 8, -3, -3, -1, -2, -1, -2, -1, -2, -2, 2, -3, 0, -3, 0, -1, -4},
+    {-1, -3, -3, -3, -1, -3, -3, -4, -3, 4, 2, -3, 1, 0, -3, -2, -1, -3, -1, 3, -3, 3, -3, -1, -4},
+    {-1, -2, -3, -4, -1, -2, -3, -4, -3, 2, 4, -2, 2, 0, -3, -2, -1, -2, -1, 1, -4, 3, -3, -1, -4},
+    {-1, 2, 0, -1, -3, 1, 1, -2, -1, -3, -2, 5, -1, -3, -1, 0, -1, -3, -2, -2, 0, -3, 1, -1, -4},
+    {-1, -1, -2, -3, -1, 0, -2, -3, -2, 1, 2, -1, 5, 0, -2, -1, -1, -1, -1, 1, -3, 2, -1, -1, -4},
+    {-2, -3, -3, -3, -2, -3, -3, -3, -1, 0, 0, -3, 0, 6, -4, -2, -2, 1, 3, -1, -3, 0, -3, -1, -4},
+    {-1, -2, -2, -1, -3, -1, -1, -2, -2, -3, -3, -1, -2, -4, 7, -1, -1, -4, -3, -2, -2, -3, -1, -1, -4},
+    {1, -1, 1, 0, -1, 0, 0, 0, -1, -2, -2, 0, -1, -2, -1, 4, 1, -3, -2, -2, 0, -2, 0, -1, -4},
+    {0, -1, 0, -1, -1, -1, -1, -2, -2, -1, -1, -1, -1, -2, -1, 1, 5, -2, -2, 0, -1, -1, -1, -1, -4},
+    {-3, -3, -4, -4, -2, -2, -3, -2, -2, -3, -2, -3, -1, 1, -4, -3, -2, 11, 2, -3, -4, -2, -2, -1, -4},
+    {-2, -2, -2, -3, -2, -1, -2, -3, 2, -1, -1, -2, -1, 3, -3, -2, -2, 2, 7, -1, -3, -1, -2, -1, -4},
+    {0, -3, -3, -3, -1, -2, -2, -3, -3, 3, 1, -2, 1, -1, -2, -2, 0, -3, -1, 4, -3, 2, -2, -1, -4},
+    {-2, -1, 4, 4, -3, 0, 1, -1, 0, -3, -4, 0, -3, -3, -2, 0, -1, -4, -3, -3, 4, -3, 0, -1, -4},
+    {-1, -2, -3, -3, -1, -2, -3, -4, -3, 3, 3, -3, 2, 0, -3, -2, -1, -2, -1, 2, -3, 3, -3, -1, -4},
+    {-1, 0, 0, 1, -3, 4, 4, -2, 0, -3, -3, 1, -1, -3, -1, 0, -1, -2, -2, -2, 0, -3, 4, -1, -4},
+    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -4},
+    {-4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, 1},
+};
+
+static int letter(unsigned char c)
+{
+    if (c >= 'a' && c <= 'z')
+        c = (unsigned char)(c - 'a' + 'A');
+    const char *p = c ? strchr(ALPHABET, c) : NULL;
+    return p ? (int)(p - ALPHABET) : LETTER_X;
+}
+
+/* ---------------------------------------------------------------- scalar reference */
+
+int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen)
+{
+    const int open = PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND, ext = PDR_ALIGN_GAP_EXTEND;
+    if (alen == 0 || blen == 0)
+        return 0;
+    int *h = calloc(blen + 1, sizeof *h), *e = calloc(blen + 1, sizeof *e), best = 0;
+    uint8_t *bl = malloc(blen);
+    if (!h || !e || !bl) {
+        free(h);
+        free(e);
+        free(bl);
+        return -1;
+    }
+    for (size_t j = 0; j < blen; j++)
+        bl[j] = (uint8_t)letter((unsigned char)b[j]);
+    for (size_t j = 0; j <= blen; j++)
+        e[j] = -open; /* a gap state that never beats a fresh start */
+    for (size_t i = 0; i < alen; i++) {
+        const int8_t *row = BLOSUM62[letter((unsigned char)a[i])];
+        int diag = 0, f = -open, left = 0;
+        for (size_t j = 1; j <= blen; j++) {
+            int up = h[j];
+            e[j] = e[j] - ext > up - open ? e[j] - ext : up - open;
+            f = f - ext > left - open ? f - ext : left - open;
+            int v = diag + row[bl[j - 1]];
+            v = v > e[j] ? v : e[j];
+            v = v > f ? v : f;
+            v = v > 0 ? v : 0;
+            diag = up;
+            h[j] = left = v;
+            best = v > best ? v : best;
+        }
+    }
+    free(h);
+    free(e);
+    free(bl);
+    return best;
+}
+
+/* ---------------------------------------------------------------- striped kernel */
+
+#define LANES 16
+/* A gap state no alignment is in: far enough below 0 never to win, far enough above -32768
+ * never to wrap while the lazy-F loop lowers it. */
+#define GAP_NONE (-1000)
+typedef int16_t vec16 __attribute__((vector_size(2 * LANES)));
+
+struct pdr_align_query {
+    char *seq; /* the query, for the 32-bit fallback */
+    size_t len;
+    size_t seg_len;
+    vec16 *profile; /* N_LETTERS x seg_len */
+    vec16 *h_load, *h_store, *e;
+    uint8_t *tletters; /* target letters, grown as needed */
+    size_t tcap;
+    int use_avx2; /* the CPU has AVX2: the kernel compiled for it runs */
+};
+
+/* Lane-wise maximum: pmaxsw, on one AVX2 register or two SSE2 halves (x86-64's baseline). */
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2"))) static inline vec16 vmax_avx2(vec16 a, vec16 b)
+{
+    return (vec16)_mm256_max_epi16((__m256i)a, (__m256i)b);
+}
+static inline vec16 vmax_sse2(vec16 a, vec16 b)
+{
+    __m128i x[2], y[2];
+    memcpy(x, &a, sizeof x);
+    memcpy(y, &b, sizeof y);
+    x[0] = _mm_max_epi16(x[0], y[0]);
+    x[1] = _mm_max_epi16(x[1], y[1]);
+    memcpy(&a, x, sizeof a);
+    return a;
+}
+#else
+static inline vec16 vmax_sse2(vec16 a, vec16 b)
+{
+    vec16 m = a > b;
+    return (a & m) | (b & ~m);
+}
+#define vmax_avx2 vmax_sse2
+#endif
+
+/* Lanes moved up by one, lane 0 getting fill's lane 0: query position i - 1 of lane l's first
+ * segment is the last segment of lane l - 1. */
+static inline vec16 shift_lanes(vec16 v, vec16 fill)
+{
+    return __builtin_shufflevector(v, fill, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+}
+
+static inline int any_greater(vec16 a, vec16 b)
+{
+    vec16 m = a > b;
+    uint64_t w[4];
+    memcpy(w, &m, sizeof w);
+    return (w[0] | w[1] | w[2] | w[3]) != 0;
+}
+
+static inline int hmax(vec16 v)
+{
+    int16_t x[LANES];
+    memcpy(x, &v, sizeof x);
+    int m = x[0];
+    for (int l = 1; l < LANES; l++)
+        m = x[l] > m ? x[l] : m;
+    return m;
+}
+
+/* The kernel, inlined into one function per instruction set with that set's vmax. */
+static inline __attribute__((always_inline)) int striped(pdr_align_query *q, const uint8_t *t, size_t tlen,
+                                                         vec16 (*vmax)(vec16, vec16))
+{
+    const size_t seg_len = q->seg_len;
+    const vec16 v_open = (vec16){0} + (int16_t)(PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND);
+    const vec16 v_ext = (vec16){0} + (int16_t)PDR_ALIGN_GAP_EXTEND;
+    const vec16 zero = {0};
+    const vec16 none = zero + (int16_t)GAP_NONE;
+    vec16 *h_load = q->h_load, *h_store = q->h_store, *e = q->e, v_best = zero;
+    for (size_t s = 0; s < seg_len; s++)
+        {
+        h_load[s] = h_store[s] = zero;
+        e[s] = none;
+    }
+    for (size_t j = 0; j < tlen; j++) {
+        const vec16 *prof = q->profile + (size_t)t[j] * seg_len;
+        vec16 f = none, h = shift_lanes(h_store[seg_len - 1], zero);
+        vec16 *tmp = h_load;
+        h_load = h_store;
+        h_store = tmp;
+        for (size_t s = 0; s < seg_len; s++) {
+            h = h + prof[s];
+            h = vmax(h, e[s]);
+            h = vmax(h, f);
+            h = vmax(h, zero);
+            v_best = vmax(v_best, h);
+            h_store[s] = h;
+            vec16 h_gap = h - v_open;
+            e[s] = vmax(e[s] - v_ext, h_gap);
+            f = vmax(f - v_ext, h_gap);
+            h = h_load[s];
+        }
+        /* lazy F: a vertical gap that runs from one lane into the next */
+        f = shift_lanes(f, none);
+        size_t s = 0;
+        while (any_greater(f, h_store[s] - v_open)) {
+            h_store[s] = vmax(h_store[s], f);
+            v_best = vmax(v_best, h_store[s]);
+            e[s] = vmax(e[s], h_store[s] - v_open);
+            f = f - v_ext;
+            if (++s >= seg_len) {
+                s = 0;
+                f = shift_lanes(f, none);
+            }
+        }
+        /* a score grows by at most 11 (W-W) a column: checked every 64 columns, one below
+         * PDR_ALIGN_SAT cannot pass 32767 before the next check */
+        if ((j & 63) == 63 && hmax(v_best) >= PDR_ALIGN_SAT)
+            return -1;
+    }
+    q->h_load = h_load;
+    q->h_store = h_store;
+    int best = hmax(v_best);
+    return best >= PDR_ALIGN_SAT ? -1 : best;
+}
+
+__attribute__((target("avx2"))) static int striped_avx2(pdr_align_query *q, const uint8_t *t, size_t tlen)
+{
+    return striped(q, t, tlen, vmax_avx2);
+}
+
+static int striped_default(pdr_align_query *q, const uint8_t *t, size_t tlen)
+{
+    return striped(q, t, tlen, vmax_sse2);
+}
+
+/* ---------------------------------------------------------------- query */
+
+int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q, pdr_err *err)
+{
+    *ret_q = NULL;
+    if (len == 0)
+        return pdr_fail(err, PDR_EINPUT, "alignment: empty query");
+    pdr_align_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+    q->len = len;
+    q->seg_len = (len + LANES - 1) / LANES;
+    size_t bytes = q->seg_len * sizeof(vec16);
+    q->seq = malloc(len);
+    q->profile = aligned_alloc(sizeof(vec16), N_LETTERS * bytes);
+    q->h_load = aligned_alloc(sizeof(vec16), bytes);
+    q->h_store = aligned_alloc(sizeof(vec16), bytes);
+    q->e = aligned_alloc(sizeof(vec16), bytes);
+    if (!q->seq || !q->profile || !q->h_load || !q->h_store || !q->e) {
+        pdr_align_query_free(q);
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a query of %zu residues", len);
+    }
+    memcpy(q->seq, seq, len);
+    __builtin_cpu_init();
+    q->use_avx2 = __builtin_cpu_supports("avx2") != 0;
+    for (int a = 0; a < N_LETTERS; a++)
+        for (size_t s = 0; s < q->seg_len; s++) {
+            int16_t v[LANES];
+            for (int l = 0; l < LANES; l++) {
+                size_t i = (size_t)l * q->seg_len + s;
+                /* padding past the query's end: a score no path through it survives */
+                v[l] = i < len ? BLOSUM62[a][letter((unsigned char)seq[i])] : (int16_t)-1000;
+            }
+            memcpy(&q->profile[(size_t)a * q->seg_len + s], v, sizeof v);
+        }
+    *ret_q = q;
+    return PDR_OK;
+}
+
+void pdr_align_query_free(pdr_align_query *q)
+{
+    if (!q)
+        return;
+    free(q->seq);
+    free(q->profile);
+    free(q->h_load);
+    free(q->h_store);
+    free(q->e);
+    free(q->tletters);
+    free(q);
+}
+
+int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
+{
+    if (tlen == 0)
+        return 0;
+    if (tlen > q->tcap) {
+        uint8_t *p = realloc(q->tletters, tlen);
+        if (!p) /* the reference needs no work arrays of this size */
+            return pdr_align_score_ref(q->seq, q->len, target, tlen);
+        q->tletters = p;
+        q->tcap = tlen;
+    }
+    for (size_t j = 0; j < tlen; j++)
+        q->tletters[j] = (uint8_t)letter((unsigned char)target[j]);
+    int s = q->use_avx2 ? striped_avx2(q, q->tletters, tlen) : striped_default(q, q->tletters, tlen);
+    return s >= 0 ? s : pdr_align_score_ref(q->seq, q->len, target, tlen);
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+double pdr_align_bits(int score)
+{
+    return (PDR_ALIGN_LAMBDA * score - log(PDR_ALIGN_K)) / log(2.0);
+}
+
+double pdr_align_pvalue(int score, size_t m, size_t n)
+{
+    double e = PDR_ALIGN_K * (double)m * (double)n * exp(-PDR_ALIGN_LAMBDA * score);
+    return e < 1e-5 ? e : -expm1(-e);
+}
+
+double pdr_align_combine(double p1, double p2)
+{
+    p1 = p1 < 1e-300 ? 1e-300 : p1 > 1 ? 1 : p1;
+    p2 = p2 < 1e-300 ? 1e-300 : p2 > 1 ? 1 : p2;
+    double x = p1 * p2;
+    if (x < 1e-300)
+        x = 1e-300;
+    double p = x * (1.0 - log(x));
+    return p > 1 ? 1 : p;
+}

@@ -1,0 +1,56 @@
+/* pdr_align.h: Smith-Waterman local alignment scores (BLOSUM62, gap open 11, extend 1: a gap of
+ * k residues costs 11 + k, as BLASTp's defaults), and the statistics that turn them into
+ * p-values and combine them with an embedding score's.
+ *
+ * pdr uses it to re-rank a query's best embedding candidates (pdr_db.h): each candidate's
+ * alignment p-value and embedding p-value are combined by Fisher's method, so a pair that either
+ * signal finds stays found, and one that both find rises.
+ *
+ * Speed: Farrar's striped algorithm over 16 lanes of 16-bit scores (one AVX2 register; two SSE2
+ * ones on CPUs without AVX2, chosen at run time). A score too large for 16 bits (above
+ * PDR_ALIGN_SAT) is recomputed with the 32-bit scalar reference pdr_align_score_ref, so results
+ * never saturate.
+ *
+ * Threads: a pdr_align_query holds its own work arrays; use one per thread.
+ */
+#ifndef PDR_ALIGN_H
+#define PDR_ALIGN_H
+
+#include <stddef.h>
+
+#include "pdr_err.h"
+
+#define PDR_ALIGN_GAP_OPEN 11
+#define PDR_ALIGN_GAP_EXTEND 1
+/* Karlin-Altschul parameters of BLOSUM62 with gaps 11/1 (NCBI BLAST's table). */
+#define PDR_ALIGN_LAMBDA 0.267
+#define PDR_ALIGN_K 0.041
+/* Striped scores at or above this are recomputed in 32 bits. */
+#define PDR_ALIGN_SAT 30000
+
+typedef struct pdr_align_query pdr_align_query;
+
+/* A query's striped score profile for seq[0..len) (letters as in FASTA; lower case is fine,
+ * anything outside BLOSUM62's alphabet scores as X). len must be >= 1. */
+int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q, pdr_err *err);
+void pdr_align_query_free(pdr_align_query *q); /* NULL is fine */
+
+/* Best local alignment score of the query against target[0..tlen) (0 for tlen 0). */
+int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen);
+
+/* The same score by the plain 32-bit Gotoh recurrence: the reference the striped code is tested
+ * against, and its fallback for scores beyond 16 bits. */
+int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Bit score of a raw score: (lambda * score - ln K) / ln 2. */
+double pdr_align_bits(int score);
+
+/* Probability that two unrelated sequences of m and n residues align at least this well:
+ * 1 - exp(-K m n exp(-lambda score)). */
+double pdr_align_pvalue(int score, size_t m, size_t n);
+
+/* Fisher's combination of two independent p-values: P(U1 * U2 <= p1 * p2) for independent
+ * uniform U1, U2, which is x (1 - ln x) with x = p1 p2. Inputs are clamped to [1e-300, 1]. */
+double pdr_align_combine(double p1, double p2);
+
+#endif

@@ -1,0 +1,134 @@
+/* pdr_db_align.c: re-rank a query's embedding candidates with Smith-Waterman alignments
+ * (pdr_align.h) against the database's own sequences (pdr_db_seqs.c).
+ *
+ * Each candidate has an embedding E-value E in a database of N proteins, so a per-pair p-value
+ * p_emb = E / N; the n_align best candidates also get an alignment p-value p_aln from their
+ * score and both lengths. Fisher's method combines the two (pdr_align_combine; p_aln = 1 for a
+ * candidate not aligned), and the hit's E-value becomes N * p. Hits are sorted by it. The two
+ * signals fail in different places: alignments miss remote homologs whose sequences have
+ * drifted apart, embeddings miss some that share one domain, so either one finding a pair is
+ * enough to keep it found. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pdr_align.h"
+#include "pdr_db.h"
+
+typedef struct align_job {
+    const pdr_db *db;
+    size_t n;
+    const char *const *seqs; /* NULL: query q is database row first_row + q */
+    const size_t *lens;
+    size_t first_row;
+    pdr_hit *hits;
+    size_t kc;
+    size_t *counts;
+    int n_align, k;
+    double max_evalue;
+    int threads, worker;
+    int rc;
+    pdr_err err;
+} align_job;
+
+static int by_evalue(const void *a, const void *b)
+{
+    const pdr_hit *x = a, *y = b;
+    if (x->evalue != y->evalue)
+        return x->evalue < y->evalue ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static int align_query(const align_job *j, size_t q, pdr_err *err)
+{
+    const pdr_db *db = j->db;
+    double n_db = (double)pdr_db_count(db);
+    pdr_hit *h = j->hits + q * j->kc;
+    size_t m = j->counts[q], qlen = 0;
+    const char *qseq = j->seqs ? j->seqs[q] : pdr_db_sequence(db, (int64_t)(j->first_row + q), &qlen);
+    if (j->seqs)
+        qlen = j->lens[q];
+    pdr_align_query *aq = NULL;
+    int rc = m ? pdr_align_query_create(qseq, qlen, &aq, err) : PDR_OK;
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < m; i++) {
+        double p_aln = 1.0;
+        h[i].bits = 0;
+        if (i < (size_t)j->n_align) {
+            size_t tlen;
+            const char *t = pdr_db_sequence(db, h[i].row, &tlen);
+            int s = pdr_align_score(aq, t, tlen);
+            if (s < 0) {
+                pdr_align_query_free(aq);
+                return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+            }
+            p_aln = pdr_align_pvalue(s, qlen, tlen);
+            h[i].bits = (float)pdr_align_bits(s);
+        }
+        double p_emb = h[i].evalue / n_db;
+        h[i].evalue = n_db * pdr_align_combine(p_emb, p_aln);
+    }
+    pdr_align_query_free(aq);
+    qsort(h, m, sizeof *h, by_evalue);
+    size_t keep = m < (size_t)j->k ? m : (size_t)j->k;
+    while (keep > 0 && !(h[keep - 1].evalue <= j->max_evalue))
+        keep--;
+    j->counts[q] = keep;
+    return PDR_OK;
+}
+
+static void *align_worker(void *arg)
+{
+    align_job *j = arg;
+    for (size_t q = (size_t)j->worker; q < j->n && !j->rc; q += (size_t)j->threads)
+        j->rc = align_query(j, q, &j->err);
+    return NULL;
+}
+
+int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const size_t *lens, size_t first_row,
+                      int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
+                      pdr_err *err)
+{
+    if (!pdr_db_has_sequences(db))
+        return pdr_fail(err, PDR_EINPUT, "%s: the database has no sequences to align (made before pdr 0.6); "
+                        "rebuild it with 'pdr makedb', or search with --align 0", pdr_db_path(db));
+    if (threads < 1)
+        threads = 1;
+    if ((size_t)threads > n)
+        threads = n ? (int)n : 1;
+    align_job *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    char *started = calloc((size_t)threads, 1);
+    int rc = PDR_OK;
+    if (!jobs || !tid || !started) {
+        rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+        goto done;
+    }
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (align_job){.db = db, .n = n, .seqs = seqs, .lens = lens, .first_row = first_row, .hits = hits,
+                              .kc = kc, .counts = counts, .n_align = n_align, .k = k, .max_evalue = max_evalue,
+                              .threads = threads, .worker = t};
+        if (t > 0 && pthread_create(&tid[t], NULL, align_worker, &jobs[t]) == 0)
+            started[t] = 1;
+        else if (t > 0)
+            jobs[t].rc = pdr_fail(&jobs[t].err, PDR_EINTERNAL, "alignment: cannot start a thread");
+    }
+    align_worker(&jobs[0]);
+    for (int t = 1; t < threads; t++)
+        if (started[t])
+            pthread_join(tid[t], NULL);
+    for (int t = 0; t < threads && !rc; t++)
+        if (jobs[t].rc) {
+            rc = jobs[t].rc;
+            *err = jobs[t].err;
+        }
+done:
+    free(started);
+    free(jobs);
+    free(tid);
+    return rc;
+}
