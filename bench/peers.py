@@ -7,8 +7,9 @@ hit limit of at least the number of proteins, so that every pair can be scored; 
 pair ROC AUC (protocol of ../shared/data/README.md, see auc.py), wall time, CPU time (user+sys of
 the tool and the children it waited for) and peak RSS (largest process). Database building
 counts in the tool's time (pdr: embedding the database; makeblastdb; diamond makedb; MMseqs2's
-easy-search builds its own). Scores: cosine for pdr, bit score for the aligners, the larger of
-the two directions. A tool that is not installed is reported as missing.
+easy-search builds its own). Scores: pdr's combined E-value (embedding + alignment of the best
+100 candidates; pdr-emb and pdr-seg-emb: the embedding score alone), bit score for the aligners,
+the larger of the two directions. A tool that is not installed is reported as missing.
 
 Prints one table per dataset plus ratios against MMseqs2 -s 7.5 and writes
 bench/out/peers_<dataset>.tsv.
@@ -34,11 +35,12 @@ REFERENCE = "mmseqs-s7.5"
 
 class Tool:
     """One benchmarked configuration. steps(fasta, work, n) -> list of (argv, stdout_path|None);
-    hits: path of the tabular output; cols: 0-based (query, target, score) columns."""
+    hits: path of the tabular output; cols: 0-based (query, target, score) columns; evalue: the
+    score column is an E-value (ranked by -log10 E)."""
 
-    def __init__(self, name, programs, steps, hits, cols, comment="#"):
+    def __init__(self, name, programs, steps, hits, cols, comment="#", evalue=False):
         self.name, self.programs, self.steps, self.hits, self.cols = name, programs, steps, hits, cols
-        self.comment = comment
+        self.comment, self.evalue = comment, evalue
 
 
 def make_tools(a):
@@ -91,9 +93,19 @@ def make_tools(a):
         return [(cmd + [fa, fa], None)]
 
     return [
-        Tool("pdr", [a.pdr], pdr_steps, "hits.tsv", (0, 1, 2)),
+        # pdr's default: embedding search, the 100 best candidates per query aligned, ranked by the
+        # combined E-value (column 4)
+        Tool("pdr", [a.pdr], pdr_steps, "hits.tsv", (0, 1, 3), evalue=True),
         # a segment database (makedb --segments): whole + best segment pair, for local homology
-        Tool("pdr-seg", [a.pdr], pdr_steps_with(["--segments"]), "hits.tsv", (0, 1, 2)),
+        Tool("pdr-seg", [a.pdr], pdr_steps_with(["--segments"]), "hits.tsv", (0, 1, 3), evalue=True),
+        # more candidates aligned per query: more of the pairs the embedding ranks low get the
+        # alignment's evidence
+        Tool("pdr-a1000", [a.pdr], pdr_steps_with(["--align", "1000"]), "hits.tsv", (0, 1, 3), evalue=True),
+        Tool("pdr-seg-a1000", [a.pdr], pdr_steps_with(["--segments", "--align", "1000"]), "hits.tsv", (0, 1, 3),
+             evalue=True),
+        # the embedding alone (--align 0): its score, column 3
+        Tool("pdr-emb", [a.pdr], pdr_steps_with(["--align", "0"]), "hits.tsv", (0, 1, 2)),
+        Tool("pdr-seg-emb", [a.pdr], pdr_steps_with(["--segments", "--align", "0"]), "hits.tsv", (0, 1, 2)),
         Tool("mmseqs-s7.5", ["mmseqs"], mmseqs_steps("7.5"), "hits.m8", (0, 1, 2)),
         Tool("mmseqs", ["mmseqs"], mmseqs_steps(None), "hits.m8", (0, 1, 2)),
         Tool("diamond", ["diamond"], diamond_steps, "hits.tsv", (0, 1, 2)),
@@ -140,7 +152,7 @@ def run_tool(tool, ds, work_root, keep_hits):
         row["status"] = "failed (no output)"
         return row
     q, tcol, s = tool.cols
-    r = PairScorer(ds.pairs).read(hits, q, tcol, s, tool.comment).result()
+    r = PairScorer(ds.pairs).read(hits, q, tcol, s, tool.comment, evalue=tool.evalue).result()
     row.update(auc=r["auc"], n_scored=r["n_scored"], n_hits=r["n_hits"])
     if not keep_hits:
         shutil.rmtree(w, ignore_errors=True)

@@ -119,8 +119,18 @@ struct pdr_align_query {
     vec16 *h_load, *h_store, *e;
     uint8_t *tletters; /* target letters, grown as needed */
     size_t tcap;
-    int use_avx2; /* the CPU has AVX2: the kernel compiled for it runs */
+    int use_avx2; /* the CPU has AVX2: the kernels compiled for it run */
+    /* the 8-bit pass (AVX2 only): 32 lanes of unsigned scores, biased by BIAS8 */
+    size_t seg8;
+    uint8_t *profile8; /* N_LETTERS x seg8 x 32 bytes */
+    uint8_t *h8_load, *h8_store, *e8;
 };
+
+/* 8-bit scores: profile entries are BLOSUM62 + BIAS8 (so >= 0), and a score above MAX8 could
+ * saturate on the next column: the pass gives up and the 16-bit one runs. */
+#define LANES8 32
+#define BIAS8 4
+#define MAX8 (255 - 11 - BIAS8)
 
 /* Lane-wise maximum: pmaxsw, on one AVX2 register or two SSE2 halves (x86-64's baseline). */
 #if defined(__x86_64__)
@@ -240,6 +250,72 @@ static int striped_default(pdr_align_query *q, const uint8_t *t, size_t tlen)
     return striped(q, t, tlen, vmax_sse2);
 }
 
+#if defined(__x86_64__)
+/* Bytes moved up by one lane across the whole 256-bit register, lane 0 getting 0. */
+__attribute__((target("avx2"))) static inline __m256i shift8(__m256i v)
+{
+    return _mm256_alignr_epi8(v, _mm256_permute2x128_si256(v, v, 0x08), 15);
+}
+
+/* The first pass: Farrar's 8-bit unsigned kernel, twice the lanes of the 16-bit one. Returns -1
+ * when a score passes MAX8 (the 16-bit kernel then recomputes it). */
+__attribute__((target("avx2"))) static int striped8_avx2(pdr_align_query *q, const uint8_t *t, size_t tlen)
+{
+    const size_t seg_len = q->seg8;
+    const __m256i v_bias = _mm256_set1_epi8(BIAS8), v_open = _mm256_set1_epi8(PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND),
+                  v_ext = _mm256_set1_epi8(PDR_ALIGN_GAP_EXTEND), v_limit = _mm256_set1_epi8((char)(MAX8 + 1)),
+                  zero = _mm256_setzero_si256();
+    __m256i *h_load = (__m256i *)q->h8_load, *h_store = (__m256i *)q->h8_store, *e = (__m256i *)q->e8;
+    const __m256i *profile = (const __m256i *)q->profile8;
+    __m256i v_best = zero;
+    for (size_t s = 0; s < seg_len; s++)
+        h_load[s] = h_store[s] = e[s] = zero;
+    for (size_t j = 0; j < tlen; j++) {
+        const __m256i *prof = profile + (size_t)t[j] * seg_len;
+        __m256i f = zero, h = shift8(h_store[seg_len - 1]);
+        __m256i *tmp = h_load;
+        h_load = h_store;
+        h_store = tmp;
+        for (size_t s = 0; s < seg_len; s++) {
+            h = _mm256_subs_epu8(_mm256_adds_epu8(h, prof[s]), v_bias);
+            h = _mm256_max_epu8(h, e[s]);
+            h = _mm256_max_epu8(h, f);
+            v_best = _mm256_max_epu8(v_best, h);
+            h_store[s] = h;
+            __m256i h_gap = _mm256_subs_epu8(h, v_open);
+            e[s] = _mm256_max_epu8(_mm256_subs_epu8(e[s], v_ext), h_gap);
+            f = _mm256_max_epu8(_mm256_subs_epu8(f, v_ext), h_gap);
+            h = h_load[s];
+        }
+        f = shift8(f);
+        size_t s = 0;
+        for (;;) { /* lazy F: while some f > h - open */
+            __m256i gt = _mm256_subs_epu8(f, _mm256_subs_epu8(h_store[s], v_open));
+            if (_mm256_testz_si256(gt, gt))
+                break;
+            h_store[s] = _mm256_max_epu8(h_store[s], f);
+            e[s] = _mm256_max_epu8(e[s], _mm256_subs_epu8(h_store[s], v_open));
+            f = _mm256_subs_epu8(f, v_ext);
+            if (++s >= seg_len) {
+                s = 0;
+                f = shift8(f);
+            }
+        }
+        /* any lane at or above MAX8 + 1: max(best, limit) == best there */
+        if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v_best, v_limit), v_best)))
+            return -1;
+    }
+    q->h8_load = (uint8_t *)h_load;
+    q->h8_store = (uint8_t *)h_store;
+    uint8_t b[LANES8];
+    memcpy(b, &v_best, sizeof b);
+    int best = 0;
+    for (int l = 0; l < LANES8; l++)
+        best = b[l] > best ? b[l] : best;
+    return best;
+}
+#endif
+
 /* ---------------------------------------------------------------- query */
 
 int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q, pdr_err *err)
@@ -258,13 +334,22 @@ int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q,
     q->h_load = aligned_alloc(sizeof(vec16), bytes);
     q->h_store = aligned_alloc(sizeof(vec16), bytes);
     q->e = aligned_alloc(sizeof(vec16), bytes);
-    if (!q->seq || !q->profile || !q->h_load || !q->h_store || !q->e) {
+    __builtin_cpu_init();
+    q->use_avx2 = __builtin_cpu_supports("avx2") != 0;
+    if (q->use_avx2) {
+        q->seg8 = (len + LANES8 - 1) / LANES8;
+        size_t bytes8 = q->seg8 * LANES8;
+        q->profile8 = aligned_alloc(LANES8, N_LETTERS * bytes8);
+        q->h8_load = aligned_alloc(LANES8, bytes8);
+        q->h8_store = aligned_alloc(LANES8, bytes8);
+        q->e8 = aligned_alloc(LANES8, bytes8);
+    }
+    if (!q->seq || !q->profile || !q->h_load || !q->h_store || !q->e ||
+        (q->use_avx2 && (!q->profile8 || !q->h8_load || !q->h8_store || !q->e8))) {
         pdr_align_query_free(q);
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a query of %zu residues", len);
     }
     memcpy(q->seq, seq, len);
-    __builtin_cpu_init();
-    q->use_avx2 = __builtin_cpu_supports("avx2") != 0;
     for (int a = 0; a < N_LETTERS; a++)
         for (size_t s = 0; s < q->seg_len; s++) {
             int16_t v[LANES];
@@ -275,6 +360,14 @@ int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q,
             }
             memcpy(&q->profile[(size_t)a * q->seg_len + s], v, sizeof v);
         }
+    for (int a = 0; q->use_avx2 && a < N_LETTERS; a++)
+        for (size_t s = 0; s < q->seg8; s++)
+            for (int l = 0; l < LANES8; l++) {
+                size_t i = (size_t)l * q->seg8 + s;
+                /* padding: 0, i.e. -BIAS8, never raises a score */
+                q->profile8[((size_t)a * q->seg8 + s) * LANES8 + (size_t)l] =
+                    (uint8_t)(i < len ? BLOSUM62[a][letter((unsigned char)seq[i])] + BIAS8 : 0);
+            }
     *ret_q = q;
     return PDR_OK;
 }
@@ -288,6 +381,10 @@ void pdr_align_query_free(pdr_align_query *q)
     free(q->h_load);
     free(q->h_store);
     free(q->e);
+    free(q->profile8);
+    free(q->h8_load);
+    free(q->h8_store);
+    free(q->e8);
     free(q->tletters);
     free(q);
 }
@@ -305,7 +402,13 @@ int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
     }
     for (size_t j = 0; j < tlen; j++)
         q->tletters[j] = (uint8_t)letter((unsigned char)target[j]);
-    int s = q->use_avx2 ? striped_avx2(q, q->tletters, tlen) : striped_default(q, q->tletters, tlen);
+    int s = -1;
+#if defined(__x86_64__)
+    if (q->use_avx2)
+        s = striped8_avx2(q, q->tletters, tlen);
+#endif
+    if (s < 0)
+        s = q->use_avx2 ? striped_avx2(q, q->tletters, tlen) : striped_default(q, q->tletters, tlen);
     return s >= 0 ? s : pdr_align_score_ref(q->seq, q->len, target, tlen);
 }
 

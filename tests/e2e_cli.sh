@@ -15,11 +15,17 @@ check() { if eval "$2"; then ok; else bad "$1"; fi; }
 small=$DATA/test/small.fasta
 n_small=$(grep -c '^>' "$small")
 
-# --- easy-search: every query finds itself first, TSV has 8 columns, sorted by score
+# --- easy-search: every query finds itself first, TSV has 9 columns, sorted by E-value
 "$PDR" easy-search "$small" "$small" "$T/hits.tsv" -k 5 --threads 2 2>"$T/err"
 check "easy-search exits 0" "[ $? -eq 0 ]"
 check "easy-search writes k hits per query" "[ \$(wc -l <'$T/hits.tsv') -eq $((n_small * 5)) ]"
-check "8 tab-separated columns" "awk -F'\t' 'NF!=8{exit 1}' '$T/hits.tsv'"
+check "9 tab-separated columns" "awk -F'\t' 'NF!=9{exit 1}' '$T/hits.tsv'"
+check "E-values ascend within a query" "awk -F'\t' '\$1==q && \$4<prev{exit 1}{q=\$1;prev=\$4}' '$T/hits.tsv'"
+check "every hit aligned (k <= 100): bits are numbers" "awk -F'\t' '\$9!~/^[0-9]+[.][0-9]\$/{exit 1}' '$T/hits.tsv'"
+"$PDR" easy-search "$small" "$small" "$T/hits2.tsv" -k 5 --align 2 --threads 2 2>"$T/err"
+check "--align 2: two hits per query aligned, the rest '-'" "[ $? -eq 0 ] && awk -F'\t' '{n[\$1]+=(\$9!=\"-\")} END{for(q in n) if(n[q]!=2) exit 1}' '$T/hits2.tsv'"
+"$PDR" easy-search "$small" "$small" "$T/hits0.tsv" -k 5 --align 0 --threads 2 2>"$T/err"
+check "--align 0: no bits, hits as the embedding ranks them" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/hits0.tsv'"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
 check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
 # with a model background (the default model has one), score = cosine - mean level: the self
@@ -29,7 +35,7 @@ if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
 else
     check "plain: score equals cosine" "awk -F'\t' '\$3!=\$8{exit 1}' '$T/hits.tsv'"
 fi
-check "scores descend within a query" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/hits.tsv'"
+check "without alignment scores descend within a query" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/hits0.tsv'"
 check "ranks run 1..k" "awk -F'\t' '\$1!=q{r=0}{r++; if(\$5!=r) exit 1; q=\$1}' '$T/hits.tsv'"
 check "no temp dir left behind" "[ -z \"\$(ls -d \${TMPDIR:-/tmp}/pdr-easy-* 2>/dev/null | head -1)\" ] || true"
 
@@ -60,7 +66,7 @@ check "--strict leaves no output" "[ ! -e '$T/m2.h5' ]"
 # --- makedb + search, TSV and JSON, filters
 "$PDR" makedb "$small" "$T/db" 2>"$T/err"
 check "makedb exits 0" "[ $? -eq 0 ]"
-check "makedb writes store, index, calibration" "[ -s '$T/db/embeddings.h5' ] && [ -s '$T/db/index.faiss' ] && [ -s '$T/db/calibration.txt' ]"
+check "makedb writes store, index, calibration, sequences" "[ -s '$T/db/embeddings.h5' ] && [ -s '$T/db/index.faiss' ] && [ -s '$T/db/calibration.txt' ] && [ -s '$T/db/sequences.h5' ]"
 if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
     check "makedb writes background levels" "[ -s '$T/db/background.h5' ]"
 else
@@ -70,7 +76,7 @@ fi
 check "search exits 0" "[ $? -eq 0 ]"
 check "search gives same top hits as easy-search" "[ \"\$(awk '\$5==1' '$T/s.tsv' | cut -f1,2)\" = \"\$(awk '\$5==1' '$T/hits.tsv' | cut -f1,2)\" ]"
 "$PDR" search "$T/db" "$small" - -k 2 --format json >"$T/s.json" 2>"$T/err"
-check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
+check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] and r[\"hits\"][0][\"bits\"]>20 for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
 # --min-score at the smallest self-hit score: every self hit stays, and only hits that good
 smin=$(awk -F'\t' '$5==1 && (m=="" || $3<m){m=$3} END{printf "%.4f", m - 0.0001}' "$T/s.tsv")
 "$PDR" search "$T/db" "$small" - -k 5 --min-score "$smin" >"$T/min.tsv" 2>"$T/err"
@@ -85,8 +91,8 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     check "makedb --segments exits 0" "[ $? -eq 0 ]"
     check "segment levels written" "/usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1]); assert f[\"segment_levels\"].shape[0] >= $n_small; assert f.attrs[\"segment_window\"] == 100' '$T/segdb/background.h5'"
     "$PDR" search "$T/segdb" "$small" "$T/seg.tsv" -k 4 2>"$T/err"
-    check "search a segment database" "[ $? -eq 0 ] && [ \$(wc -l <'$T/seg.tsv') -eq $((n_small * 4)) ] && awk -F'\t' 'NF!=8{exit 1}' '$T/seg.tsv'"
-    check "segment scores descend" "awk -F'\t' '\$1==q && \$3>prev+1e-9{exit 1}{q=\$1;prev=\$3}' '$T/seg.tsv'"
+    check "search a segment database" "[ $? -eq 0 ] && [ \$(wc -l <'$T/seg.tsv') -eq $((n_small * 4)) ] && awk -F'\t' 'NF!=9{exit 1}' '$T/seg.tsv'"
+    check "segment hits: E-values ascend" "awk -F'\t' '\$1==q && \$4<prev{exit 1}{q=\$1;prev=\$4}' '$T/seg.tsv'"
     check "segment scores differ from whole-protein scores" "! cmp -s <(cut -f1-3 '$T/seg.tsv') <(\"$PDR\" search '$T/db' '$small' - -k 4 2>/dev/null | cut -f1-3)"
     # easy-search all-vs-all takes the queries' vectors and segments from the database itself:
     # the same hits and scores as embedding them
@@ -100,6 +106,16 @@ fi
 check "search --segments is a usage error" "[ $? -eq 2 ] && grep -q 'makedb and easy-search' '$T/err'"
 printf '>q1\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n' | "$PDR" search "$T/db" - "$T/stdin.tsv" -k 2 2>"$T/err"
 check "queries from stdin" "[ \$(wc -l <'$T/stdin.tsv') -eq 2 ] && cut -f1 '$T/stdin.tsv' | grep -qx q1"
+# a database without its sequences (made before alignment re-ranking): searches do not align by
+# default, and --align N says why it cannot
+cp -r "$T/db" "$T/noseq" && rm "$T/noseq/sequences.h5"
+"$PDR" search "$T/noseq" "$small" "$T/noseq.tsv" -k 3 2>"$T/err"
+check "no sequences: search works, nothing aligned" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/noseq.tsv' && [ -s '$T/noseq.tsv' ]"
+"$PDR" search "$T/noseq" "$small" - -k 3 --align 10 >/dev/null 2>"$T/err"
+check "no sequences: --align 10 exits 1 and says to rebuild" "[ $? -eq 1 ] && grep -q 'no sequences' '$T/err' && grep -q 'makedb' '$T/err'"
+# the target FASTA from stdin cannot be read twice: the database is made, without sequences
+"$PDR" makedb - "$T/stdindb" <"$small" 2>"$T/err"
+check "makedb from stdin: made, says searches will not align" "[ $? -eq 0 ] && grep -q 'do not align' '$T/err' && [ ! -e '$T/stdindb/sequences.h5' ]"
 
 # --- errors and exit codes
 "$PDR" >/dev/null 2>&1; check "no command: exit 2" "[ $? -eq 2 ]"

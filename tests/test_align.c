@@ -1,0 +1,376 @@
+/* test_align.c: Smith-Waterman scores (pdr_align.h) and the alignment re-ranking of a real
+ * database (pdr_db_align_hits, pdr_db_seqs.c): the striped kernel against the 32-bit reference
+ * and hand-counted scores, the statistics, and a database made from a FASTA with the shipped model
+ * whose re-ranked E-values are recomputed here from the plain search and reference alignments. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "pdr_align.h"
+#include "pdr_batch.h"
+#include "pdr_bulk.h"
+#include "pdr_db.h"
+
+static const char *data_dir = "data";
+static const char *tmp_root = "/tmp";
+static uint64_t rng_state = 11;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void random_protein(char *s, size_t n)
+{
+    static const char aa[] = "ACDEFGHIKLMNPQRSTVWY";
+    for (size_t i = 0; i < n; i++)
+        s[i] = aa[rng_next() % 20];
+}
+
+/* A copy of src with about one residue in `every` substituted and one in `every` deleted. */
+static size_t mutate(const char *src, size_t n, char *dst, unsigned every)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned r = (unsigned)(rng_next() % (2 * every));
+        if (r == 0)
+            continue;
+        char buf[1];
+        random_protein(buf, 1);
+        dst[m++] = r == 1 ? buf[0] : src[i];
+    }
+    return m ? m : (dst[0] = src[0], 1);
+}
+
+static int striped(const char *a, size_t la, const char *b, size_t lb)
+{
+    pdr_err err;
+    pdr_align_query *q = NULL;
+    if (pdr_align_query_create(a, la, &q, &err))
+        return -2;
+    int s = pdr_align_score(q, b, lb);
+    pdr_align_query_free(q);
+    return s;
+}
+
+TEST(scores_match_hand_counts)
+{
+    const char *s = "ACDEFGHIKL"; /* BLOSUM62 diagonal: 4+9+6+5+6+6+8+4+5+4 */
+    CHECKF(pdr_align_score_ref(s, 10, s, 10) == 57, "%d", pdr_align_score_ref(s, 10, s, 10));
+    CHECK(striped(s, 10, s, 10) == 57);
+    /* 10 W against 5 W, G, 5 W: one gap of one residue costs 11 + 1, so 10 x 11 - 12 = 98 beats
+     * the ungapped 9 x 11 - 2 (W/G) = 97 */
+    const char *w = "WWWWWWWWWW", *wg = "WWWWWGWWWWW";
+    CHECKF(pdr_align_score_ref(w, 10, wg, 11) == 98, "%d", pdr_align_score_ref(w, 10, wg, 11));
+    CHECKF(striped(w, 10, wg, 11) == 98, "%d", striped(w, 10, wg, 11));
+    CHECK(striped(wg, 11, w, 10) == 98);
+    /* lower case and unknown letters: as upper case, and as X (-1 against all but *) */
+    CHECK(striped("acdefghikl", 10, s, 10) == 57);
+    CHECK(pdr_align_score_ref("U", 1, "U", 1) == 0);
+    CHECK(striped(s, 10, "", 0) == 0);
+    pdr_err err;
+    pdr_align_query *q = NULL;
+    CHECK(pdr_align_query_create(s, 0, &q, &err) == PDR_EINPUT && q == NULL);
+}
+
+TEST(striped_equals_reference)
+{
+    static char a[3000], b[3000];
+    int bad = 0;
+    for (int it = 0; it < 400; it++) {
+        size_t la = 1 + rng_next() % (it < 200 ? 40 : 1200);
+        random_protein(a, la);
+        size_t lb = it % 2 ? mutate(a, la, b, 3 + (unsigned)(it % 7)) : 1 + rng_next() % 1200;
+        if (it % 2 == 0)
+            random_protein(b, lb);
+        int r = pdr_align_score_ref(a, la, b, lb), s = striped(a, la, b, lb);
+        if (r != s && bad++ < 5)
+            fprintf(stderr, "  la %zu lb %zu: reference %d, striped %d\n", la, lb, r, s);
+    }
+    CHECKF(bad == 0, "%d of 400 differ", bad);
+}
+
+TEST(scores_beyond_16_bits_fall_back_to_32)
+{
+    size_t n = 3200; /* 3200 x 11 = 35200 > 32767 */
+    char *w = malloc(n);
+    memset(w, 'W', n);
+    CHECK(pdr_align_score_ref(w, n, w, n) == 35200);
+    CHECKF(striped(w, n, w, n) == 35200, "%d", striped(w, n, w, n));
+    free(w);
+}
+
+TEST(statistics)
+{
+    CHECK(fabs(pdr_align_bits(100) - (0.267 * 100 - log(0.041)) / log(2.0)) < 1e-9);
+    CHECK(pdr_align_pvalue(200, 300, 300) < pdr_align_pvalue(100, 300, 300));
+    CHECK(pdr_align_pvalue(100, 300, 3000) > pdr_align_pvalue(100, 300, 300));
+    CHECK(pdr_align_pvalue(0, 300, 300) <= 1.0 && pdr_align_pvalue(0, 300, 300) > 0.99);
+    /* Fisher: never below the smaller p-value squared, uniform at p2 = 1 ... */
+    CHECK(fabs(pdr_align_combine(0.5, 1.0) - 0.5 * (1 - log(0.5))) < 1e-12);
+    CHECK(pdr_align_combine(1e-10, 1.0) > 1e-10);
+    CHECK(pdr_align_combine(1e-10, 1e-5) < 1e-10);
+    CHECK(pdr_align_combine(1.0, 1.0) == 1.0);
+    CHECK(pdr_align_combine(0.0, 0.0) > 0.0);
+    /* ... and monotone in each argument */
+    CHECK(pdr_align_combine(1e-3, 1e-4) < pdr_align_combine(1e-3, 1e-3));
+}
+
+/* A database from a FASTA of families (a random protein and mutated copies) plus unrelated
+ * proteins, made as pdr makedb makes one. */
+#define N_FAMILIES 6
+#define PER_FAMILY 5
+#define N_SINGLE 30
+typedef struct fixture {
+    char dir[512], fasta[600];
+    char *seqs[N_FAMILIES * PER_FAMILY + N_SINGLE];
+    size_t lens[N_FAMILIES * PER_FAMILY + N_SINGLE];
+    size_t n;
+    pdr_encoder *enc;
+} fixture;
+
+static int make_db(fixture *fx)
+{
+    pdr_err err;
+    snprintf(fx->dir, sizeof fx->dir, "%s/pdr-test-align-XXXXXX", tmp_root);
+    if (!mkdtemp(fx->dir))
+        return -1;
+    snprintf(fx->fasta, sizeof fx->fasta, "%s/in.fasta", fx->dir);
+    FILE *f = fopen(fx->fasta, "w");
+    if (!f)
+        return -1;
+    fx->n = 0;
+    for (int fam = 0; fam < N_FAMILIES; fam++) {
+        size_t len = 80 + rng_next() % 300;
+        char *root = malloc(len);
+        random_protein(root, len);
+        for (int m = 0; m < PER_FAMILY; m++) {
+            char *s = malloc(len);
+            size_t l = mutate(root, len, s, 4);
+            fx->seqs[fx->n] = s;
+            fx->lens[fx->n++] = l;
+        }
+        free(root);
+    }
+    for (int i = 0; i < N_SINGLE; i++) {
+        size_t l = 50 + rng_next() % 400;
+        fx->seqs[fx->n] = malloc(l);
+        random_protein(fx->seqs[fx->n], l);
+        fx->lens[fx->n++] = l;
+    }
+    for (size_t i = 0; i < fx->n; i++) {
+        fprintf(f, ">p%zu\n%.*s\n", i, (int)fx->lens[i], fx->seqs[i]);
+        if (i == 3) /* a bad record the embedding skips, and so must the sequence file */
+            fprintf(f, ">bad\nAC#D\n");
+    }
+    fclose(f);
+    char model[600], store[600];
+    snprintf(model, sizeof model, "%s/pdr_cnn_v1.h5", data_dir);
+    snprintf(store, sizeof store, "%s/%s", fx->dir, PDR_DB_STORE);
+    if (pdr_encoder_open(model, &fx->enc, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    pdr_bulk_opts bo;
+    pdr_bulk_opts_default(&bo);
+    bo.threads = 1;
+    pdr_bulk_stats st;
+    int rc = pdr_bulk_embed(fx->enc, fx->fasta, store, &bo, &st, &err) ||
+             pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err) ||
+             pdr_db_write_levels(fx->dir, pdr_encoder_background(fx->enc), NULL, 0, 0, &err) ||
+             pdr_db_calibrate(fx->dir, fx->enc, 1, 0, &err) ||
+             pdr_db_write_sequences(fx->dir, fx->fasta, 0, &err);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    return rc;
+}
+
+static void free_db(fixture *fx)
+{
+    static const char *files[] = {PDR_DB_STORE, PDR_DB_INDEX, PDR_DB_CALIB, PDR_DB_LEVELS, PDR_DB_SEQS, "in.fasta"};
+    char p[700];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", fx->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(fx->dir);
+    for (size_t i = 0; i < fx->n; i++)
+        free(fx->seqs[i]);
+    pdr_encoder_free(fx->enc);
+}
+
+static int search(const pdr_db *db, fixture *fx, int k, int n_align, double max_evalue, pdr_hit *hits,
+                  size_t *counts, pdr_err *err)
+{
+    pdr_encoder_ws *ws = NULL;
+    if (pdr_encoder_ws_create(fx->enc, &ws, err))
+        return -1;
+    int32_t lens[N_FAMILIES * PER_FAMILY + N_SINGLE];
+    for (size_t i = 0; i < fx->n; i++)
+        lens[i] = (int32_t)fx->lens[i];
+    float *emb = malloc(fx->n * (size_t)pdr_db_dim(db) * sizeof *emb);
+    /* seqs are not NUL-terminated here: the search must not need it */
+    pdr_batch_job job = {.n = fx->n, .seqs = fx->seqs, .lengths = lens, .emb = emb};
+    int rc = pdr_db_embed_and_search(db, fx->enc, &ws, 1, &job, k, n_align, -2.0f, max_evalue, hits, counts, err);
+    free(emb);
+    pdr_encoder_ws_free(ws);
+    return rc;
+}
+
+TEST(rerank_combines_embedding_and_alignment_evidence)
+{
+    fixture fx;
+    memset(&fx, 0, sizeof fx);
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECK(make_db(&fx) == 0);
+    CHECK(pdr_db_open(fx.dir, &db, &err) == 0);
+    if (!db) {
+        free_db(&fx);
+        return;
+    }
+    CHECK(pdr_db_count(db) == fx.n && pdr_db_has_sequences(db));
+    for (size_t r = 0; r < fx.n; r++) { /* the stored residues are the FASTA's */
+        size_t len = 0;
+        const char *s = pdr_db_sequence(db, (int64_t)r, &len);
+        CHECKF(len == fx.lens[r] && memcmp(s, fx.seqs[r], len) == 0, "row %zu", r);
+    }
+    const int k = 20, n_align = 8;
+    size_t kc = pdr_db_candidates(k, n_align), n = fx.n;
+    CHECK(kc == 20 && pdr_db_candidates(5, 8) == 8 && pdr_db_candidates(5, 0) == 5);
+    pdr_hit *plain = calloc(n * kc, sizeof *plain), *hits = calloc(n * kc, sizeof *hits);
+    size_t *pc = calloc(n, sizeof *pc), *hc = calloc(n, sizeof *hc);
+    CHECK(search(db, &fx, k, 0, HUGE_VAL, plain, pc, &err) == 0);
+    CHECK(search(db, &fx, k, n_align, HUGE_VAL, hits, hc, &err) == 0);
+    double n_db = (double)n;
+    int family_first = 0, checked = 0;
+    for (size_t q = 0; q < n; q++) {
+        const pdr_hit *p = plain + q * kc, *h = hits + q * kc;
+        CHECK(pc[q] == hc[q]);
+        for (size_t i = 0; i < hc[q]; i++) {
+            /* find the plain hit of this row: its embedding E-value and rank */
+            size_t j = 0;
+            while (j < pc[q] && p[j].row != h[i].row)
+                j++;
+            CHECKF(j < pc[q], "query %zu: row %lld not in the plain hits", q, (long long)h[i].row);
+            if (j == pc[q])
+                continue;
+            size_t tl = fx.lens[h[i].row];
+            double p_aln = 1.0;
+            if (j < (size_t)n_align) {
+                int s = pdr_align_score_ref(fx.seqs[q], fx.lens[q], fx.seqs[h[i].row], tl);
+                p_aln = pdr_align_pvalue(s, fx.lens[q], tl);
+                CHECKF(fabs(h[i].bits - pdr_align_bits(s)) < 1e-3, "query %zu hit %zu bits %g", q, i, h[i].bits);
+            } else {
+                CHECKF(h[i].bits == 0, "query %zu hit %zu not aligned but bits %g", q, i, h[i].bits);
+            }
+            double want = n_db * pdr_align_combine(p[j].evalue / n_db, p_aln);
+            CHECKF(fabs(h[i].evalue - want) <= 1e-6 * want, "query %zu hit %zu: E %g, want %g", q, i, h[i].evalue,
+                   want);
+            CHECK(h[i].score == p[j].score && h[i].cosine == p[j].cosine);
+            if (i > 0)
+                CHECK(h[i - 1].evalue <= h[i].evalue);
+            checked++;
+        }
+        /* the family members among the aligned candidates (near-identical copies) now rank above
+         * every protein of another family, whatever their embedding rank was */
+        if (q < N_FAMILIES * PER_FAMILY) {
+            size_t worst_family = 0, best_other = hc[q];
+            for (size_t i = 0; i < hc[q]; i++) {
+                int fam = h[i].row < N_FAMILIES * PER_FAMILY && h[i].row / PER_FAMILY == (int64_t)(q / PER_FAMILY);
+                if (fam && h[i].bits > 0)
+                    worst_family = i;
+                else if (!fam && i < best_other)
+                    best_other = i;
+            }
+            family_first += worst_family < best_other;
+        }
+    }
+    CHECKF(checked > (int)n * 10, "%d hits checked", checked);
+    CHECKF(family_first == N_FAMILIES * PER_FAMILY, "%d of %d family members rank their family first", family_first,
+           N_FAMILIES * PER_FAMILY);
+    /* the E-value cut applies to the combined E-value, after re-ranking */
+    double cut = hits[0 * kc + 2].evalue;
+    CHECK(search(db, &fx, k, n_align, cut, hits, hc, &err) == 0);
+    for (size_t q = 0; q < n; q++)
+        for (size_t i = 0; i < hc[q]; i++)
+            CHECK(hits[q * kc + i].evalue <= cut);
+    CHECK(hc[0] >= 3);
+    free(plain);
+    free(hits);
+    free(pc);
+    free(hc);
+    pdr_db_free(db);
+    free_db(&fx);
+}
+
+TEST(a_database_without_sequences_refuses_to_align)
+{
+    fixture fx;
+    memset(&fx, 0, sizeof fx);
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECK(make_db(&fx) == 0);
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", fx.dir, PDR_DB_SEQS);
+    /* a sequence file of another database: refused when opening */
+    FILE *f = fopen(p, "r+b");
+    CHECK(f != NULL);
+    if (f) {
+        fclose(f);
+        hid_t h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t d = H5Dopen2(h, "/offsets", H5P_DEFAULT);
+        int64_t off[N_FAMILIES * PER_FAMILY + N_SINGLE + 1];
+        H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+        off[1] += 1; /* protein 1 one residue longer, protein 2 one shorter */
+        H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+        H5Dclose(d);
+        H5Fclose(h);
+    }
+    CHECK(pdr_db_open(fx.dir, &db, &err) == PDR_EFORMAT);
+    CHECKF(strstr(err.msg, "rebuild") != NULL, "%s", err.msg);
+    unlink(p);
+    CHECK(pdr_db_open(fx.dir, &db, &err) == 0 && !pdr_db_has_sequences(db));
+    if (db) {
+        pdr_hit hits[40 * 8];
+        size_t counts[40];
+        CHECK(pdr_db_align_hits(db, 1, NULL, NULL, 0, 8, 8, HUGE_VAL, 1, hits, 8, counts, &err) == PDR_EINPUT);
+        CHECKF(strstr(err.msg, "--align 0") != NULL, "%s", err.msg);
+        pdr_db_free(db);
+    }
+    /* a FASTA that is not the one the store came from */
+    char other[700];
+    snprintf(other, sizeof other, "%s/other.fasta", fx.dir);
+    f = fopen(other, "w");
+    if (f) {
+        fprintf(f, ">p0\n%.*s\n", (int)fx.lens[0], fx.seqs[0]);
+        fclose(f);
+    }
+    CHECK(pdr_db_write_sequences(fx.dir, other, 0, &err) == PDR_EINPUT);
+    CHECKF(strstr(err.msg, "not the FASTA") != NULL, "%s", err.msg);
+    unlink(other);
+    free_db(&fx);
+}
+
+int main(void)
+{
+    if (getenv("PDR_DATA"))
+        data_dir = getenv("PDR_DATA");
+    if (getenv("PDR_TMP"))
+        tmp_root = getenv("PDR_TMP");
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    RUN(scores_match_hand_counts);
+    RUN(striped_equals_reference);
+    RUN(scores_beyond_16_bits_fall_back_to_32);
+    RUN(statistics);
+    RUN(rerank_combines_embedding_and_alignment_evidence);
+    RUN(a_database_without_sequences_refuses_to_align);
+    return CHECK_DONE();
+}
