@@ -69,6 +69,7 @@ base="http://127.0.0.1:$port"
 # --- GET endpoints
 check "health 200" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"database_loaded\":true' '$T/body'"
 check "info 200 with size and model" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"proteins\":1049' '$T/body' && grep -q '\"dim\":' '$T/body'"
+check "info: 100 candidates aligned per query" "grep -q '\"align\":100' '$T/body'"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
 
@@ -79,14 +80,15 @@ check "search tsv 200" "[ $code = 200 ]"
 check "search tsv is byte-identical to pdr search" "cmp -s '$T/body' '$T/cli.tsv'"
 code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=5")
 check "search json 200" "[ $code = 200 ]"
-check "search json: 3 queries in order, 5 ranked hits each, scores descending" "$PY - '$T/body' <<'EOF'
+check "search json: 3 queries in order, 5 ranked hits each, aligned, E-values ascending" "$PY - '$T/body' <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert [r['query'] for r in d['results']] == ['Q00356', 'A0Q3L2', 'Q8YSI5'], d['results']
 for r in d['results']:
     assert [h['rank'] for h in r['hits']] == [1, 2, 3, 4, 5]
-    s = [h['score'] for h in r['hits']]
-    assert s == sorted(s, reverse=True)
+    e = [h['evalue'] for h in r['hits']]
+    assert e == sorted(e)
+    assert all(h['bits'] > 0 for h in r['hits'])
 assert d['took_ms'] >= 0 and d['model'] and d['database']
 EOF"
 check "json top hits equal the TSV's" "[ \"\$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(\" \".join(r[\"query\"]+\":\"+r[\"hits\"][0][\"target\"] for r in d[\"results\"]))' '$T/body')\" = \"\$(awk -F'\t' '\$5==1{printf \"%s%s:%s\", (n++?\" \":\"\"), \$1, \$2}' '$T/cli.tsv')\" ]"
