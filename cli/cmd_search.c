@@ -68,8 +68,10 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         return EXIT_RUNTIME;
     }
     if (strcmp(fasta, "-") == 0)
-        fprintf(stderr, "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "
-                        "database do not align\n", verb);
+        fprintf(stderr,
+                "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "
+                "database do not align\n",
+                verb);
     if (rep.nprobe > 0)
         fprintf(stderr, "pdr %s: index %s, nprobe %d: recall@10 %.3f against exact search (1,000 sampled proteins)\n",
                 verb, rep.spec, rep.nprobe, rep.recall_at_10);
@@ -216,8 +218,8 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     else if (so->align <= 0)
         rc = pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err);
     else if (!(rc = pdr_db_search(db, &qs, (int)kc, so->min_score, HUGE_VAL, hits, counts, err)))
-        rc = pdr_db_align_hits(db, q->n, NULL, NULL, first_row, so->align, so->k, so->max_evalue, so->threads, hits,
-                               kc, counts, err);
+        rc = pdr_db_align_hits(db, q->n, NULL, NULL, first_row, so->align, so->k, so->max_evalue, so->threads, hits, kc,
+                               counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * kc;
         if (so->json) {
@@ -540,8 +542,10 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     if (so->align < 0)
         so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
     else if (so->align > 0 && !pdr_db_has_sequences(db)) {
-        cli_error(verb, "--align %d: %s has no sequences (made before alignment re-ranking, or from stdin); "
-                        "rebuild it with 'pdr makedb', or use --align 0", so->align, dbdir);
+        cli_error(verb,
+                  "--align %d: %s has no sequences (made before alignment re-ranking, or from stdin); "
+                  "rebuild it with 'pdr makedb', or use --align 0",
+                  so->align, dbdir);
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }

@@ -7,6 +7,8 @@
 #include <microhttpd.h>
 
 #include "cli.h"
+#include "pdr_align.h"
+#include "pdr_db.h"
 #include "pdr_index.h"
 
 int cmd_version(int argc, char **argv)
@@ -14,7 +16,7 @@ int cmd_version(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: pdr version\n\nPrints the pdr version, the default model (name, version, "
-                   "whether it is learned or the kmer3 baseline) and library versions.\n");
+                   "whether it is learned or the kmer3 baseline), the alignment settings and library versions.\n");
             return EXIT_OK;
         }
     }
@@ -47,6 +49,9 @@ int cmd_version(int argc, char **argv)
     } else {
         printf("model: cannot open default model %s: %s\n", model, err.msg);
     }
+    printf("alignment re-ranking: Smith-Waterman, BLOSUM62, gaps %d/%d, the best %d candidates per query by "
+           "default (--align); striped kernels: %s\n",
+           PDR_ALIGN_GAP_OPEN, PDR_ALIGN_GAP_EXTEND, PDR_DB_ALIGN_DEFAULT, pdr_align_simd());
     unsigned maj = 0, min = 0, rel = 0;
     H5get_libversion(&maj, &min, &rel);
     printf("hdf5 %u.%u.%u, libmicrohttpd %s, faiss 1.7.3 (C API; scalar quantizer %s)\n", maj, min, rel,

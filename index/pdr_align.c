@@ -193,8 +193,7 @@ static inline __attribute__((always_inline)) int striped(pdr_align_query *q, con
     const vec16 zero = {0};
     const vec16 none = zero + (int16_t)GAP_NONE;
     vec16 *h_load = q->h_load, *h_store = q->h_store, *e = q->e, v_best = zero;
-    for (size_t s = 0; s < seg_len; s++)
-        {
+    for (size_t s = 0; s < seg_len; s++) {
         h_load[s] = h_store[s] = zero;
         e[s] = none;
     }
@@ -245,10 +244,7 @@ __attribute__((target("avx2"))) static int striped_avx2(pdr_align_query *q, cons
     return striped(q, t, tlen, vmax_avx2);
 }
 
-static int striped_default(pdr_align_query *q, const uint8_t *t, size_t tlen)
-{
-    return striped(q, t, tlen, vmax_sse2);
-}
+static int striped_default(pdr_align_query *q, const uint8_t *t, size_t tlen) { return striped(q, t, tlen, vmax_sse2); }
 
 #if defined(__x86_64__)
 /* Bytes moved up by one lane across the whole 256-bit register, lane 0 getting 0. */
@@ -262,7 +258,8 @@ __attribute__((target("avx2"))) static inline __m256i shift8(__m256i v)
 __attribute__((target("avx2"))) static int striped8_avx2(pdr_align_query *q, const uint8_t *t, size_t tlen)
 {
     const size_t seg_len = q->seg8;
-    const __m256i v_bias = _mm256_set1_epi8(BIAS8), v_open = _mm256_set1_epi8(PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND),
+    const __m256i v_bias = _mm256_set1_epi8(BIAS8),
+                  v_open = _mm256_set1_epi8(PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND),
                   v_ext = _mm256_set1_epi8(PDR_ALIGN_GAP_EXTEND), v_limit = _mm256_set1_epi8((char)(MAX8 + 1)),
                   zero = _mm256_setzero_si256();
     __m256i *h_load = (__m256i *)q->h8_load, *h_store = (__m256i *)q->h8_store, *e = (__m256i *)q->e8;
@@ -412,12 +409,19 @@ int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
     return s >= 0 ? s : pdr_align_score_ref(q->seq, q->len, target, tlen);
 }
 
+const char *pdr_align_simd(void)
+{
+    __builtin_cpu_init();
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        return "AVX2, 8-bit then 16-bit";
+#endif
+    return "SSE2, 16-bit";
+}
+
 /* ---------------------------------------------------------------- statistics */
 
-double pdr_align_bits(int score)
-{
-    return (PDR_ALIGN_LAMBDA * score - log(PDR_ALIGN_K)) / log(2.0);
-}
+double pdr_align_bits(int score) { return (PDR_ALIGN_LAMBDA * score - log(PDR_ALIGN_K)) / log(2.0); }
 
 double pdr_align_pvalue(int score, size_t m, size_t n)
 {

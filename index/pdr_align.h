@@ -42,6 +42,9 @@ int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen);
  * against, and its fallback for scores beyond 16 bits. */
 int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
 
+/* The kernels this CPU runs: "AVX2, 8-bit then 16-bit" or "SSE2, 16-bit". */
+const char *pdr_align_simd(void);
+
 /* Bit score of a raw score: (lambda * score - ln K) / ln 2. */
 double pdr_align_bits(int score);
 

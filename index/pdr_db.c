@@ -20,7 +20,7 @@ struct pdr_db {
     pdr_calib calib;
     float *levels; /* [n] background levels, or NULL: cosine scores */
     char bg_id[32];
-    pdr_segdb *seg; /* segment database (--segments), or NULL */
+    pdr_segdb *seg;    /* segment database (--segments), or NULL */
     pdr_db_seqs *seqs; /* the residues (DBDIR/sequences.h5), or NULL */
 };
 

@@ -94,8 +94,10 @@ int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const
                       pdr_err *err)
 {
     if (!pdr_db_has_sequences(db))
-        return pdr_fail(err, PDR_EINPUT, "%s: the database has no sequences to align (made before pdr 0.6); "
-                        "rebuild it with 'pdr makedb', or search with --align 0", pdr_db_path(db));
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s: the database has no sequences to align (made before pdr 0.6); "
+                        "rebuild it with 'pdr makedb', or search with --align 0",
+                        pdr_db_path(db));
     if (threads < 1)
         threads = 1;
     if ((size_t)threads > n)
@@ -109,9 +111,19 @@ int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const
         goto done;
     }
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (align_job){.db = db, .n = n, .seqs = seqs, .lens = lens, .first_row = first_row, .hits = hits,
-                              .kc = kc, .counts = counts, .n_align = n_align, .k = k, .max_evalue = max_evalue,
-                              .threads = threads, .worker = t};
+        jobs[t] = (align_job){.db = db,
+                              .n = n,
+                              .seqs = seqs,
+                              .lens = lens,
+                              .first_row = first_row,
+                              .hits = hits,
+                              .kc = kc,
+                              .counts = counts,
+                              .n_align = n_align,
+                              .k = k,
+                              .max_evalue = max_evalue,
+                              .threads = threads,
+                              .worker = t};
         if (t > 0 && pthread_create(&tid[t], NULL, align_worker, &jobs[t]) == 0)
             started[t] = 1;
         else if (t > 0)

@@ -9,8 +9,8 @@
 #include "pdr_db.h"
 
 int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
-                            pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue,
-                            pdr_hit *hits, size_t *counts, pdr_err *err)
+                            pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
+                            size_t *counts, pdr_err *err)
 {
     size_t kc = pdr_db_candidates(k, n_align);
     const size_t n = job->n;

@@ -196,8 +196,7 @@ int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db
     sp = od >= 0 ? H5Dget_space(od) : -1;
     if (d < 0 || sp < 0 || H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 ||
         dims[0] != n + 1 || H5Dread(od, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->offsets) < 0) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: not a sequence file for %zu proteins; rebuild with 'pdr makedb'", path,
-                      n);
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: not a sequence file for %zu proteins; rebuild with 'pdr makedb'", path, n);
         goto fail;
     }
     H5Sclose(sp);
@@ -212,8 +211,9 @@ int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db
     }
     for (size_t r = 0; r < n; r++)
         if (s->offsets[r + 1] - s->offsets[r] != lengths[r]) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: protein %zu has %lld residues, the store %d; rebuild with 'pdr makedb'",
-                          path, r + 1, (long long)(s->offsets[r + 1] - s->offsets[r]), (int)lengths[r]);
+            rc =
+                pdr_fail(err, PDR_EFORMAT, "%s: protein %zu has %lld residues, the store %d; rebuild with 'pdr makedb'",
+                         path, r + 1, (long long)(s->offsets[r + 1] - s->offsets[r]), (int)lengths[r]);
             goto fail;
         }
     haddr_t off = rdims[0] ? H5Dget_offset(d) : 0;

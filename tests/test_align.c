@@ -185,8 +185,7 @@ static int make_db(fixture *fx)
     int rc = pdr_bulk_embed(fx->enc, fx->fasta, store, &bo, &st, &err) ||
              pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err) ||
              pdr_db_write_levels(fx->dir, pdr_encoder_background(fx->enc), NULL, 0, 0, &err) ||
-             pdr_db_calibrate(fx->dir, fx->enc, 1, 0, &err) ||
-             pdr_db_write_sequences(fx->dir, fx->fasta, 0, &err);
+             pdr_db_calibrate(fx->dir, fx->enc, 1, 0, &err) || pdr_db_write_sequences(fx->dir, fx->fasta, 0, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     return rc;
@@ -206,8 +205,8 @@ static void free_db(fixture *fx)
     pdr_encoder_free(fx->enc);
 }
 
-static int search(const pdr_db *db, fixture *fx, int k, int n_align, double max_evalue, pdr_hit *hits,
-                  size_t *counts, pdr_err *err)
+static int search(const pdr_db *db, fixture *fx, int k, int n_align, double max_evalue, pdr_hit *hits, size_t *counts,
+                  pdr_err *err)
 {
     pdr_encoder_ws *ws = NULL;
     if (pdr_encoder_ws_create(fx->enc, &ws, err))
