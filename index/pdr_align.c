@@ -160,12 +160,14 @@ static inline vec16 vmax_sse2(vec16 a, vec16 b)
 
 /* Lanes moved up by one, lane 0 getting fill's lane 0: query position i - 1 of lane l's first
  * segment is the last segment of lane l - 1. */
-static inline vec16 shift_lanes(vec16 v, vec16 fill)
+/* always_inline, here and below: called from both the AVX2 and the default kernel, these must
+ * never be real calls (32-byte vectors pass differently with and without AVX), -O0 included. */
+static inline __attribute__((always_inline)) vec16 shift_lanes(vec16 v, vec16 fill)
 {
     return __builtin_shufflevector(v, fill, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
 }
 
-static inline int any_greater(vec16 a, vec16 b)
+static inline __attribute__((always_inline)) int any_greater(vec16 a, vec16 b)
 {
     vec16 m = a > b;
     uint64_t w[4];
@@ -173,7 +175,7 @@ static inline int any_greater(vec16 a, vec16 b)
     return (w[0] | w[1] | w[2] | w[3]) != 0;
 }
 
-static inline int hmax(vec16 v)
+static inline __attribute__((always_inline)) int hmax(vec16 v)
 {
     int16_t x[LANES];
     memcpy(x, &v, sizeof x);
