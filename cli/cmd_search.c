@@ -210,7 +210,7 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
                          .threads = so->threads};
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
-    size_t kc = pdr_db_candidates(so->k, so->align);
+    size_t kc = pdr_db_candidates(db, so->k, so->align);
     int rc;
     if (!store_rows)
         rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->align, so->min_score, so->max_evalue,
@@ -281,7 +281,7 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     pdr_buf_init(&out);
     query_chunk *q = calloc(1, sizeof *q);
     float *qvec = malloc((size_t)QUERY_CHUNK * dim * sizeof(float));
-    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * pdr_db_candidates(so->k, so->align) * sizeof(pdr_hit));
+    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * pdr_db_candidates(db, so->k, so->align) * sizeof(pdr_hit));
     size_t *counts = malloc(QUERY_CHUNK * sizeof(size_t));
     pdr_encoder_ws **ws = calloc((size_t)so->threads, sizeof(pdr_encoder_ws *));
     if (!q || !qvec || !hits || !counts || !ws) {
@@ -416,7 +416,7 @@ static const char search_usage[] =
     "      --min-score S       report hits with score >= S only (default: all)\n"
     "  -e, --evalue E          report hits with evalue <= E only (default: all)\n"
     "      --format tsv|json   output format (default tsv)\n"
-    "      --align N           align each query's N best candidates (default 100; 0 = no alignment)\n"
+    "      --align N           align each query's N best candidates (default 10; 0 = no alignment)\n"
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"

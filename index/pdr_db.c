@@ -198,11 +198,17 @@ fail:
 
 size_t pdr_db_count(const pdr_db *db) { return db->n; }
 int pdr_db_has_sequences(const pdr_db *db) { return db->seqs != NULL; }
-const char *pdr_db_sequence(const pdr_db *db, int64_t row, size_t *ret_len)
+int pdr_db_sequence(const pdr_db *db, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err)
 {
-    return pdr_db_seqs_get(db->seqs, row, ret_len);
+    return pdr_db_seqs_read(db->seqs, row, buf, cap, ret_len, err);
 }
-size_t pdr_db_candidates(int k, int n_align) { return (size_t)(n_align > k ? n_align : k); }
+size_t pdr_db_candidates(const pdr_db *db, int k, int n_align)
+{
+    size_t a = (size_t)(n_align > 0 ? n_align : 0);
+    if (a > db->n)
+        a = db->n; /* more than the database holds would only be buffer */
+    return a > (size_t)k ? a : (size_t)k;
+}
 int pdr_db_dim(const pdr_db *db) { return db->meta.dim; }
 const pdr_store_meta *pdr_db_meta(const pdr_db *db) { return &db->meta; }
 const char *pdr_db_path(const pdr_db *db) { return db->dir; }

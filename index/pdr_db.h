@@ -116,12 +116,14 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float 
 /* ---- alignment re-ranking (pdr_db_align.c, pdr_db_seqs.c) */
 
 /* Default number of each query's best embedding candidates that are aligned. */
-#define PDR_DB_ALIGN_DEFAULT 100
+#define PDR_DB_ALIGN_DEFAULT 10
 
 /* Whether the database has its sequences (DBDIR/sequences.h5), and one row's residues
- * (upper-case letters, not NUL-terminated, valid while db is open). */
+ * (upper-case letters, NUL-terminated) read into *buf, which grows (realloc) to *cap bytes as
+ * needed; the caller frees it. Safe from several threads, each with its own buffer. PDR_EIO if
+ * the file cannot be read. */
 int pdr_db_has_sequences(const pdr_db *db);
-const char *pdr_db_sequence(const pdr_db *db, int64_t row, size_t *ret_len);
+int pdr_db_sequence(const pdr_db *db, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err);
 
 /* Write DBDIR/sequences.h5 from the FASTA the database's store was embedded from (read with the
  * same max_length, so the records the embedding skipped are skipped again); each record must
@@ -129,8 +131,8 @@ const char *pdr_db_sequence(const pdr_db *db, int64_t row, size_t *ret_len);
 int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_length, pdr_err *err);
 
 /* Candidates per query a search must fetch to output k hits with n_align of them aligned:
- * max(k, n_align), or k when n_align is 0. */
-size_t pdr_db_candidates(int k, int n_align);
+ * max(k, min(n_align, database size)), or k when n_align is 0. */
+size_t pdr_db_candidates(const pdr_db *db, int k, int n_align);
 
 /* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as
  * pdr_db_search gives them with k = kc and no E-value cut): the first n_align are aligned to the
@@ -147,7 +149,7 @@ int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const
  * as pdr_batch_embed) and search them with pdr_db_search: with their segment vectors, cut with the
  * database's window and stride, when the database scores segments; then, with n_align > 0,
  * re-rank them by alignment (pdr_db_align_hits). enc must be the database's model. hits holds
- * n * pdr_db_candidates(k, n_align) entries: query q's hits start at q times that. */
+ * n * pdr_db_candidates(db, k, n_align) entries: query q's hits start at q times that. */
 struct pdr_batch_job;
 int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
                             struct pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue,
@@ -179,6 +181,6 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
 typedef struct pdr_db_seqs pdr_db_seqs;
 int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db_seqs **ret, pdr_err *err);
 void pdr_db_seqs_free(pdr_db_seqs *s);
-const char *pdr_db_seqs_get(const pdr_db_seqs *s, int64_t row, size_t *ret_len);
+int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err);
 
 #endif

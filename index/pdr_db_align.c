@@ -42,29 +42,42 @@ static int by_evalue(const void *a, const void *b)
     return (x->row > y->row) - (x->row < y->row);
 }
 
-static int align_query(const align_job *j, size_t q, pdr_err *err)
+/* Work buffers of one thread: the query's and a target's residues when read from the database. */
+typedef struct align_bufs {
+    char *query, *target;
+    size_t query_cap, target_cap;
+} align_bufs;
+
+static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err)
 {
     const pdr_db *db = j->db;
     double n_db = (double)pdr_db_count(db);
     pdr_hit *h = j->hits + q * j->kc;
     size_t m = j->counts[q], qlen = 0;
-    const char *qseq = j->seqs ? j->seqs[q] : pdr_db_sequence(db, (int64_t)(j->first_row + q), &qlen);
-    if (j->seqs)
+    const char *qseq = NULL;
+    int rc = PDR_OK;
+    if (j->seqs) {
+        qseq = j->seqs[q];
         qlen = j->lens[q];
+    } else if (m) {
+        if ((rc = pdr_db_sequence(db, (int64_t)(j->first_row + q), &b->query, &b->query_cap, &qlen, err)))
+            return rc;
+        qseq = b->query;
+    }
     pdr_align_query *aq = NULL;
-    int rc = m ? pdr_align_query_create(qseq, qlen, &aq, err) : PDR_OK;
-    if (rc)
+    if (m && (rc = pdr_align_query_create(qseq, qlen, &aq, err)))
         return rc;
     for (size_t i = 0; i < m; i++) {
         double p_aln = 1.0;
         h[i].bits = 0;
         if (i < (size_t)j->n_align) {
             size_t tlen;
-            const char *t = pdr_db_sequence(db, h[i].row, &tlen);
-            int s = pdr_align_score(aq, t, tlen);
+            if ((rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
+                break;
+            int s = pdr_align_score(aq, b->target, tlen);
             if (s < 0) {
-                pdr_align_query_free(aq);
-                return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+                rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+                break;
             }
             p_aln = pdr_align_pvalue(s, qlen, tlen);
             h[i].bits = (float)pdr_align_bits(s);
@@ -73,6 +86,8 @@ static int align_query(const align_job *j, size_t q, pdr_err *err)
         h[i].evalue = n_db * pdr_align_combine(p_emb, p_aln);
     }
     pdr_align_query_free(aq);
+    if (rc)
+        return rc;
     qsort(h, m, sizeof *h, by_evalue);
     size_t keep = m < (size_t)j->k ? m : (size_t)j->k;
     while (keep > 0 && !(h[keep - 1].evalue <= j->max_evalue))
@@ -84,8 +99,11 @@ static int align_query(const align_job *j, size_t q, pdr_err *err)
 static void *align_worker(void *arg)
 {
     align_job *j = arg;
+    align_bufs b = {0};
     for (size_t q = (size_t)j->worker; q < j->n && !j->rc; q += (size_t)j->threads)
-        j->rc = align_query(j, q, &j->err);
+        j->rc = align_query(j, q, &b, &j->err);
+    free(b.query);
+    free(b.target);
     return NULL;
 }
 

@@ -12,7 +12,7 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                             pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
                             size_t *counts, pdr_err *err)
 {
-    size_t kc = pdr_db_candidates(k, n_align);
+    size_t kc = pdr_db_candidates(db, k, n_align);
     const size_t n = job->n;
     int window = 0, stride = 0, rc = PDR_OK;
     pdr_db_segment_window(db, &window, &stride);

@@ -5,15 +5,15 @@
  *                              order, back to back; contiguous layout, no compression
  *   /offsets   int64 [n + 1]  row r is residues[offsets[r] .. offsets[r + 1])
  *
- * Opening maps /residues into memory (it is contiguous, so its file offset is all that is
- * needed): only the pages of proteins actually aligned are read, and they count as page cache,
- * not as the process's own memory. */
+ * Opening keeps the file open and notes where /residues starts (it is contiguous, so its file
+ * offset is all that is needed); each protein is then read with pread() when it is aligned, so
+ * the residues never count in the process's memory (a mapping would: the kernel maps whole
+ * neighbourhoods of pages on each fault). pread() is safe from many threads at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,17 +159,17 @@ done:
 struct pdr_db_seqs {
     int64_t *offsets; /* [n + 1] */
     size_t n;
-    void *map; /* the file, mapped */
-    size_t map_len;
-    const char *residues; /* inside map */
+    int fd;            /* DBDIR/sequences.h5, open */
+    uint64_t data_off; /* file offset of /residues */
+    char path[4096];
 };
 
 void pdr_db_seqs_free(pdr_db_seqs *s)
 {
     if (!s)
         return;
-    if (s->map)
-        munmap(s->map, s->map_len);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s->offsets);
     free(s);
 }
@@ -184,6 +184,8 @@ int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db
     pdr_db_seqs *s = calloc(1, sizeof *s);
     hid_t f = -1, d = -1, od = -1, sp = -1;
     int fd = -1, rc = PDR_OK;
+    if (s)
+        s->fd = -1;
     if (!s || !(s->offsets = malloc((n + 1) * sizeof *s->offsets))) {
         rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
         goto fail;
@@ -223,17 +225,10 @@ int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db
         rc = pdr_fail(err, PDR_EFORMAT, "%s: /residues is not stored contiguously; rebuild with 'pdr makedb'", path);
         goto fail;
     }
-    if (rdims[0]) {
-        s->map_len = (size_t)(off + rdims[0]);
-        s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, fd, 0);
-        if (s->map == MAP_FAILED) {
-            s->map = NULL;
-            rc = pdr_fail(err, PDR_EIO, "%s: cannot map: %s", path, strerror(errno));
-            goto fail;
-        }
-        s->residues = (const char *)s->map + off;
-    }
-    close(fd);
+    s->fd = fd;
+    fd = -1;
+    s->data_off = (uint64_t)off;
+    snprintf(s->path, sizeof s->path, "%s", path);
     H5Sclose(sp);
     H5Dclose(d);
     H5Dclose(od);
@@ -257,8 +252,25 @@ fail:
     return rc;
 }
 
-const char *pdr_db_seqs_get(const pdr_db_seqs *s, int64_t row, size_t *ret_len)
+int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err)
 {
-    *ret_len = (size_t)(s->offsets[row + 1] - s->offsets[row]);
-    return s->residues + s->offsets[row];
+    size_t len = (size_t)(s->offsets[row + 1] - s->offsets[row]);
+    if (len + 1 > *cap) {
+        char *p = realloc(*buf, len + 1);
+        if (!p)
+            return pdr_fail(err, PDR_ENOMEM, "%s: out of memory for a protein of %zu residues", s->path, len);
+        *buf = p;
+        *cap = len + 1;
+    }
+    uint64_t at = s->data_off + (uint64_t)s->offsets[row];
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(s->fd, *buf + got, len - got, (off_t)(at + got));
+        if (r <= 0)
+            return pdr_fail(err, PDR_EIO, "%s: cannot read protein %lld: %s", s->path, (long long)row + 1,
+                            r < 0 ? strerror(errno) : "file truncated");
+        got += (size_t)r;
+    }
+    (*buf)[len] = '\0';
+    *ret_len = len;
+    return PDR_OK;
 }

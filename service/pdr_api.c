@@ -548,7 +548,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
 
     int dim = pdr_db_dim(api->db);
     emb = malloc(qs.n * (size_t)dim * sizeof *emb);
-    size_t kc = pdr_db_candidates(sp.k, api->limits.align);
+    size_t kc = pdr_db_candidates(api->db, sp.k, api->limits.align);
     hits = malloc(qs.n * kc * sizeof *hits);
     counts = malloc(qs.n * sizeof *counts);
     if (!emb || !hits || !counts) {

@@ -236,14 +236,18 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
         return;
     }
     CHECK(pdr_db_count(db) == fx.n && pdr_db_has_sequences(db));
+    char *buf = NULL;
+    size_t cap = 0;
     for (size_t r = 0; r < fx.n; r++) { /* the stored residues are the FASTA's */
         size_t len = 0;
-        const char *s = pdr_db_sequence(db, (int64_t)r, &len);
-        CHECKF(len == fx.lens[r] && memcmp(s, fx.seqs[r], len) == 0, "row %zu", r);
+        CHECK(pdr_db_sequence(db, (int64_t)r, &buf, &cap, &len, &err) == 0);
+        CHECKF(len == fx.lens[r] && memcmp(buf, fx.seqs[r], len) == 0 && buf[len] == '\0', "row %zu", r);
     }
+    free(buf);
     const int k = 20, n_align = 8;
-    size_t kc = pdr_db_candidates(k, n_align), n = fx.n;
-    CHECK(kc == 20 && pdr_db_candidates(5, 8) == 8 && pdr_db_candidates(5, 0) == 5);
+    size_t kc = pdr_db_candidates(db, k, n_align), n = fx.n;
+    CHECK(kc == 20 && pdr_db_candidates(db, 5, 8) == 8 && pdr_db_candidates(db, 5, 0) == 5);
+    CHECK(pdr_db_candidates(db, 5, 100000) == fx.n); /* never more than the database holds */
     pdr_hit *plain = calloc(n * kc, sizeof *plain), *hits = calloc(n * kc, sizeof *hits);
     size_t *pc = calloc(n, sizeof *pc), *hc = calloc(n, sizeof *hc);
     CHECK(search(db, &fx, k, 0, HUGE_VAL, plain, pc, &err) == 0);
