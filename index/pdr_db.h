@@ -136,8 +136,9 @@ size_t pdr_db_candidates(const pdr_db *db, int k, int n_align);
 
 /* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as
  * pdr_db_search gives them with k = kc and no E-value cut): the first n_align are aligned to the
- * query (seqs[q], lens[q]; or, with seqs NULL, database row first_row + q), every candidate's
- * E-value becomes that of the combined evidence (see pdr_db_align.c), and they are sorted by it.
+ * query (seqs[q], lens[q]; or, with seqs NULL, database row first_row + q), their E-values
+ * become those of the combined evidence (see pdr_db_align.c; the others keep the embedding's),
+ * and all are sorted by E-value.
  * counts[q] becomes the number kept: at most k, E-value <= max_evalue. bits is set on aligned
  * hits. Queries are spread over `threads` threads. PDR_EINPUT if the database has no
  * sequences. */

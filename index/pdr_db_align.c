@@ -3,8 +3,9 @@
  *
  * Each candidate has an embedding E-value E in a database of N proteins, so a per-pair p-value
  * p_emb = E / N; the n_align best candidates also get an alignment p-value p_aln from their
- * score and both lengths. Fisher's method combines the two (pdr_align_combine; p_aln = 1 for a
- * candidate not aligned), and the hit's E-value becomes N * p. Hits are sorted by it. The two
+ * score and both lengths. Fisher's method combines the two (pdr_align_combine), and an aligned
+ * hit's E-value becomes N * p; a candidate not aligned keeps its embedding E-value (both are
+ * E-values of a valid test, so they can be ranked together). Hits are sorted by E-value. The two
  * signals fail in different places: alignments miss remote homologs whose sequences have
  * drifted apart, embeddings miss some that share one domain, so either one finding a pair is
  * enough to keep it found. */
@@ -68,22 +69,19 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     if (m && (rc = pdr_align_query_create(qseq, qlen, &aq, err)))
         return rc;
     for (size_t i = 0; i < m; i++) {
-        double p_aln = 1.0;
         h[i].bits = 0;
-        if (i < (size_t)j->n_align) {
-            size_t tlen;
-            if ((rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
-                break;
-            int s = pdr_align_score(aq, b->target, tlen);
-            if (s < 0) {
-                rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
-                break;
-            }
-            p_aln = pdr_align_pvalue(s, qlen, tlen);
-            h[i].bits = (float)pdr_align_bits(s);
+        if (i >= (size_t)j->n_align)
+            continue; /* not aligned: the embedding E-value stands */
+        size_t tlen;
+        if ((rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
+            break;
+        int s = pdr_align_score(aq, b->target, tlen);
+        if (s < 0) {
+            rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+            break;
         }
-        double p_emb = h[i].evalue / n_db;
-        h[i].evalue = n_db * pdr_align_combine(p_emb, p_aln);
+        h[i].bits = (float)pdr_align_bits(s);
+        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(s, qlen, tlen));
     }
     pdr_align_query_free(aq);
     if (rc)

@@ -266,15 +266,14 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
             if (j == pc[q])
                 continue;
             size_t tl = fx.lens[h[i].row];
-            double p_aln = 1.0;
+            double want = p[j].evalue; /* not aligned: the embedding E-value stands */
             if (j < (size_t)n_align) {
                 int s = pdr_align_score_ref(fx.seqs[q], fx.lens[q], fx.seqs[h[i].row], tl);
-                p_aln = pdr_align_pvalue(s, fx.lens[q], tl);
+                want = n_db * pdr_align_combine(p[j].evalue / n_db, pdr_align_pvalue(s, fx.lens[q], tl));
                 CHECKF(fabs(h[i].bits - pdr_align_bits(s)) < 1e-3, "query %zu hit %zu bits %g", q, i, h[i].bits);
             } else {
                 CHECKF(h[i].bits == 0, "query %zu hit %zu not aligned but bits %g", q, i, h[i].bits);
             }
-            double want = n_db * pdr_align_combine(p[j].evalue / n_db, p_aln);
             CHECKF(fabs(h[i].evalue - want) <= 1e-6 * want, "query %zu hit %zu: E %g, want %g", q, i, h[i].evalue,
                    want);
             CHECK(h[i].score == p[j].score && h[i].cosine == p[j].cosine);
