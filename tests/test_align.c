@@ -13,11 +13,13 @@
 #include "pdr_align.h"
 #include "pdr_batch.h"
 #include "pdr_bulk.h"
+#include "pdr_calib.h"
 #include "pdr_db.h"
 
 static const char *data_dir = "data";
 static const char *tmp_root = "/tmp";
 static uint64_t rng_state = 11;
+static int quick; /* PDR_UNDER_VALGRIND (tests/valgrind_run.sh): fewer and shorter sequences */
 
 static uint64_t rng_next(void)
 {
@@ -84,26 +86,29 @@ TEST(striped_equals_reference)
 {
     static char a[3000], b[3000];
     int bad = 0;
-    for (int it = 0; it < 400; it++) {
-        size_t la = 1 + rng_next() % (it < 200 ? 40 : 1200);
+    int n_pairs = quick ? 60 : 300;
+    for (int it = 0; it < n_pairs; it++) {
+        size_t la = 1 + rng_next() % (it < n_pairs * 2 / 3 ? 40 : quick ? 200 : 900);
         random_protein(a, la);
-        size_t lb = it % 2 ? mutate(a, la, b, 3 + (unsigned)(it % 7)) : 1 + rng_next() % 1200;
+        size_t lb = it % 2 ? mutate(a, la, b, 3 + (unsigned)(it % 7)) : 1 + rng_next() % (quick ? 200 : 900);
         if (it % 2 == 0)
             random_protein(b, lb);
         int r = pdr_align_score_ref(a, la, b, lb), s = striped(a, la, b, lb);
         if (r != s && bad++ < 5)
             fprintf(stderr, "  la %zu lb %zu: reference %d, striped %d\n", la, lb, r, s);
     }
-    CHECKF(bad == 0, "%d of 400 differ", bad);
+    CHECKF(bad == 0, "%d of %d differ", bad, n_pairs);
 }
 
 TEST(scores_beyond_16_bits_fall_back_to_32)
 {
     size_t n = 3200; /* 3200 x 11 = 35200 > 32767 */
+    if (quick)       /* the 16-bit overflow path still runs: 2,800 x 11 > PDR_ALIGN_SAT */
+        n = 2800;
     char *w = malloc(n);
     memset(w, 'W', n);
-    CHECK(pdr_align_score_ref(w, n, w, n) == 35200);
-    CHECKF(striped(w, n, w, n) == 35200, "%d", striped(w, n, w, n));
+    CHECK(pdr_align_score_ref(w, n, w, n) == (int)n * 11);
+    CHECKF(striped(w, n, w, n) == (int)n * 11, "%d", striped(w, n, w, n));
     free(w);
 }
 
@@ -127,14 +132,36 @@ TEST(statistics)
  * proteins, made as pdr makedb makes one. */
 #define N_FAMILIES 6
 #define PER_FAMILY 5
-#define N_SINGLE 30
+#define N_SINGLE 20
 typedef struct fixture {
     char dir[512], fasta[600];
     char *seqs[N_FAMILIES * PER_FAMILY + N_SINGLE];
     size_t lens[N_FAMILIES * PER_FAMILY + N_SINGLE];
     size_t n;
+    size_t n_family; /* rows 0 .. n_family - 1 are families of PER_FAMILY */
     pdr_encoder *enc;
 } fixture;
+
+/* A null fit from synthetic scores (what E-values are does not matter here, only that the
+ * re-ranking combines them right), instead of pdr_db_calibrate: that embeds hundreds of random
+ * sequences, minutes under valgrind. */
+static int write_calibration(const char *dir, pdr_err *err)
+{
+    size_t m = 20000;
+    float *null_scores = malloc(m * sizeof *null_scores);
+    if (!null_scores)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < m; i++) /* roughly normal, sd 0.1: a sum of uniforms */
+        null_scores[i] =
+            (float)(((double)(rng_next() % 1000) + (double)(rng_next() % 1000) + (double)(rng_next() % 1000) - 1498.5) /
+                    1000.0 * 0.2);
+    pdr_calib cal;
+    int rc = pdr_calib_fit(null_scores, m, &cal, err);
+    free(null_scores);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, PDR_DB_CALIB);
+    return rc ? rc : pdr_calib_save(&cal, path, err);
+}
 
 static int make_db(fixture *fx)
 {
@@ -147,8 +174,10 @@ static int make_db(fixture *fx)
     if (!f)
         return -1;
     fx->n = 0;
-    for (int fam = 0; fam < N_FAMILIES; fam++) {
-        size_t len = 80 + rng_next() % 300;
+    int n_families = quick ? 3 : N_FAMILIES, n_single = quick ? 4 : N_SINGLE;
+    fx->n_family = (size_t)n_families * PER_FAMILY;
+    for (int fam = 0; fam < n_families; fam++) {
+        size_t len = 60 + rng_next() % (quick ? 40 : 140);
         char *root = malloc(len);
         random_protein(root, len);
         for (int m = 0; m < PER_FAMILY; m++) {
@@ -159,8 +188,8 @@ static int make_db(fixture *fx)
         }
         free(root);
     }
-    for (int i = 0; i < N_SINGLE; i++) {
-        size_t l = 50 + rng_next() % 400;
+    for (int i = 0; i < n_single; i++) {
+        size_t l = 40 + rng_next() % (quick ? 40 : 160);
         fx->seqs[fx->n] = malloc(l);
         random_protein(fx->seqs[fx->n], l);
         fx->lens[fx->n++] = l;
@@ -185,7 +214,7 @@ static int make_db(fixture *fx)
     int rc = pdr_bulk_embed(fx->enc, fx->fasta, store, &bo, &st, &err) ||
              pdr_db_build_index(fx->dir, "Flat", 1, NULL, &err) ||
              pdr_db_write_levels(fx->dir, pdr_encoder_background(fx->enc), NULL, 0, 0, &err) ||
-             pdr_db_calibrate(fx->dir, fx->enc, 1, 0, &err) || pdr_db_write_sequences(fx->dir, fx->fasta, 0, &err);
+             write_calibration(fx->dir, &err) || pdr_db_write_sequences(fx->dir, fx->fasta, 0, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     return rc;
@@ -283,10 +312,10 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
         }
         /* the family members among the aligned candidates (near-identical copies) now rank above
          * every protein of another family, whatever their embedding rank was */
-        if (q < N_FAMILIES * PER_FAMILY) {
+        if (q < fx.n_family) {
             size_t worst_family = 0, best_other = hc[q];
             for (size_t i = 0; i < hc[q]; i++) {
-                int fam = h[i].row < N_FAMILIES * PER_FAMILY && h[i].row / PER_FAMILY == (int64_t)(q / PER_FAMILY);
+                int fam = h[i].row < (int64_t)fx.n_family && h[i].row / PER_FAMILY == (int64_t)(q / PER_FAMILY);
                 if (fam && h[i].bits > 0)
                     worst_family = i;
                 else if (!fam && i < best_other)
@@ -296,8 +325,8 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
         }
     }
     CHECKF(checked > (int)n * 10, "%d hits checked", checked);
-    CHECKF(family_first == N_FAMILIES * PER_FAMILY, "%d of %d family members rank their family first", family_first,
-           N_FAMILIES * PER_FAMILY);
+    CHECKF(family_first == (int)fx.n_family, "%d of %zu family members rank their family first", family_first,
+           fx.n_family);
     /* the E-value cut applies to the combined E-value, after re-ranking */
     double cut = hits[0 * kc + 2].evalue;
     CHECK(search(db, &fx, k, n_align, cut, hits, hc, &err) == 0);
@@ -367,6 +396,7 @@ int main(void)
         data_dir = getenv("PDR_DATA");
     if (getenv("PDR_TMP"))
         tmp_root = getenv("PDR_TMP");
+    quick = getenv("PDR_UNDER_VALGRIND") != NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     RUN(scores_match_hand_counts);
     RUN(striped_equals_reference);

@@ -8,6 +8,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 logdir=${PDR_VG_LOGDIR:-valgrind-logs}
 mkdir -p "$logdir"
+# tests that can do less work under valgrind's ~50x slowdown read this
+export PDR_UNDER_VALGRIND=1
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
     --errors-for-leak-kinds=definite --num-callers=30 --suppressions="$here/valgrind.supp" \
     --log-file="$logdir/%p.log" "$@"
