@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,11 +214,9 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     if (!store_rows)
         rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->align, so->min_score, so->max_evalue,
                                      hits, counts, err);
-    else if (so->align <= 0)
-        rc = pdr_db_search(db, &qs, so->k, so->min_score, so->max_evalue, hits, counts, err);
-    else if (!(rc = pdr_db_search(db, &qs, (int)kc, so->min_score, HUGE_VAL, hits, counts, err)))
-        rc = pdr_db_align_hits(db, q->n, NULL, NULL, first_row, so->align, so->k, so->max_evalue, so->threads, hits, kc,
-                               counts, err);
+    else
+        rc = pdr_db_search_aligned(db, &qs, NULL, NULL, first_row, so->k, so->align, so->min_score, so->max_evalue,
+                                   hits, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * kc;
         if (so->json) {

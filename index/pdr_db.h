@@ -142,9 +142,17 @@ size_t pdr_db_candidates(const pdr_db *db, int k, int n_align);
  * counts[q] becomes the number kept: at most k, E-value <= max_evalue. bits is set on aligned
  * hits. Queries are spread over `threads` threads. PDR_EINPUT if the database has no
  * sequences. */
-int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const size_t *lens, size_t first_row,
+int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const int32_t *lens, size_t first_row,
                       int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
                       pdr_err *err);
+
+/* pdr_db_search, then (n_align > 0) pdr_db_align_hits over the first pdr_db_candidates(db, k,
+ * n_align) candidates, with the E-value cut applied after re-ranking. Queries' residues as in
+ * pdr_db_align_hits (seqs NULL: database rows first_row..). hits holds qs->n times
+ * pdr_db_candidates(db, k, n_align) entries: query q's hits start at q times that. */
+int pdr_db_search_aligned(const pdr_db *db, const pdr_db_queries *qs, const char *const *seqs, const int32_t *lens,
+                          size_t first_row, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
+                          size_t *counts, pdr_err *err);
 
 /* Embed a batch of queries (job: n, seqs, lengths, ids and emb, n x dim, filled here; ws[threads]
  * as pdr_batch_embed) and search them with pdr_db_search: with their segment vectors, cut with the

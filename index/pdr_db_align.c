@@ -21,7 +21,7 @@ typedef struct align_job {
     const pdr_db *db;
     size_t n;
     const char *const *seqs; /* NULL: query q is database row first_row + q */
-    const size_t *lens;
+    const int32_t *lens;
     size_t first_row;
     pdr_hit *hits;
     size_t kc;
@@ -59,7 +59,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     int rc = PDR_OK;
     if (j->seqs) {
         qseq = j->seqs[q];
-        qlen = j->lens[q];
+        qlen = (size_t)j->lens[q];
     } else if (m) {
         if ((rc = pdr_db_sequence(db, (int64_t)(j->first_row + q), &b->query, &b->query_cap, &qlen, err)))
             return rc;
@@ -105,7 +105,7 @@ static void *align_worker(void *arg)
     return NULL;
 }
 
-int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const size_t *lens, size_t first_row,
+int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const int32_t *lens, size_t first_row,
                       int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
                       pdr_err *err)
 {
@@ -159,4 +159,18 @@ done:
     free(jobs);
     free(tid);
     return rc;
+}
+
+int pdr_db_search_aligned(const pdr_db *db, const pdr_db_queries *qs, const char *const *seqs, const int32_t *lens,
+                          size_t first_row, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
+                          size_t *counts, pdr_err *err)
+{
+    if (n_align <= 0)
+        return pdr_db_search(db, qs, k, min_score, max_evalue, hits, counts, err);
+    size_t kc = pdr_db_candidates(db, k, n_align);
+    /* the E-value cut waits for the combined E-values */
+    int rc = pdr_db_search(db, qs, (int)kc, min_score, HUGE_VAL, hits, counts, err);
+    return rc ? rc
+              : pdr_db_align_hits(db, qs->n, seqs, lens, first_row, n_align, k, max_evalue, qs->threads, hits, kc,
+                                  counts, err);
 }

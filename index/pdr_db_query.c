@@ -1,7 +1,6 @@
 /* pdr_db_query.c: embed a batch of queries and search them, with segment vectors when the
  * database scores segments (pdr_segdb.h), then re-rank by alignment (pdr_db_align.c). Shared by
  * `pdr search` and the HTTP service. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +11,6 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                             pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
                             size_t *counts, pdr_err *err)
 {
-    size_t kc = pdr_db_candidates(db, k, n_align);
     const size_t n = job->n;
     int window = 0, stride = 0, rc = PDR_OK;
     pdr_db_segment_window(db, &window, &stride);
@@ -48,22 +46,8 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                          .seg_bg = pdr_encoder_segment_background(enc, &wmodel, &smodel),
                          .seg = qseg,
                          .threads = threads};
-    if (n_align <= 0) {
-        rc = pdr_db_search(db, &qs, k, min_score, max_evalue, hits, counts, err);
-        goto done;
-    }
-    if ((rc = pdr_db_search(db, &qs, (int)kc, min_score, HUGE_VAL, hits, counts, err)))
-        goto done;
-    size_t *lens = malloc((n ? n : 1) * sizeof *lens);
-    if (!lens) {
-        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        lens[i] = (size_t)job->lengths[i];
-    rc = pdr_db_align_hits(db, n, (const char *const *)job->seqs, lens, 0, n_align, k, max_evalue, threads, hits, kc,
-                           counts, err);
-    free(lens);
+    rc = pdr_db_search_aligned(db, &qs, (const char *const *)job->seqs, job->lengths, 0, k, n_align, min_score,
+                               max_evalue, hits, counts, err);
 done:
     for (size_t i = 0; embs && i < n; i++) {
         free(starts[i]);
