@@ -92,6 +92,10 @@ def main():
     ap.add_argument("--shuffled", type=int, default=2000, help="shuffled queries (0: skip; default 2000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--segments", action="store_true", help="pdr makedb --segments (whole + segment scores)")
+    ap.add_argument("--align", default="default",
+                    help="comma-separated --align values to check on one database, e.g. 10,0 "
+                         "(default: pdr's own default)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (database and hits)")
     a = ap.parse_args()
     if not os.access(a.pdr, os.X_OK):
         common.die("%s: no pdr binary (build it, or pass --pdr)" % a.pdr)
@@ -161,46 +165,50 @@ def main():
 
     rows = []
 
-    def search(fasta, name):
-        out = os.path.join(work, name + ".tsv")
-        run([a.pdr, "search", dbdir, fasta, out, "-k", str(a.k), "-e", "%g" % emax, "--threads", str(a.threads)],
-            "pdr search (%s)" % name)
+    def search(fasta, name, align):
+        out = os.path.join(work, "%s_align%s.tsv" % (name, align))
+        cmd = [a.pdr, "search", dbdir, fasta, out, "-k", str(a.k), "-e", "%g" % emax, "--threads", str(a.threads)]
+        if align != "default":
+            cmd += ["--align", align]
+        run(cmd, "pdr search (%s)" % name)
         hits, lines = read_hits(out, emax)
         # hits are sorted by score, so E grows down the list: a query with k lines whose k-th
         # E-value is <= t may have had further hits with E <= t cut off by -k
         truncated = lambda t: sum(1 for n, last in lines.values() if n >= a.k and last <= t)
         return hits, truncated
 
-    hits, trunc = search(q_fasta, "labelled")
-    for t in THRESHOLDS:
-        obs = sum(1 for q, d in directed if hits.get(q, {}).get(d, math.inf) <= t)
-        rows.append(("labelled", len(directed), n_db, t, obs, len(directed) * t / n_db, trunc(t)))
-    if items:
-        shits, strunc = search(s_fasta, "shuffled")
+    aligns = [x.strip() for x in a.align.split(",") if x.strip()]
+    for al in aligns:
+        hits, trunc = search(q_fasta, "labelled", al)
         for t in THRESHOLDS:
-            obs = sum(1 for h in shits.values() for e in h.values() if e <= t)
-            rows.append(("shuffled", len(items), n_db, t, obs, len(items) * t, strunc(t)))
+            obs = sum(1 for q, d in directed if hits.get(q, {}).get(d, math.inf) <= t)
+            rows.append((al, "labelled", len(directed), n_db, t, obs, len(directed) * t / n_db, trunc(t)))
+        if items:
+            shits, strunc = search(s_fasta, "shuffled", al)
+            for t in THRESHOLDS:
+                obs = sum(1 for h in shits.values() for e in h.values() if e <= t)
+                rows.append((al, "shuffled", len(items), n_db, t, obs, len(items) * t, strunc(t)))
 
     print()
     print("E-value honesty, %s, database %d proteins; pdr %s" % (a.dataset, n_db, model_line))
-    print("%-9s %8s %6s %8s %10s %8s %14s  %s" % ("null set", "trials", "E <=", "observed", "expected",
+    print("%-8s %-9s %8s %6s %8s %10s %8s %14s  %s" % ("--align", "null set", "trials", "E <=", "observed", "expected",
                                                    "obs/exp", "ratio 95% CI", "verdict"))
-    tsv = ["null_set\ttrials\tn_db\tE_threshold\tobserved\texpected\tratio\tratio_lo\tratio_hi\t"
+    tsv = ["align\tnull_set\ttrials\tn_db\tE_threshold\tobserved\texpected\tratio\tratio_lo\tratio_hi\t"
            "truncated_queries"]
-    for kind, trials, n, t, obs, exp, tr in rows:
+    for al, kind, trials, n, t, obs, exp, tr in rows:
         lo, hi = poisson_ci(obs)
         ratio = obs / exp if exp > 0 else float("nan")
         verdict = "within 2x" if 0.5 <= ratio <= 2 else ("too many false hits" if ratio > 2 else "conservative")
         if t != 1.0:
             verdict = ""
-        print("%-9s %8d %6g %8d %10.2f %8.2f %6.2f - %-6.2f  %s" % (
-            kind, trials, t, obs, exp, ratio, lo / exp, hi / exp, verdict + (" (lower bound: -k)" if tr else "")))
-        tsv.append("%s\t%d\t%d\t%g\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%d" % (kind, trials, n, t, obs, exp, ratio,
+        print("%-8s %-9s %8d %6g %8d %10.2f %8.2f %6.2f - %-6.2f  %s" % (
+            al, kind, trials, t, obs, exp, ratio, lo / exp, hi / exp, verdict + (" (lower bound: -k)" if tr else "")))
+        tsv.append("%s\t%s\t%d\t%d\t%g\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%d" % (al, kind, trials, n, t, obs, exp, ratio,
                                                                       lo / exp, hi / exp, tr))
-    for kind, trials, n, t, obs, exp, tr in rows:
+    for al, kind, trials, n, t, obs, exp, tr in rows:
         if tr:
-            print("WARNING: %s, E <= %g: %d queries filled all k=%d hits below that E-value, so the observed "
-                  "count is a lower bound; raise -k" % (kind, t, tr, a.k))
+            print("WARNING: --align %s, %s, E <= %g: %d queries filled all k=%d hits below that E-value, so the observed "
+                  "count is a lower bound; raise -k" % (al, kind, t, tr, a.k))
     print("trials: directed non-homologous pairs (labelled) or queries (shuffled); expected = trials * t / N "
           "(labelled) or trials * t (shuffled); verdict at E <= 1 against the 2x target")
     path = os.path.join(common.OUT, "evalue_check_%s%s.tsv" % (a.dataset, "_seg" if a.segments else ""))
@@ -208,7 +216,8 @@ def main():
         f.write("\n".join(tsv) + "\n")
     os.replace(path + ".tmp", path)
     print("written: %s" % os.path.relpath(path, common.REPO))
-    shutil.rmtree(work, ignore_errors=True)
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -46,11 +46,40 @@ int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
 const char *pdr_align_simd(void);
 
 /* Bit score of a raw score: (lambda * score - ln K) / ln 2. */
-double pdr_align_bits(int score);
+double pdr_align_bits(double score);
 
 /* Probability that two unrelated sequences of m and n residues align at least this well:
  * 1 - exp(-K m n exp(-lambda score)). */
-double pdr_align_pvalue(int score, size_t m, size_t n);
+double pdr_align_pvalue(double score, size_t m, size_t n);
+
+/* Composition-based statistics, as BLAST's mode 1 (Schaffer et al. 2001): two sequences rich
+ * in the same residues score higher by chance than BLOSUM62's background assumes, so before the
+ * p-value a pair's score is multiplied by lambda_u(a, b) / lambda_u(background), where
+ * lambda_u solves sum_ij a_i b_j exp(lambda s_ij) = 1 over the 20 standard residues with their
+ * frequencies in the two sequences. The ratio is clamped to [PDR_ALIGN_RATIO_MIN, 1]: it only
+ * ever makes a p-value more conservative. */
+#define PDR_ALIGN_AA 20
+#define PDR_ALIGN_RATIO_MIN 0.5
+/* Ungapped lambda of BLOSUM62 at the Robinson and Robinson background frequencies. */
+#define PDR_ALIGN_LAMBDA_UNGAPPED 0.3176
+
+typedef struct pdr_align_comp {
+    double f[PDR_ALIGN_AA]; /* frequencies in ARNDCQEGHILKMFPSTWYV order; all 0: no standard residue */
+} pdr_align_comp;
+
+/* Frequencies of the 20 standard residues in seq[0..len) (others are not counted). */
+void pdr_align_composition(const char *seq, size_t len, pdr_align_comp *c);
+
+/* The Robinson and Robinson background frequencies (BLAST's). */
+void pdr_align_background(pdr_align_comp *c);
+
+/* lambda_u(a, b): the positive root above; 0 when there is none (the expected score is not
+ * negative, or a composition is empty). */
+double pdr_align_lambda_u(const pdr_align_comp *a, const pdr_align_comp *b);
+
+/* The score scale for the pair: lambda_u(a, b) / PDR_ALIGN_LAMBDA_UNGAPPED clamped to
+ * [PDR_ALIGN_RATIO_MIN, 1]; 1 when a composition is empty. */
+double pdr_align_comp_ratio(const pdr_align_comp *a, const pdr_align_comp *b);
 
 /* Fisher's combination of two independent p-values: P(U1 * U2 <= p1 * p2) for independent
  * uniform U1, U2, which is x (1 - ln x) with x = p1 p2. Inputs are clamped to [1e-300, 1]. */

@@ -4,7 +4,9 @@
  * Each candidate has an embedding E-value E in a database of N proteins, so a per-pair p-value
  * p_emb = E / N; the n_align best candidates also get an alignment p-value p_aln from their
  * score and both lengths. Fisher's method combines the two (pdr_align_combine), and an aligned
- * hit's E-value becomes N * p; a candidate not aligned keeps its embedding E-value (both are
+ * hit's E-value becomes N * p; the alignment score is first scaled for the two sequences' residue
+ * composition (pdr_align_comp_ratio, as BLAST's composition-based statistics), so that two
+ * sequences rich in the same residues do not look related by that alone. A candidate not aligned keeps its embedding E-value (both are
  * E-values of a valid test, so they can be ranked together). Hits are sorted by E-value. The two
  * signals fail in different places: alignments miss remote homologs whose sequences have
  * drifted apart, embeddings miss some that share one domain, so either one finding a pair is
@@ -68,6 +70,9 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     pdr_align_query *aq = NULL;
     if (m && (rc = pdr_align_query_create(qseq, qlen, &aq, err)))
         return rc;
+    pdr_align_comp qc, tc;
+    if (m)
+        pdr_align_composition(qseq, qlen, &qc);
     for (size_t i = 0; i < m; i++) {
         h[i].bits = 0;
         if (i >= (size_t)j->n_align)
@@ -80,8 +85,11 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
             rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
             break;
         }
-        h[i].bits = (float)pdr_align_bits(s);
-        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(s, qlen, tlen));
+        /* composition-based statistics: the score scaled for the pair's residue composition */
+        pdr_align_composition(b->target, tlen, &tc);
+        double scaled = s * pdr_align_comp_ratio(&qc, &tc);
+        h[i].bits = (float)pdr_align_bits(scaled);
+        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(scaled, qlen, tlen));
     }
     pdr_align_query_free(aq);
     if (rc)

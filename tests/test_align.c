@@ -128,6 +128,36 @@ TEST(statistics)
     CHECK(pdr_align_combine(1e-3, 1e-4) < pdr_align_combine(1e-3, 1e-3));
 }
 
+TEST(composition_based_statistics)
+{
+    pdr_align_comp bg, c, d, empty;
+    pdr_align_background(&bg);
+    /* BLOSUM62's published ungapped lambda at the background it was made for */
+    double lu = pdr_align_lambda_u(&bg, &bg);
+    CHECKF(fabs(lu - PDR_ALIGN_LAMBDA_UNGAPPED) < 5e-4, "lambda_u(bg, bg) = %.5f", lu);
+    CHECK(fabs(pdr_align_comp_ratio(&bg, &bg) - 1.0) < 2e-3);
+    /* frequencies count the 20 standard residues only, in either case */
+    pdr_align_composition("AAKKxX*B", 8, &c);
+    CHECK(c.f[0] == 0.5 && c.f[11] == 0.5);
+    /* a sequence rich in K and E against another like it: matches are common by chance, so the
+     * score counts for less */
+    const char *ke = "KEKKEEKAKEKKEELKKEEKSKEKKEKEEKKAEEKKEKKEEKEKKEEKKEKE";
+    pdr_align_composition(ke, strlen(ke), &c);
+    double r = pdr_align_comp_ratio(&c, &c);
+    CHECKF(r < 0.9 && r >= PDR_ALIGN_RATIO_MIN, "K/E-rich ratio %g", r);
+    /* ... symmetric, and against an ordinary composition nearer 1 */
+    pdr_align_composition("MSTNPKPQRKTKRNTNRRPQDVKFPGG", 27, &d);
+    CHECK(fabs(pdr_align_comp_ratio(&c, &d) - pdr_align_comp_ratio(&d, &c)) < 1e-12);
+    CHECK(pdr_align_comp_ratio(&c, &bg) > r);
+    /* no root (poly-W: every pair scores +11) clamps to the lower bound; nothing standard: 1 */
+    pdr_align_composition("WWWW", 4, &d);
+    CHECK(pdr_align_lambda_u(&d, &d) == 0.0);
+    CHECK(pdr_align_comp_ratio(&d, &d) == PDR_ALIGN_RATIO_MIN);
+    pdr_align_composition("XXBZ", 4, &empty);
+    CHECK(pdr_align_lambda_u(&empty, &bg) == 0.0);
+    CHECK(pdr_align_comp_ratio(&empty, &bg) == 1.0);
+}
+
 /* A database from a FASTA of families (a random protein and mutated copies) plus unrelated
  * proteins, made as pdr makedb makes one. */
 #define N_FAMILIES 6
@@ -298,8 +328,12 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
             double want = p[j].evalue; /* not aligned: the embedding E-value stands */
             if (j < (size_t)n_align) {
                 int s = pdr_align_score_ref(fx.seqs[q], fx.lens[q], fx.seqs[h[i].row], tl);
-                want = n_db * pdr_align_combine(p[j].evalue / n_db, pdr_align_pvalue(s, fx.lens[q], tl));
-                CHECKF(fabs(h[i].bits - pdr_align_bits(s)) < 1e-3, "query %zu hit %zu bits %g", q, i, h[i].bits);
+                pdr_align_comp qc, tc;
+                pdr_align_composition(fx.seqs[q], fx.lens[q], &qc);
+                pdr_align_composition(fx.seqs[h[i].row], tl, &tc);
+                double scaled = s * pdr_align_comp_ratio(&qc, &tc);
+                want = n_db * pdr_align_combine(p[j].evalue / n_db, pdr_align_pvalue(scaled, fx.lens[q], tl));
+                CHECKF(fabs(h[i].bits - pdr_align_bits(scaled)) < 1e-3, "query %zu hit %zu bits %g", q, i, h[i].bits);
             } else {
                 CHECKF(h[i].bits == 0, "query %zu hit %zu not aligned but bits %g", q, i, h[i].bits);
             }
@@ -402,6 +436,7 @@ int main(void)
     RUN(striped_equals_reference);
     RUN(scores_beyond_16_bits_fall_back_to_32);
     RUN(statistics);
+    RUN(composition_based_statistics);
     RUN(rerank_combines_embedding_and_alignment_evidence);
     RUN(a_database_without_sequences_refuses_to_align);
     return CHECK_DONE();
