@@ -24,6 +24,7 @@ typedef struct search_opts {
     float min_score;
     double max_evalue;
     int json;
+    int blast6; /* --format blast6: every kept hit aligned and traced */
     int strict;
     int threads;
     size_t max_length;
@@ -195,8 +196,8 @@ static void chunk_clear(query_chunk *q)
  * first_row.. (store_rows: easy-search all-vs-all), search with their stored vectors (and
  * segments); format the hits. */
 static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws **ws, const search_opts *so,
-                        query_chunk *q, int store_rows, size_t first_row, float *qvec, pdr_hit *hits, size_t *counts,
-                        pdr_buf *out, size_t *n_written, pdr_err *err)
+                        query_chunk *q, int store_rows, size_t first_row, float *qvec, pdr_hit *hits,
+                        pdr_alignment *alns, size_t *counts, pdr_buf *out, size_t *n_written, pdr_err *err)
 {
     pdr_batch_job job = {.n = q->n, .seqs = q->seqs, .lengths = q->lengths, .ids = q->ids, .emb = qvec};
     pdr_query_segments qseg[QUERY_CHUNK];
@@ -210,16 +211,18 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
     size_t kc = pdr_db_candidates(db, so->k, so->align);
+    pdr_db_params p = {
+        .k = so->k, .n_align = so->align, .min_score = so->min_score, .max_evalue = so->max_evalue, .alns = alns};
     int rc;
     if (!store_rows)
-        rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, so->k, so->align, so->min_score, so->max_evalue,
-                                     hits, counts, err);
+        rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, &p, hits, counts, err);
     else
-        rc = pdr_db_search_aligned(db, &qs, NULL, NULL, first_row, so->k, so->align, so->min_score, so->max_evalue,
-                                   hits, counts, err);
+        rc = pdr_db_search_aligned(db, &qs, NULL, NULL, first_row, &p, hits, counts, err);
     for (size_t i = 0; !rc && i < q->n; i++) {
         const pdr_hit *h = hits + i * kc;
-        if (so->json) {
+        if (so->blast6) {
+            pdr_report_blast6(out, db, q->ids[i], h, alns + i * kc, counts[i]);
+        } else if (so->json) {
             if (*n_written)
                 pdr_buf_puts(out, ",\n");
             pdr_report_json_query(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i]);
@@ -278,10 +281,12 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     pdr_buf_init(&out);
     query_chunk *q = calloc(1, sizeof *q);
     float *qvec = malloc((size_t)QUERY_CHUNK * dim * sizeof(float));
-    pdr_hit *hits = malloc((size_t)QUERY_CHUNK * pdr_db_candidates(db, so->k, so->align) * sizeof(pdr_hit));
+    size_t n_cand = (size_t)QUERY_CHUNK * pdr_db_candidates(db, so->k, so->align);
+    pdr_hit *hits = malloc(n_cand * sizeof(pdr_hit));
+    pdr_alignment *alns = so->blast6 ? malloc(n_cand * sizeof(pdr_alignment)) : NULL;
     size_t *counts = malloc(QUERY_CHUNK * sizeof(size_t));
     pdr_encoder_ws **ws = calloc((size_t)so->threads, sizeof(pdr_encoder_ws *));
-    if (!q || !qvec || !hits || !counts || !ws) {
+    if (!q || !qvec || !hits || (so->blast6 && !alns) || !counts || !ws) {
         rc = pdr_fail(&err, PDR_ENOMEM, "out of memory");
         goto done;
     }
@@ -344,8 +349,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
             q->n++;
             n_queries++;
         }
-        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qst ? store_pos - q->n : 0, qvec, hits, counts,
-                                       &out, &n_written, &err)))
+        if (q->n && (rc = search_chunk(db, enc, ws, so, q, qst != NULL, qst ? store_pos - q->n : 0, qvec, hits, alns,
+                                       counts, &out, &n_written, &err)))
             goto done;
         chunk_clear(q);
         if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
@@ -385,6 +390,7 @@ done:
     free(q);
     free(qvec);
     free(hits);
+    free(alns);
     free(counts);
     if (ws)
         for (int t = 0; t < so->threads; t++)
@@ -412,7 +418,10 @@ static const char search_usage[] =
     "  -k N                    hits per query (default 100)\n"
     "      --min-score S       report hits with score >= S only (default: all)\n"
     "  -e, --evalue E          report hits with evalue <= E only (default: all)\n"
-    "      --format tsv|json   output format (default tsv)\n"
+    "      --format F          tsv (default), json, or blast6: BLAST's -outfmt 6 columns\n"
+    "                          (qseqid sseqid pident length mismatch gapopen qstart qend sstart\n"
+    "                          send evalue bitscore); blast6 aligns every reported hit (--align\n"
+    "                          is raised to -k)\n"
     "      --align N           align each query's N best candidates (default 10; 0 = no alignment)\n"
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
@@ -473,11 +482,12 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
                 return EXIT_USAGE;
             break;
         case OPT_FORMAT:
-            if (strcmp(optarg, "tsv") != 0 && strcmp(optarg, "json") != 0) {
-                cli_error(verb, "--format: expected tsv or json, got '%s'", optarg);
+            if (strcmp(optarg, "tsv") != 0 && strcmp(optarg, "json") != 0 && strcmp(optarg, "blast6") != 0) {
+                cli_error(verb, "--format: expected tsv, json or blast6, got '%s'", optarg);
                 return EXIT_USAGE;
             }
             so->json = strcmp(optarg, "json") == 0;
+            so->blast6 = strcmp(optarg, "blast6") == 0;
             break;
         case 't':
             if ((v = cli_parse_long(verb, "--threads", optarg, 1, 1024)) < 0)
@@ -513,6 +523,10 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
         default: fputs(usage_text, stderr); return EXIT_USAGE;
         }
     }
+    if (so->blast6 && so->align == 0) {
+        cli_error(verb, "--format blast6 reports alignments: it cannot be used with --align 0");
+        return EXIT_USAGE;
+    }
     if (optind + 3 != argc) {
         cli_error(verb, "expected 3 arguments, got %d", argc - optind);
         fputs(usage_text, stderr);
@@ -536,6 +550,14 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }
+    if (so->blast6 && !pdr_db_has_sequences(db)) {
+        cli_error(verb,
+                  "--format blast6: %s has no sequences to align (made before alignment re-ranking, or from "
+                  "stdin); rebuild it with 'pdr makedb'",
+                  dbdir);
+        pdr_db_free(db);
+        return EXIT_RUNTIME;
+    }
     if (so->align < 0)
         so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
     else if (so->align > 0 && !pdr_db_has_sequences(db)) {
@@ -546,6 +568,8 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }
+    if (so->blast6 && so->align < so->k) /* every reported hit needs its alignment */
+        so->align = so->k;
     pdr_encoder *enc = cli_open_db_model(verb, db, model);
     int rc = enc ? run_search(verb, db, enc, query, query_store, out, so) : EXIT_RUNTIME;
     pdr_encoder_free(enc);

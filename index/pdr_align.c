@@ -54,6 +54,12 @@ static const int8_t BLOSUM62[N_LETTERS][N_LETTERS] = {
     {-4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, 1},
 };
 
+static int letter(unsigned char c);
+
+int pdr_align_letter(char c) { return letter((unsigned char)c); }
+
+const int8_t *pdr_align_blosum62_row(int letter_index) { return BLOSUM62[letter_index]; }
+
 static int letter(unsigned char c)
 {
     if (c >= 'a' && c <= 'z')

@@ -17,6 +17,7 @@
 #define PDR_ALIGN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pdr_err.h"
 
@@ -44,6 +45,32 @@ int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
 
 /* The kernels this CPU runs: "AVX2, 8-bit then 16-bit" or "SSE2, 16-bit". */
 const char *pdr_align_simd(void);
+
+/* A local alignment with its path, as BLAST's tabular output reports it. */
+typedef struct pdr_alignment {
+    int score;                          /* raw score: equals pdr_align_score_ref */
+    int32_t qstart, qend, tstart, tend; /* 1-based, inclusive */
+    int32_t length;                     /* columns: identities + mismatches + gap columns */
+    int32_t identities, mismatches;     /* aligned residue pairs, equal or not */
+    int32_t gap_opens;                  /* gap runs (in either sequence) */
+} pdr_alignment;
+
+/* Cells of direction bytes pdr_align_trace keeps at a time when max_cells is 0 (16 MiB). */
+#define PDR_ALIGN_TRACE_CELLS ((size_t)16 << 20)
+
+/* The best local alignment of a[0..alen) and b[0..blen) with its path (Gotoh, the scoring
+ * above), in O(alen * blen) time. Memory stays within about max_cells bytes (0: the default
+ * above) plus checkpoint rows: a larger pair is traced strip by strip, each strip recomputed
+ * from a checkpoint row of the first pass, so the result is exact at any length. Of equal-
+ * scoring paths it takes the one ending first (row-major) and, going back, prefers a match
+ * column, then a gap in b, then a gap in a. An alignment of score 0 (nothing matches) has
+ * length 0 and coordinates 0. */
+int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size_t max_cells, pdr_alignment *r,
+                    pdr_err *err);
+
+/* For pdr_align_trace.c: the letter index of a residue and BLOSUM62's row of a letter index. */
+int pdr_align_letter(char c);
+const int8_t *pdr_align_blosum62_row(int letter_index);
 
 /* Bit score of a raw score: (lambda * score - ln K) / ln 2. */
 double pdr_align_bits(double score);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pdr_align.h"
 #include "pdr_calib.h"
 #include "pdr_encoder.h"
 #include "pdr_segdb.h"
@@ -134,25 +135,34 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
  * max(k, min(n_align, database size)), or k when n_align is 0. */
 size_t pdr_db_candidates(const pdr_db *db, int k, int n_align);
 
+/* What a search keeps per query, and how it re-ranks. */
+typedef struct pdr_db_params {
+    int k;               /* hits kept per query */
+    int n_align;         /* best candidates aligned (pdr_db_align_hits); 0: none */
+    float min_score;     /* embedding score cut */
+    double max_evalue;   /* E-value cut, applied after re-ranking */
+    pdr_alignment *alns; /* NULL, or room like hits: every kept hit's traced alignment
+                          * (pdr_align_trace); needs n_align >= k, so that every kept hit is aligned */
+} pdr_db_params;
+
 /* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as
  * pdr_db_search gives them with k = kc and no E-value cut): the first n_align are aligned to the
  * query (seqs[q], lens[q]; or, with seqs NULL, database row first_row + q), their E-values
  * become those of the combined evidence (see pdr_db_align.c; the others keep the embedding's),
  * and all are sorted by E-value.
- * counts[q] becomes the number kept: at most k, E-value <= max_evalue. bits is set on aligned
- * hits. Queries are spread over `threads` threads. PDR_EINPUT if the database has no
- * sequences. */
+ * counts[q] becomes the number kept: at most p->k, E-value <= p->max_evalue. bits is set on
+ * aligned hits; with p->alns, alns[q * kc + i] is kept hit i's alignment. Queries are spread over
+ * `threads` threads. PDR_EINPUT if the database has no sequences, or if p->alns is given with
+ * p->n_align < p->k. */
 int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const int32_t *lens, size_t first_row,
-                      int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
-                      pdr_err *err);
+                      const pdr_db_params *p, int threads, pdr_hit *hits, size_t kc, size_t *counts, pdr_err *err);
 
 /* pdr_db_search, then (n_align > 0) pdr_db_align_hits over the first pdr_db_candidates(db, k,
  * n_align) candidates, with the E-value cut applied after re-ranking. Queries' residues as in
  * pdr_db_align_hits (seqs NULL: database rows first_row..). hits holds qs->n times
  * pdr_db_candidates(db, k, n_align) entries: query q's hits start at q times that. */
 int pdr_db_search_aligned(const pdr_db *db, const pdr_db_queries *qs, const char *const *seqs, const int32_t *lens,
-                          size_t first_row, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
-                          size_t *counts, pdr_err *err);
+                          size_t first_row, const pdr_db_params *p, pdr_hit *hits, size_t *counts, pdr_err *err);
 
 /* Embed a batch of queries (job: n, seqs, lengths, ids and emb, n x dim, filled here; ws[threads]
  * as pdr_batch_embed) and search them with pdr_db_search: with their segment vectors, cut with the
@@ -161,8 +171,8 @@ int pdr_db_search_aligned(const pdr_db *db, const pdr_db_queries *qs, const char
  * n * pdr_db_candidates(db, k, n_align) entries: query q's hits start at q times that. */
 struct pdr_batch_job;
 int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
-                            struct pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue,
-                            pdr_hit *hits, size_t *counts, pdr_err *err);
+                            struct pdr_batch_job *job, const pdr_db_params *p, pdr_hit *hits, size_t *counts,
+                            pdr_err *err);
 
 /* Write DBDIR/background.h5 from DBDIR/embeddings.h5 with the model's background
  * (pdr_encoder_background); bg NULL removes a stale one (the model has none). With seg_bg

@@ -28,8 +28,7 @@ typedef struct align_job {
     pdr_hit *hits;
     size_t kc;
     size_t *counts;
-    int n_align, k;
-    double max_evalue;
+    const pdr_db_params *p;
     int threads, worker;
     int rc;
     pdr_err err;
@@ -75,7 +74,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         pdr_align_composition(qseq, qlen, &qc);
     for (size_t i = 0; i < m; i++) {
         h[i].bits = 0;
-        if (i >= (size_t)j->n_align)
+        if (i >= (size_t)j->p->n_align)
             continue; /* not aligned: the embedding E-value stands */
         size_t tlen;
         if ((rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
@@ -95,11 +94,18 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     if (rc)
         return rc;
     qsort(h, m, sizeof *h, by_evalue);
-    size_t keep = m < (size_t)j->k ? m : (size_t)j->k;
-    while (keep > 0 && !(h[keep - 1].evalue <= j->max_evalue))
+    size_t keep = m < (size_t)j->p->k ? m : (size_t)j->p->k;
+    while (keep > 0 && !(h[keep - 1].evalue <= j->p->max_evalue))
         keep--;
     j->counts[q] = keep;
-    return PDR_OK;
+    /* the kept hits' paths, for the formats that report them (all are aligned: n_align >= k) */
+    pdr_alignment *aln = j->p->alns ? j->p->alns + q * j->kc : NULL;
+    for (size_t i = 0; aln && i < keep && !rc; i++) {
+        size_t tlen;
+        if (!(rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
+            rc = pdr_align_trace(qseq, qlen, b->target, tlen, 0, &aln[i], err);
+    }
+    return rc;
 }
 
 static void *align_worker(void *arg)
@@ -114,9 +120,11 @@ static void *align_worker(void *arg)
 }
 
 int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const int32_t *lens, size_t first_row,
-                      int n_align, int k, double max_evalue, int threads, pdr_hit *hits, size_t kc, size_t *counts,
-                      pdr_err *err)
+                      const pdr_db_params *p, int threads, pdr_hit *hits, size_t kc, size_t *counts, pdr_err *err)
 {
+    if (p->alns && p->n_align < p->k)
+        return pdr_fail(err, PDR_EINPUT, "alignment: tracing every kept hit needs --align >= k (%d < %d)", p->n_align,
+                        p->k);
     if (!pdr_db_has_sequences(db))
         return pdr_fail(err, PDR_EINPUT,
                         "%s: the database has no sequences to align (made before pdr 0.6); "
@@ -143,9 +151,7 @@ int pdr_db_align_hits(const pdr_db *db, size_t n, const char *const *seqs, const
                               .hits = hits,
                               .kc = kc,
                               .counts = counts,
-                              .n_align = n_align,
-                              .k = k,
-                              .max_evalue = max_evalue,
+                              .p = p,
                               .threads = threads,
                               .worker = t};
         if (t > 0 && pthread_create(&tid[t], NULL, align_worker, &jobs[t]) == 0)
@@ -170,15 +176,12 @@ done:
 }
 
 int pdr_db_search_aligned(const pdr_db *db, const pdr_db_queries *qs, const char *const *seqs, const int32_t *lens,
-                          size_t first_row, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
-                          size_t *counts, pdr_err *err)
+                          size_t first_row, const pdr_db_params *p, pdr_hit *hits, size_t *counts, pdr_err *err)
 {
-    if (n_align <= 0)
-        return pdr_db_search(db, qs, k, min_score, max_evalue, hits, counts, err);
-    size_t kc = pdr_db_candidates(db, k, n_align);
+    if (p->n_align <= 0)
+        return pdr_db_search(db, qs, p->k, p->min_score, p->max_evalue, hits, counts, err);
+    size_t kc = pdr_db_candidates(db, p->k, p->n_align);
     /* the E-value cut waits for the combined E-values */
-    int rc = pdr_db_search(db, qs, (int)kc, min_score, HUGE_VAL, hits, counts, err);
-    return rc ? rc
-              : pdr_db_align_hits(db, qs->n, seqs, lens, first_row, n_align, k, max_evalue, qs->threads, hits, kc,
-                                  counts, err);
+    int rc = pdr_db_search(db, qs, (int)kc, p->min_score, HUGE_VAL, hits, counts, err);
+    return rc ? rc : pdr_db_align_hits(db, qs->n, seqs, lens, first_row, p, qs->threads, hits, kc, counts, err);
 }

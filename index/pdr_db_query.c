@@ -8,8 +8,7 @@
 #include "pdr_db.h"
 
 int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads,
-                            pdr_batch_job *job, int k, int n_align, float min_score, double max_evalue, pdr_hit *hits,
-                            size_t *counts, pdr_err *err)
+                            pdr_batch_job *job, const pdr_db_params *p, pdr_hit *hits, size_t *counts, pdr_err *err)
 {
     const size_t n = job->n;
     int window = 0, stride = 0, rc = PDR_OK;
@@ -46,8 +45,7 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                          .seg_bg = pdr_encoder_segment_background(enc, &wmodel, &smodel),
                          .seg = qseg,
                          .threads = threads};
-    rc = pdr_db_search_aligned(db, &qs, (const char *const *)job->seqs, job->lengths, 0, k, n_align, min_score,
-                               max_evalue, hits, counts, err);
+    rc = pdr_db_search_aligned(db, &qs, (const char *const *)job->seqs, job->lengths, 0, p, hits, counts, err);
 done:
     for (size_t i = 0; embs && i < n; i++) {
         free(starts[i]);

@@ -156,6 +156,20 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
     }
 }
 
+void pdr_report_blast6(pdr_buf *out, const pdr_db *db, const char *query_id, const pdr_hit *hits,
+                       const pdr_alignment *alns, size_t n_hits)
+{
+    for (size_t j = 0; j < n_hits; j++) {
+        const pdr_alignment *a = &alns[j];
+        char evalue[32];
+        pdr_report_evalue(evalue, hits[j].evalue);
+        double pident = a->length ? 100.0 * a->identities / a->length : 0.0;
+        pdr_buf_printf(out, "%s\t%s\t%.3f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1f\n", query_id,
+                       pdr_db_id(db, hits[j].row), pident, (int)a->length, (int)a->mismatches, (int)a->gap_opens,
+                       (int)a->qstart, (int)a->qend, (int)a->tstart, (int)a->tend, evalue, hits[j].bits);
+    }
+}
+
 void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
                            size_t n_hits)
 {

@@ -5,6 +5,10 @@
  * score is the embedding score (pdr_hit; 4 decimals, "%.4f"), evalue "%.3g", rank 1-based
  * within the query, cosine "%.4f", bits the alignment bit score "%.1f" or "-" when the hit was
  * not aligned.
+ * BLAST6 (`--format blast6`: the 12 columns of BLAST's -outfmt 6, no header line):
+ *   qseqid sseqid pident length mismatch gapopen qstart qend sstart send evalue bitscore
+ * from each hit's traced alignment (pdr_alignment): pident = 100 x identities / length ("%.3f"),
+ * coordinates 1-based inclusive, evalue as in TSV (pdr's combined E-value), bitscore "%.1f".
  * JSON: one object per query: {"query": id, "length": n, "hits": [{"target": id,
  *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null}]}
  */
@@ -24,6 +28,8 @@ size_t pdr_report_evalue(char *buf, double evalue);
 
 void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
                     size_t n_hits);
+void pdr_report_blast6(pdr_buf *out, const pdr_db *db, const char *query_id, const pdr_hit *hits,
+                       const pdr_alignment *alns, size_t n_hits);
 void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
                            size_t n_hits);
 

@@ -507,8 +507,8 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
     /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
      * request's search stays on its own thread (a per-thread setting). */
     omp_set_num_threads(1);
-    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, sp->k, api->limits.align, sp->min_score, 1e300,
-                                     hits, counts, &err);
+    pdr_db_params p = {.k = sp->k, .n_align = api->limits.align, .min_score = sp->min_score, .max_evalue = 1e300};
+    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
     if (rc) {
         pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);

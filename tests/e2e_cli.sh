@@ -113,6 +113,35 @@ cp -r "$T/db" "$T/noseq" && rm "$T/noseq/sequences.h5"
 check "no sequences: search works, nothing aligned" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/noseq.tsv' && [ -s '$T/noseq.tsv' ]"
 "$PDR" search "$T/noseq" "$small" - -k 3 --align 10 >/dev/null 2>"$T/err"
 check "no sequences: --align 10 exits 1 and says to rebuild" "[ $? -eq 1 ] && grep -q 'no sequences' '$T/err' && grep -q 'makedb' '$T/err'"
+"$PDR" search "$T/noseq" "$small" - -k 3 --format blast6 >/dev/null 2>"$T/err"
+check "no sequences: --format blast6 exits 1 and says to rebuild" "[ $? -eq 1 ] && grep -q 'no sequences' '$T/err'"
+# --- BLAST tabular output: 12 columns, every hit aligned (k above the default --align)
+"$PDR" search "$T/db" "$small" "$T/b6.tsv" -k 12 --format blast6 2>"$T/err"
+check "blast6 exits 0 with k hits per query" "[ $? -eq 0 ] && [ \$(wc -l <'$T/b6.tsv') -eq $((n_small * 12)) ]"
+check "blast6: 12 tab-separated columns" "awk -F'\t' 'NF!=12{exit 1}' '$T/b6.tsv'"
+check "blast6: self hit first, 100% identical end to end" "awk -F'\t' '\$1!=q{q=\$1; if(\$2!=\$1 || \$3!=\"100.000\" || \$5!=0 || \$6!=0 || \$7!=1 || \$9!=1 || \$8!=\$10 || \$4!=\$8) exit 1}' '$T/b6.tsv'"
+check "blast6: coordinates ordered, identities within length" "awk -F'\t' '!(\$7>=1 && \$7<=\$8 && \$9>=1 && \$9<=\$10 && \$3>=0 && \$3<=100 && \$4>=\$8-\$7+1 && \$4>=\$10-\$9+1 && \$12>0){exit 1}' '$T/b6.tsv'"
+check "blast6: E-values ascend within a query" "awk -F'\t' '\$1==q && \$11<prev{exit 1}{q=\$1;prev=\$11}' '$T/b6.tsv'"
+"$PDR" search "$T/db" "$small" - --format blast6 --align 0 >/dev/null 2>"$T/err"
+check "blast6 with --align 0 is a usage error" "[ $? -eq 2 ] && grep -q 'align 0' '$T/err'"
+# the same alignments as BLASTp's Smith-Waterman traceback (a peer; Debian's ncbi-blast+), for
+# the pairs both report: identity, length, mismatches, gap opens, coordinates (columns 3-10)
+# on the demo's 3 queries against its 1,049 targets
+demo=$DATA/demo
+if command -v blastp >/dev/null && [ -f "$demo/query.fasta" ]; then
+    "$PDR" easy-search "$demo/query.fasta" "$demo/targets.fasta" "$T/demo_b6.tsv" -k 20 --format blast6 2>"$T/err"
+    check "demo blast6 exits 0" "[ $? -eq 0 ]"
+    blastp -query "$demo/query.fasta" -subject "$demo/targets.fasta" -outfmt 6 -comp_based_stats 0 -use_sw_tback \
+        -seg no -max_target_seqs 20 -evalue 1e-5 >"$T/blast.tsv" 2>/dev/null
+    awk -F'\t' 'NR==FNR{k=$1"\t"$2; if(!(k in b)) b[k]=$3"|"$4"|"$5"|"$6"|"$7"|"$8"|"$9"|"$10; next}
+        {k=$1"\t"$2; if(k in b){n++; if(b[k]!=$3"|"$4"|"$5"|"$6"|"$7"|"$8"|"$9"|"$10){d++; if(d<4) print "differs: " k ": blastp " b[k] " pdr " $3"|"$4"|"$5"|"$6"|"$7"|"$8"|"$9"|"$10 > "/dev/stderr"}}}
+        END{print n+0, d+0}' "$T/blast.tsv" "$T/demo_b6.tsv" >"$T/cmp"
+    read -r n_cmp n_diff <"$T/cmp"
+    echo "blast6 against blastp -use_sw_tback: $n_cmp shared pairs, $n_diff differ" >&2
+    check "blast6 matches blastp -use_sw_tback on $n_cmp shared pairs ($n_diff differ)" "[ $n_cmp -ge 30 ] && [ $n_diff -eq 0 ]"
+else
+    echo "SKIP: blastp not installed (apt-get install ncbi-blast+): blast6 not compared with BLASTp" >&2
+fi
 # the target FASTA from stdin cannot be read twice: the database is made, without sequences
 "$PDR" makedb - "$T/stdindb" <"$small" 2>"$T/err"
 check "makedb from stdin: made, says searches will not align" "[ $? -eq 0 ] && grep -q 'do not align' '$T/err' && [ ! -e '$T/stdindb/sequences.h5' ]"

@@ -100,6 +100,67 @@ TEST(striped_equals_reference)
     CHECKF(bad == 0, "%d of %d differ", bad, n_pairs);
 }
 
+/* A traced alignment's own consistency: its counts add up, it lies inside both sequences, and the
+ * two aligned stretches score exactly the alignment's score on their own. */
+static int trace_consistent(const char *a, size_t la, const char *b, size_t lb, const pdr_alignment *r)
+{
+    if (r->score == 0)
+        return r->length == 0 && r->qstart == 0 && r->tend == 0;
+    int32_t qspan = r->qend - r->qstart + 1, tspan = r->tend - r->tstart + 1;
+    int32_t pairs = r->identities + r->mismatches;
+    return r->qstart >= 1 && r->qend <= (int32_t)la && r->tstart >= 1 && r->tend <= (int32_t)lb && qspan >= pairs &&
+           tspan >= pairs && qspan + tspan == r->length + pairs && r->gap_opens <= r->length - pairs &&
+           (r->gap_opens > 0) == (r->length > pairs) &&
+           pdr_align_score_ref(a + r->qstart - 1, (size_t)qspan, b + r->tstart - 1, (size_t)tspan) == r->score;
+}
+
+TEST(traceback_by_hand)
+{
+    pdr_err err;
+    pdr_alignment r;
+    const char *w = "WWWWWWWWWW", *wg = "WWWWWGWWWWW";
+    CHECK(pdr_align_trace(w, 10, wg, 11, 0, &r, &err) == PDR_OK);
+    CHECKF(r.score == 98 && r.length == 11 && r.identities == 10 && r.mismatches == 0 && r.gap_opens == 1,
+           "score %d length %d id %d mm %d gaps %d", r.score, r.length, r.identities, r.mismatches, r.gap_opens);
+    CHECK(r.qstart == 1 && r.qend == 10 && r.tstart == 1 && r.tend == 11);
+    /* flanks that do not align are left out; one substitution is a mismatch */
+    const char *a = "PPPPMKVLAAGIVGWPPPP", *b = "GGMKVLSAGIVGWGG";
+    CHECK(pdr_align_trace(a, strlen(a), b, strlen(b), 0, &r, &err) == PDR_OK);
+    CHECKF(r.qstart == 5 && r.qend == 15 && r.tstart == 3 && r.tend == 13, "q %d-%d t %d-%d", r.qstart, r.qend,
+           r.tstart, r.tend);
+    CHECK(r.length == 11 && r.identities == 10 && r.mismatches == 1 && r.gap_opens == 0);
+    CHECK(r.score == pdr_align_score_ref(a, strlen(a), b, strlen(b)));
+    /* nothing in common: score 0, no alignment */
+    CHECK(pdr_align_trace("WWW", 3, "PPP", 3, 0, &r, &err) == PDR_OK && r.score == 0 && r.length == 0);
+    CHECK(pdr_align_trace("", 0, "PPP", 3, 0, &r, &err) == PDR_OK && r.score == 0);
+}
+
+TEST(traceback_matches_reference_in_one_strip_or_many)
+{
+    static char a[1500], b[1500];
+    int bad = 0, n_pairs = quick ? 30 : 200;
+    for (int it = 0; it < n_pairs; it++) {
+        size_t la = 1 + rng_next() % (it < n_pairs / 2 ? 60 : quick ? 300 : 1200);
+        random_protein(a, la);
+        size_t lb = it % 3 ? mutate(a, la, b, 2 + (unsigned)(it % 9)) : 1 + rng_next() % la + 1;
+        if (it % 3 == 0)
+            random_protein(b, lb);
+        pdr_err err;
+        pdr_alignment one, many;
+        int ref = pdr_align_score_ref(a, la, b, lb);
+        /* the default budget holds these in one strip; 7 x lb cells forces strips of 7 rows */
+        int rc1 = pdr_align_trace(a, la, b, lb, 0, &one, &err);
+        int rc2 = pdr_align_trace(a, la, b, lb, 7 * lb, &many, &err);
+        int ok = rc1 == PDR_OK && rc2 == PDR_OK && one.score == ref && trace_consistent(a, la, b, lb, &one) &&
+                 memcmp(&one, &many, sizeof one) == 0;
+        if (!ok && bad++ < 5)
+            fprintf(stderr, "  la %zu lb %zu: reference %d, traced %d / %d (q %d-%d t %d-%d vs q %d-%d t %d-%d)\n", la,
+                    lb, ref, one.score, many.score, one.qstart, one.qend, one.tstart, one.tend, many.qstart, many.qend,
+                    many.tstart, many.tend);
+    }
+    CHECKF(bad == 0, "%d of %d wrong", bad, n_pairs);
+}
+
 TEST(scores_beyond_16_bits_fall_back_to_32)
 {
     size_t n = 3200; /* 3200 x 11 = 35200 > 32767 */
@@ -276,7 +337,8 @@ static int search(const pdr_db *db, fixture *fx, int k, int n_align, double max_
     float *emb = malloc(fx->n * (size_t)pdr_db_dim(db) * sizeof *emb);
     /* seqs are not NUL-terminated here: the search must not need it */
     pdr_batch_job job = {.n = fx->n, .seqs = fx->seqs, .lengths = lens, .emb = emb};
-    int rc = pdr_db_embed_and_search(db, fx->enc, &ws, 1, &job, k, n_align, -2.0f, max_evalue, hits, counts, err);
+    pdr_db_params p = {.k = k, .n_align = n_align, .min_score = -2.0f, .max_evalue = max_evalue};
+    int rc = pdr_db_embed_and_search(db, fx->enc, &ws, 1, &job, &p, hits, counts, err);
     free(emb);
     pdr_encoder_ws_free(ws);
     return rc;
@@ -406,7 +468,8 @@ TEST(a_database_without_sequences_refuses_to_align)
     if (db) {
         pdr_hit hits[40 * 8];
         size_t counts[40];
-        CHECK(pdr_db_align_hits(db, 1, NULL, NULL, 0, 8, 8, HUGE_VAL, 1, hits, 8, counts, &err) == PDR_EINPUT);
+        pdr_db_params prm = {.k = 8, .n_align = 8, .min_score = -2.0f, .max_evalue = HUGE_VAL};
+        CHECK(pdr_db_align_hits(db, 1, NULL, NULL, 0, &prm, 1, hits, 8, counts, &err) == PDR_EINPUT);
         CHECKF(strstr(err.msg, "--align 0") != NULL, "%s", err.msg);
         pdr_db_free(db);
     }
@@ -434,6 +497,8 @@ int main(void)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     RUN(scores_match_hand_counts);
     RUN(striped_equals_reference);
+    RUN(traceback_by_hand);
+    RUN(traceback_matches_reference_in_one_strip_or_many);
     RUN(scores_beyond_16_bits_fall_back_to_32);
     RUN(statistics);
     RUN(composition_based_statistics);
