@@ -212,6 +212,7 @@ typedef struct search_params {
     float min_score;
     int has_min_score;
     int tsv;
+    int blast6; /* format=blast6: BLAST -outfmt 6 columns, every hit aligned and traced */
 } search_params;
 
 /* Parse k from text: decimal digits only, 1..max_k. */
@@ -284,12 +285,13 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
             sp->min_score = (float)v;
             sp->has_min_score = 1;
         } else {
-            if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0)) {
-                pdr_api_reply_error(rep, 400, "bad_format", "format must be json or tsv, got '%.32s'",
+            if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0 && strcmp(value, "blast6") != 0)) {
+                pdr_api_reply_error(rep, 400, "bad_format", "format must be json, tsv or blast6, got '%.32s'",
                                     value ? value : "");
                 return -1;
             }
             sp->tsv = strcmp(value, "tsv") == 0;
+            sp->blast6 = strcmp(value, "blast6") == 0;
             seen_format = 1;
         }
     }
@@ -497,8 +499,8 @@ static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply 
 
 /* Embed every query with one pooled workspace, in this thread, and search them (with segment
  * vectors for a segment database: pdr_db_embed_and_search). */
-static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const search_params *sp, pdr_hit *hits,
-                            size_t *counts, pdr_api_reply *rep)
+static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const search_params *sp, int n_align,
+                            pdr_hit *hits, pdr_alignment *alns, size_t *counts, pdr_api_reply *rep)
 {
     pdr_err err;
     pdr_err_clear(&err);
@@ -507,7 +509,7 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
     /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
      * request's search stays on its own thread (a per-thread setting). */
     omp_set_num_threads(1);
-    pdr_db_params p = {.k = sp->k, .n_align = api->limits.align, .min_score = sp->min_score, .max_evalue = 1e300};
+    pdr_db_params p = {.k = sp->k, .n_align = n_align, .min_score = sp->min_score, .max_evalue = 1e300, .alns = alns};
     int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
     if (rc) {
@@ -527,6 +529,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     query_set qs = {0};
     float *emb = NULL;
     pdr_hit *hits = NULL;
+    pdr_alignment *alns = NULL;
     size_t *counts = NULL;
     const char *text = NULL, *name = NULL;
     size_t text_len = 0;
@@ -542,26 +545,42 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     }
     if (json.has_min_score)
         sp.min_score = (float)json.min_score;
+    /* blast6 reports every hit's alignment, so every hit is aligned */
+    int n_align = api->limits.align;
+    if (sp.blast6) {
+        if (!pdr_db_has_sequences(api->db)) {
+            pdr_api_reply_error(rep, 400, "database_without_sequences",
+                                "format=blast6 needs alignments, and this database has no sequences (rebuild it "
+                                "with 'pdr makedb')");
+            goto done;
+        }
+        n_align = n_align > sp.k ? n_align : sp.k;
+    }
     if (read_queries(api, text, text_len, name, &qs, rep))
         goto done;
     rep->n_queries = qs.n;
 
     int dim = pdr_db_dim(api->db);
     emb = malloc(qs.n * (size_t)dim * sizeof *emb);
-    size_t kc = pdr_db_candidates(api->db, sp.k, api->limits.align);
+    size_t kc = pdr_db_candidates(api->db, sp.k, n_align);
     hits = malloc(qs.n * kc * sizeof *hits);
+    alns = sp.blast6 ? malloc(qs.n * kc * sizeof *alns) : NULL;
     counts = malloc(qs.n * sizeof *counts);
-    if (!emb || !hits || !counts) {
+    if (!emb || !hits || (sp.blast6 && !alns) || !counts) {
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
         goto done;
     }
-    if (embed_and_search(api, &qs, emb, &sp, hits, counts, rep))
+    if (embed_and_search(api, &qs, emb, &sp, n_align, hits, alns, counts, rep))
         goto done;
     pdr_metrics_add_work(api->metrics, qs.n, qs.n, qs.n_residues);
 
     rep->status = 200;
     pdr_buf *out = &rep->body;
-    if (sp.tsv) {
+    if (sp.blast6) {
+        rep->content_type = "text/tab-separated-values; charset=utf-8";
+        for (size_t i = 0; i < qs.n; i++)
+            pdr_report_blast6(out, api->db, qs.ids[i], hits + i * kc, alns + i * kc, counts[i]);
+    } else if (sp.tsv) {
         rep->content_type = "text/tab-separated-values; charset=utf-8";
         for (size_t i = 0; i < qs.n; i++)
             pdr_report_tsv(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
@@ -582,6 +601,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
 done:
     free(emb);
     free(hits);
+    free(alns);
     free(counts);
     query_set_clear(&qs);
     pdr_json_request_clear(&json);

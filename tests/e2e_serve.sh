@@ -78,6 +78,9 @@ check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 
 code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=5&format=tsv")
 check "search tsv 200" "[ $code = 200 ]"
 check "search tsv is byte-identical to pdr search" "cmp -s '$T/body' '$T/cli.tsv'"
+"$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/cli_b6.tsv" -k 15 --format blast6 2>/dev/null
+code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=15&format=blast6")
+check "search blast6 (k above --align: all aligned) is byte-identical to pdr search --format blast6" "[ $code = 200 ] && [ \$(wc -l <'$T/body') -eq 45 ] && cmp -s '$T/body' '$T/cli_b6.tsv'"
 code=$(call -H 'Content-Type: text/x-fasta' --data-binary @"$DATA/demo/query.fasta" "$base/v1/search?k=5")
 check "search json 200" "[ $code = 200 ]"
 check "search json: 3 queries in order, 5 ranked hits each, aligned, E-values ascending" "$PY - '$T/body' <<'EOF'
