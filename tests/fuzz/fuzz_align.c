@@ -1,4 +1,4 @@
-// fuzz-sources: index/pdr_align.c core/pdr_err.c
+// fuzz-sources: index/pdr_align.c index/pdr_align_trace.c core/pdr_err.c
 // fuzz-libs: -lm
 /* fuzz_align.c: differential libFuzzer harness for the Smith-Waterman kernels (index/pdr_align.h).
  *
@@ -6,11 +6,13 @@
  * arbitrary bytes (letters outside BLOSUM62's alphabet score as X). The striped kernels (8-bit,
  * 16-bit, and the 32-bit fallback beyond them) must give exactly the score of the plain 32-bit
  * reference, in both directions (the score is symmetric), and reusing one query for a second
- * target must not change the answer. Bytes are copied into exact-size allocations, so ASan sees
+ * target must not change the answer. The traced alignment (pdr_align_trace) must have the same
+ * score, lie inside both sequences, rescore to that score on its own stretches, and come out the
+ * same when traced in strips of 3 rows. Bytes are copied into exact-size allocations, so ASan sees
  * any read past either sequence.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Iindex index/pdr_align.c \
- *          core/pdr_err.c tests/fuzz/fuzz_align.c -lm -o /tmp/fuzz_align   (or tests/fuzz/run_fuzz.sh)
+ *          index/pdr_align_trace.c core/pdr_err.c tests/fuzz/fuzz_align.c -lm -o /tmp/fuzz_align   (or tests/fuzz/run_fuzz.sh)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +54,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (got != ref || again != self_ref) {
         fprintf(stderr, "fuzz_align: query %zu, target %zu residues: striped %d, reference %d; self %d vs %d\n", la, lb,
                 got, ref, again, self_ref);
+        abort();
+    }
+    pdr_err err;
+    pdr_alignment t1, t2;
+    if (pdr_align_trace(a, la, b, lb, 0, &t1, &err) || pdr_align_trace(a, la, b, lb, 3 * (lb ? lb : 1), &t2, &err)) {
+        fprintf(stderr, "fuzz_align: trace failed: %s\n", err.msg);
+        abort();
+    }
+    int inside = t1.score == 0 || (t1.qstart >= 1 && t1.qstart <= t1.qend && t1.qend <= (int32_t)la && t1.tstart >= 1 &&
+                                   t1.tstart <= t1.tend && t1.tend <= (int32_t)lb);
+    if (t1.score != ref || !inside || memcmp(&t1, &t2, sizeof t1) != 0 ||
+        (t1.score > 0 && pdr_align_score_ref(a + t1.qstart - 1, (size_t)(t1.qend - t1.qstart + 1), b + t1.tstart - 1,
+                                             (size_t)(t1.tend - t1.tstart + 1)) != ref)) {
+        fprintf(stderr, "fuzz_align: trace score %d (strips: %d), reference %d, q %d-%d t %d-%d\n", t1.score, t2.score,
+                ref, t1.qstart, t1.qend, t1.tstart, t1.tend);
         abort();
     }
     if (lb > 0) {
