@@ -29,53 +29,51 @@ typedef struct trace_ws {
 } trace_ws;
 
 /* Rows r0+1..r1 over columns 1..ncols, starting from h and v at row r0 (updated in place).
- * Directions go to w->dirs when it is not NULL; the best cell is tracked when track is set. */
+ * Directions of row i go to w->dirs + (i - r0 - 1) * w->stride (stride 0: every row over the
+ * same scratch row); the best cell is kept when track is set. Branch-free selects: this loop is
+ * the whole cost of a trace. */
 static void fill_rows(trace_ws *w, size_t r0, size_t r1, size_t ncols, int track)
 {
     const int open = PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND, ext = PDR_ALIGN_GAP_EXTEND;
-    int *h = w->h, *v = w->v;
+    int *restrict h = w->h, *restrict v = w->v;
+    const uint8_t *restrict tb = w->b;
+    int best = w->best;
+    size_t best_i = w->best_i, best_j = w->best_j;
     for (size_t i = r0 + 1; i <= r1; i++) {
         const int8_t *row = pdr_align_blosum62_row(w->a[i - 1]);
-        uint8_t *d = w->dirs ? w->dirs + (i - r0 - 1) * w->stride : NULL;
+        uint8_t *restrict d = w->dirs + (i - r0 - 1) * w->stride;
         int diag = h[0], l = -open, left = 0; /* h[0] is the boundary: 0 */
         for (size_t j = 1; j <= ncols; j++) {
             int up = h[j];
-            uint8_t dir = 0;
-            if (v[j] - ext > up - open) {
-                v[j] -= ext;
-                dir |= DIR_V_EXT;
-            } else {
-                v[j] = up - open;
-            }
-            if (l - ext > left - open) {
-                l -= ext;
-                dir |= DIR_L_EXT;
-            } else {
-                l = left - open;
-            }
-            int x = diag + row[w->b[j - 1]], src = DIR_DIAG;
-            if (v[j] > x) {
-                x = v[j];
-                src = DIR_V;
-            }
-            if (l > x) {
-                x = l;
-                src = DIR_L;
-            }
-            if (x <= 0) {
-                x = 0;
-                src = DIR_ZERO;
-            }
-            if (d)
-                d[j - 1] = (uint8_t)(dir | src);
+            int v_ext = v[j] - ext, v_open = up - open, ve = v_ext > v_open;
+            int vv = ve ? v_ext : v_open;
+            int l_ext = l - ext, l_open = left - open, le = l_ext > l_open;
+            l = le ? l_ext : l_open;
+            int x = diag + row[tb[j - 1]], src = DIR_DIAG;
+            int gv = vv > x;
+            x = gv ? vv : x;
+            src = gv ? DIR_V : src;
+            int gl = l > x;
+            x = gl ? l : x;
+            src = gl ? DIR_L : src;
+            int z = x <= 0;
+            x = z ? 0 : x;
+            src = z ? DIR_ZERO : src;
+            v[j] = vv;
+            d[j - 1] = (uint8_t)(src | (ve ? DIR_V_EXT : 0) | (le ? DIR_L_EXT : 0));
             diag = up;
             h[j] = left = x;
-            if (track && x > w->best) {
-                w->best = x;
-                w->best_i = i;
-                w->best_j = j;
+            if (x > best) {
+                best = x;
+                best_i = i;
+                best_j = j;
             }
         }
+    }
+    if (track) {
+        w->best = best;
+        w->best_i = best_i;
+        w->best_j = best_j;
     }
 }
 
@@ -133,11 +131,9 @@ int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size
         w.v[j] = -open; /* a gap state that never beats a fresh start */
     }
 
-    /* first pass: the best cell, checkpoints; the directions too when there is one strip */
-    uint8_t *keep = w.dirs;
-    if (n_strips > 1)
-        w.dirs = NULL;
-    w.stride = blen;
+    /* first pass: the best cell, checkpoints; the directions too when there is one strip (with
+     * several, each row's go to the same scratch row) */
+    w.stride = n_strips > 1 ? 0 : blen;
     for (size_t s = 0; s < n_strips; s++) {
         size_t r0 = s * rows, r1 = r0 + rows < alen ? r0 + rows : alen;
         if (cp_h) {
@@ -146,7 +142,6 @@ int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size
         }
         fill_rows(&w, r0, r1, blen, 1);
     }
-    w.dirs = keep;
     r->score = w.best;
     if (w.best <= 0)
         goto done;
