@@ -125,7 +125,10 @@ struct pdr_align_query {
     vec16 *h_load, *h_store, *e;
     uint8_t *tletters; /* target letters, grown as needed */
     size_t tcap;
-    int use_avx2; /* the CPU has AVX2: the kernels compiled for it run */
+    uint8_t lut[256];   /* byte -> letter index */
+    uint8_t *qletters;  /* the query's letter indices (the inter-sequence kernel) */
+    vec16 *sw_h, *sw_e; /* len vectors each: the inter-sequence kernel's H and E columns */
+    int use_avx2;       /* the CPU has AVX2: the kernels compiled for it run */
     /* the 8-bit pass (AVX2 only): 32 lanes of unsigned scores, biased by BIAS8 */
     size_t seg8;
     uint8_t *profile8; /* N_LETTERS x seg8 x 32 bytes */
@@ -321,6 +324,82 @@ __attribute__((target("avx2"))) static int striped8_avx2(pdr_align_query *q, con
 }
 #endif
 
+/* ---------------------------------------------------------------- inter-sequence kernel */
+
+/* One target per lane (Rognes 2011, "SWIPE"): the plain Gotoh recurrence down the query for 16
+ * targets at once, column by column of the targets. Unlike the striped kernel its cost does not
+ * grow with the score (the striped kernel's vertical-gap correction runs long on related pairs),
+ * so it takes the pairs whose scores overflow the 8-bit pass. Lanes past their target's end score
+ * SWIPE_PAD, which no alignment survives. A lane whose best reaches PDR_ALIGN_SAT is flagged
+ * (its scores could wrap on later columns; the other lanes are independent) and recomputed by the
+ * reference. */
+#define SWIPE_PAD (-1000)
+
+static inline __attribute__((always_inline)) void
+swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, int *best, vec16 (*vmax)(vec16, vec16))
+{
+    const size_t m = q->len;
+    vec16 *hcol = q->sw_h, *ecol = q->sw_e;
+    vec16 zero = {0}, none, v_open, v_ext, v_best = zero;
+    for (int l = 0; l < LANES; l++) {
+        none[l] = GAP_NONE;
+        v_open[l] = PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND;
+        v_ext[l] = PDR_ALIGN_GAP_EXTEND;
+    }
+    size_t maxlen = 0;
+    for (int l = 0; l < nl; l++)
+        maxlen = tlen[l] > maxlen ? tlen[l] : maxlen;
+    for (size_t i = 0; i < m; i++) {
+        hcol[i] = zero;
+        ecol[i] = none;
+    }
+    int16_t prof[N_LETTERS][LANES] __attribute__((aligned(32)));
+    for (size_t j = 0; j < maxlen; j++) {
+        for (int l = 0; l < LANES; l++) {
+            if (l < nl && j < tlen[l]) {
+                const int8_t *row = BLOSUM62[tl[l][j]]; /* symmetric: row c is column c */
+                for (int a = 0; a < N_LETTERS; a++)
+                    prof[a][l] = row[a];
+            } else {
+                for (int a = 0; a < N_LETTERS; a++)
+                    prof[a][l] = SWIPE_PAD;
+            }
+        }
+        vec16 h_diag = zero, h_up = zero, f = none;
+        for (size_t i = 0; i < m; i++) {
+            vec16 h_left = hcol[i], p;
+            memcpy(&p, prof[q->qletters[i]], sizeof p);
+            vec16 e = vmax(ecol[i] - v_ext, h_left - v_open);
+            f = vmax(f - v_ext, h_up - v_open);
+            vec16 h = vmax(vmax(vmax(h_diag + p, e), f), zero);
+            h_diag = h_left;
+            hcol[i] = h;
+            ecol[i] = e;
+            h_up = h;
+            v_best = vmax(v_best, h);
+        }
+    }
+    /* a lane's H grows by at most 11 per cell, so one that would wrap passed PDR_ALIGN_SAT first,
+     * and the running maximum kept that */
+    int16_t b[LANES];
+    memcpy(b, &v_best, sizeof b);
+    for (int l = 0; l < nl; l++)
+        best[l] = b[l] >= PDR_ALIGN_SAT ? -1 : b[l];
+}
+
+static void swipe_default(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, int *best)
+{
+    swipe(q, tl, tlen, nl, best, vmax_sse2);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static void swipe_avx2(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen,
+                                                       int nl, int *best)
+{
+    swipe(q, tl, tlen, nl, best, vmax_avx2);
+}
+#endif
+
 /* ---------------------------------------------------------------- query */
 
 int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q, pdr_err *err)
@@ -339,6 +418,9 @@ int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q,
     q->h_load = aligned_alloc(sizeof(vec16), bytes);
     q->h_store = aligned_alloc(sizeof(vec16), bytes);
     q->e = aligned_alloc(sizeof(vec16), bytes);
+    q->qletters = malloc(len);
+    q->sw_h = aligned_alloc(sizeof(vec16), len * sizeof(vec16));
+    q->sw_e = aligned_alloc(sizeof(vec16), len * sizeof(vec16));
     __builtin_cpu_init();
     q->use_avx2 = __builtin_cpu_supports("avx2") != 0;
     if (q->use_avx2) {
@@ -349,12 +431,16 @@ int pdr_align_query_create(const char *seq, size_t len, pdr_align_query **ret_q,
         q->h8_store = aligned_alloc(LANES8, bytes8);
         q->e8 = aligned_alloc(LANES8, bytes8);
     }
-    if (!q->seq || !q->profile || !q->h_load || !q->h_store || !q->e ||
+    if (!q->seq || !q->profile || !q->h_load || !q->h_store || !q->e || !q->qletters || !q->sw_h || !q->sw_e ||
         (q->use_avx2 && (!q->profile8 || !q->h8_load || !q->h8_store || !q->e8))) {
         pdr_align_query_free(q);
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a query of %zu residues", len);
     }
     memcpy(q->seq, seq, len);
+    for (int c = 0; c < 256; c++)
+        q->lut[c] = (uint8_t)letter((unsigned char)c);
+    for (size_t i = 0; i < len; i++)
+        q->qletters[i] = q->lut[(unsigned char)seq[i]];
     for (int a = 0; a < N_LETTERS; a++)
         for (size_t s = 0; s < q->seg_len; s++) {
             int16_t v[LANES];
@@ -391,6 +477,9 @@ void pdr_align_query_free(pdr_align_query *q)
     free(q->h8_store);
     free(q->e8);
     free(q->tletters);
+    free(q->qletters);
+    free(q->sw_h);
+    free(q->sw_e);
     free(q);
 }
 
@@ -406,7 +495,7 @@ int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
         q->tcap = tlen;
     }
     for (size_t j = 0; j < tlen; j++)
-        q->tletters[j] = (uint8_t)letter((unsigned char)target[j]);
+        q->tletters[j] = q->lut[(unsigned char)target[j]];
     int s = -1;
 #if defined(__x86_64__)
     if (q->use_avx2)
@@ -415,6 +504,92 @@ int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
     if (s < 0)
         s = q->use_avx2 ? striped_avx2(q, q->tletters, tlen) : striped_default(q, q->tletters, tlen);
     return s >= 0 ? s : pdr_align_score_ref(q->seq, q->len, target, tlen);
+}
+
+typedef struct pending_target {
+    size_t len, index;
+} pending_target;
+
+static int by_length(const void *a, const void *b)
+{
+    const pending_target *x = a, *y = b;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens, int *scores,
+                     pdr_err *err)
+{
+    /* the 8-bit pass first (AVX2): most unrelated pairs end there; the rest go to the
+     * inter-sequence kernel, 16 at a time, in order of length (less padding) */
+    pending_target *pend = malloc((n ? n : 1) * sizeof *pend);
+    size_t n_pend = 0, total = 0;
+    if (!pend)
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu targets", n);
+    for (size_t t = 0; t < n; t++) {
+        scores[t] = 0;
+        if (tlens[t] == 0)
+            continue;
+        int s = -1;
+#if defined(__x86_64__)
+        if (q->use_avx2) {
+            if (tlens[t] > q->tcap) {
+                uint8_t *p = realloc(q->tletters, tlens[t]);
+                if (!p) {
+                    free(pend);
+                    return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a target of %zu residues", tlens[t]);
+                }
+                q->tletters = p;
+                q->tcap = tlens[t];
+            }
+            for (size_t j = 0; j < tlens[t]; j++)
+                q->tletters[j] = q->lut[(unsigned char)targets[t][j]];
+            s = striped8_avx2(q, q->tletters, tlens[t]);
+        }
+#endif
+        if (s >= 0) {
+            scores[t] = s;
+        } else {
+            pend[n_pend++] = (pending_target){tlens[t], t};
+            total += tlens[t];
+        }
+    }
+    qsort(pend, n_pend, sizeof *pend, by_length);
+    uint8_t *letters = malloc(total ? total : 1);
+    if (!letters) {
+        free(pend);
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu residues", total);
+    }
+    size_t off = 0;
+    for (size_t p = 0; p < n_pend; p += LANES) {
+        const uint8_t *tl[LANES];
+        size_t len[LANES];
+        int nl = n_pend - p < LANES ? (int)(n_pend - p) : LANES, best[LANES];
+        for (int l = 0; l < nl; l++) {
+            const pending_target *pt = &pend[p + (size_t)l];
+            uint8_t *dst = letters + off;
+            for (size_t j = 0; j < pt->len; j++)
+                dst[j] = q->lut[(unsigned char)targets[pt->index][j]];
+            tl[l] = dst;
+            len[l] = pt->len;
+            off += pt->len;
+        }
+#if defined(__x86_64__)
+        if (q->use_avx2)
+            swipe_avx2(q, tl, len, nl, best);
+        else
+#endif
+            swipe_default(q, tl, len, nl, best);
+        for (int l = 0; l < nl; l++) {
+            size_t t = pend[p + (size_t)l].index;
+            scores[t] = best[l] >= 0 ? best[l] : pdr_align_score_ref(q->seq, q->len, targets[t], tlens[t]);
+        }
+    }
+    free(letters);
+    free(pend);
+    for (size_t t = 0; t < n; t++)
+        if (scores[t] < 0)
+            return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+    return PDR_OK;
 }
 
 const char *pdr_align_simd(void)

@@ -39,6 +39,13 @@ void pdr_align_query_free(pdr_align_query *q); /* NULL is fine */
 /* Best local alignment score of the query against target[0..tlen) (0 for tlen 0). */
 int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen);
 
+/* The scores of the query against n targets (scores[t] as pdr_align_score gives for targets[t],
+ * tlens[t]), faster when many are related to it: pairs whose scores pass the 8-bit first pass go
+ * to an inter-sequence kernel (one target per SIMD lane, 16 at a time), whose cost does not grow
+ * with the score. PDR_ENOMEM on failure. */
+int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens, int *scores,
+                     pdr_err *err);
+
 /* The same score by the plain 32-bit Gotoh recurrence: the reference the striped code is tested
  * against, and its fallback for scores beyond 16 bits. */
 int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);

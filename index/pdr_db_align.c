@@ -48,7 +48,52 @@ static int by_evalue(const void *a, const void *b)
 typedef struct align_bufs {
     char *query, *target;
     size_t query_cap, target_cap;
+    char *all; /* the aligned candidates' residues, one after another */
+    size_t all_cap;
+    size_t *off, *len; /* per aligned candidate: where in all, and how long */
+    const char **ptr;
+    int *score;
+    size_t n_cap;
 } align_bufs;
+
+/* Room for n candidates' offsets, lengths, pointers and scores. */
+static int grow_candidates(align_bufs *b, size_t n, pdr_err *err)
+{
+    if (n <= b->n_cap)
+        return PDR_OK;
+    size_t *off = realloc(b->off, n * sizeof *off);
+    if (off)
+        b->off = off;
+    size_t *len = realloc(b->len, n * sizeof *len);
+    if (len)
+        b->len = len;
+    const char **ptr = realloc(b->ptr, n * sizeof *ptr);
+    if (ptr)
+        b->ptr = ptr;
+    int *score = realloc(b->score, n * sizeof *score);
+    if (score)
+        b->score = score;
+    if (!off || !len || !ptr || !score)
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu candidates", n);
+    b->n_cap = n;
+    return PDR_OK;
+}
+
+/* Append residues to b->all at *used. */
+static int append_residues(align_bufs *b, const char *s, size_t n, size_t *used, pdr_err *err)
+{
+    if (*used + n > b->all_cap) {
+        size_t cap = 2 * (*used + n);
+        char *p = realloc(b->all, cap);
+        if (!p)
+            return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu residues", cap);
+        b->all = p;
+        b->all_cap = cap;
+    }
+    memcpy(b->all + *used, s, n);
+    *used += n;
+    return PDR_OK;
+}
 
 static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err)
 {
@@ -72,23 +117,31 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     pdr_align_comp qc, tc;
     if (m)
         pdr_align_composition(qseq, qlen, &qc);
-    for (size_t i = 0; i < m; i++) {
+    /* the first n_align candidates' residues, then all their scores in one call (related pairs
+     * go to the inter-sequence kernel together); the others keep their embedding E-value */
+    size_t n_al = m < (size_t)j->p->n_align ? m : (size_t)j->p->n_align, used = 0;
+    for (size_t i = 0; i < m; i++)
         h[i].bits = 0;
-        if (i >= (size_t)j->p->n_align)
-            continue; /* not aligned: the embedding E-value stands */
+    if (n_al)
+        rc = grow_candidates(b, n_al, err);
+    for (size_t i = 0; i < n_al && !rc; i++) {
         size_t tlen;
-        if ((rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
-            break;
-        int s = pdr_align_score(aq, b->target, tlen);
-        if (s < 0) {
-            rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
-            break;
+        if (!(rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err))) {
+            b->off[i] = used;
+            b->len[i] = tlen;
+            rc = append_residues(b, b->target, tlen, &used, err);
         }
+    }
+    for (size_t i = 0; i < n_al && !rc; i++)
+        b->ptr[i] = b->all + b->off[i];
+    if (n_al && !rc)
+        rc = pdr_align_scores(aq, n_al, b->ptr, b->len, b->score, err);
+    for (size_t i = 0; i < n_al && !rc; i++) {
         /* composition-based statistics: the score scaled for the pair's residue composition */
-        pdr_align_composition(b->target, tlen, &tc);
-        double scaled = s * pdr_align_comp_ratio(&qc, &tc);
+        pdr_align_composition(b->ptr[i], b->len[i], &tc);
+        double scaled = b->score[i] * pdr_align_comp_ratio(&qc, &tc);
         h[i].bits = (float)pdr_align_bits(scaled);
-        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(scaled, qlen, tlen));
+        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(scaled, qlen, b->len[i]));
     }
     pdr_align_query_free(aq);
     if (rc)
@@ -116,6 +169,11 @@ static void *align_worker(void *arg)
         j->rc = align_query(j, q, &b, &j->err);
     free(b.query);
     free(b.target);
+    free(b.all);
+    free(b.off);
+    free(b.len);
+    free(b.ptr);
+    free(b.score);
     return NULL;
 }
 

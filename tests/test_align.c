@@ -100,6 +100,57 @@ TEST(striped_equals_reference)
     CHECKF(bad == 0, "%d of %d differ", bad, n_pairs);
 }
 
+TEST(batch_scores_equal_reference)
+{
+    /* one query against a mix: unrelated, related at several rates (these pass the 8-bit pass
+     * and go to the inter-sequence kernel), empty, one residue, and one whose score passes
+     * PDR_ALIGN_SAT (a poly-W query and target: the lane is recomputed in 32 bits) */
+    enum { NT = 61 };
+    size_t qn = quick ? 300 : 700, wn = quick ? 2800 : 3000;
+    char *a = malloc(wn), *store = malloc(NT * (wn + 1000));
+    const char *t[NT];
+    size_t tl[NT];
+    int sc[NT];
+    random_protein(a, qn);
+    for (int i = 0; i < NT; i++) {
+        char *dst = store + (size_t)i * (wn + 1000);
+        if (i % 3 == 0) {
+            tl[i] = 1 + rng_next() % (qn + 200);
+            random_protein(dst, tl[i]);
+        } else {
+            tl[i] = mutate(a, qn, dst, 2 + (unsigned)(i % 11));
+        }
+        t[i] = dst;
+    }
+    tl[5] = 0;
+    tl[7] = 1;
+    pdr_err err;
+    pdr_align_query *q = NULL;
+    CHECK(pdr_align_query_create(a, qn, &q, &err) == PDR_OK);
+    CHECK(pdr_align_scores(q, NT, t, tl, sc, &err) == PDR_OK);
+    int bad = 0;
+    for (int i = 0; i < NT; i++) {
+        int r = pdr_align_score_ref(a, qn, t[i], tl[i]);
+        if (sc[i] != r && bad++ < 5)
+            fprintf(stderr, "  target %d (%zu residues): batch %d, reference %d\n", i, tl[i], sc[i], r);
+    }
+    CHECKF(bad == 0, "%d of %d differ", bad, NT);
+    pdr_align_query_free(q);
+    /* past 16 bits: a poly-W pair among ordinary targets */
+    memset(a, 'W', wn);
+    char *w = store;
+    memset(w, 'W', wn);
+    t[0] = w;
+    tl[0] = wn;
+    CHECK(pdr_align_query_create(a, wn, &q, &err) == PDR_OK);
+    CHECK(pdr_align_scores(q, 3, t, tl, sc, &err) == PDR_OK);
+    CHECKF(sc[0] == (int)wn * 11, "%d", sc[0]);
+    CHECK(sc[1] == pdr_align_score_ref(a, wn, t[1], tl[1]) && sc[2] == pdr_align_score_ref(a, wn, t[2], tl[2]));
+    pdr_align_query_free(q);
+    free(a);
+    free(store);
+}
+
 /* A traced alignment's own consistency: its counts add up, it lies inside both sequences, and the
  * two aligned stretches score exactly the alignment's score on their own. */
 static int trace_consistent(const char *a, size_t la, const char *b, size_t lb, const pdr_alignment *r)
@@ -497,6 +548,7 @@ int main(void)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     RUN(scores_match_hand_counts);
     RUN(striped_equals_reference);
+    RUN(batch_scores_equal_reference);
     RUN(traceback_by_hand);
     RUN(traceback_matches_reference_in_one_strip_or_many);
     RUN(scores_beyond_16_bits_fall_back_to_32);

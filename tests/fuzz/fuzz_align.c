@@ -57,6 +57,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     pdr_err err;
+    /* the batch path (8-bit pass, then one target per lane) on [b, a, b] */
+    {
+        pdr_align_query *q = NULL;
+        const char *ts[3] = {b, a, b};
+        size_t tls[3] = {lb, la, lb};
+        int sc[3];
+        if (pdr_align_query_create(a, la, &q, &err) || pdr_align_scores(q, 3, ts, tls, sc, &err) || sc[0] != ref ||
+            sc[1] != self_ref || sc[2] != ref) {
+            fprintf(stderr, "fuzz_align: batch scores differ from the reference (%d vs %d)\n", q ? sc[0] : -1, ref);
+            abort();
+        }
+        pdr_align_query_free(q);
+    }
     pdr_alignment t1, t2;
     if (pdr_align_trace(a, la, b, lb, 0, &t1, &err) || pdr_align_trace(a, la, b, lb, 3 * (lb ? lb : 1), &t2, &err)) {
         fprintf(stderr, "fuzz_align: trace failed: %s\n", err.msg);
