@@ -335,6 +335,12 @@ __attribute__((target("avx2"))) static int striped8_avx2(pdr_align_query *q, con
  * reference. */
 #define SWIPE_PAD (-1000)
 
+/* Wrapping 16-bit add and subtract (unsigned arithmetic: a flagged lane may wrap, and signed
+ * overflow would be undefined). */
+typedef uint16_t uvec16 __attribute__((vector_size(2 * LANES)));
+static inline __attribute__((always_inline)) vec16 wadd(vec16 a, vec16 b) { return (vec16)((uvec16)a + (uvec16)b); }
+static inline __attribute__((always_inline)) vec16 wsub(vec16 a, vec16 b) { return (vec16)((uvec16)a - (uvec16)b); }
+
 static inline __attribute__((always_inline)) void
 swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, int *best, vec16 (*vmax)(vec16, vec16))
 {
@@ -369,9 +375,9 @@ swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, 
         for (size_t i = 0; i < m; i++) {
             vec16 h_left = hcol[i], p;
             memcpy(&p, prof[q->qletters[i]], sizeof p);
-            vec16 e = vmax(ecol[i] - v_ext, h_left - v_open);
-            f = vmax(f - v_ext, h_up - v_open);
-            vec16 h = vmax(vmax(vmax(h_diag + p, e), f), zero);
+            vec16 e = vmax(wsub(ecol[i], v_ext), wsub(h_left, v_open));
+            f = vmax(wsub(f, v_ext), wsub(h_up, v_open));
+            vec16 h = vmax(vmax(vmax(wadd(h_diag, p), e), f), zero);
             h_diag = h_left;
             hcol[i] = h;
             ecol[i] = e;
