@@ -1,5 +1,5 @@
-/* pdr_align.c: Smith-Waterman scores (striped, Farrar 2007; inter-sequence, Rognes 2011); the contract
- * is in pdr_align.h.
+/* pdr_align.c: Smith-Waterman scores: striped (Farrar 2007) and inter-sequence (Rognes 2011)
+ * kernels, and the scalar reference they are tested against; the contract is in pdr_align.h.
  *
  * Query position i sits in lane i / seg_len, segment i % seg_len of a vector of LANES 16-bit
  * scores, so the vertical recurrence runs down the segments in parallel and only the gap that
