@@ -62,11 +62,11 @@ void pdr_align_background(pdr_align_comp *c)
 /* sum_s p[s] exp(lambda s) - 1 and its derivative. */
 static double lambda_f(const double *p, double lambda, double *deriv)
 {
-    double f = -1.0, d = 0.0;
-    for (int s = SCORE_MIN; s <= SCORE_MAX; s++) {
-        double t = p[s - SCORE_MIN] * exp(lambda * s);
-        f += t;
-        d += t * s;
+    /* exp(lambda s) as powers of exp(lambda): one exp() per evaluation */
+    double f = -1.0, d = 0.0, base = exp(lambda), t = exp(lambda * SCORE_MIN);
+    for (int s = SCORE_MIN; s <= SCORE_MAX; s++, t *= base) {
+        f += p[s - SCORE_MIN] * t;
+        d += p[s - SCORE_MIN] * t * s;
     }
     *deriv = d;
     return f;
@@ -91,7 +91,7 @@ double pdr_align_lambda_u(const pdr_align_comp *a, const pdr_align_comp *b)
         return 0.0;
     /* f(0) = 0 and f'(0) = mean < 0, f convex: one positive root. Bracket it, then Newton from
      * the right (monotone there), with bisection as a guard. */
-    double d, lo = 0.0, hi = 0.5;
+    double d, lo = 0.0, hi = 0.4; /* just above the background's root: usually one step */
     while (lambda_f(p, hi, &d) <= 0) {
         lo = hi;
         hi *= 2;
