@@ -168,6 +168,7 @@ check "slow in-flight request answered 200 after SIGTERM" "[ \"\$(cat '$T/slow.c
 check "SIGTERM: exit 0" "[ $rc -eq 0 ]"
 # (at least 1: under load the metrics scrape can still count as in flight for a moment after
 # curl has its reply)
+grep 'SIGTERM' "$T/serve.err" >&2 # the line, for a failure's log
 check "SIGTERM: stop logged, with the slow request in flight" "grep -Eq 'SIGTERM: no new connections; finishing [1-9][0-9]* requests in flight' '$T/serve.err' && grep -q 'pdr serve: stopped' '$T/serve.err'"
 check "stopped server no longer listens" "! curl -s -o /dev/null $base/v1/health"
 check "no sanitizer report" "! grep -q 'Sanitizer' '$T/serve.err'"
