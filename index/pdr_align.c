@@ -603,7 +603,7 @@ const char *pdr_align_simd(void)
     __builtin_cpu_init();
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx2"))
-        return "AVX2, 8-bit then 16-bit";
+        return "AVX2: striped 8-bit, then 16-bit one target per lane";
 #endif
-    return "SSE2, 16-bit";
+    return "SSE2: 16-bit one target per lane";
 }

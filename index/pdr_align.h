@@ -50,7 +50,8 @@ int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, c
  * against, and its fallback for scores beyond 16 bits. */
 int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
 
-/* The kernels this CPU runs: "AVX2, 8-bit then 16-bit" or "SSE2, 16-bit". */
+/* The kernels this CPU runs: "AVX2: striped 8-bit, then 16-bit one target per lane" or
+ * "SSE2: 16-bit one target per lane" (pdr_align_scores; pdr_align_score uses striped 16-bit). */
 const char *pdr_align_simd(void);
 
 /* A local alignment with its path, as BLAST's tabular output reports it. */
