@@ -6,7 +6,8 @@
  * arbitrary bytes (letters outside BLOSUM62's alphabet score as X). The striped kernels (8-bit,
  * 16-bit, and the 32-bit fallback beyond them) must give exactly the score of the plain 32-bit
  * reference, in both directions (the score is symmetric), and reusing one query for a second
- * target must not change the answer. The traced alignment (pdr_align_trace) must have the same
+ * target must not change the answer. The batch path (pdr_align_scores: the 8-bit pass, then one
+ * target per lane) must give the same scores for [target, query, target]. The traced alignment (pdr_align_trace) must have the same
  * score, lie inside both sequences, rescore to that score on its own stretches, and come out the
  * same when traced in strips of 3 rows. Bytes are copied into exact-size allocations, so ASan sees
  * any read past either sequence.
