@@ -93,7 +93,7 @@ def make_tools(a):
         return [(cmd + [fa, fa], None)]
 
     return [
-        # pdr's default: embedding search, the 10 best candidates per query aligned, ranked by the
+        # pdr's default: embedding search, the 50 best candidates per query aligned, ranked by the
         # combined E-value (column 4)
         Tool("pdr", [a.pdr], pdr_steps, "hits.tsv", (0, 1, 3), evalue=True),
         Tool("pdr-a100", [a.pdr], pdr_steps_with(["--align", "100"]), "hits.tsv", (0, 1, 3), evalue=True),

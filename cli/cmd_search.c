@@ -423,7 +423,7 @@ static const char search_usage[] =
     "                          (qseqid sseqid pident length mismatch gapopen qstart qend sstart\n"
     "                          send evalue bitscore); blast6 aligns every reported hit (--align\n"
     "                          is raised to -k)\n"
-    "      --align N           align each query's N best candidates (default 10; 0 = no alignment)\n"
+    "      --align N           align each query's N best candidates (default 50; 0 = no alignment)\n"
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"

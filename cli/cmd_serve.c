@@ -40,7 +40,7 @@ static const char serve_usage[] =
     "      --max-queries N       FASTA records per request (default 100)\n"
     "      --max-length AA       residues per sequence (default 10000)\n"
     "      --max-k N             largest k (default 1000)\n"
-    "      --align N             align each query's N best candidates (default 10 when the database\n"
+    "      --align N             align each query's N best candidates (default 50 when the database\n"
     "                            has sequences; 0 = no alignment)\n"
     "      --max-connections N   open connections at most (default 256); more wait to be accepted\n"
     "      --timeout S           close a connection idle for S seconds (default 30)\n"

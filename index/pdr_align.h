@@ -3,13 +3,13 @@
  * p-values and combine them with an embedding score's.
  *
  * pdr uses it to re-rank a query's best embedding candidates (pdr_db.h): each candidate's
- * alignment p-value and embedding p-value are combined by Fisher's method, so a pair that either
- * signal finds stays found, and one that both find rises.
+ * alignment p-value and embedding p-value are combined (pdr_align_combine), so a pair that either
+ * signal finds stays found.
  *
- * Speed: Farrar's striped algorithm over 16 lanes of 16-bit scores (one AVX2 register; two SSE2
- * ones on CPUs without AVX2, chosen at run time). A score too large for 16 bits (above
- * PDR_ALIGN_SAT) is recomputed with the 32-bit scalar reference pdr_align_score_ref, so results
- * never saturate.
+ * Speed: Farrar's striped algorithm (8-bit on AVX2, 16-bit over 16 lanes) for one pair at a
+ * time, and an inter-sequence kernel (one target per lane) for many (pdr_align_scores). A score
+ * too large for 16 bits (above PDR_ALIGN_SAT) is recomputed with the 32-bit scalar reference
+ * pdr_align_score_ref, so results never saturate.
  *
  * Threads: a pdr_align_query holds its own work arrays; use one per thread.
  */
@@ -116,8 +116,11 @@ double pdr_align_lambda_u(const pdr_align_comp *a, const pdr_align_comp *b);
  * [PDR_ALIGN_RATIO_MIN, 1]; 1 when a composition is empty. */
 double pdr_align_comp_ratio(const pdr_align_comp *a, const pdr_align_comp *b);
 
-/* Fisher's combination of two independent p-values: P(U1 * U2 <= p1 * p2) for independent
- * uniform U1, U2, which is x (1 - ln x) with x = p1 p2. Inputs are clamped to [1e-300, 1]. */
+/* The combined p-value of two tests of the same pair: min(1, 2 min(p1, p2)) (Bonferroni), valid
+ * however the two depend on each other. Among a query's best embedding candidates the embedding
+ * and alignment p-values are not independent (pairs that embed close also align better than
+ * the alignment null says), and Fisher's method, which assumes independence, gave E-values too
+ * small (README.md, "Alignment re-ranking"). Inputs are clamped to [1e-300, 1]. */
 double pdr_align_combine(double p1, double p2);
 
 #endif

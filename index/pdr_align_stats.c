@@ -1,5 +1,5 @@
 /* pdr_align_stats.c: what an alignment score means (pdr_align.h): Karlin-Altschul p-values and
- * bit scores, Fisher's combination with the embedding's p-value, and the composition-based
+ * bit scores, their combination with the embedding's p-value, and the composition-based
  * scale of a pair's score (BLAST's -comp_based_stats 1: the ungapped lambda of BLOSUM62 at the
  * two sequences' residue frequencies, against its value at the background frequencies). */
 #include <math.h>
@@ -21,10 +21,7 @@ double pdr_align_combine(double p1, double p2)
 {
     p1 = p1 < 1e-300 ? 1e-300 : p1 > 1 ? 1 : p1;
     p2 = p2 < 1e-300 ? 1e-300 : p2 > 1 ? 1 : p2;
-    double x = p1 * p2;
-    if (x < 1e-300)
-        x = 1e-300;
-    double p = x * (1.0 - log(x));
+    double p = 2.0 * (p1 < p2 ? p1 : p2);
     return p > 1 ? 1 : p;
 }
 

@@ -117,7 +117,7 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float 
 /* ---- alignment re-ranking (pdr_db_align.c, pdr_db_seqs.c) */
 
 /* Default number of each query's best embedding candidates that are aligned. */
-#define PDR_DB_ALIGN_DEFAULT 10
+#define PDR_DB_ALIGN_DEFAULT 50
 
 /* Whether the database has its sequences (DBDIR/sequences.h5), and one row's residues
  * (upper-case letters, NUL-terminated) read into *buf, which grows (realloc) to *cap bytes as

@@ -3,10 +3,12 @@
  *
  * Each candidate has an embedding E-value E in a database of N proteins, so a per-pair p-value
  * p_emb = E / N; the n_align best candidates also get an alignment p-value p_aln from their
- * score and both lengths. Fisher's method combines the two (pdr_align_combine), and an aligned
- * hit's E-value becomes N * p; the alignment score is first scaled for the two sequences' residue
- * composition (pdr_align_comp_ratio, as BLAST's composition-based statistics), so that two
- * sequences rich in the same residues do not look related by that alone. A candidate not aligned keeps its embedding E-value (both are
+ * score and both lengths. They are combined as p = min(1, 2 min(p_emb, p_aln))
+ * (pdr_align_combine: valid however the two depend on each other), and an aligned hit's E-value
+ * becomes N * p; the alignment score is first scaled for the two sequences' residue composition
+ * (pdr_align_comp_ratio, as BLAST's composition-based statistics), so that two sequences rich in
+ * the same residues do not look related by that alone. A candidate not aligned keeps its
+ * embedding E-value (both are
  * E-values of a valid test, so they can be ranked together). Hits are sorted by E-value. The two
  * signals fail in different places: alignments miss remote homologs whose sequences have
  * drifted apart, embeddings miss some that share one domain, so either one finding a pair is

@@ -69,7 +69,7 @@ base="http://127.0.0.1:$port"
 # --- GET endpoints
 check "health 200" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"database_loaded\":true' '$T/body'"
 check "info 200 with size and model" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"proteins\":1049' '$T/body' && grep -q '\"dim\":' '$T/body'"
-check "info: 10 candidates aligned per query" "grep -q '\"align\":10' '$T/body'"
+check "info: 50 candidates aligned per query" "grep -q '\"align\":50' '$T/body'"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
 

@@ -230,13 +230,12 @@ TEST(statistics)
     CHECK(pdr_align_pvalue(200, 300, 300) < pdr_align_pvalue(100, 300, 300));
     CHECK(pdr_align_pvalue(100, 300, 3000) > pdr_align_pvalue(100, 300, 300));
     CHECK(pdr_align_pvalue(0, 300, 300) <= 1.0 && pdr_align_pvalue(0, 300, 300) > 0.99);
-    /* Fisher: never below the smaller p-value squared, uniform at p2 = 1 ... */
-    CHECK(fabs(pdr_align_combine(0.5, 1.0) - 0.5 * (1 - log(0.5))) < 1e-12);
-    CHECK(pdr_align_combine(1e-10, 1.0) > 1e-10);
-    CHECK(pdr_align_combine(1e-10, 1e-5) < 1e-10);
-    CHECK(pdr_align_combine(1.0, 1.0) == 1.0);
+    /* Bonferroni: twice the smaller p-value, at most 1, whatever the other */
+    CHECK(pdr_align_combine(0.25, 1.0) == 0.5);
+    CHECK(pdr_align_combine(1e-10, 1.0) == 2e-10 && pdr_align_combine(1.0, 1e-10) == 2e-10);
+    CHECK(pdr_align_combine(1e-10, 1e-5) == 2e-10);
+    CHECK(pdr_align_combine(0.7, 0.6) == 1.0 && pdr_align_combine(1.0, 1.0) == 1.0);
     CHECK(pdr_align_combine(0.0, 0.0) > 0.0);
-    /* ... and monotone in each argument */
     CHECK(pdr_align_combine(1e-3, 1e-4) < pdr_align_combine(1e-3, 1e-3));
 }
 
