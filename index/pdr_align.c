@@ -489,19 +489,27 @@ void pdr_align_query_free(pdr_align_query *q)
     free(q);
 }
 
-int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
+/* target's letter indices into q->tletters (grown as needed); -1 when out of memory. */
+static int target_letters(pdr_align_query *q, const char *target, size_t tlen)
 {
-    if (tlen == 0)
-        return 0;
     if (tlen > q->tcap) {
         uint8_t *p = realloc(q->tletters, tlen);
-        if (!p) /* the reference needs no work arrays of this size */
-            return pdr_align_score_ref(q->seq, q->len, target, tlen);
+        if (!p)
+            return -1;
         q->tletters = p;
         q->tcap = tlen;
     }
     for (size_t j = 0; j < tlen; j++)
         q->tletters[j] = q->lut[(unsigned char)target[j]];
+    return 0;
+}
+
+int pdr_align_score(pdr_align_query *q, const char *target, size_t tlen)
+{
+    if (tlen == 0)
+        return 0;
+    if (target_letters(q, target, tlen)) /* the reference needs no work arrays of this size */
+        return pdr_align_score_ref(q->seq, q->len, target, tlen);
     int s = -1;
 #if defined(__x86_64__)
     if (q->use_avx2)
@@ -538,17 +546,10 @@ int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, c
         int s = -1;
 #if defined(__x86_64__)
         if (q->use_avx2) {
-            if (tlens[t] > q->tcap) {
-                uint8_t *p = realloc(q->tletters, tlens[t]);
-                if (!p) {
-                    free(pend);
-                    return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a target of %zu residues", tlens[t]);
-                }
-                q->tletters = p;
-                q->tcap = tlens[t];
+            if (target_letters(q, targets[t], tlens[t])) {
+                free(pend);
+                return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a target of %zu residues", tlens[t]);
             }
-            for (size_t j = 0; j < tlens[t]; j++)
-                q->tletters[j] = q->lut[(unsigned char)targets[t][j]];
             s = striped8_avx2(q, q->tletters, tlens[t]);
         }
 #endif
