@@ -78,7 +78,11 @@ class PairData:
         self.anchors, starts = np.unique(who[o], return_index=True)
         self.anchor_start = starts
         self.anchor_end = np.concatenate([starts[1:], [len(o)]])
-        self.pos_keys = np.unique(np.concatenate([pa * len(self.accs) + pb, pb * len(self.accs) + pa]))
+        # each pair row's partner, seen from the protein whose row list holds it; the row lists of
+        # a protein (anchor_of >= 0) then give its known positives, for the in-batch mask
+        self.by_prot_partner = np.where(self.by_prot_side == 0, pb[self.by_prot_rows], pa[self.by_prot_rows])
+        self.anchor_of = np.full(len(self.accs), -1, np.int64)
+        self.anchor_of[self.anchors] = np.arange(len(self.anchors))
         N = []
         ng = os.path.join(ddir, "neg.tsv")
         if os.path.exists(ng) or os.path.exists(ng + ".gz"):
@@ -103,6 +107,19 @@ class PairData:
             s = int(np.clip(c - rng.integers(L // 4, 3 * L // 4 + 1), 0, n - L))
         e = min(n, s + L)
         return self.tok[self.off[i] + s: self.off[i] + e]
+
+    def known_positive(self, ida, cand):
+        """-> bool [len(ida), len(cand)]: True where (ida[i], cand[j]) is a teacher positive pair.
+        Looks up only the row lists of the batch's anchors: its cost does not grow with the data."""
+        n = len(self.accs)
+        k = self.anchor_of[ida]
+        has = np.flatnonzero(k >= 0)
+        s, e = self.anchor_start[k[has]], self.anchor_end[k[has]]
+        cnt = e - s
+        rows = np.repeat(s - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
+        known = np.repeat(has, cnt) * n + self.by_prot_partner[rows]
+        key = np.arange(len(ida))[:, None] * n + cand[None, :]
+        return np.isin(key, known)
 
     def batch(self, rng, B, H, self_frac, min_crop, max_crop, full_frac):
         """-> tokens [2B+H, Lmax] int64 (anchors, partners, negatives), target [B] (nan for self
@@ -143,9 +160,7 @@ class PairData:
             tok[k, :len(s)] = s
         cand = np.array(idp + idn, np.int64)
         ida, idp = np.array(ida, np.int64), np.array(idp, np.int64)
-        n = len(self.accs)
-        key = ida[:, None] * n + cand[None, :]
-        mask = (np.isin(key, self.pos_keys) | (cand[None, :] == ida[:, None]) | (cand[None, :] == idp[:, None]))
+        mask = (self.known_positive(ida, cand) | (cand[None, :] == ida[:, None]) | (cand[None, :] == idp[:, None]))
         mask[np.arange(B), np.arange(B)] = False
         return torch.from_numpy(tok), torch.tensor(targ, dtype=torch.float32), torch.from_numpy(mask)
 
