@@ -3,8 +3,9 @@
  * the query with one residue in R substituted (related pairs, whose scores overflow the 8-bit
  * pass). Prints billions of cells per second for one pair at a time (pdr_align_score: striped
  * 8-bit, then striped 16-bit) and for the batch (pdr_align_scores: striped 8-bit, then one target
- * per lane), the traceback (pdr_align_trace) and the scalar reference, all on one thread, and
- * checks that every kernel gives the reference's scores.
+ * per lane), the traceback one pair at a time (pdr_align_trace) and in batches of 16, one target per
+ * lane (pdr_align_traces), and the scalar reference, all on one thread, and checks that every
+ * kernel gives the reference's scores and the two tracebacks the same alignments.
  *
  *   build-main/align_speed [--reps 30]
  */
@@ -50,7 +51,8 @@ int main(int argc, char **argv)
     }
     printf("kernels: %s; query %d residues, %d targets of 350-450, %d repetitions, 1 thread\n", pdr_align_simd(), QLEN,
            NT, reps);
-    printf("%-22s %12s %12s %12s %12s\n", "targets", "pair GCUPS", "batch GCUPS", "trace GCUPS", "ref GCUPS");
+    printf("%-22s %12s %12s %12s %12s %12s\n", "targets", "pair GCUPS", "batch GCUPS", "trace GCUPS", "traces GCUPS",
+           "ref GCUPS");
     static const int rates[] = {0, 2, 3, 5, 10, 20};
     int bad = 0;
     for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
@@ -74,21 +76,25 @@ int main(int argc, char **argv)
                 return 1;
             }
         double t2 = now_s();
-        pdr_alignment al;
+        static pdr_alignment al[NT], alb[NT];
         for (int k = 0; k < NT; k++)
-            if (pdr_align_trace(q, QLEN, tp[k], tl[k], 0, &al, &err) || al.score != sc[k])
+            if (pdr_align_trace(q, QLEN, tp[k], tl[k], 0, &al[k], &err) || al[k].score != sc[k])
                 bad++;
         double t3 = now_s();
+        if (pdr_align_traces(q, QLEN, NT, tp, tl, 0, alb, &err) || memcmp(al, alb, sizeof al) != 0)
+            bad++;
+        double t4 = now_s();
         for (int k = 0; k < NT; k++)
             bad += pdr_align_score_ref(q, QLEN, tp[k], tl[k]) != sc[k];
-        double t4 = now_s();
+        double t5 = now_s();
         char label[32] = "unrelated";
         if (every)
             snprintf(label, sizeof label, "1 in %d substituted", every);
-        printf("%-22s %12.2f %12.2f %12.2f %12.2f\n", label, reps * cells / (t1 - t0) / 1e9,
-               reps * cells / (t2 - t1) / 1e9, cells / (t3 - t2) / 1e9, cells / (t4 - t3) / 1e9);
+        printf("%-22s %12.2f %12.2f %12.2f %12.2f %12.2f\n", label, reps * cells / (t1 - t0) / 1e9,
+               reps * cells / (t2 - t1) / 1e9, cells / (t3 - t2) / 1e9, cells / (t4 - t3) / 1e9,
+               cells / (t5 - t4) / 1e9);
     }
     pdr_align_query_free(aq);
-    printf("%s\n", bad ? "MISMATCH against the reference" : "all scores equal the reference");
+    printf("%s\n", bad ? "MISMATCH against the reference" : "all scores equal the reference, both tracebacks agree");
     return bad ? 1 : 0;
 }

@@ -56,6 +56,7 @@ static const int8_t BLOSUM62[N_LETTERS][N_LETTERS] = {
 
 static int letter(unsigned char c);
 
+_Static_assert(N_LETTERS == PDR_ALIGN_LETTERS, "pdr_align.h's letter count");
 int pdr_align_letter(char c) { return letter((unsigned char)c); }
 
 const int8_t *pdr_align_blosum62_row(int letter_index) { return BLOSUM62[letter_index]; }

@@ -76,9 +76,39 @@ typedef struct pdr_alignment {
 int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size_t max_cells, pdr_alignment *r,
                     pdr_err *err);
 
-/* For pdr_align_trace.c: the letter index of a residue and BLOSUM62's row of a letter index. */
+/* Cells of 16-bit direction words pdr_align_traces keeps for 16 targets at a time when
+ * max_bytes is 0 (32 MiB): a batch whose query x longest target is larger is traced one target at
+ * a time by pdr_align_trace. */
+#define PDR_ALIGN_TRACES_BYTES ((size_t)32 << 20)
+
+/* pdr_align_trace of a against each of n targets, into r[0..n): the same alignments, the same
+ * path among equal-scoring ones. The targets are traced 16 at a time, one per lane of the
+ * inter-sequence kernel, while their directions fit in max_bytes (0: the default above); the
+ * others, and any whose score passes PDR_ALIGN_SAT, one at a time. */
+int pdr_align_traces(const char *a, size_t alen, size_t n, const char *const *b, const size_t *blen, size_t max_bytes,
+                     pdr_alignment *r, pdr_err *err);
+
+/* For pdr_align_trace.c and pdr_align_traces.c: the letter index of a residue, BLOSUM62's row of
+ * a letter index, and the traceback. A cell's direction byte says where H came from
+ * (PDR_ALIGN_DIR_ZERO: a fresh start; the diagonal; V, a gap in b: a residue of a against nothing;
+ * L, a gap in a) and whether V and L extended a gap (the _EXT bits) or opened one. */
+#define PDR_ALIGN_LETTERS 25 /* letter indices: 0 .. 24 */
 int pdr_align_letter(char c);
 const int8_t *pdr_align_blosum62_row(int letter_index);
+enum {
+    PDR_ALIGN_DIR_ZERO = 0,
+    PDR_ALIGN_DIR_DIAG = 1,
+    PDR_ALIGN_DIR_V = 2,
+    PDR_ALIGN_DIR_L = 3,
+    PDR_ALIGN_DIR_V_EXT = 4,
+    PDR_ALIGN_DIR_L_EXT = 8
+};
+typedef uint8_t (*pdr_align_dir_fn)(void *ctx, size_t i, size_t j);
+/* Walk the path back from the best cell (i, j) (1-based; la, lb: letter indices), reading each
+ * cell's direction with dir(ctx, i, j), into r's coordinates and counts (r->score is the
+ * caller's). */
+void pdr_align_walk(const uint8_t *la, const uint8_t *lb, size_t i, size_t j, pdr_align_dir_fn dir, void *ctx,
+                    pdr_alignment *r);
 
 /* Bit score of a raw score: (lambda * score - ln K) / ln 2. */
 double pdr_align_bits(double score);

@@ -17,7 +17,14 @@
 
 #include "pdr_align.h"
 
-enum { DIR_ZERO = 0, DIR_DIAG = 1, DIR_V = 2, DIR_L = 3, DIR_V_EXT = 4, DIR_L_EXT = 8 };
+enum {
+    DIR_ZERO = PDR_ALIGN_DIR_ZERO,
+    DIR_DIAG = PDR_ALIGN_DIR_DIAG,
+    DIR_V = PDR_ALIGN_DIR_V,
+    DIR_L = PDR_ALIGN_DIR_L,
+    DIR_V_EXT = PDR_ALIGN_DIR_V_EXT,
+    DIR_L_EXT = PDR_ALIGN_DIR_L_EXT
+};
 
 typedef struct trace_ws {
     const uint8_t *a, *b; /* letter indices */
@@ -26,6 +33,9 @@ typedef struct trace_ws {
     size_t r0, r1, stride;
     int best;
     size_t best_i, best_j;
+    /* the traceback's strips: rows per strip, checkpoint rows of H and V (cp_len ints each) */
+    size_t rows, cp_len;
+    const int *cp_h, *cp_v;
 } trace_ws;
 
 /* Rows r0+1..r1 over columns 1..ncols, starting from h and v at row r0 (updated in place).
@@ -77,6 +87,44 @@ static void fill_rows(trace_ws *w, size_t r0, size_t r1, size_t ncols, int track
     }
 }
 
+void pdr_align_walk(const uint8_t *la, const uint8_t *lb, size_t i, size_t j, pdr_align_dir_fn dir, void *ctx,
+                    pdr_alignment *r)
+{
+    int state = DIR_ZERO; /* DIR_ZERO stands for "in H" here */
+    r->qend = (int32_t)i;
+    r->tend = (int32_t)j;
+    while (i > 0 && j > 0) {
+        uint8_t d = dir(ctx, i, j);
+        if (state == DIR_ZERO) {
+            int src = d & 3;
+            if (src == DIR_ZERO)
+                break;
+            if (src == DIR_DIAG) {
+                if (la[i - 1] == lb[j - 1] && la[i - 1] < PDR_ALIGN_AA)
+                    r->identities++;
+                else
+                    r->mismatches++;
+                r->length++;
+                i--;
+                j--;
+            } else {
+                state = src;
+                r->gap_opens++;
+            }
+        } else if (state == DIR_V) {
+            r->length++;
+            state = (d & DIR_V_EXT) ? DIR_V : DIR_ZERO;
+            i--;
+        } else {
+            r->length++;
+            state = (d & DIR_L_EXT) ? DIR_L : DIR_ZERO;
+            j--;
+        }
+    }
+    r->qstart = (int32_t)i + 1;
+    r->tstart = (int32_t)j + 1;
+}
+
 /* Point w->dirs at directions covering row i: recompute i's strip from its checkpoint. */
 static void load_strip(trace_ws *w, size_t i, size_t rows, const int *cp_h, const int *cp_v, size_t cp_len)
 {
@@ -88,6 +136,15 @@ static void load_strip(trace_ws *w, size_t i, size_t rows, const int *cp_h, cons
     fill_rows(w, r0, r1, ncols, 0);
     w->r0 = r0;
     w->r1 = r1;
+}
+
+/* The direction byte of cell (i, j), loading its strip first when it is not in memory. */
+static uint8_t strip_dir(void *ctx, size_t i, size_t j)
+{
+    trace_ws *w = ctx;
+    if (i <= w->r0 || i > w->r1)
+        load_strip(w, i, w->rows, w->cp_h, w->cp_v, w->cp_len);
+    return w->dirs[(i - w->r0 - 1) * w->stride + (j - 1)];
 }
 
 int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size_t max_cells, pdr_alignment *r,
@@ -149,42 +206,11 @@ int pdr_align_trace(const char *a, size_t alen, const char *b, size_t blen, size
     w.r1 = n_strips > 1 ? 0 : alen; /* loaded rows: r0+1..r1 */
 
     /* traceback from the best cell */
-    size_t i = w.best_i, j = w.best_j;
-    int state = DIR_ZERO; /* DIR_ZERO stands for "in H" here */
-    r->qend = (int32_t)i;
-    r->tend = (int32_t)j;
-    while (i > 0 && j > 0) {
-        if (i <= w.r0 || i > w.r1)
-            load_strip(&w, i, rows, cp_h, cp_v, cp_len);
-        uint8_t d = w.dirs[(i - w.r0 - 1) * w.stride + (j - 1)];
-        if (state == DIR_ZERO) {
-            int src = d & 3;
-            if (src == DIR_ZERO)
-                break;
-            if (src == DIR_DIAG) {
-                if (la[i - 1] == lb[j - 1] && la[i - 1] < PDR_ALIGN_AA)
-                    r->identities++;
-                else
-                    r->mismatches++;
-                r->length++;
-                i--;
-                j--;
-            } else {
-                state = src;
-                r->gap_opens++;
-            }
-        } else if (state == DIR_V) {
-            r->length++;
-            state = (d & DIR_V_EXT) ? DIR_V : DIR_ZERO;
-            i--;
-        } else {
-            r->length++;
-            state = (d & DIR_L_EXT) ? DIR_L : DIR_ZERO;
-            j--;
-        }
-    }
-    r->qstart = (int32_t)i + 1;
-    r->tstart = (int32_t)j + 1;
+    w.rows = rows;
+    w.cp_len = cp_len;
+    w.cp_h = cp_h;
+    w.cp_v = cp_v;
+    pdr_align_walk(la, lb, w.best_i, w.best_j, strip_dir, &w, r);
 done:
     free(la);
     free(lb);

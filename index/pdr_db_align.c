@@ -55,6 +55,9 @@ typedef struct align_bufs {
     size_t *off, *len; /* per aligned candidate: where in all, and how long */
     const char **ptr;
     int *score;
+    int64_t *row;          /* per aligned candidate: its database row */
+    const char **kept_ptr; /* per kept hit (formats with paths): its residues ... */
+    size_t *kept_len;      /* ... and their length */
     size_t n_cap;
 } align_bufs;
 
@@ -75,7 +78,16 @@ static int grow_candidates(align_bufs *b, size_t n, pdr_err *err)
     int *score = realloc(b->score, n * sizeof *score);
     if (score)
         b->score = score;
-    if (!off || !len || !ptr || !score)
+    int64_t *row = realloc(b->row, n * sizeof *row);
+    if (row)
+        b->row = row;
+    const char **kept_ptr = realloc(b->kept_ptr, n * sizeof *kept_ptr);
+    if (kept_ptr)
+        b->kept_ptr = kept_ptr;
+    size_t *kept_len = realloc(b->kept_len, n * sizeof *kept_len);
+    if (kept_len)
+        b->kept_len = kept_len;
+    if (!off || !len || !ptr || !score || !row || !kept_ptr || !kept_len)
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu candidates", n);
     b->n_cap = n;
     return PDR_OK;
@@ -131,6 +143,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         if (!(rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err))) {
             b->off[i] = used;
             b->len[i] = tlen;
+            b->row[i] = h[i].row;
             rc = append_residues(b, b->target, tlen, &used, err);
         }
     }
@@ -153,14 +166,21 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     while (keep > 0 && !(h[keep - 1].evalue <= j->p->max_evalue))
         keep--;
     j->counts[q] = keep;
-    /* the kept hits' paths, for the formats that report them (all are aligned: n_align >= k) */
+    /* the kept hits' paths, for the formats that report them (all are aligned: n_align >= k, so
+     * their residues are among the candidates'), traced together */
     pdr_alignment *aln = j->p->alns ? j->p->alns + q * j->kc : NULL;
-    for (size_t i = 0; aln && i < keep && !rc; i++) {
-        size_t tlen;
-        if (!(rc = pdr_db_sequence(db, h[i].row, &b->target, &b->target_cap, &tlen, err)))
-            rc = pdr_align_trace(qseq, qlen, b->target, tlen, 0, &aln[i], err);
+    if (!aln || keep == 0)
+        return PDR_OK;
+    for (size_t i = 0; i < keep; i++) {
+        size_t c = 0;
+        while (c < n_al && b->row[c] != h[i].row)
+            c++;
+        if (c == n_al)
+            return pdr_fail(err, PDR_EINPUT, "alignment: kept hit (row %lld) was not aligned", (long long)h[i].row);
+        b->kept_ptr[i] = b->all + b->off[c];
+        b->kept_len[i] = b->len[c];
     }
-    return rc;
+    return pdr_align_traces(qseq, qlen, keep, b->kept_ptr, b->kept_len, 0, aln, err);
 }
 
 static void *align_worker(void *arg)
@@ -176,6 +196,9 @@ static void *align_worker(void *arg)
     free(b.len);
     free(b.ptr);
     free(b.score);
+    free(b.row);
+    free(b.kept_ptr);
+    free(b.kept_len);
     return NULL;
 }
 

@@ -1,4 +1,4 @@
-// fuzz-sources: index/pdr_align.c index/pdr_align_trace.c core/pdr_err.c
+// fuzz-sources: index/pdr_align.c index/pdr_align_trace.c index/pdr_align_traces.c core/pdr_err.c
 // fuzz-libs: -lm
 /* fuzz_align.c: differential libFuzzer harness for the Smith-Waterman kernels (index/pdr_align.h).
  *
@@ -9,11 +9,12 @@
  * target must not change the answer. The batch path (pdr_align_scores: the 8-bit pass, then one
  * target per lane) must give the same scores for [target, query, target]. The traced alignment (pdr_align_trace) must have the same
  * score, lie inside both sequences, rescore to that score on its own stretches, and come out the
- * same when traced in strips of 3 rows. Bytes are copied into exact-size allocations, so ASan sees
+ * same when traced in strips of 3 rows, and in a batch of [b, a, b] (pdr_align_traces: one target
+ * per lane). Bytes are copied into exact-size allocations, so ASan sees
  * any read past either sequence.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Iindex index/pdr_align.c \
- *          index/pdr_align_trace.c core/pdr_err.c tests/fuzz/fuzz_align.c -lm -o /tmp/fuzz_align   (or tests/fuzz/run_fuzz.sh)
+ *          index/pdr_align_trace.c index/pdr_align_traces.c core/pdr_err.c tests/fuzz/fuzz_align.c -lm -o /tmp/fuzz_align   (or tests/fuzz/run_fuzz.sh)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +85,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz_align: trace score %d (strips: %d), reference %d, q %d-%d t %d-%d\n", t1.score, t2.score,
                 ref, t1.qstart, t1.qend, t1.tstart, t1.tend);
         abort();
+    }
+    {
+        pdr_alignment tb[3], self;
+        const char *ts[3] = {b, a, b};
+        size_t tls[3] = {lb, la, lb};
+        if (pdr_align_traces(a, la, 3, ts, tls, 0, tb, &err) || pdr_align_trace(a, la, a, la, 0, &self, &err) ||
+            memcmp(&tb[0], &t1, sizeof t1) != 0 || memcmp(&tb[2], &t1, sizeof t1) != 0 ||
+            memcmp(&tb[1], &self, sizeof self) != 0) {
+            fprintf(stderr, "fuzz_align: batch trace differs: score %d q %d-%d t %d-%d, single %d q %d-%d t %d-%d\n",
+                    tb[0].score, tb[0].qstart, tb[0].qend, tb[0].tstart, tb[0].tend, t1.score, t1.qstart, t1.qend,
+                    t1.tstart, t1.tend);
+            abort();
+        }
     }
     if (lb > 0) {
         int back = striped(b, lb, a, la, b, lb, &again);
