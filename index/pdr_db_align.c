@@ -61,33 +61,24 @@ typedef struct align_bufs {
     size_t n_cap;
 } align_bufs;
 
-/* Room for n candidates' offsets, lengths, pointers and scores. */
+/* *pp (an array of elements of size bytes) resized to n elements; 0 when out of memory (*pp kept). */
+static int resize(void *pp, size_t n, size_t size)
+{
+    void **p = pp, *q = realloc(*p, n * size);
+    if (q)
+        *p = q;
+    return q != NULL;
+}
+
+/* Room for n candidates' offsets, lengths, pointers, scores and rows, and n kept hits'. */
 static int grow_candidates(align_bufs *b, size_t n, pdr_err *err)
 {
     if (n <= b->n_cap)
         return PDR_OK;
-    size_t *off = realloc(b->off, n * sizeof *off);
-    if (off)
-        b->off = off;
-    size_t *len = realloc(b->len, n * sizeof *len);
-    if (len)
-        b->len = len;
-    const char **ptr = realloc(b->ptr, n * sizeof *ptr);
-    if (ptr)
-        b->ptr = ptr;
-    int *score = realloc(b->score, n * sizeof *score);
-    if (score)
-        b->score = score;
-    int64_t *row = realloc(b->row, n * sizeof *row);
-    if (row)
-        b->row = row;
-    const char **kept_ptr = realloc(b->kept_ptr, n * sizeof *kept_ptr);
-    if (kept_ptr)
-        b->kept_ptr = kept_ptr;
-    size_t *kept_len = realloc(b->kept_len, n * sizeof *kept_len);
-    if (kept_len)
-        b->kept_len = kept_len;
-    if (!off || !len || !ptr || !score || !row || !kept_ptr || !kept_len)
+    if (!resize(&b->off, n, sizeof *b->off) || !resize(&b->len, n, sizeof *b->len) ||
+        !resize(&b->ptr, n, sizeof *b->ptr) || !resize(&b->score, n, sizeof *b->score) ||
+        !resize(&b->row, n, sizeof *b->row) || !resize(&b->kept_ptr, n, sizeof *b->kept_ptr) ||
+        !resize(&b->kept_len, n, sizeof *b->kept_len))
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu candidates", n);
     b->n_cap = n;
     return PDR_OK;
