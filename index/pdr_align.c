@@ -71,9 +71,18 @@ static int letter(unsigned char c)
 
 /* ---------------------------------------------------------------- scalar reference */
 
-int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen)
+void pdr_align_matrix_scaled(double ratio, pdr_align_matrix *m)
 {
-    const int open = PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND, ext = PDR_ALIGN_GAP_EXTEND;
+    for (int i = 0; i < N_LETTERS; i++)
+        for (int j = 0; j < N_LETTERS; j++)
+            m->s[i][j] = (int16_t)lround(ratio * PDR_ALIGN_UNIT * BLOSUM62[i][j]);
+}
+
+/* The Gotoh recurrence under matrix m (NULL: BLOSUM62) and gap costs open (the first residue of
+ * a gap, extension included) and ext; -1 when out of memory. */
+static int ref_score(const char *a, size_t alen, const char *b, size_t blen, const pdr_align_matrix *m, int open,
+                     int ext)
+{
     if (alen == 0 || blen == 0)
         return 0;
     int *h = calloc(blen + 1, sizeof *h), *e = calloc(blen + 1, sizeof *e), best = 0;
@@ -89,13 +98,15 @@ int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen)
     for (size_t j = 0; j <= blen; j++)
         e[j] = -open; /* a gap state that never beats a fresh start */
     for (size_t i = 0; i < alen; i++) {
-        const int8_t *row = BLOSUM62[letter((unsigned char)a[i])];
+        int la = letter((unsigned char)a[i]);
+        const int8_t *row = BLOSUM62[la];
+        const int16_t *row16 = m ? m->s[la] : NULL;
         int diag = 0, f = -open, left = 0;
         for (size_t j = 1; j <= blen; j++) {
             int up = h[j];
             e[j] = e[j] - ext > up - open ? e[j] - ext : up - open;
             f = f - ext > left - open ? f - ext : left - open;
-            int v = diag + row[bl[j - 1]];
+            int v = diag + (row16 ? row16[bl[j - 1]] : row[bl[j - 1]]);
             v = v > e[j] ? v : e[j];
             v = v > f ? v : f;
             v = v > 0 ? v : 0;
@@ -108,6 +119,17 @@ int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen)
     free(e);
     free(bl);
     return best;
+}
+
+int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return ref_score(a, alen, b, blen, NULL, PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND, PDR_ALIGN_GAP_EXTEND);
+}
+
+int pdr_align_score_scaled_ref(const char *a, size_t alen, const char *b, size_t blen, const pdr_align_matrix *m)
+{
+    return ref_score(a, alen, b, blen, m, PDR_ALIGN_UNIT * (PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND),
+                     PDR_ALIGN_UNIT * PDR_ALIGN_GAP_EXTEND);
 }
 
 /* ---------------------------------------------------------------- striped kernel */
@@ -342,16 +364,24 @@ typedef uint16_t uvec16 __attribute__((vector_size(2 * LANES)));
 static inline __attribute__((always_inline)) vec16 wadd(vec16 a, vec16 b) { return (vec16)((uvec16)a + (uvec16)b); }
 static inline __attribute__((always_inline)) vec16 wsub(vec16 a, vec16 b) { return (vec16)((uvec16)a - (uvec16)b); }
 
-static inline __attribute__((always_inline)) void
-swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, int *best, vec16 (*vmax)(vec16, vec16))
+/* Lane l scores with mat[l] (mat NULL: BLOSUM62) and gap costs open (extension included) and
+ * ext. */
+typedef struct swipe_scoring {
+    const pdr_align_matrix *const *mat;
+    int open, ext;
+} swipe_scoring;
+
+static inline __attribute__((always_inline)) void swipe(pdr_align_query *q, const uint8_t *const *tl,
+                                                        const size_t *tlen, int nl, const swipe_scoring *sc, int *best,
+                                                        vec16 (*vmax)(vec16, vec16))
 {
     const size_t m = q->len;
     vec16 *hcol = q->sw_h, *ecol = q->sw_e;
     vec16 zero = {0}, none, v_open, v_ext, v_best = zero;
     for (int l = 0; l < LANES; l++) {
         none[l] = GAP_NONE;
-        v_open[l] = PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND;
-        v_ext[l] = PDR_ALIGN_GAP_EXTEND;
+        v_open[l] = (int16_t)sc->open;
+        v_ext[l] = (int16_t)sc->ext;
     }
     size_t maxlen = 0;
     for (int l = 0; l < nl; l++)
@@ -363,8 +393,12 @@ swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, 
     int16_t prof[N_LETTERS][LANES] __attribute__((aligned(32)));
     for (size_t j = 0; j < maxlen; j++) {
         for (int l = 0; l < LANES; l++) {
-            if (l < nl && j < tlen[l]) {
-                const int8_t *row = BLOSUM62[tl[l][j]]; /* symmetric: row c is column c */
+            if (l < nl && j < tlen[l] && sc->mat) {
+                const int16_t *row = sc->mat[l]->s[tl[l][j]]; /* symmetric: row c is column c */
+                for (int a = 0; a < N_LETTERS; a++)
+                    prof[a][l] = row[a];
+            } else if (l < nl && j < tlen[l]) {
+                const int8_t *row = BLOSUM62[tl[l][j]];
                 for (int a = 0; a < N_LETTERS; a++)
                     prof[a][l] = row[a];
             } else {
@@ -394,16 +428,17 @@ swipe(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, 
         best[l] = b[l] >= PDR_ALIGN_SAT ? -1 : b[l];
 }
 
-static void swipe_default(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl, int *best)
+static void swipe_default(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen, int nl,
+                          const swipe_scoring *sc, int *best)
 {
-    swipe(q, tl, tlen, nl, best, vmax_sse2);
+    swipe(q, tl, tlen, nl, sc, best, vmax_sse2);
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) static void swipe_avx2(pdr_align_query *q, const uint8_t *const *tl, const size_t *tlen,
-                                                       int nl, int *best)
+                                                       int nl, const swipe_scoring *sc, int *best)
 {
-    swipe(q, tl, tlen, nl, best, vmax_avx2);
+    swipe(q, tl, tlen, nl, sc, best, vmax_avx2);
 }
 #endif
 
@@ -531,6 +566,59 @@ static int by_length(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
+/* The inter-sequence kernel over the pending targets (sorted here by length, 16 per batch), each
+ * with its matrix mats[index] (mats NULL: BLOSUM62 and the usual gaps; else the scaled matrices'
+ * gaps), into scores[index]; a lane past PDR_ALIGN_SAT by the 32-bit reference. */
+static int swipe_pending(pdr_align_query *q, pending_target *pend, size_t n_pend, size_t total,
+                         const char *const *targets, const size_t *tlens, const pdr_align_matrix *const *mats,
+                         int *scores, pdr_err *err)
+{
+    qsort(pend, n_pend, sizeof *pend, by_length);
+    uint8_t *letters = malloc(total ? total : 1);
+    if (!letters)
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu residues", total);
+    const int unit = mats ? PDR_ALIGN_UNIT : 1;
+    size_t off = 0;
+    int rc = PDR_OK;
+    for (size_t p = 0; p < n_pend; p += LANES) {
+        const uint8_t *tl[LANES];
+        const pdr_align_matrix *lane_mat[LANES];
+        size_t len[LANES];
+        int nl = n_pend - p < LANES ? (int)(n_pend - p) : LANES, best[LANES];
+        for (int l = 0; l < nl; l++) {
+            const pending_target *pt = &pend[p + (size_t)l];
+            uint8_t *dst = letters + off;
+            for (size_t j = 0; j < pt->len; j++)
+                dst[j] = q->lut[(unsigned char)targets[pt->index][j]];
+            tl[l] = dst;
+            len[l] = pt->len;
+            lane_mat[l] = mats ? mats[pt->index] : NULL;
+            off += pt->len;
+        }
+        swipe_scoring sc = {mats ? lane_mat : NULL, unit * (PDR_ALIGN_GAP_OPEN + PDR_ALIGN_GAP_EXTEND),
+                            unit * PDR_ALIGN_GAP_EXTEND};
+#if defined(__x86_64__)
+        if (q->use_avx2)
+            swipe_avx2(q, tl, len, nl, &sc, best);
+        else
+#endif
+            swipe_default(q, tl, len, nl, &sc, best);
+        for (int l = 0; l < nl; l++) {
+            size_t t = pend[p + (size_t)l].index;
+            if (best[l] >= 0)
+                scores[t] = best[l];
+            else if (mats)
+                scores[t] = pdr_align_score_scaled_ref(q->seq, q->len, targets[t], tlens[t], mats[t]);
+            else
+                scores[t] = pdr_align_score_ref(q->seq, q->len, targets[t], tlens[t]);
+            if (scores[t] < 0)
+                rc = pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
+        }
+    }
+    free(letters);
+    return rc;
+}
+
 int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens, int *scores,
                      pdr_err *err)
 {
@@ -561,43 +649,28 @@ int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, c
             total += tlens[t];
         }
     }
-    qsort(pend, n_pend, sizeof *pend, by_length);
-    uint8_t *letters = malloc(total ? total : 1);
-    if (!letters) {
-        free(pend);
-        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu residues", total);
-    }
-    size_t off = 0;
-    for (size_t p = 0; p < n_pend; p += LANES) {
-        const uint8_t *tl[LANES];
-        size_t len[LANES];
-        int nl = n_pend - p < LANES ? (int)(n_pend - p) : LANES, best[LANES];
-        for (int l = 0; l < nl; l++) {
-            const pending_target *pt = &pend[p + (size_t)l];
-            uint8_t *dst = letters + off;
-            for (size_t j = 0; j < pt->len; j++)
-                dst[j] = q->lut[(unsigned char)targets[pt->index][j]];
-            tl[l] = dst;
-            len[l] = pt->len;
-            off += pt->len;
-        }
-#if defined(__x86_64__)
-        if (q->use_avx2)
-            swipe_avx2(q, tl, len, nl, best);
-        else
-#endif
-            swipe_default(q, tl, len, nl, best);
-        for (int l = 0; l < nl; l++) {
-            size_t t = pend[p + (size_t)l].index;
-            scores[t] = best[l] >= 0 ? best[l] : pdr_align_score_ref(q->seq, q->len, targets[t], tlens[t]);
-        }
-    }
-    free(letters);
+    int rc = swipe_pending(q, pend, n_pend, total, targets, tlens, NULL, scores, err);
     free(pend);
-    for (size_t t = 0; t < n; t++)
-        if (scores[t] < 0)
-            return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory");
-    return PDR_OK;
+    return rc;
+}
+
+int pdr_align_scores_scaled(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens,
+                            const pdr_align_matrix *const *mats, int *scores, pdr_err *err)
+{
+    pending_target *pend = malloc((n ? n : 1) * sizeof *pend);
+    size_t n_pend = 0, total = 0;
+    if (!pend)
+        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu targets", n);
+    for (size_t t = 0; t < n; t++) {
+        scores[t] = 0;
+        if (tlens[t] > 0 && q->len > 0) {
+            pend[n_pend++] = (pending_target){tlens[t], t};
+            total += tlens[t];
+        }
+    }
+    int rc = swipe_pending(q, pend, n_pend, total, targets, tlens, mats, scores, err);
+    free(pend);
+    return rc;
 }
 
 const char *pdr_align_simd(void)

@@ -28,6 +28,7 @@
 #define PDR_ALIGN_K 0.041
 /* Striped scores at or above this are recomputed in 32 bits. */
 #define PDR_ALIGN_SAT 30000
+#define PDR_ALIGN_LETTERS 25 /* letter indices (pdr_align_letter): 0 .. 24 */
 
 typedef struct pdr_align_query pdr_align_query;
 
@@ -49,6 +50,27 @@ int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, c
 /* The same score by the plain 32-bit Gotoh recurrence: the reference the striped code is tested
  * against, and its fallback for scores beyond 16 bits. */
 int pdr_align_score_ref(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Composition-scaled scoring, as BLASTp realigns a pair under -comp_based_stats 1: BLOSUM62
+ * multiplied by the pair's ratio (pdr_align_comp_ratio, below) and the gap costs left whole, so
+ * that a gappy alignment of a biased pair loses more than the ratio. Scores are in units of
+ * 1/PDR_ALIGN_UNIT: the matrix entries are round(PDR_ALIGN_UNIT * ratio * BLOSUM62), the gaps
+ * PDR_ALIGN_UNIT x 11 to open and x 1 to extend. */
+#define PDR_ALIGN_UNIT 8
+typedef struct pdr_align_matrix {
+    int16_t s[PDR_ALIGN_LETTERS][PDR_ALIGN_LETTERS];
+} pdr_align_matrix;
+void pdr_align_matrix_scaled(double ratio, pdr_align_matrix *m);
+
+/* The best local score of a and b under m (units of 1/PDR_ALIGN_UNIT), by the 32-bit recurrence;
+ * -1 when out of memory. */
+int pdr_align_score_scaled_ref(const char *a, size_t alen, const char *b, size_t blen, const pdr_align_matrix *m);
+
+/* The scores of the query against n targets, target t under its own matrix mats[t] (units of
+ * 1/PDR_ALIGN_UNIT; equal to pdr_align_score_scaled_ref), by the inter-sequence kernel (one
+ * target per lane) and the reference past PDR_ALIGN_SAT. PDR_ENOMEM on failure. */
+int pdr_align_scores_scaled(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens,
+                            const pdr_align_matrix *const *mats, int *scores, pdr_err *err);
 
 /* The kernels this CPU runs: "AVX2: striped 8-bit, then 16-bit one target per lane" or
  * "SSE2: 16-bit one target per lane" (pdr_align_scores; pdr_align_score uses striped 16-bit). */
@@ -92,7 +114,6 @@ int pdr_align_traces(const char *a, size_t alen, size_t n, const char *const *b,
  * a letter index, and the traceback. A cell's direction byte says where H came from
  * (PDR_ALIGN_DIR_ZERO: a fresh start; the diagonal; V, a gap in b: a residue of a against nothing;
  * L, a gap in a) and whether V and L extended a gap (the _EXT bits) or opened one. */
-#define PDR_ALIGN_LETTERS 25 /* letter indices: 0 .. 24 */
 int pdr_align_letter(char c);
 const int8_t *pdr_align_blosum62_row(int letter_index);
 enum {

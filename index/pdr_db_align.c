@@ -58,6 +58,12 @@ typedef struct align_bufs {
     int64_t *row;          /* per aligned candidate: its database row */
     const char **kept_ptr; /* per kept hit (formats with paths): its residues ... */
     size_t *kept_len;      /* ... and their length */
+    double *scaled;        /* per aligned candidate: its composition-scaled score */
+    pdr_align_matrix *mat; /* per candidate realigned under its scaled matrix: that matrix, ... */
+    const pdr_align_matrix **mat_ptr;
+    const char **re_ptr; /* ... its residues, their length, its index among the candidates, */
+    size_t *re_len, *re_idx;
+    int *re_score; /* ... and its score in units of 1/PDR_ALIGN_UNIT */
     size_t n_cap;
 } align_bufs;
 
@@ -78,7 +84,10 @@ static int grow_candidates(align_bufs *b, size_t n, pdr_err *err)
     if (!resize(&b->off, n, sizeof *b->off) || !resize(&b->len, n, sizeof *b->len) ||
         !resize(&b->ptr, n, sizeof *b->ptr) || !resize(&b->score, n, sizeof *b->score) ||
         !resize(&b->row, n, sizeof *b->row) || !resize(&b->kept_ptr, n, sizeof *b->kept_ptr) ||
-        !resize(&b->kept_len, n, sizeof *b->kept_len))
+        !resize(&b->kept_len, n, sizeof *b->kept_len) || !resize(&b->scaled, n, sizeof *b->scaled) ||
+        !resize(&b->mat, n, sizeof *b->mat) || !resize(&b->mat_ptr, n, sizeof *b->mat_ptr) ||
+        !resize(&b->re_ptr, n, sizeof *b->re_ptr) || !resize(&b->re_len, n, sizeof *b->re_len) ||
+        !resize(&b->re_idx, n, sizeof *b->re_idx) || !resize(&b->re_score, n, sizeof *b->re_score))
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu candidates", n);
     b->n_cap = n;
     return PDR_OK;
@@ -142,12 +151,33 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         b->ptr[i] = b->all + b->off[i];
     if (n_al && !rc)
         rc = pdr_align_scores(aq, n_al, b->ptr, b->len, b->score, err);
+    /* composition-based statistics: the score scaled for the pair's residue composition; where
+     * that alignment decides the E-value (its p-value below the embedding's) and the ratio is
+     * below 1, the pair aligned again under the scaled matrix with whole gap costs, as BLASTp
+     * does, and the lower score kept */
+    size_t n_re = 0;
     for (size_t i = 0; i < n_al && !rc; i++) {
-        /* composition-based statistics: the score scaled for the pair's residue composition */
         pdr_align_composition(b->ptr[i], b->len[i], &tc);
-        double scaled = b->score[i] * pdr_align_comp_ratio(&qc, &tc);
-        h[i].bits = (float)pdr_align_bits(scaled);
-        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(scaled, qlen, b->len[i]));
+        double ratio = pdr_align_comp_ratio(&qc, &tc);
+        b->scaled[i] = b->score[i] * ratio;
+        if (ratio < 1 && pdr_align_pvalue(b->scaled[i], qlen, b->len[i]) < h[i].evalue / n_db) {
+            pdr_align_matrix_scaled(ratio, &b->mat[n_re]);
+            b->mat_ptr[n_re] = &b->mat[n_re];
+            b->re_ptr[n_re] = b->ptr[i];
+            b->re_len[n_re] = b->len[i];
+            b->re_idx[n_re++] = i;
+        }
+    }
+    if (n_re && !rc)
+        rc = pdr_align_scores_scaled(aq, n_re, b->re_ptr, b->re_len, b->mat_ptr, b->re_score, err);
+    for (size_t r = 0; r < n_re && !rc; r++) {
+        double s = (double)b->re_score[r] / PDR_ALIGN_UNIT;
+        size_t i = b->re_idx[r];
+        b->scaled[i] = s < b->scaled[i] ? s : b->scaled[i];
+    }
+    for (size_t i = 0; i < n_al && !rc; i++) {
+        h[i].bits = (float)pdr_align_bits(b->scaled[i]);
+        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(b->scaled[i], qlen, b->len[i]));
     }
     pdr_align_query_free(aq);
     if (rc)
@@ -190,6 +220,13 @@ static void *align_worker(void *arg)
     free(b.row);
     free(b.kept_ptr);
     free(b.kept_len);
+    free(b.scaled);
+    free(b.mat);
+    free(b.mat_ptr);
+    free(b.re_ptr);
+    free(b.re_len);
+    free(b.re_idx);
+    free(b.re_score);
     return NULL;
 }
 

@@ -268,6 +268,75 @@ TEST(batch_traces_equal_single_traces)
     CHECK(pdr_align_traces("ACDE", 4, 0, t2, l2, 0, r, &err) == PDR_OK);
 }
 
+/* composition-scaled scoring: the kernel equals the reference under per-target matrices; ratio 1
+ * is BLOSUM62 in units of 1/PDR_ALIGN_UNIT; whole gap costs make a gappy alignment lose more
+ * than the ratio, an ungapped one about the ratio */
+TEST(scaled_scores_equal_reference)
+{
+    enum { N = 37 };
+    static char q[500], tbuf[N][600];
+    const char *t[N];
+    size_t tl[N];
+    pdr_align_matrix mats[N];
+    const pdr_align_matrix *mp[N];
+    int got[N], bad = 0, rounds = quick ? 2 : 6;
+    pdr_err err;
+    for (int it = 0; it < rounds; it++) {
+        size_t lq = 1 + rng_next() % 450;
+        random_protein(q, lq);
+        for (int k = 0; k < N; k++) {
+            if (k % 3 == 0) {
+                tl[k] = rng_next() % 600;
+                random_protein(tbuf[k], tl[k]);
+            } else {
+                tl[k] = mutate(q, lq, tbuf[k], 2 + (unsigned)(k % 6));
+            }
+            t[k] = tbuf[k];
+            double ratio = k == 0 ? 1.0 : 0.5 + 0.5 * (double)(rng_next() % 1000) / 1000.0;
+            pdr_align_matrix_scaled(ratio, &mats[k]);
+            mp[k] = &mats[k];
+        }
+        pdr_align_query *aq = NULL;
+        CHECK(pdr_align_query_create(q, lq, &aq, &err) == PDR_OK);
+        CHECK(pdr_align_scores_scaled(aq, N, t, tl, mp, got, &err) == PDR_OK);
+        pdr_align_query_free(aq);
+        for (int k = 0; k < N; k++) {
+            int want = pdr_align_score_scaled_ref(q, lq, t[k], tl[k], &mats[k]);
+            if (got[k] != want && bad++ < 5)
+                fprintf(stderr, "  round %d target %d: kernel %d, reference %d\n", it, k, got[k], want);
+        }
+    }
+    CHECKF(bad == 0, "%d scaled scores differ", bad);
+    /* ratio 1: BLOSUM62 and gaps times PDR_ALIGN_UNIT, so the score is the unit times BLOSUM62's */
+    pdr_align_matrix one;
+    pdr_align_matrix_scaled(1.0, &one);
+    random_protein(q, 300);
+    size_t l1 = mutate(q, 300, tbuf[0], 3);
+    CHECK(pdr_align_score_scaled_ref(q, 300, tbuf[0], l1, &one) ==
+          PDR_ALIGN_UNIT * pdr_align_score_ref(q, 300, tbuf[0], l1));
+    /* a gapless copy loses the ratio (to rounding); the same copy with gaps loses more */
+    pdr_align_matrix half;
+    pdr_align_matrix_scaled(0.5, &half);
+    const char *copy = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTH"
+                       "MKALRPDEDRLSPLHSVYVDQWDWERVMGDGERQFSTLKSTVEAIWAGIKATEAAVSEEFGLAPFLPDQIHFVHSQELLSRYPDLDAKGRERAIA"
+                       "KDLGAVFLVGIGGKLSDGHRHDVRAPDYDDWSTPSELGHAGLNGDILVWNPVLEDAFELSSMGIRVDADTLKHQLALTGDEDRLELEWHQALLRG"
+                       "EMPQTIGGGIGQSRLTMLLLQLPHIGQVQAGVWPAACRESVPALL";
+    size_t lc = strlen(copy);
+    char gapped[400];
+    size_t lg = 0;
+    for (size_t i = 0; i < lc; i++)
+        if (i % 40 != 20) /* a residue deleted every 40 */
+            gapped[lg++] = copy[i];
+    int s_plain = pdr_align_score_ref(copy, lc, copy, lc),
+        s_half = pdr_align_score_scaled_ref(copy, lc, copy, lc, &half);
+    CHECKF(abs(s_half - PDR_ALIGN_UNIT * s_plain / 2) <= (int)lc, "gapless: %d against %d", s_half,
+           PDR_ALIGN_UNIT * s_plain / 2);
+    int g_plain = pdr_align_score_ref(copy, lc, gapped, lg),
+        g_half = pdr_align_score_scaled_ref(copy, lc, gapped, lg, &half);
+    CHECKF(g_half < PDR_ALIGN_UNIT * g_plain / 2 - (int)lc, "gapped: %d against %d", g_half,
+           PDR_ALIGN_UNIT * g_plain / 2);
+}
+
 TEST(scores_beyond_16_bits_fall_back_to_32)
 {
     size_t n = 3200; /* 3200 x 11 = 35200 > 32767 */
@@ -480,7 +549,7 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
     CHECK(search(db, &fx, k, 0, HUGE_VAL, plain, pc, &err) == 0);
     CHECK(search(db, &fx, k, n_align, HUGE_VAL, hits, hc, &err) == 0);
     double n_db = (double)n;
-    int family_first = 0, family_strong = 0, checked = 0;
+    int family_first = 0, family_strong = 0, checked = 0, realigned = 0;
     double *aln_e = calloc(kc, sizeof *aln_e); /* a hit's E-value from its alignment alone */
     for (size_t q = 0; q < n; q++) {
         const pdr_hit *p = plain + q * kc, *h = hits + q * kc;
@@ -501,7 +570,16 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
                 pdr_align_comp qc, tc;
                 pdr_align_composition(fx.seqs[q], fx.lens[q], &qc);
                 pdr_align_composition(fx.seqs[h[i].row], tl, &tc);
-                double scaled = s * pdr_align_comp_ratio(&qc, &tc);
+                double ratio = pdr_align_comp_ratio(&qc, &tc), scaled = s * ratio;
+                if (ratio < 1 && pdr_align_pvalue(scaled, fx.lens[q], tl) < p[j].evalue / n_db) {
+                    /* the alignment decides: realigned under the scaled matrix, whole gaps */
+                    pdr_align_matrix m;
+                    pdr_align_matrix_scaled(ratio, &m);
+                    double re = pdr_align_score_scaled_ref(fx.seqs[q], fx.lens[q], fx.seqs[h[i].row], tl, &m) /
+                                (double)PDR_ALIGN_UNIT;
+                    scaled = re < scaled ? re : scaled;
+                    realigned++;
+                }
                 double p_aln = pdr_align_pvalue(scaled, fx.lens[q], tl);
                 want = n_db * pdr_align_combine(p[j].evalue / n_db, p_aln);
                 aln_e[i] = n_db * pdr_align_combine(1.0, p_aln);
@@ -539,6 +617,7 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
     }
     free(aln_e);
     CHECKF(checked > (int)n * 10, "%d hits checked", checked);
+    CHECKF(realigned > 0, "%d hits realigned under a scaled matrix", realigned);
     CHECKF(family_first * 5 >= (int)fx.n_family * 4, "%d of %zu queries rank their family's strong alignments first",
            family_first, fx.n_family);
     /* not vacuous: most family members (4 per query) align strongly */
@@ -622,6 +701,7 @@ int main(void)
     RUN(traceback_by_hand);
     RUN(traceback_matches_reference_in_one_strip_or_many);
     RUN(batch_traces_equal_single_traces);
+    RUN(scaled_scores_equal_reference);
     RUN(scores_beyond_16_bits_fall_back_to_32);
     RUN(statistics);
     RUN(composition_based_statistics);

@@ -10,7 +10,8 @@
  * target per lane) must give the same scores for [target, query, target]. The traced alignment (pdr_align_trace) must have the same
  * score, lie inside both sequences, rescore to that score on its own stretches, and come out the
  * same when traced in strips of 3 rows, and in a batch of [b, a, b] (pdr_align_traces: one target
- * per lane). Bytes are copied into exact-size allocations, so ASan sees
+ * per lane). Under a composition-scaled matrix (ratio from the first byte) the batch kernel must
+ * equal the scaled reference. Bytes are copied into exact-size allocations, so ASan sees
  * any read past either sequence.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Iindex index/pdr_align.c \
@@ -68,6 +69,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (pdr_align_query_create(a, la, &q, &err) || pdr_align_scores(q, 3, ts, tls, sc, &err) || sc[0] != ref ||
             sc[1] != self_ref || sc[2] != ref) {
             fprintf(stderr, "fuzz_align: batch scores differ from the reference (%d vs %d)\n", q ? sc[0] : -1, ref);
+            abort();
+        }
+        pdr_align_query_free(q);
+    }
+    {
+        pdr_align_matrix m;
+        pdr_align_matrix_scaled(0.5 + (double)(data[0] % 128) / 256.0, &m);
+        const pdr_align_matrix *mp[2] = {&m, &m};
+        pdr_align_query *q = NULL;
+        const char *ts[2] = {b, a};
+        size_t tls[2] = {lb, la};
+        int sc[2] = {-1, -1};
+        int r0 = pdr_align_score_scaled_ref(a, la, b, lb, &m), r1 = pdr_align_score_scaled_ref(a, la, a, la, &m);
+        if (pdr_align_query_create(a, la, &q, &err) || pdr_align_scores_scaled(q, 2, ts, tls, mp, sc, &err) ||
+            sc[0] != r0 || sc[1] != r1) {
+            fprintf(stderr, "fuzz_align: scaled scores %d %d, reference %d %d\n", sc[0], sc[1], r0, r1);
             abort();
         }
         pdr_align_query_free(q);
