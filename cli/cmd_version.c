@@ -50,7 +50,8 @@ int cmd_version(int argc, char **argv)
         printf("model: cannot open default model %s: %s\n", model, err.msg);
     }
     printf("alignment re-ranking: Smith-Waterman, BLOSUM62, gaps %d/%d, composition-based statistics (lambda "
-           "ratio in [%.1f, 1]), the best %d candidates per query by default (--align); kernels: %s\n",
+           "ratio in [%.1f, 1]; realigned under the scaled matrix where the alignment decides), the best %d "
+           "candidates per query by default (--align); kernels: %s\n",
            PDR_ALIGN_GAP_OPEN, PDR_ALIGN_GAP_EXTEND, PDR_ALIGN_RATIO_MIN, PDR_DB_ALIGN_DEFAULT, pdr_align_simd());
     unsigned maj = 0, min = 0, rel = 0;
     H5get_libversion(&maj, &min, &rel);

@@ -7,7 +7,9 @@
  * (pdr_align_combine: valid however the two depend on each other), and an aligned hit's E-value
  * becomes N * p; the alignment score is first scaled for the two sequences' residue composition
  * (pdr_align_comp_ratio, as BLAST's composition-based statistics), so that two sequences rich in
- * the same residues do not look related by that alone. A candidate not aligned keeps its
+ * the same residues do not look related by that alone; where the alignment decides (p_aln below
+ * p_emb) and the ratio is below 1, the pair is also aligned under the scaled matrix with whole gap
+ * costs (pdr_align_scores_scaled, as BLASTp realigns) and the lower score kept. A candidate not aligned keeps its
  * embedding E-value (both are
  * E-values of a valid test, so they can be ranked together). Hits are sorted by E-value. The two
  * signals fail in different places: alignments miss remote homologs whose sequences have
