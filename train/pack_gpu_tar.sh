@@ -2,10 +2,12 @@
 # pack_gpu_tar.sh: the data of pack_gpu.sh as one xz tarball, for a GPU machine reached through
 # the device tool (whose carry limit is 64 MiB): the files uncompressed inside (xz compresses them
 # better than gzip does), pos.tsv's E-value column (unused by train.py) blanked to '-', and the
-# stripped checkpoint to start from (INIT, saved as init.pt).
+# stripped checkpoint to start from (INIT, saved as init.pt). The benchmark proteins and pairs
+# stay behind (the repository itself travels too, and four teacher sets with them would pass the
+# limit): train there with --no-eval and evaluate the exported model here (train/eval.py).
 # usage: train/pack_gpu_tar.sh TEACHER_DIR[:TEACHER_DIR...] NAME INIT.pt [SHARED_DATA_DIR]
-#   -> train/work/NAME.tar.xz holding NAME/{train.fasta,pos.tsv,neg.tsv,selfbits.tsv,heldout.fasta,
-#      init.pt,shared/homology/*}; on the device: tar xJf train/work/NAME.tar.xz -C /tmp
+#   -> train/work/NAME.tar.xz holding NAME/{train.fasta,pos.tsv,neg.tsv,selfbits.tsv,init.pt,
+#      shared/homology/heldout_ids.txt}; on the device: tar xJf train/work/NAME.tar.xz -C /tmp
 set -eu
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { echo "usage: train/pack_gpu_tar.sh TEACHER_DIRS NAME INIT.pt [SHARED_DATA_DIR]" >&2; exit 2; }
@@ -15,7 +17,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 train/pack_gpu.sh "$T" "$tmp/$NAME" "$SHARED" >/dev/null
 cd "$tmp/$NAME"
-gunzip train.fasta.gz neg.tsv.gz selfbits.tsv.gz heldout.fasta.gz
+gunzip train.fasta.gz neg.tsv.gz selfbits.tsv.gz
+rm heldout.fasta.gz shared/homology/*.pair
 gunzip -c pos.tsv.gz | awk 'BEGIN { FS = OFS = "\t" } { $3 = "-"; print }' > pos.tsv
 rm pos.tsv.gz
 cd - >/dev/null
