@@ -119,6 +119,11 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float 
 /* Default number of each query's best embedding candidates that are aligned. */
 #define PDR_DB_ALIGN_DEFAULT 50
 
+/* The composition realignment (pdr_db_align.c) skips a hit whose alignment E-value is already
+ * below this: realigning only makes an E-value larger, a hit that strong is a homolog either
+ * way, and such hits are most of the realignment's cost. */
+#define PDR_DB_REALIGN_MIN_EVALUE 1e-10
+
 /* Whether the database has its sequences (DBDIR/sequences.h5), and one row's residues
  * (upper-case letters, NUL-terminated) read into *buf, which grows (realloc) to *cap bytes as
  * needed; the caller frees it. Safe from several threads, each with its own buffer. PDR_EIO if

@@ -571,7 +571,9 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
                 pdr_align_composition(fx.seqs[q], fx.lens[q], &qc);
                 pdr_align_composition(fx.seqs[h[i].row], tl, &tc);
                 double ratio = pdr_align_comp_ratio(&qc, &tc), scaled = s * ratio;
-                if (ratio < 1 && pdr_align_pvalue(scaled, fx.lens[q], tl) < p[j].evalue / n_db) {
+                double p0 = pdr_align_pvalue(scaled, fx.lens[q], tl);
+                if (ratio < 1 && p0 < p[j].evalue / n_db &&
+                    n_db * pdr_align_combine(1.0, p0) >= PDR_DB_REALIGN_MIN_EVALUE) {
                     /* the alignment decides: realigned under the scaled matrix, whole gaps */
                     pdr_align_matrix m;
                     pdr_align_matrix_scaled(ratio, &m);
