@@ -120,9 +120,11 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float 
 #define PDR_DB_ALIGN_DEFAULT 50
 
 /* The composition realignment (pdr_db_align.c) skips a hit whose alignment E-value is already
- * below this: realigning only makes an E-value larger, a hit that strong is a homolog either
- * way, and such hits are most of the realignment's cost. */
+ * below PDR_DB_REALIGN_MIN_EVALUE unless its composition ratio is below PDR_DB_REALIGN_RATIO:
+ * realigning only makes an E-value larger, and strong hits of ordinary composition, most of the
+ * realignment's cost, lose little by it (at most the ratio's share of their gap costs). */
 #define PDR_DB_REALIGN_MIN_EVALUE 1e-10
+#define PDR_DB_REALIGN_RATIO 0.9
 
 /* Whether the database has its sequences (DBDIR/sequences.h5), and one row's residues
  * (upper-case letters, NUL-terminated) read into *buf, which grows (realloc) to *cap bytes as

@@ -155,7 +155,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         rc = pdr_align_scores(aq, n_al, b->ptr, b->len, b->score, err);
     /* composition-based statistics: the score scaled for the pair's residue composition; where
      * that alignment decides the E-value (its p-value below the embedding's), the ratio is below
-     * 1 and the E-value is not already beyond doubt, the pair aligned again under the scaled
+     * 1 and the E-value is not already beyond doubt (pdr_db.h), the pair aligned again under the scaled
      * matrix with whole gap costs, as BLASTp does, and the lower score kept */
     size_t n_re = 0;
     for (size_t i = 0; i < n_al && !rc; i++) {
@@ -164,7 +164,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         b->scaled[i] = b->score[i] * ratio;
         double p_aln = pdr_align_pvalue(b->scaled[i], qlen, b->len[i]);
         if (ratio < 1 && p_aln < h[i].evalue / n_db &&
-            n_db * pdr_align_combine(1.0, p_aln) >= PDR_DB_REALIGN_MIN_EVALUE) {
+            (ratio < PDR_DB_REALIGN_RATIO || n_db * pdr_align_combine(1.0, p_aln) >= PDR_DB_REALIGN_MIN_EVALUE)) {
             pdr_align_matrix_scaled(ratio, &b->mat[n_re]);
             b->mat_ptr[n_re] = &b->mat[n_re];
             b->re_ptr[n_re] = b->ptr[i];

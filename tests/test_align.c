@@ -573,7 +573,7 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
                 double ratio = pdr_align_comp_ratio(&qc, &tc), scaled = s * ratio;
                 double p0 = pdr_align_pvalue(scaled, fx.lens[q], tl);
                 if (ratio < 1 && p0 < p[j].evalue / n_db &&
-                    n_db * pdr_align_combine(1.0, p0) >= PDR_DB_REALIGN_MIN_EVALUE) {
+                    (ratio < PDR_DB_REALIGN_RATIO || n_db * pdr_align_combine(1.0, p0) >= PDR_DB_REALIGN_MIN_EVALUE)) {
                     /* the alignment decides: realigned under the scaled matrix, whole gaps */
                     pdr_align_matrix m;
                     pdr_align_matrix_scaled(ratio, &m);
