@@ -619,22 +619,22 @@ static int swipe_pending(pdr_align_query *q, pending_target *pend, size_t n_pend
     return rc;
 }
 
-int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens, int *scores,
-                     pdr_err *err)
+/* Both batch entry points: without matrices the 8-bit pass first (AVX2), which settles most
+ * unrelated pairs; the rest (with matrices: every pair) go to the inter-sequence kernel. */
+static int batch_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens,
+                        const pdr_align_matrix *const *mats, int *scores, pdr_err *err)
 {
-    /* the 8-bit pass first (AVX2): most unrelated pairs end there; the rest go to the
-     * inter-sequence kernel, 16 at a time, in order of length (less padding) */
     pending_target *pend = malloc((n ? n : 1) * sizeof *pend);
     size_t n_pend = 0, total = 0;
     if (!pend)
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu targets", n);
     for (size_t t = 0; t < n; t++) {
         scores[t] = 0;
-        if (tlens[t] == 0)
+        if (tlens[t] == 0 || q->len == 0)
             continue;
         int s = -1;
 #if defined(__x86_64__)
-        if (q->use_avx2) {
+        if (q->use_avx2 && !mats) {
             if (target_letters(q, targets[t], tlens[t])) {
                 free(pend);
                 return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for a target of %zu residues", tlens[t]);
@@ -649,28 +649,21 @@ int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, c
             total += tlens[t];
         }
     }
-    int rc = swipe_pending(q, pend, n_pend, total, targets, tlens, NULL, scores, err);
+    int rc = swipe_pending(q, pend, n_pend, total, targets, tlens, mats, scores, err);
     free(pend);
     return rc;
+}
+
+int pdr_align_scores(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens, int *scores,
+                     pdr_err *err)
+{
+    return batch_scores(q, n, targets, tlens, NULL, scores, err);
 }
 
 int pdr_align_scores_scaled(pdr_align_query *q, size_t n, const char *const *targets, const size_t *tlens,
                             const pdr_align_matrix *const *mats, int *scores, pdr_err *err)
 {
-    pending_target *pend = malloc((n ? n : 1) * sizeof *pend);
-    size_t n_pend = 0, total = 0;
-    if (!pend)
-        return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu targets", n);
-    for (size_t t = 0; t < n; t++) {
-        scores[t] = 0;
-        if (tlens[t] > 0 && q->len > 0) {
-            pend[n_pend++] = (pending_target){tlens[t], t};
-            total += tlens[t];
-        }
-    }
-    int rc = swipe_pending(q, pend, n_pend, total, targets, tlens, mats, scores, err);
-    free(pend);
-    return rc;
+    return batch_scores(q, n, targets, tlens, mats, scores, err);
 }
 
 const char *pdr_align_simd(void)
