@@ -55,15 +55,23 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
         return EXIT_RUNTIME;
     }
-    char store[4096];
+    char store[4096], calib[4096];
     snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
+    /* the calibration is written last and a database without one does not open: a makedb killed
+     * at any point (a rebuild too) leaves a directory that search refuses, never one that loads
+     * with some parts missing or stale */
+    snprintf(calib, sizeof calib, "%s/%s", dbdir, PDR_DB_CALIB);
+    if (unlink(calib) != 0 && errno != ENOENT) {
+        cli_error(verb, "%s: cannot remove: %s", calib, strerror(errno));
+        return EXIT_RUNTIME;
+    }
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
         pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
         pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
-        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err) ||
-        (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err))) {
+        (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err)) ||
+        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }

@@ -181,6 +181,12 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
         goto fail;
     }
     join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
+    if (access(path, F_OK) != 0) { /* pdr makedb writes it last (cli/cmd_search.c) */
+        rc = pdr_fail(err, PDR_EIO,
+                      "%s: the database is incomplete (no %s: pdr makedb was interrupted?); rerun 'pdr makedb'", dbdir,
+                      PDR_DB_CALIB);
+        goto fail;
+    }
     if ((rc = pdr_calib_load(path, &db->calib, err)))
         goto fail;
     if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)))
