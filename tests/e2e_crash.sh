@@ -93,6 +93,12 @@ done
 "$PDR" makedb "$input" "$T/db" "${common[@]}" 2>/dev/null
 "$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/final.tsv" -k 5 --model "$model" 2>/dev/null
 check "rerun makedb answers like the uninterrupted one" "cmp -s '$T/ref.tsv' '$T/final.tsv'"
+# makedb writes calibration.txt last: without it (an interrupted run, whatever else is there) the
+# directory is refused, not searched with parts missing
+rm "$T/db/calibration.txt"
+"$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/none.tsv" -k 5 --model "$model" 2>"$T/err"
+rc=$?
+check "a database without its calibration is refused as incomplete" "[ $rc -eq 1 ] && grep -q 'incomplete' '$T/err'"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
