@@ -60,7 +60,9 @@ typedef struct align_bufs {
     int64_t *row;          /* per aligned candidate: its database row */
     const char **kept_ptr; /* per kept hit (formats with paths): its residues ... */
     size_t *kept_len;      /* ... and their length */
-    double *scaled;        /* per aligned candidate: its composition-scaled score */
+    double *scaled;        /* per aligned candidate: its composition-scaled score, */
+    double *ratio, *p_emb; /* its composition ratio, its embedding p-value, */
+    char *due;             /* and whether it is still to be realigned */
     pdr_align_matrix *mat; /* per candidate realigned under its scaled matrix: that matrix, ... */
     const pdr_align_matrix **mat_ptr;
     const char **re_ptr; /* ... its residues, their length, its index among the candidates, */
@@ -87,12 +89,23 @@ static int grow_candidates(align_bufs *b, size_t n, pdr_err *err)
         !resize(&b->ptr, n, sizeof *b->ptr) || !resize(&b->score, n, sizeof *b->score) ||
         !resize(&b->row, n, sizeof *b->row) || !resize(&b->kept_ptr, n, sizeof *b->kept_ptr) ||
         !resize(&b->kept_len, n, sizeof *b->kept_len) || !resize(&b->scaled, n, sizeof *b->scaled) ||
-        !resize(&b->mat, n, sizeof *b->mat) || !resize(&b->mat_ptr, n, sizeof *b->mat_ptr) ||
-        !resize(&b->re_ptr, n, sizeof *b->re_ptr) || !resize(&b->re_len, n, sizeof *b->re_len) ||
-        !resize(&b->re_idx, n, sizeof *b->re_idx) || !resize(&b->re_score, n, sizeof *b->re_score))
+        !resize(&b->ratio, n, sizeof *b->ratio) || !resize(&b->p_emb, n, sizeof *b->p_emb) ||
+        !resize(&b->due, n, sizeof *b->due) || !resize(&b->mat, n, sizeof *b->mat) ||
+        !resize(&b->mat_ptr, n, sizeof *b->mat_ptr) || !resize(&b->re_ptr, n, sizeof *b->re_ptr) ||
+        !resize(&b->re_len, n, sizeof *b->re_len) || !resize(&b->re_idx, n, sizeof *b->re_idx) ||
+        !resize(&b->re_score, n, sizeof *b->re_score))
         return pdr_fail(err, PDR_ENOMEM, "alignment: out of memory for %zu candidates", n);
     b->n_cap = n;
     return PDR_OK;
+}
+
+/* The index among the n aligned candidates of database row `row`; n when it was not aligned. */
+static size_t candidate_of(const align_bufs *b, size_t n, int64_t row)
+{
+    size_t c = 0;
+    while (c < n && b->row[c] != row)
+        c++;
+    return c;
 }
 
 /* Append residues to b->all at *used. */
@@ -155,39 +168,53 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
         rc = pdr_align_scores(aq, n_al, b->ptr, b->len, b->score, err);
     /* composition-based statistics: the score scaled for the pair's residue composition; where
      * that alignment decides the E-value (its p-value below the embedding's), the ratio is below
-     * 1 and the E-value is not already beyond doubt (pdr_db.h), the pair aligned again under the scaled
-     * matrix with whole gap costs, as BLASTp does, and the lower score kept */
-    size_t n_re = 0;
+     * 1 and the E-value is not already beyond doubt (pdr_db.h), the pair is due to be aligned
+     * again under the scaled matrix with whole gap costs, as BLASTp does, and the lower score
+     * kept. The lower score can only raise the E-value, so the E-value from the scaled score is a
+     * lower bound: only the due pairs that rank among the first k by it are realigned, again
+     * until none is left there (the kept hits and their order are those of realigning all) */
     for (size_t i = 0; i < n_al && !rc; i++) {
         pdr_align_composition(b->ptr[i], b->len[i], &tc);
-        double ratio = pdr_align_comp_ratio(&qc, &tc);
-        b->scaled[i] = b->score[i] * ratio;
+        b->ratio[i] = pdr_align_comp_ratio(&qc, &tc);
+        b->scaled[i] = b->score[i] * b->ratio[i];
+        b->p_emb[i] = h[i].evalue / n_db;
         double p_aln = pdr_align_pvalue(b->scaled[i], qlen, b->len[i]);
-        if (ratio < 1 && p_aln < h[i].evalue / n_db &&
-            (ratio < PDR_DB_REALIGN_RATIO || n_db * pdr_align_combine(1.0, p_aln) >= PDR_DB_REALIGN_MIN_EVALUE)) {
-            pdr_align_matrix_scaled(ratio, &b->mat[n_re]);
+        b->due[i] =
+            b->ratio[i] < 1 && p_aln < b->p_emb[i] &&
+            (b->ratio[i] < PDR_DB_REALIGN_RATIO || n_db * pdr_align_combine(1.0, p_aln) >= PDR_DB_REALIGN_MIN_EVALUE);
+        h[i].bits = (float)pdr_align_bits(b->scaled[i]);
+        h[i].evalue = n_db * pdr_align_combine(b->p_emb[i], p_aln);
+    }
+    size_t top = m < (size_t)j->p->k ? m : (size_t)j->p->k;
+    for (size_t n_re = 1; n_re && !rc;) {
+        qsort(h, m, sizeof *h, by_evalue);
+        n_re = 0;
+        for (size_t i = 0; i < top; i++) {
+            size_t c = candidate_of(b, n_al, h[i].row);
+            if (c == n_al || !b->due[c])
+                continue;
+            b->due[c] = 0;
+            pdr_align_matrix_scaled(b->ratio[c], &b->mat[n_re]);
             b->mat_ptr[n_re] = &b->mat[n_re];
-            b->re_ptr[n_re] = b->ptr[i];
-            b->re_len[n_re] = b->len[i];
+            b->re_ptr[n_re] = b->ptr[c];
+            b->re_len[n_re] = b->len[c];
             b->re_idx[n_re++] = i;
         }
-    }
-    if (n_re && !rc)
-        rc = pdr_align_scores_scaled(aq, n_re, b->re_ptr, b->re_len, b->mat_ptr, b->re_score, err);
-    for (size_t r = 0; r < n_re && !rc; r++) {
-        double s = (double)b->re_score[r] / PDR_ALIGN_UNIT;
-        size_t i = b->re_idx[r];
-        b->scaled[i] = s < b->scaled[i] ? s : b->scaled[i];
-    }
-    for (size_t i = 0; i < n_al && !rc; i++) {
-        h[i].bits = (float)pdr_align_bits(b->scaled[i]);
-        h[i].evalue = n_db * pdr_align_combine(h[i].evalue / n_db, pdr_align_pvalue(b->scaled[i], qlen, b->len[i]));
+        if (n_re)
+            rc = pdr_align_scores_scaled(aq, n_re, b->re_ptr, b->re_len, b->mat_ptr, b->re_score, err);
+        for (size_t r = 0; r < n_re && !rc; r++) {
+            pdr_hit *x = &h[b->re_idx[r]];
+            size_t c = candidate_of(b, n_al, x->row);
+            double s = (double)b->re_score[r] / PDR_ALIGN_UNIT;
+            b->scaled[c] = s < b->scaled[c] ? s : b->scaled[c];
+            x->bits = (float)pdr_align_bits(b->scaled[c]);
+            x->evalue = n_db * pdr_align_combine(b->p_emb[c], pdr_align_pvalue(b->scaled[c], qlen, b->len[c]));
+        }
     }
     pdr_align_query_free(aq);
     if (rc)
         return rc;
-    qsort(h, m, sizeof *h, by_evalue);
-    size_t keep = m < (size_t)j->p->k ? m : (size_t)j->p->k;
+    size_t keep = top;
     while (keep > 0 && !(h[keep - 1].evalue <= j->p->max_evalue))
         keep--;
     j->counts[q] = keep;
@@ -197,9 +224,7 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     if (!aln || keep == 0)
         return PDR_OK;
     for (size_t i = 0; i < keep; i++) {
-        size_t c = 0;
-        while (c < n_al && b->row[c] != h[i].row)
-            c++;
+        size_t c = candidate_of(b, n_al, h[i].row);
         if (c == n_al)
             return pdr_fail(err, PDR_EINPUT, "alignment: kept hit (row %lld) was not aligned", (long long)h[i].row);
         b->kept_ptr[i] = b->all + b->off[c];
@@ -225,6 +250,9 @@ static void *align_worker(void *arg)
     free(b.kept_ptr);
     free(b.kept_len);
     free(b.scaled);
+    free(b.ratio);
+    free(b.p_emb);
+    free(b.due);
     free(b.mat);
     free(b.mat_ptr);
     free(b.re_ptr);
