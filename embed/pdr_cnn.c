@@ -76,6 +76,8 @@ struct pdr_cnn {
     float *final_ln_g, *final_ln_b; /* [d] */
     float *proj_w;                  /* [out_dim][2d], PyTorch layout */
     float *proj_b;                  /* [out_dim] */
+    float *seg_proj_w, *seg_proj_b; /* the segment projection: the file's, else proj's copy */
+    int has_seg_proj;               /* the file has its own segment projection */
     float *arena;                   /* one allocation holding every tensor above */
     int bf16;                       /* the dense products run in bfloat16 (pdr_cnn_set_bf16) */
     uint16_t *bf16_arena;           /* the packed weights of bf16 mode */
@@ -94,6 +96,8 @@ void pdr_cnn_free(pdr_cnn *m)
     free(m->bf16_arena);
     free(m);
 }
+
+int pdr_cnn_has_segment_projection(const pdr_cnn *m) { return m && m->has_seg_proj; }
 
 int pdr_cnn_bf16_supported(const pdr_cnn *m) { return m && m->d % 32 == 0 && pdr_bf16_available(); }
 
@@ -417,6 +421,8 @@ static size_t layout_tensors(pdr_cnn *m, int place)
     CARVE(m->final_ln_b, d);
     CARVE(m->proj_w, (size_t)m->out_dim * 2 * d);
     CARVE(m->proj_b, (size_t)m->out_dim);
+    CARVE(m->seg_proj_w, (size_t)m->out_dim * 2 * d);
+    CARVE(m->seg_proj_b, (size_t)m->out_dim);
 #undef CARVE
     return used;
 }
@@ -464,7 +470,16 @@ static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
         return status;
     if ((status = read_tensor(ld, "/proj_w", 2, proj_dims, m->proj_w)))
         return status;
-    return read_tensor(ld, "/proj_b", 1, proj_b_dims, m->proj_b);
+    if ((status = read_tensor(ld, "/proj_b", 1, proj_b_dims, m->proj_b)))
+        return status;
+    if (!m->has_seg_proj) { /* segments are projected like the whole protein */
+        memcpy(m->seg_proj_w, m->proj_w, (size_t)m->out_dim * 2 * (size_t)d * sizeof *m->proj_w);
+        memcpy(m->seg_proj_b, m->proj_b, (size_t)m->out_dim * sizeof *m->proj_b);
+        return PDR_OK;
+    }
+    if ((status = read_tensor(ld, "/seg_proj_w", 2, proj_dims, m->seg_proj_w)))
+        return status;
+    return read_tensor(ld, "/seg_proj_b", 1, proj_b_dims, m->seg_proj_b);
 }
 
 /* Root attributes: identity first (so a foreign file says so), then the architecture. */
@@ -519,8 +534,9 @@ static int read_header(cnn_loader *ld, pdr_cnn *m)
         m->blocks[b].dilation = (int)dil[b];
 
     const size_t d = (size_t)m->d;
+    m->has_seg_proj = H5Lexists(ld->file, "/seg_proj_w", H5P_DEFAULT) > 0;
     m->n_params = CNN_VOCAB * d + (size_t)m->n_blocks * (2 * d + (size_t)m->kernel * d * d + d + d * d + d) + 2 * d +
-                  (size_t)m->out_dim * 2 * d + (size_t)m->out_dim;
+                  (size_t)(1 + m->has_seg_proj) * ((size_t)m->out_dim * 2 * d + (size_t)m->out_dim);
     if (m->n_params > CNN_MAX_PARAMS)
         return pdr_fail(ld->err, PDR_EFORMAT, "%s: the attributes describe %zu parameters, more than the %zu allowed",
                         ld->path, m->n_params, CNN_MAX_PARAMS);
@@ -880,11 +896,11 @@ static void meanmax(float *pool, double *sum, const float *x, size_t r0, size_t 
         pool[i] = (float)(sum[i] / (double)(r1 - r0));
 }
 
-/* out = normalize(proj_w @ pool + proj_b), as F.normalize (norm floored at 1e-12). */
-static void project_normalize(const pdr_cnn *m, const float *pool, float *out)
+/* out = normalize(w @ pool + b), as F.normalize (norm floored at 1e-12); w, b: a projection. */
+static void project_normalize(const pdr_cnn *m, const float *w, const float *b, const float *pool, float *out)
 {
-    memcpy(out, m->proj_b, (size_t)m->out_dim * sizeof *out);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->out_dim, 2 * m->d, 1.0f, m->proj_w, 2 * m->d, pool, 1, 1.0f, out, 1);
+    memcpy(out, b, (size_t)m->out_dim * sizeof *out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->out_dim, 2 * m->d, 1.0f, w, 2 * m->d, pool, 1, 1.0f, out, 1);
     double ss = 0;
     for (int i = 0; i < m->out_dim; i++)
         ss += (double)out[i] * out[i];
@@ -948,7 +964,7 @@ int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len,
     tokenize(ws->tok, m->lut, seq, len);
     forward(m, ws, len);
     meanmax(ws->pool, ws->sum, ws->x, 0, len, m->d);
-    project_normalize(m, ws->pool, out);
+    project_normalize(m, m->proj_w, m->proj_b, ws->pool, out);
     ws->len = len;
     return PDR_OK;
 }
@@ -994,7 +1010,7 @@ int pdr_cnn_segments(const pdr_cnn *m, pdr_cnn_ws *ws, int window, int stride, s
             r1 = len;
         }
         meanmax(ws->pool, ws->sum, ws->x, r0, r1, m->d);
-        project_normalize(m, ws->pool, out + s * (size_t)m->out_dim);
+        project_normalize(m, m->seg_proj_w, m->seg_proj_b, ws->pool, out + s * (size_t)m->out_dim);
         start[s] = (int32_t)r0;
         end[s] = (int32_t)r1;
     }

@@ -61,6 +61,8 @@ size_t pdr_cnn_params(const pdr_cnn *m); /* exported parameters, = Encoder.n_par
  * pdr_cnn_bf16_supported says yes, unless the environment variable PDR_CNN_FP32 is set (to
  * anything but "" or "0"). pdr_cnn_set_bf16(m, 0 or 1) switches afterwards; not while any
  * thread embeds with m. Turning it on where unsupported is PDR_EINPUT with the reason. */
+/* 1 when the model file has its own segment projection (pdr_cnn_segments). */
+int pdr_cnn_has_segment_projection(const pdr_cnn *m);
 int pdr_cnn_bf16_supported(const pdr_cnn *m); /* CPU has AVX-512 BF16 and d % 32 == 0 */
 int pdr_cnn_uses_bf16(const pdr_cnn *m);
 int pdr_cnn_set_bf16(pdr_cnn *m, int on, pdr_err *err);
@@ -85,8 +87,10 @@ int pdr_cnn_embed(const pdr_cnn *m, pdr_cnn_ws *ws, const char *seq, size_t len,
 size_t pdr_cnn_segment_count(size_t len, int window, int stride);
 
 /* Segment vectors of the sequence last embedded with ws: the final hidden states (after the
- * final layer norm) pooled (mean and max) over each window, projected and L2-normalized exactly
- * like the whole-protein vector, so a sequence shorter than the window gets its embedding back.
+ * final layer norm) pooled (mean and max) over each window, projected and L2-normalized like the
+ * whole-protein vector, with the model file's segment projection (/seg_proj_w, /seg_proj_b,
+ * trained on windows by train/seg_head.py) when it has one, else the whole-protein projection (a
+ * sequence shorter than the window then gets its embedding back).
  * Writes *ret_n = pdr_cnn_segment_count(len, window, stride) segments: start[i], end[i] (0-based,
  * half-open residue range) and out[i * dim .. +dim). out must hold max_segments * dim floats,
  * start and end max_segments entries. Fails with PDR_EINPUT if window or stride < 1 or nothing

@@ -291,6 +291,12 @@ static int under_valgrind(void) { return getenv("PDR_UNDER_VALGRIND") != NULL; }
 static const char *big_model(void) { return under_valgrind() ? "cnn_tiny.h5" : "cnn_bench.h5"; }
 
 TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5", 0); }
+/* a model with its own segment projection (train/seg_head.py; here random): segments use it */
+TEST(cnn_matches_pytorch_with_a_segment_projection)
+{
+    parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 0);
+    parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 1);
+}
 TEST(cnn_matches_pytorch_production_shape)
 {
     if (!under_valgrind())
@@ -520,9 +526,26 @@ TEST(cnn_segment_of_a_short_sequence_is_the_protein_vector)
     /* a failed embed forgets the last sequence */
     CHECK(pdr_cnn_embed(m, ws, seq, 0, whole, &err) == PDR_EINPUT);
     CHECK(pdr_cnn_segments(m, ws, 100, 50, 3, &n, st, en, seg, &err) == PDR_EINPUT);
-    free(seq);
+    CHECK(pdr_cnn_has_segment_projection(m) == 0);
     pdr_cnn_ws_free(ws);
     pdr_cnn_free(m);
+    /* with a segment projection the one window is projected by it: a different unit vector */
+    m = open_model("cnn_tiny_seg.h5");
+    if (m && pdr_cnn_ws_create(m, &ws, &err) == PDR_OK) {
+        CHECK(pdr_cnn_has_segment_projection(m) == 1);
+        CHECKF(pdr_cnn_params(m) == 21632, "params %zu (with the segment projection)", pdr_cnn_params(m));
+        CHECK(pdr_cnn_embed(m, ws, seq, 80, whole, &err) == PDR_OK);
+        CHECK(pdr_cnn_segments(m, ws, 100, 50, 3, &n, st, en, seg, &err) == PDR_OK);
+        double dot = 0, norm = 0;
+        for (int i = 0; i < 16; i++) {
+            dot += (double)whole[i] * seg[i];
+            norm += (double)seg[i] * seg[i];
+        }
+        CHECKF(n == 1 && fabs(norm - 1) < 1e-5 && dot < 0.999, "n %zu, |seg|^2 %g, cos %g", n, norm, dot);
+        pdr_cnn_ws_free(ws);
+    }
+    pdr_cnn_free(m);
+    free(seq);
 }
 
 /* ---- bad model files ---- */
@@ -720,6 +743,7 @@ int main(int argc, char **argv)
     printf("test_cnn: seed %lu (replay with -s %lu)\n", seed, seed);
 
     RUN(cnn_matches_pytorch_tiny);
+    RUN(cnn_matches_pytorch_with_a_segment_projection);
     RUN(cnn_matches_pytorch_production_shape);
     RUN(cnn_matches_pytorch_shipped_model);
     RUN(cnn_bf16_is_close_to_pytorch);

@@ -119,7 +119,7 @@ def embed_model(model, seqs, device, segments=False, W=100, S=50, max_tokens=655
                 valid = torch.arange(Wm, device=device).unsqueeze(0) < torch.tensor(lens, device=device).unsqueeze(1)
                 idx = idx.clamp(max=Lmax - 1)
                 xs = x[torch.tensor(rows, device=device).unsqueeze(1), idx]  # [nseg, Wm, d]
-                sv = model.pool(xs, valid.unsqueeze(-1).float()).float().cpu().numpy()
+                sv = model.pool(xs, valid.unsqueeze(-1).float(), segment=True).float().cpu().numpy()
                 cur = {}
                 for r, a in enumerate(owner):
                     cur.setdefault(a, []).append(sv[r])
@@ -154,6 +154,10 @@ def load_h5_model(path):
         sd["final_ln.bias"] = t("final_ln_b")
         sd["proj.weight"] = t("proj_w")
         sd["proj.bias"] = t("proj_b")
+        if "seg_proj_w" in f:
+            m.add_segment_projection()
+            sd["seg_proj.weight"] = t("seg_proj_w")
+            sd["seg_proj.bias"] = t("seg_proj_b")
         m.load_state_dict(sd)
     return m
 

@@ -8,6 +8,9 @@ embed/pdr_cnn.c reads, and optionally a reference file of PyTorch embeddings for
     # random weights (tests, benchmarks)
     /usr/bin/python3 train/export.py --random --d 32 --n-blocks 3 --kernel 5 --dilations 1,2,4 \
         --out-dim 16 --seed 1 --out data/test/cnn_tiny.h5 --ref-out data/test/cnn_tiny_ref.h5
+    # the same with its own (random) segment projection
+    /usr/bin/python3 train/export.py --random --d 32 --n-blocks 3 --kernel 5 --dilations 1,2,4 \
+        --out-dim 16 --seed 2 --seg-proj --out data/test/cnn_tiny_seg.h5 --ref-out data/test/cnn_tiny_seg_ref.h5
 
 File format (format_version 1; the C reader checks every item):
   root attributes  format="pdr-cnn", format_version=1, model_name, model_version (first 12 hex of
@@ -19,6 +22,8 @@ File format (format_version 1; the C reader checks every item):
                    /blocks/<i>/ln_g [d], ln_b [d], conv_w [d, d, kernel], conv_b [d],
                                 pw_w [d, d], pw_b [d]
                    /final_ln_g [d], /final_ln_b [d], /proj_w [out_dim, 2d], /proj_b [out_dim]
+                   optional: /seg_proj_w [out_dim, 2d], /seg_proj_b [out_dim], the projection of
+                   segment vectors (train/seg_head.py); without them segments use /proj_*
 Reference file: /seqs (vlen str [n]), /embeddings (float32 [n, out_dim]), attributes
 model_version (same as the model file) and ref_precision="float64": each sequence goes through
 the model alone, in float64, and the result is cast to float32. Segment vectors of the sequences
@@ -60,6 +65,8 @@ def tensors_in_order(model):
         ("proj_w", model.proj.weight),
         ("proj_b", model.proj.bias),
     ]
+    if model.seg_proj is not None:  # optional: the segment projection (train/seg_head.py)
+        out += [("seg_proj_w", model.seg_proj.weight), ("seg_proj_b", model.seg_proj.bias)]
     return [(name, np.ascontiguousarray(t.detach().cpu().numpy(), dtype="<f4")) for name, t in out]
 
 
@@ -156,6 +163,8 @@ def segment_windows(n, window, stride):
 def write_ref(model, path, version, seqs, window=100, stride=50):
     m64 = Encoder(d=model.d, n_blocks=len(model.blocks), kernel=model.kernel,
                   dilations=model.dilations, out_dim=model.out_dim)
+    if model.seg_proj is not None:
+        m64.add_segment_projection()
     m64.load_state_dict(model.state_dict())
     m64 = m64.double().eval()
     embs = np.zeros((len(seqs), model.out_dim), dtype=np.float32)
@@ -170,7 +179,7 @@ def write_ref(model, path, version, seqs, window=100, stride=50):
                 seg_index.append(i)
                 seg_start.append(a)
                 seg_end.append(b)
-                seg_embs.append(m64.pool(x[:, a:b], mask[:, a:b])[0].numpy().astype(np.float32))
+                seg_embs.append(m64.pool(x[:, a:b], mask[:, a:b], segment=True)[0].numpy().astype(np.float32))
 
     def fill(f):
         f.create_dataset("seqs", data=np.array(seqs, dtype=object), dtype=h5py.string_dtype())
@@ -200,6 +209,11 @@ def random_model(args):
         for ln in [b.ln for b in model.blocks] + [model.final_ln]:
             ln.weight.copy_(1.0 + 0.1 * torch.randn_like(ln.weight))
             ln.bias.copy_(0.1 * torch.randn_like(ln.bias))
+    if args.seg_proj:
+        model.add_segment_projection()
+        with torch.no_grad():
+            model.seg_proj.weight.add_(0.1 * torch.randn_like(model.seg_proj.weight))
+            model.seg_proj.bias.add_(0.1 * torch.randn_like(model.seg_proj.bias))
     return model
 
 
@@ -219,6 +233,7 @@ def main():
     p.add_argument("--dilations", default="1,2,4,8,16,1")
     p.add_argument("--out-dim", type=int, default=256)
     p.add_argument("--seed", type=int, default=1, help="weights (--random) and reference sequences")
+    p.add_argument("--seg-proj", action="store_true", help="with --random: a segment projection too")
     args = p.parse_args()
 
     if args.random:

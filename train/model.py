@@ -18,7 +18,9 @@ you must change the other (the parity test in tests/test_cnn.c catches a mismatc
     e = e / ||e||
 Padding positions are zeroed before every convolution so that a padded batch gives exactly the
 embeddings of the unpadded sequences, which is what C computes (zeros outside the sequence).
-Segment vectors (local homology) pool the same final x over windows instead of the whole length.
+Segment vectors (local homology) pool the same final x over windows instead of the whole length,
+and project with seg_proj when the model has one (train/seg_head.py trains it on windows, with
+everything else frozen), else with proj.
 """
 import torch
 import torch.nn as nn
@@ -63,6 +65,14 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList([Block(d, kernel, r) for r in dilations])
         self.final_ln = nn.LayerNorm(d, eps=1e-5)
         self.proj = nn.Linear(2 * d, out_dim)
+        self.seg_proj = None  # optional segment projection (add_segment_projection)
+
+    def add_segment_projection(self, w=None, b=None):
+        """Give segments their own projection: (w, b) numpy arrays, or a copy of proj."""
+        self.seg_proj = nn.Linear(2 * self.d, self.out_dim)
+        with torch.no_grad():
+            self.seg_proj.weight.copy_(self.proj.weight if w is None else torch.as_tensor(w))
+            self.seg_proj.bias.copy_(self.proj.bias if b is None else torch.as_tensor(b))
 
     def hidden(self, tokens):
         """tokens [B, L] long (PAD_TOKEN beyond each length) -> final hidden [B, L, d], mask."""
@@ -73,12 +83,14 @@ class Encoder(nn.Module):
         x = self.final_ln(x) * mask
         return x, mask
 
-    def pool(self, x, mask):
+    def pool(self, x, mask, segment=False):
+        """Pooled, projected, normalized vectors; segment=True: windows (seg_proj if present)."""
         n = mask.sum(1).clamp(min=1.0)
         mean = x.sum(1) / n
         mx = x.masked_fill(mask == 0, float("-inf")).max(1).values
         v = torch.cat([mean, mx], dim=-1)
-        return F.normalize(self.proj(v), dim=-1)
+        proj = self.seg_proj if segment and self.seg_proj is not None else self.proj
+        return F.normalize(proj(v), dim=-1)
 
     def forward(self, tokens):
         x, mask = self.hidden(tokens)
