@@ -6,7 +6,11 @@ to v = concat(mean, max) [2d], the input of the projection. Written to OUT (npz)
 float16, owner [n] int32 (row of accs), start [n] int32, length [n] int32, accs [m], whole [m, 2d]
 float32 (the same pooling over the whole protein).
 
-usage: /usr/bin/python3 train/seg_features.py --model data/pdr_cnn_v1.h5 --set train/work/teacher40k --out F.npz
+usage: /usr/bin/python3 train/seg_features.py --set train/work/teacher40k --out train/work/segf/teacher40k.npz
+       /usr/bin/python3 train/seg_features.py --fasta train/work/heldout.fasta --out train/work/segf/heldout.npz
+       /usr/bin/python3 train/seg_features.py --background --out train/work/segf/bg.npz
+(--background: the model's background proteins, background.py's rule: 4,096 pool proteins of
+length 30..2000, seed 1; their FASTA is written beside OUT as bg.fasta, in background order.)
 """
 import argparse
 import os
@@ -69,8 +73,13 @@ def window_features(model, seqs, accs, W=100, S=50, max_tokens=65536, log_every=
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
-    ap.add_argument("--set", required=True, help="teacher set folder (subset.fasta)")
-    ap.add_argument("--fasta", default=None, help="FASTA instead of SET/subset.fasta")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--set", help="teacher set folder (subset.fasta)")
+    src.add_argument("--fasta", help="any FASTA")
+    src.add_argument("--background", action="store_true", help="the background proteins (above)")
+    ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
+    ap.add_argument("--heldout-ids", default=os.path.join(HERE, "..", "..", "shared", "data", "homology",
+                                                           "heldout_ids.txt"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--stride", type=int, default=50)
@@ -79,7 +88,17 @@ def main():
     import torch
     from eval import load_h5_model, read_fasta
     torch.set_num_threads(a.threads)
-    seqs = read_fasta(a.fasta or os.path.join(a.set, "subset.fasta"))
+    if a.background:
+        from background import background_accessions
+        held = {l.strip() for l in open(a.heldout_ids) if l.strip()}
+        pool = read_fasta(a.pool)
+        pick = background_accessions(pool, 4096, 1, held)
+        with open(os.path.join(os.path.dirname(os.path.abspath(a.out)), "bg.fasta"), "w") as f:
+            for x in pick:
+                f.write(">%s\n%s\n" % (x, pool[x]))
+        seqs = {x: pool[x] for x in pick}
+    else:
+        seqs = read_fasta(a.fasta or os.path.join(a.set, "subset.fasta"))
     accs = sorted(seqs)
     m = load_h5_model(a.model)
     t0 = time.time()

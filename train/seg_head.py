@@ -49,11 +49,14 @@ class WindowSet:
             sys.exit("seg_head.py: held-out protein %s in %s" % (bad[0], npz))
         order = np.lexsort((z["start"], z["owner"]))
         self.feats = z["feats"][order]
+        self.whole = z["whole"].astype(np.float16) if "whole" in z else None
         self.owner = z["owner"][order].astype(np.int64)
         self.start = z["start"][order]
+        ends = self.start + z["length"][order]
         m = len(self.accs)
         self.wfirst = np.searchsorted(self.owner, np.arange(m))
         self.wcount = np.bincount(self.owner, minlength=m)
+        self.plen = ends[self.wfirst + self.wcount - 1]  # the last window ends at the protein's end
         idx = {a: i for i, a in enumerate(self.accs)}
         P = []
         with open(os.path.join(teacher, "pos.tsv")) as f:
@@ -69,6 +72,9 @@ class WindowSet:
         self.neg = np.array(N, np.int64)
         a, b = self.pos[:, 0], self.pos[:, 1]
         self.m = m
+        P = self.pos
+        # local pairs: the alignment covers under half of one of the two proteins
+        self.local = np.nonzero(((P[:, 3] - P[:, 2]) < 0.5 * self.plen[a]) | ((P[:, 5] - P[:, 4]) < 0.5 * self.plen[b]))[0]
         k = np.minimum(a, b) * m + np.maximum(a, b)  # known pairs as a bitmap over m x m
         self.bits = np.zeros((m * m + 7) // 8, np.uint8)
         np.bitwise_or.at(self.bits, k >> 3, (1 << (k & 7)).astype(np.uint8))
@@ -84,8 +90,11 @@ class WindowSet:
         k = lo * self.m + hi
         return ((self.bits[k >> 3] >> (k & 7)) & 1).astype(bool) | (lo == hi)
 
-    def batch(self, rng, B, H):
-        r = self.pos[rng.integers(len(self.pos), size=B)]
+    def batch(self, rng, B, H, local_frac=0.0, whole=False):
+        pick = rng.integers(len(self.pos), size=B)
+        loc = rng.random(B) < local_frac
+        pick[loc] = self.local[rng.integers(len(self.local), size=int(loc.sum()))]
+        r = self.pos[pick]
         swap = rng.random(B) < 0.5
         r[swap] = r[swap][:, [1, 0, 4, 5, 2, 3]]
         a, b, qs, qe, ts, te = r.T
@@ -99,6 +108,8 @@ class WindowSet:
         mask_a[np.arange(B), np.arange(B)] = False
         mask_b = self.known(b, a)
         mask_b[np.arange(B), np.arange(B)] = False
+        if whole:  # whole-protein features of the same pairs and negatives
+            return self.whole[a], self.whole[cand], mask_a, mask_b
         return self.feats[wa], self.feats[np.concatenate([wb, wn])], mask_a, mask_b
 
 
@@ -127,7 +138,7 @@ class SegHead:
         return [self.w, self.b] + (self.mlp or [])
 
 
-def train(sets, w0, b0, steps, B, H, lr, tau, seed, log_every=200, hidden=0):
+def train(sets, w0, b0, steps, B, H, lr, tau, seed, log_every=200, hidden=0, local_frac=0.0, whole=False):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(seed)
@@ -140,7 +151,7 @@ def train(sets, w0, b0, steps, B, H, lr, tau, seed, log_every=200, hidden=0):
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
         s = sets[rng.choice(len(sets), p=sizes / sizes.sum())]
-        fa, fc, ma, mb = s.batch(rng, B, H)
+        fa, fc, ma, mb = s.batch(rng, B, H, local_frac, whole)
         za = head(torch.from_numpy(fa.astype(np.float32)))
         zc = head(torch.from_numpy(fc.astype(np.float32)))
         la = (za @ zc.T) / tau
@@ -170,7 +181,7 @@ def windows_by_acc(npz_path):
     return accs, z["whole"], feats, first, cnt
 
 
-def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out=sys.stdout):
+def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out=sys.stdout, whole_head=None):
     """The held-out AUC table (eval.evaluate) with segment vectors head(v) (numpy [n, 2d] ->
     [n, out_dim], normalized here)."""
     import h5py
@@ -188,14 +199,16 @@ def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out
             need.update(p)
     ix = {a: i for i, a in enumerate(accs)}
     nrm = lambda X: X / np.linalg.norm(X, axis=-1, keepdims=True)
-    E = nrm(whole @ pw.T + pb)
+    E = nrm(whole_head(whole) if whole_head else whole @ pw.T + pb)
     Sg = nrm(head(feats))
     emb = {a: E[ix[a]] for a in need}
     segs = {a: Sg[first[ix[a]]:first[ix[a]] + cnt[ix[a]]] for a in need}
     # segment background: the background proteins' windows in /background's order, 4,096 of them
-    baccs, _, bfe, bfirst, bcnt = windows_by_acc(os.path.join(segf, "bg.npz"))
+    baccs, bwhole, bfe, bfirst, bcnt = windows_by_acc(os.path.join(segf, "bg.npz"))
     bix = {a: i for i, a in enumerate(baccs)}
     pick = [l[1:].split()[0] for l in open(os.path.join(segf, "bg.fasta")) if l.startswith(">")]
+    if whole_head:  # the whole-protein background with the new projection (background.py's order)
+        Bg = nrm(whole_head(bwhole[[bix[a] for a in pick]]))
     allw = np.concatenate([bfe[bfirst[bix[a]]:bfirst[bix[a]] + bcnt[bix[a]]] for a in pick])
     allw = nrm(head(allw))
     SB = allw[np.random.default_rng(1).choice(len(allw), min(4096, len(allw)), replace=False)]
@@ -234,7 +247,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--hard", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--tau", type=float, default=0.05)
+    ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mix", type=float, default=0.4)
