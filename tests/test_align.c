@@ -635,13 +635,14 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
     /* with k below n_align only the candidates that can still rank among the first k are
      * realigned (the E-value of the scaled score bounds the realigned one from below): the kept
      * hits are the first k of realigning every aligned candidate (k = n_align), exactly */
-    CHECK(pdr_db_candidates(db, 20, 20) == kc && pdr_db_candidates(db, 3, 20) == kc);
+    size_t k_all = pdr_db_candidates(db, 20, 20), k_few = pdr_db_candidates(db, 3, 20); /* hits per query */
+    CHECK(k_all <= kc && k_few <= kc);
     size_t *fc = calloc(n, sizeof *fc);
     CHECK(search(db, &fx, 20, 20, HUGE_VAL, hits, hc, &err) == 0);
     CHECK(search(db, &fx, 3, 20, HUGE_VAL, plain, fc, &err) == 0);
     int same = 0;
     for (size_t q = 0; q < n; q++) {
-        const pdr_hit *a = plain + q * kc, *b = hits + q * kc;
+        const pdr_hit *a = plain + q * k_few, *b = hits + q * k_all;
         int ok = fc[q] == (hc[q] < 3 ? hc[q] : 3);
         for (size_t i = 0; ok && i < fc[q]; i++)
             ok = a[i].row == b[i].row && a[i].evalue == b[i].evalue && a[i].bits == b[i].bits;
