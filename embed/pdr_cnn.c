@@ -534,7 +534,9 @@ static int read_header(cnn_loader *ld, pdr_cnn *m)
         m->blocks[b].dilation = (int)dil[b];
 
     const size_t d = (size_t)m->d;
-    m->has_seg_proj = H5Lexists(ld->file, "/seg_proj_w", H5P_DEFAULT) > 0;
+    /* either half present asks for both (read_weights names the one missing) */
+    m->has_seg_proj =
+        H5Lexists(ld->file, "/seg_proj_w", H5P_DEFAULT) > 0 || H5Lexists(ld->file, "/seg_proj_b", H5P_DEFAULT) > 0;
     m->n_params = CNN_VOCAB * d + (size_t)m->n_blocks * (2 * d + (size_t)m->kernel * d * d + d + d * d + d) + 2 * d +
                   (size_t)(1 + m->has_seg_proj) * ((size_t)m->out_dim * 2 * d + (size_t)m->out_dim);
     if (m->n_params > CNN_MAX_PARAMS)

@@ -574,16 +574,22 @@ static int copy_file(const char *from, const char *to, long keep_bytes /* -1: al
 }
 
 /* A copy of cnn_tiny.h5 at tmp/<name>, opened read-write for the caller to break. */
-static hid_t broken_copy(const char *name, char *path, size_t size)
+/* A writable copy of data/test/`from` under `name`. */
+static hid_t broken_copy_of(const char *from, const char *name, char *path, size_t size)
 {
     char src[512];
-    data_path(src, sizeof src, "cnn_tiny.h5");
+    data_path(src, sizeof src, from);
     tmp_path(path, size, name);
     if (copy_file(src, path, -1))
         return -1;
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     CHECKF(f >= 0, "reopening %s", path);
     return f;
+}
+
+static hid_t broken_copy(const char *name, char *path, size_t size)
+{
+    return broken_copy_of("cnn_tiny.h5", name, path, size);
 }
 
 static void set_string_attr(hid_t f, const char *name, const char *value)
@@ -709,6 +715,23 @@ TEST(cnn_open_rejects_bad_files)
         H5Ldelete(f, "/final_ln_b", H5P_DEFAULT);
         H5Fclose(f);
         expect_rejected(path, PDR_EFORMAT, "/final_ln_b missing");
+    }
+    /* a segment projection is optional, but when present it must be whole and well formed */
+    if ((f = broken_copy_of("cnn_tiny_seg.h5", "half_seg_proj.h5", path, sizeof path)) >= 0) {
+        H5Ldelete(f, "/seg_proj_b", H5P_DEFAULT);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/seg_proj_b missing");
+    }
+    if ((f = broken_copy_of("cnn_tiny_seg.h5", "half_seg_proj_w.h5", path, sizeof path)) >= 0) {
+        H5Ldelete(f, "/seg_proj_w", H5P_DEFAULT);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/seg_proj_w missing");
+    }
+    if ((f = broken_copy_of("cnn_tiny_seg.h5", "bad_seg_proj.h5", path, sizeof path)) >= 0) {
+        hsize_t dims[2] = {16, 32};
+        replace_dataset(f, "/seg_proj_w", 2, dims, 0.01f);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "/seg_proj_w has shape [16, 32], expected [16, 64]");
     }
     if ((f = broken_copy("nan_proj.h5", path, sizeof path)) >= 0) {
         hsize_t dims[1] = {16};
