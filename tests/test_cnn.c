@@ -645,6 +645,19 @@ static void expect_rejected(const char *path, int code, const char *what)
     fprintf(stderr, "   rejected as expected: %s\n", err.msg);
 }
 
+/* A copy of data/test/`from` without dataset `dataset` must be rejected, naming it. */
+static void expect_rejected_without(const char *from, const char *name, const char *dataset)
+{
+    char path[512], what[128];
+    hid_t f = broken_copy_of(from, name, path, sizeof path);
+    if (f < 0)
+        return;
+    H5Ldelete(f, dataset, H5P_DEFAULT);
+    H5Fclose(f);
+    snprintf(what, sizeof what, "%s missing", dataset);
+    expect_rejected(path, PDR_EFORMAT, what);
+}
+
 TEST(cnn_open_rejects_bad_files)
 {
     char path[512], src[512];
@@ -711,22 +724,10 @@ TEST(cnn_open_rejects_bad_files)
         H5Fclose(f);
         expect_rejected(path, PDR_EFORMAT, "/blocks/1/conv_w has shape [32, 32, 3], expected [32, 32, 5]");
     }
-    if ((f = broken_copy("missing_final_ln.h5", path, sizeof path)) >= 0) {
-        H5Ldelete(f, "/final_ln_b", H5P_DEFAULT);
-        H5Fclose(f);
-        expect_rejected(path, PDR_EFORMAT, "/final_ln_b missing");
-    }
+    expect_rejected_without("cnn_tiny.h5", "missing_final_ln.h5", "/final_ln_b");
     /* a segment projection is optional, but when present it must be whole and well formed */
-    if ((f = broken_copy_of("cnn_tiny_seg.h5", "half_seg_proj.h5", path, sizeof path)) >= 0) {
-        H5Ldelete(f, "/seg_proj_b", H5P_DEFAULT);
-        H5Fclose(f);
-        expect_rejected(path, PDR_EFORMAT, "/seg_proj_b missing");
-    }
-    if ((f = broken_copy_of("cnn_tiny_seg.h5", "half_seg_proj_w.h5", path, sizeof path)) >= 0) {
-        H5Ldelete(f, "/seg_proj_w", H5P_DEFAULT);
-        H5Fclose(f);
-        expect_rejected(path, PDR_EFORMAT, "/seg_proj_w missing");
-    }
+    expect_rejected_without("cnn_tiny_seg.h5", "half_seg_proj.h5", "/seg_proj_b");
+    expect_rejected_without("cnn_tiny_seg.h5", "half_seg_proj_w.h5", "/seg_proj_w");
     if ((f = broken_copy_of("cnn_tiny_seg.h5", "bad_seg_proj.h5", path, sizeof path)) >= 0) {
         hsize_t dims[2] = {16, 32};
         replace_dataset(f, "/seg_proj_w", 2, dims, 0.01f);
