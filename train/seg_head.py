@@ -139,6 +139,8 @@ class SegHead:
 
 
 def train(sets, w0, b0, steps, B, H, lr, tau, seed, log_every=200, hidden=0, local_frac=0.0, whole=False):
+    """The trained SegHead. Experiments (train/README.md): hidden > 0 adds a residual MLP,
+    local_frac samples that share of pairs from the local ones, whole trains on whole proteins."""
     import torch
     import torch.nn.functional as F
     torch.manual_seed(seed)
@@ -166,9 +168,7 @@ def train(sets, w0, b0, steps, B, H, lr, tau, seed, log_every=200, hidden=0, loc
         run.append(float(loss))
         if (step + 1) % log_every == 0:
             print("step %d loss %.4f (%.0f s)" % (step + 1, np.mean(run[-log_every:]), time.time() - t0), flush=True)
-    if hidden:
-        return head
-    return head.w.detach().numpy().copy(), head.b.detach().numpy().copy()
+    return head
 
 
 def windows_by_acc(npz_path):
@@ -277,7 +277,8 @@ def main():
             s = sets[-1]
             print("%s: %d proteins, %d windows, %d pairs, %d negatives (%.0f s)" %
                   (npz, s.m, len(s.feats), len(s.pos), len(s.neg), time.time() - t0), flush=True)
-        w, b = train(sets, w, b, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed)
+        head = train(sets, w, b, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed)
+        w, b = head.w.detach().numpy().copy(), head.b.detach().numpy().copy()
         if a.out_head:
             np.savez(a.out_head, w=w, b=b)
     heldout_table(a.model, lambda X: X @ w.T + b, a.segf, a.shared, mix=a.mix)
