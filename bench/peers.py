@@ -56,13 +56,15 @@ def make_tools(a):
         return steps
     pdr_steps = pdr_steps_with([])
 
-    def mmseqs_steps(sens):
+    def mmseqs_steps(sens, iterations=1):
         def steps(fa, w, n):
             cmd = ["mmseqs", "easy-search", fa, fa, os.path.join(w, "hits.m8"), os.path.join(w, "tmp"),
                    "-e", "1e6", "--max-seqs", str(n), "--threads", th,
                    "--format-output", "query,target,bits,evalue", "-v", "1"]
             if sens is not None:
                 cmd[6:6] = ["-s", sens]
+            if iterations > 1:  # iterative profile search, the teacher that issue #3 suggests
+                cmd[6:6] = ["--num-iterations", str(iterations)]
             return [(cmd, None)]
         return steps
 
@@ -113,6 +115,7 @@ def make_tools(a):
         Tool("pdr-seg-emb", [a.pdr], pdr_steps_with(["--segments", "--align", "0"]), "hits.tsv", (0, 1, 2)),
         Tool("mmseqs-s7.5", ["mmseqs"], mmseqs_steps("7.5"), "hits.m8", (0, 1, 2)),
         Tool("mmseqs", ["mmseqs"], mmseqs_steps(None), "hits.m8", (0, 1, 2)),
+        Tool("mmseqs-prof3", ["mmseqs"], mmseqs_steps("7.5", 3), "hits.m8", (0, 1, 2)),
         Tool("diamond", ["diamond"], diamond_steps, "hits.tsv", (0, 1, 2)),
         Tool("blastp", ["makeblastdb", "blastp"], blast_steps, "hits.tsv", (0, 1, 2)),
         # --tblout: target, t-acc, query, q-acc, full-sequence E-value, full-sequence score, ...
@@ -213,7 +216,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pdr", default=common.default_pdr(), help="pdr binary (default $PDR, build/pdr, build-main/pdr)")
     ap.add_argument("--model", default=None, help="passed to pdr as --model (default: pdr's default model)")
-    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, pdr-seg, mmseqs-s7.5, mmseqs, diamond, "
+    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, pdr-seg, mmseqs-s7.5, mmseqs, mmseqs-prof3, diamond, "
                                                    "blastp, phmmer (default all)")
     ap.add_argument("--blast-evalue", default="1000", help="blastp -evalue (default 1000)")
     ap.add_argument("--phmmer-max", action="store_true", help="phmmer --max (no heuristic filters; slow)")

@@ -68,8 +68,10 @@ class Encoder(nn.Module):
         self.seg_proj = None  # optional segment projection (add_segment_projection)
 
     def add_segment_projection(self, w=None, b=None):
-        """Give segments their own projection: (w, b) numpy arrays, or a copy of proj."""
-        self.seg_proj = nn.Linear(2 * self.d, self.out_dim)
+        """Give segments their own projection: (w, b) numpy arrays, or a copy of proj (an existing
+        segment projection keeps its parameters and takes the new values)."""
+        if self.seg_proj is None:
+            self.seg_proj = nn.Linear(2 * self.d, self.out_dim).to(self.proj.weight.device)
         with torch.no_grad():
             self.seg_proj.weight.copy_(self.proj.weight if w is None else torch.as_tensor(w))
             self.seg_proj.bias.copy_(self.proj.bias if b is None else torch.as_tensor(b))

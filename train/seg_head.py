@@ -52,7 +52,8 @@ class WindowSet:
         self.whole = z["whole"].astype(np.float16) if "whole" in z else None
         self.owner = z["owner"][order].astype(np.int64)
         self.start = z["start"][order]
-        ends = self.start + z["length"][order]
+        self.length = z["length"][order]
+        ends = self.start + self.length
         m = len(self.accs)
         self.wfirst = np.searchsorted(self.owner, np.arange(m))
         self.wcount = np.bincount(self.owner, minlength=m)
@@ -90,7 +91,7 @@ class WindowSet:
         k = lo * self.m + hi
         return ((self.bits[k >> 3] >> (k & 7)) & 1).astype(bool) | (lo == hi)
 
-    def batch(self, rng, B, H, local_frac=0.0, whole=False):
+    def batch(self, rng, B, H, local_frac=0.0, whole=False, index=False):
         pick = rng.integers(len(self.pos), size=B)
         loc = rng.random(B) < local_frac
         pick[loc] = self.local[rng.integers(len(self.local), size=int(loc.sum()))]
@@ -108,6 +109,8 @@ class WindowSet:
         mask_a[np.arange(B), np.arange(B)] = False
         mask_b = self.known(b, a)
         mask_b[np.arange(B), np.arange(B)] = False
+        if index:  # window rows (anchors, candidates) instead of features
+            return wa, np.concatenate([wb, wn]), mask_a, mask_b
         if whole:  # whole-protein features of the same pairs and negatives
             return self.whole[a], self.whole[cand], mask_a, mask_b
         return self.feats[wa], self.feats[np.concatenate([wb, wn])], mask_a, mask_b

@@ -20,7 +20,7 @@ At the end: eval.py's benchmark on held-out proteins (if --heldout exists) and e
 CPU:  /usr/bin/python3 train/train.py --data train/work/gpu --time-budget 3600 --threads 2
 CUDA: python3 train/train.py --data train/work/gpu --time-budget 330 --workers 8
 """
-import argparse, glob, gzip, math, os, random, sys, time
+import argparse, contextlib, glob, gzip, math, os, random, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -98,7 +98,7 @@ class PairData:
         return ("train proteins %d (%d residues), positive pairs %d over %d anchors, hard negatives %d"
                 % (len(self.accs), len(self.tok), len(self.pos), len(self.anchors), len(self.neg)))
 
-    def crop(self, rng, i, L, centre=None):
+    def crop(self, rng, i, L, centre=None, with_start=False):
         n = int(self.lens[i])
         if n <= L:
             s = 0
@@ -106,7 +106,8 @@ class PairData:
             c = rng.integers(0, n) if centre is None else int(centre)
             s = int(np.clip(c - rng.integers(L // 4, 3 * L // 4 + 1), 0, n - L))
         e = min(n, s + L)
-        return self.tok[self.off[i] + s: self.off[i] + e]
+        t = self.tok[self.off[i] + s: self.off[i] + e]
+        return (t, s) if with_start else t
 
     def known_positive(self, ida, cand):
         """-> bool [len(ida), len(cand)]: True where (ida[i], cand[j]) is a teacher positive pair.
@@ -121,10 +122,13 @@ class PairData:
         key = np.arange(len(ida))[:, None] * n + cand[None, :]
         return np.isin(key, known)
 
-    def batch(self, rng, B, H, self_frac, min_crop, max_crop, full_frac):
+    def batch(self, rng, B, H, self_frac, min_crop, max_crop, full_frac, window=100):
         """-> tokens [2B+H, Lmax] int64 (anchors, partners, negatives), target [B] (nan for self
-        pairs), mask_pos [B, B+H] bool (True where a candidate is a known positive of the anchor)."""
+        pairs), mask_pos [B, B+H] bool (True where a candidate is a known positive of the anchor),
+        win [2B+H, 2] int64: a window (start, end) in each crop, for the segment loss: around the
+        corresponding alignment point in a pair's two crops, at random in self pairs and negatives."""
         seqsA, seqsP, targ, ida, idp = [], [], [], [], []
+        centA, centP = [], []  # window centre in each crop (None: random)
         if rng.random() < full_frac:  # a long batch: near full-length proteins (eval is full length)
             min_crop, max_crop = max_crop // 2, 2 * max_crop
         for _ in range(B):
@@ -133,6 +137,7 @@ class PairData:
                 i = int(rng.integers(0, len(self.accs)))
                 seqsA.append(self.crop(rng, i, L)); seqsP.append(self.crop(rng, i, L))
                 targ.append(np.nan); ida.append(i); idp.append(i)
+                centA.append(None); centP.append(None)
                 continue
             k = int(rng.integers(0, len(self.anchors)))
             r = int(rng.integers(self.anchor_start[k], self.anchor_end[k]))
@@ -144,7 +149,9 @@ class PairData:
             f = rng.random()
             ca = as_ + f * (ae - as_)
             cb = bs + f * (be - bs)
-            seqsA.append(self.crop(rng, a, L, ca)); seqsP.append(self.crop(rng, b, L, cb))
+            (ta, sa), (tb, sb) = self.crop(rng, a, L, ca, True), self.crop(rng, b, L, cb, True)
+            seqsA.append(ta); seqsP.append(tb)
+            centA.append(ca - sa); centP.append(cb - sb)
             targ.append(self.target[row]); ida.append(a); idp.append(b)
         seqsN, idn = [], []
         while len(seqsN) < (H if len(self.neg) else 0):
@@ -154,6 +161,15 @@ class PairData:
             if len(seqsN) < H and rng.random() < 0.5:  # both sides of the negative pair
                 seqsN.append(self.crop(rng, int(q), L)); idn.append(int(q))
         allseq = seqsA + seqsP + seqsN
+        win = np.zeros((len(allseq), 2), np.int64)
+        for k, (s, c) in enumerate(zip(allseq, centA + centP + [None] * len(seqsN))):
+            n = len(s)
+            if n <= window:
+                win[k] = (0, n)
+                continue
+            c = rng.integers(0, n) if c is None else int(c)
+            w0 = int(np.clip(c - window // 2, 0, n - window))
+            win[k] = (w0, w0 + window)
         Lmax = -(-max(len(s) for s in allseq) // 64) * 64  # few distinct shapes for the GPU kernels
         tok = np.full((len(allseq), Lmax), PAD_TOKEN, np.int64)
         for k, s in enumerate(allseq):
@@ -162,7 +178,7 @@ class PairData:
         ida, idp = np.array(ida, np.int64), np.array(idp, np.int64)
         mask = (self.known_positive(ida, cand) | (cand[None, :] == ida[:, None]) | (cand[None, :] == idp[:, None]))
         mask[np.arange(B), np.arange(B)] = False
-        return torch.from_numpy(tok), torch.tensor(targ, dtype=torch.float32), torch.from_numpy(mask)
+        return torch.from_numpy(tok), torch.tensor(targ, dtype=torch.float32), torch.from_numpy(mask), torch.from_numpy(win)
 
 
 class BatchStream(torch.utils.data.IterableDataset):
@@ -174,7 +190,7 @@ class BatchStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, wi.id if wi else 0])
         a = self.a
         while True:
-            yield self.data.batch(rng, a.batch, a.hard, a.self_frac, a.min_crop, a.max_crop, a.full_frac)
+            yield self.data.batch(rng, a.batch, a.hard, a.self_frac, a.min_crop, a.max_crop, a.full_frac, a.seg_window)
 
 
 def torch_load(path, dev):
@@ -182,6 +198,17 @@ def torch_load(path, dev):
         return torch.load(path, map_location=dev, weights_only=False)
     except TypeError:  # older torch without weights_only
         return torch.load(path, map_location=dev)
+
+
+def load_weights(model, sd):
+    """A checkpoint's weights; one with a segment projection gives the model one too. A model with
+    a segment projection (--w-seg) keeps its copy when the checkpoint has none."""
+    if "seg_proj.weight" in sd and model.seg_proj is None:
+        model.add_segment_projection()
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected and all(k.startswith("seg_proj.") for k in missing), (missing, unexpected)
+    if missing:  # no projection in the checkpoint: start from the whole-protein one
+        model.add_segment_projection()
 
 
 def lr_at(frac, a):
@@ -220,6 +247,13 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.05, help="fraction of the time budget")
     ap.add_argument("--tau", type=float, default=0.05)
     ap.add_argument("--w-distill", type=float, default=1.0)
+    ap.add_argument("--w-seg", type=float, default=0.0,
+                    help="weight of the segment loss: InfoNCE of windows around corresponding alignment points, "
+                         "pooled from the same hidden states, projected by the segment projection (0: off)")
+    ap.add_argument("--seg-window", type=int, default=100)
+    ap.add_argument("--seg-proj-from", default=None,
+                    help="model file whose /seg_proj_w, /seg_proj_b start the segment projection "
+                         "(default: a copy of the whole-protein projection)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--n-blocks", type=int, default=6)
@@ -252,26 +286,36 @@ def main():
 
     cfg = dict(d=a.d, n_blocks=a.n_blocks, kernel=a.kernel,
                dilations=[int(x) for x in a.dilations.split(",")], out_dim=a.out_dim)
-    model = Encoder(**cfg).to(dev)
+    model = Encoder(**cfg)
+    if a.w_seg > 0:
+        model.add_segment_projection()  # overwritten by --init/--resume or --seg-proj-from below
+    model = model.to(dev)
+    os.makedirs(a.ckpt_dir, exist_ok=True)
+    last = os.path.join(a.ckpt_dir, "last.pt")
+    step, elapsed0, resume = 0, 0.0, None
+    if a.init:  # weights only (fresh optimizer and schedule): a second training phase
+        ck = torch_load(a.init, dev)
+        assert ck["config"] == cfg, "init checkpoint config %s != %s" % (ck["config"], cfg)
+        load_weights(model, ck["model"])
+        print("initialised from %s (step %s of its run)" % (a.init, ck.get("step")), flush=True)
+    if a.resume and os.path.exists(last):
+        resume = torch_load(last, dev)
+        assert resume["config"] == cfg, "checkpoint config %s != %s" % (resume["config"], cfg)
+        load_weights(model, resume["model"])
+    elif a.seg_proj_from:
+        import h5py
+        with h5py.File(a.seg_proj_from, "r") as f:
+            model.add_segment_projection(np.array(f["seg_proj_w"], np.float32), np.array(f["seg_proj_b"], np.float32))
+        print("segment projection from %s" % a.seg_proj_from, flush=True)
     print("model %s: params %d, flops/residue %.3g, device %s" % (cfg, model.n_params(), model.flops_per_residue(), dev), flush=True)
+    # the optimizer after the weights: a segment projection a checkpoint brought is trained too
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     nodecay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98))
-    os.makedirs(a.ckpt_dir, exist_ok=True)
-    last = os.path.join(a.ckpt_dir, "last.pt")
-    step, elapsed0 = 0, 0.0
-    if a.init:  # weights only (fresh optimizer and schedule): a second training phase
-        ck = torch_load(a.init, dev)
-        assert ck["config"] == cfg, "init checkpoint config %s != %s" % (ck["config"], cfg)
-        model.load_state_dict(ck["model"])
-        print("initialised from %s (step %s of its run)" % (a.init, ck.get("step")), flush=True)
-    if a.resume and os.path.exists(last):
-        ck = torch_load(last, dev)
-        assert ck["config"] == cfg, "checkpoint config %s != %s" % (ck["config"], cfg)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step, elapsed0 = ck["step"], ck["elapsed"]
+    if resume is not None:
+        opt.load_state_dict(resume["opt"])
+        step, elapsed0 = resume["step"], resume["elapsed"]
         print("resumed from %s at step %d, %.0f s" % (last, step, elapsed0), flush=True)
 
     stream = BatchStream(data, a.seed * 1000003 + step, a)
@@ -281,10 +325,10 @@ def main():
     use_amp = dev == "cuda"
     tstart = time.time()
     tlog, slog = time.time(), step
-    acc = {"nce": 0.0, "dist": 0.0, "neg": 0.0, "n": 0, "cpos": 0.0}
+    acc = {"nce": 0.0, "dist": 0.0, "neg": 0.0, "n": 0, "cpos": 0.0, "seg": 0.0}
     model.train()
     B = a.batch
-    for tok, targ, pmask in loader:
+    for tok, targ, pmask, win in loader:
         elapsed = elapsed0 + time.time() - tstart
         frac = elapsed / a.time_budget
         if frac >= 1.0 or (a.max_steps and step >= a.max_steps):
@@ -295,11 +339,15 @@ def main():
         tok = tok.to(dev, non_blocking=True)
         targ = targ.to(dev, non_blocking=True)
         pmask = pmask.to(dev, non_blocking=True)
-        if use_amp:
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-                e = model(tok)
-        else:
-            e = model(tok)
+        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+        with amp:
+            x, xmask = model.hidden(tok)
+            e = model.pool(x, xmask)
+            if a.w_seg > 0:
+                win = win.to(dev, non_blocking=True)
+                pos_ = torch.arange(x.shape[1], device=dev)[None, :]
+                wmask = ((pos_ >= win[:, :1]) & (pos_ < win[:, 1:])).unsqueeze(-1).to(xmask.dtype) * xmask
+                s = model.pool(x, wmask, segment=True)
         e = e.float()
         ea, ec = e[:B], e[B:]
         logits = ea @ ec.T / a.tau
@@ -318,6 +366,13 @@ def main():
         else:
             negl = torch.zeros((), device=dev)
         loss = nce + a.w_distill * (dist + negl)
+        segl = torch.zeros((), device=dev)
+        if a.w_seg > 0:  # the same InfoNCE on windows (anchor windows against partner + negative windows)
+            s = s.float()
+            sa, sc = s[:B], s[B:]
+            segl = 0.5 * (F.cross_entropy((sa @ sc.T / a.tau).masked_fill(pmask, -1e4), lab) +
+                          F.cross_entropy((sc[:B] @ sa.T / a.tau).masked_fill(pmask[:, :B].T, -1e4), lab))
+            loss = loss + a.w_seg * segl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -326,11 +381,12 @@ def main():
         acc["nce"] += nce.item() if step % 10 == 0 else 0.0
         if step % 10 == 0:
             acc["dist"] += dist.item(); acc["neg"] += negl.item(); acc["cpos"] += cpos.mean().item(); acc["n"] += 1
+            acc["seg"] += segl.item()
         if step % a.log_every == 0:
             n = max(1, acc["n"])
             now = time.time()
-            print("step %6d  t %6.0fs  lr %.2e  nce %.4f  distill %.4f  negpen %.4f  cos+ %.3f  %.2f steps/s  tokens %s"
-                  % (step, elapsed, lr, acc["nce"] / n, acc["dist"] / n, acc["neg"] / n, acc["cpos"] / n,
+            print("step %6d  t %6.0fs  lr %.2e  nce %.4f  distill %.4f  negpen %.4f  seg %.4f  cos+ %.3f  %.2f steps/s  tokens %s"
+                  % (step, elapsed, lr, acc["nce"] / n, acc["dist"] / n, acc["neg"] / n, acc["seg"] / n, acc["cpos"] / n,
                      (step - slog) / (now - tlog), tuple(tok.shape)), flush=True)
             tlog, slog = now, step
             acc = {k: 0.0 for k in acc}; acc["n"] = 0
@@ -344,6 +400,8 @@ def main():
     if a.export:
         import export as ex  # train/export.py (model file + PyTorch reference embeddings)
         mcpu = Encoder(**cfg)
+        if model.seg_proj is not None:
+            mcpu.add_segment_projection()
         mcpu.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
         mcpu.eval()
         desc = ("pdr-cnn trained by train/train.py (InfoNCE + MMseqs2-bitscore distillation): %d steps, "
