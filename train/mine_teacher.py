@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--neg-e", type=float, default=1.0)
     ap.add_argument("--threads", default="2")
     ap.add_argument("--max-seqs", default="300")
+    ap.add_argument("--iterations", type=int, default=1,
+                    help="mmseqs search --num-iterations: > 1 is an iterative profile search (session 16)")
     ap.add_argument("--exclude", action="append", default=[],
                     help="FASTA (e.g. an earlier run's subset.fasta) whose proteins are left out, so "
                          "that a second subset is disjoint from the first; repeatable")
@@ -89,8 +91,9 @@ def main():
     hits = os.path.join(a.out, "hits.tsv")
     if not os.path.exists(hits):
         run(["mmseqs", "createdb", fa, db], log)
+        it = ["--num-iterations", str(a.iterations)] if a.iterations > 1 else []
         run(["mmseqs", "search", db, db, aln, tmp, "-s", a.sens, "-e", a.search_e,
-             "--max-seqs", a.max_seqs, "--threads", a.threads], log)
+             "--max-seqs", a.max_seqs, "--threads", a.threads] + it, log)
         run(["mmseqs", "convertalis", db, db, aln, hits + ".part", "--format-output",
              "query,target,evalue,bits,qstart,qend,qlen,tstart,tend,tlen,pident,alnlen",
              "--threads", a.threads], log)

@@ -10,6 +10,10 @@ Loss per step (batch of B positive pairs + H hard negatives, each a random crop 
   + w_distill * mean(relu(cos(anchor, hard negative) - 0.1)^2).
 Crops of a positive pair are centred on corresponding points of the MMseqs2 alignment, so that they
 share homologous residues: the model learns local (segment) similarity as well as whole-protein.
+With --w-seg W > 0, + W * the same InfoNCE on windows (--seg-window residues, 100 as pdr's segments)
+pooled from the same hidden states and projected by the segment projection (model.seg_proj, started
+from --seg-proj-from's or a copy of the whole-protein one): in a pair's two crops the windows around
+the corresponding alignment point, elsewhere a random window of the crop.
 A fraction of pairs are two crops of one protein (self pairs), for proteins without partners.
 
 The LR schedule (linear warm-up, cosine decay) runs on elapsed training time (--time-budget s), so
