@@ -351,7 +351,7 @@ def main():
                 win = win.to(dev, non_blocking=True)
                 pos_ = torch.arange(x.shape[1], device=dev)[None, :]
                 wmask = ((pos_ >= win[:, :1]) & (pos_ < win[:, 1:])).unsqueeze(-1).to(xmask.dtype) * xmask
-                s = model.pool(x, wmask, segment=True)
+                s = model.pool(x * wmask, wmask, segment=True)  # pool's mean expects zeros outside
         e = e.float()
         ea, ec = e[:B], e[B:]
         logits = ea @ ec.T / a.tau
