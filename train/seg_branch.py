@@ -155,7 +155,6 @@ def window_feats(branch, cache, accs, max_windows=2048):
 
 def heldout(branch, held_cache, bg_cache, model_path, segf, shared, mix=0.4):
     """seg_head.heldout_table with this branch's segment vectors."""
-    import torch
     import seg_head
     w = branch.proj.weight.detach().numpy()
     b = branch.proj.bias.detach().numpy()
@@ -166,12 +165,7 @@ def heldout(branch, held_cache, bg_cache, model_path, segf, shared, mix=0.4):
     fb, firstb, cntb = window_feats(branch, bg_cache, accs_b)
     print("branch features: %.0f s" % (time.time() - t0), flush=True)
     pre = {"heldout.npz": (accs_h, whole_h, fh, firsth, cnth), "bg.npz": (accs_b, whole_b, fb, firstb, cntb)}
-    old = seg_head.windows_by_acc
-    seg_head.windows_by_acc = lambda p: pre[os.path.basename(p)]
-    try:
-        return seg_head.heldout_table(model_path, lambda X: X @ w.T + b, segf, shared, mix=mix)
-    finally:
-        seg_head.windows_by_acc = old
+    return seg_head.heldout_table(model_path, lambda X: X @ w.T + b, segf, shared, mix=mix, windows=pre)
 
 
 def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None):
@@ -235,7 +229,6 @@ def main():
     model = load_h5_model(a.model)
     if a.cmd == "cache":
         seqs = read_fasta(a.fasta)
-        held = {l.strip() for l in open(os.path.join(a.shared, "homology", "heldout_ids.txt")) if l.strip()}
         t0 = time.time()
         cache_states(model, seqs, sorted(seqs), a.k, a.out)
         print("%d proteins -> %s (%.0f s)" % (len(seqs), a.out, time.time() - t0))

@@ -184,9 +184,13 @@ def windows_by_acc(npz_path):
     return accs, z["whole"], feats, first, cnt
 
 
-def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out=sys.stdout, whole_head=None):
+def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out=sys.stdout, whole_head=None,
+                  windows=None):
     """The held-out AUC table (eval.evaluate) with segment vectors head(v) (numpy [n, 2d] ->
-    [n, out_dim], normalized here)."""
+    [n, out_dim], normalized here). windows: file name -> windows_by_acc's tuple, for window
+    features made elsewhere (seg_branch.py); default: read SEGF/heldout.npz and SEGF/bg.npz."""
+    windows = windows or {}
+    load = lambda name: windows[name] if name in windows else windows_by_acc(os.path.join(segf, name))
     import h5py
     from eval import load_pairs, evaluate
     from background import level
@@ -194,7 +198,7 @@ def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out
     with h5py.File(model_path, "r") as f:
         Bg = np.array(f["background"], np.float32)
         pct = float(f.attrs.get("background_percentile", pct_default))
-    accs, whole, feats, first, cnt = windows_by_acc(os.path.join(segf, "heldout.npz"))
+    accs, whole, feats, first, cnt = load("heldout.npz")
     bench = load_pairs(shared, set(accs))
     need = set()
     for name in bench:
@@ -207,7 +211,7 @@ def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out
     emb = {a: E[ix[a]] for a in need}
     segs = {a: Sg[first[ix[a]]:first[ix[a]] + cnt[ix[a]]] for a in need}
     # segment background: the background proteins' windows in /background's order, 4,096 of them
-    baccs, bwhole, bfe, bfirst, bcnt = windows_by_acc(os.path.join(segf, "bg.npz"))
+    baccs, bwhole, bfe, bfirst, bcnt = load("bg.npz")
     bix = {a: i for i, a in enumerate(baccs)}
     pick = [l[1:].split()[0] for l in open(os.path.join(segf, "bg.fasta")) if l.startswith(">")]
     if whole_head:  # the whole-protein background with the new projection (background.py's order)

@@ -215,6 +215,16 @@ def load_weights(model, sd):
         model.add_segment_projection()
 
 
+def sym_infonce(ea, ec, pmask, tau):
+    """Symmetric InfoNCE: anchors ea [B] against candidates ec [B + H] (partner i of anchor i
+    first), and partners ec[:B] against anchors; pmask [B, B + H] hides known positives."""
+    B = ea.shape[0]
+    lab = torch.arange(B, device=ea.device)
+    fwd = F.cross_entropy((ea @ ec.T / tau).masked_fill(pmask, -1e4), lab)
+    rev = F.cross_entropy((ec[:B] @ ea.T / tau).masked_fill(pmask[:, :B].T, -1e4), lab)
+    return 0.5 * (fwd + rev)
+
+
 def lr_at(frac, a):
     if frac < a.warmup:
         return a.lr * max(frac / a.warmup, 0.01)
@@ -354,13 +364,7 @@ def main():
                 s = model.pool(x * wmask, wmask, segment=True)  # pool's mean expects zeros outside
         e = e.float()
         ea, ec = e[:B], e[B:]
-        logits = ea @ ec.T / a.tau
-        logits = logits.masked_fill(pmask, -1e4)
-        lab = torch.arange(B, device=dev)
-        nce = F.cross_entropy(logits, lab)
-        # reverse direction: partners against anchors
-        l2 = (ec[:B] @ ea.T / a.tau).masked_fill(pmask[:, :B].T, -1e4)
-        nce = 0.5 * (nce + F.cross_entropy(l2, lab))
+        nce = sym_infonce(ea, ec, pmask, a.tau)
         cpos = (ea * ec[:B]).sum(-1)
         ok = ~torch.isnan(targ)
         dist = ((cpos[ok] - targ[ok]) ** 2).mean() if ok.any() else torch.zeros((), device=dev)
@@ -373,9 +377,7 @@ def main():
         segl = torch.zeros((), device=dev)
         if a.w_seg > 0:  # the same InfoNCE on windows (anchor windows against partner + negative windows)
             s = s.float()
-            sa, sc = s[:B], s[B:]
-            segl = 0.5 * (F.cross_entropy((sa @ sc.T / a.tau).masked_fill(pmask, -1e4), lab) +
-                          F.cross_entropy((sc[:B] @ sa.T / a.tau).masked_fill(pmask[:, :B].T, -1e4), lab))
+            segl = sym_infonce(s[:B], s[B:], pmask, a.tau)
             loss = loss + a.w_seg * segl
         opt.zero_grad(set_to_none=True)
         loss.backward()
