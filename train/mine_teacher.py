@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--exclude", action="append", default=[],
                     help="FASTA (e.g. an earlier run's subset.fasta) whose proteins are left out, so "
                          "that a second subset is disjoint from the first; repeatable")
+    ap.add_argument("--subset-only", action="store_true",
+                    help="write subset.fasta and stop (rebuilds an earlier set's --exclude list without mining it)")
     a = ap.parse_args()
 
     held = set(l.strip() for l in open(a.heldout_ids) if l.strip())
@@ -86,6 +88,8 @@ def main():
             f.write(">%s\n%s\n" % (acc, s))
     print("subset: %d proteins, %d residues (pool %d with %d<=len<=%d, seed %d)"
           % (len(sub), sum(len(s) for _, s in sub), len(recs), a.min_len, a.max_len, a.seed), flush=True)
+    if a.subset_only:
+        return
 
     db, aln, tmp = [os.path.join(a.out, x) for x in ("db", "aln", "tmp")]
     hits = os.path.join(a.out, "hits.tsv")

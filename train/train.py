@@ -250,6 +250,9 @@ def main():
     ap.add_argument("--init", default=None, help="start from this checkpoint's weights (new optimizer/schedule)")
     ap.add_argument("--time-budget", type=float, default=3600.0, help="seconds of training (LR schedule runs on it)")
     ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--step-schedule", action="store_true",
+                    help="the LR schedule runs on --max-steps instead of the time budget (arms that share "
+                         "the cores get the same schedule per step); the time budget still stops the run")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--hard", type=int, default=64)
     ap.add_argument("--self-frac", type=float, default=0.1)
@@ -283,6 +286,8 @@ def main():
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--segments", action="store_true", help="final eval with segments too")
     a = ap.parse_args()
+    if a.step_schedule and a.max_steps <= 0:
+        ap.error("--step-schedule needs --max-steps")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -347,7 +352,7 @@ def main():
         frac = elapsed / a.time_budget
         if frac >= 1.0 or (a.max_steps and step >= a.max_steps):
             break
-        lr = lr_at(frac, a)
+        lr = lr_at(step / a.max_steps if a.step_schedule else frac, a)
         for g in opt.param_groups:
             g["lr"] = lr
         tok = tok.to(dev, non_blocking=True)
