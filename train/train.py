@@ -204,6 +204,17 @@ def torch_load(path, dev):
         return torch.load(path, map_location=dev)
 
 
+def read_init(path, dev="cpu"):
+    """The weights to start from: a checkpoint (.pt) or a model file written by export.py (.h5,
+    e.g. data/pdr_cnn_v1.h5: no training checkpoint needs to survive between sessions)."""
+    if not path.endswith(".h5"):
+        return torch_load(path, dev)
+    from eval import load_h5_model
+    m = load_h5_model(path)
+    cfg = dict(d=m.d, n_blocks=len(m.blocks), kernel=m.kernel, dilations=list(m.dilations), out_dim=m.out_dim)
+    return {"model": {k: v.to(dev) for k, v in m.state_dict().items()}, "config": cfg, "step": path}
+
+
 def load_weights(model, sd):
     """A checkpoint's weights; one with a segment projection gives the model one too. A model with
     a segment projection (--w-seg) keeps its copy when the checkpoint has none."""
@@ -247,7 +258,8 @@ def main():
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--ckpt-dir", default=os.path.join(HERE, "work", "ckpt"))
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", default=None, help="start from this checkpoint's weights (new optimizer/schedule)")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights, a checkpoint or a model .h5 (new optimizer/schedule)")
     ap.add_argument("--time-budget", type=float, default=3600.0, help="seconds of training (LR schedule runs on it)")
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--step-schedule", action="store_true",
@@ -313,7 +325,7 @@ def main():
     last = os.path.join(a.ckpt_dir, "last.pt")
     step, elapsed0, resume = 0, 0.0, None
     if a.init:  # weights only (fresh optimizer and schedule): a second training phase
-        ck = torch_load(a.init, dev)
+        ck = read_init(a.init, dev)
         assert ck["config"] == cfg, "init checkpoint config %s != %s" % (ck["config"], cfg)
         load_weights(model, ck["model"])
         print("initialised from %s (step %s of its run)" % (a.init, ck.get("step")), flush=True)
