@@ -3,9 +3,9 @@
 # the device tool (whose carry limit is 64 MiB): the files uncompressed inside (xz compresses them
 # better than gzip does), pos.tsv's E-value column (unused by train.py) blanked to '-', and the
 # stripped checkpoint to start from (INIT, a checkpoint or a model .h5 such as data/pdr_cnn_v1.h5,
-# saved as init.pt). The benchmark proteins and pairs
-# stay behind (the repository itself travels too, and four teacher sets with them would pass the
-# limit): train there with --no-eval and evaluate the exported model here (train/eval.py).
+# saved as init.pt). The benchmark proteins and pairs stay behind (the repository itself travels
+# too, and four teacher sets with them would pass the limit): train there with --no-eval and
+# evaluate the exported model here (train/eval.py).
 # usage: train/pack_gpu_tar.sh TEACHER_DIR[:TEACHER_DIR...] NAME INIT.pt|MODEL.h5 [SHARED_DATA_DIR]
 #   -> train/work/NAME.tar.xz holding NAME/{train.fasta,pos.tsv,neg.tsv,selfbits.tsv,init.pt,
 #      shared/homology/heldout_ids.txt}; on the device: tar xJf train/work/NAME.tar.xz -C /tmp
