@@ -212,7 +212,12 @@ def read_init(path, dev="cpu"):
     from eval import load_h5_model
     m = load_h5_model(path)
     cfg = dict(d=m.d, n_blocks=len(m.blocks), kernel=m.kernel, dilations=list(m.dilations), out_dim=m.out_dim)
-    return {"model": {k: v.to(dev) for k, v in m.state_dict().items()}, "config": cfg, "step": path}
+    import h5py
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("model_version", "?")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return {"model": {k: v.to(dev) for k, v in m.state_dict().items()}, "config": cfg,
+            "origin": "model_version %s" % version}
 
 
 def load_weights(model, sd):
@@ -328,7 +333,8 @@ def main():
         ck = read_init(a.init, dev)
         assert ck["config"] == cfg, "init checkpoint config %s != %s" % (ck["config"], cfg)
         load_weights(model, ck["model"])
-        print("initialised from %s (step %s of its run)" % (a.init, ck.get("step")), flush=True)
+        origin = ck.get("origin") or "step %s of its run" % ck.get("step")
+        print("initialised from %s (%s)" % (a.init, origin), flush=True)
     if a.resume and os.path.exists(last):
         resume = torch_load(last, dev)
         assert resume["config"] == cfg, "checkpoint config %s != %s" % (resume["config"], cfg)
