@@ -59,6 +59,7 @@ typedef struct cnn_block {
     int dilation;
     float *ln_g, *ln_b; /* [d] */
     float *conv_wt;     /* [kernel][d_in][d_out]: tap j of Conv1d weight [out, in, k], transposed */
+    float *conv_wcat;   /* [d_in][kernel * d_out]: the same taps side by side (float32 conv) */
     float *conv_b;      /* [d] */
     float *pw_wt;       /* [d_in][d_out]: Linear weight [out, in], transposed */
     float *pw_b;        /* [d] */
@@ -413,6 +414,7 @@ static size_t layout_tensors(pdr_cnn *m, int place)
         CARVE(blk->ln_g, d);
         CARVE(blk->ln_b, d);
         CARVE(blk->conv_wt, k * d * d);
+        CARVE(blk->conv_wcat, k * d * d);
         CARVE(blk->conv_b, d);
         CARVE(blk->pw_wt, d * d);
         CARVE(blk->pw_b, d);
@@ -454,8 +456,10 @@ static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
         BLOCK_TENSOR("conv_w", 3, conv_dims, scratch);
         for (int o = 0; o < d; o++)
             for (int i = 0; i < d; i++)
-                for (int j = 0; j < k; j++)
+                for (int j = 0; j < k; j++) {
                     blk->conv_wt[((size_t)j * d + i) * d + o] = scratch[((size_t)o * d + i) * k + j];
+                    blk->conv_wcat[((size_t)i * k + j) * d + o] = scratch[((size_t)o * d + i) * k + j];
+                }
         BLOCK_TENSOR("conv_b", 1, vec, blk->conv_b);
         BLOCK_TENSOR("pw_w", 2, pw_dims, scratch);
         for (int o = 0; o < d; o++)
@@ -640,6 +644,7 @@ struct pdr_cnn_ws {
     float *tile;        /* [CNN_TILE][d] conv -> gelu output of one tile */
     uint16_t *hb;       /* [cap][d] h in bfloat16 (bf16 mode) */
     uint16_t *tileb;    /* [CNN_TILE][d] tile in bfloat16 (bf16 mode) */
+    float *taps;        /* [2 * CNN_TILE][kernel * d] every tap's product of a tile and its halo */
     unsigned char *tok; /* [cap] */
     double *sum;        /* [d] pooling accumulator */
     float *pool;        /* [2d] pooled vector (mean, max) */
@@ -673,6 +678,7 @@ void pdr_cnn_ws_free(pdr_cnn_ws *ws)
     ws_release_rows(ws);
     free(ws->tile);
     free(ws->tileb);
+    free(ws->taps);
     free(ws->sum);
     free(ws->pool);
     free(ws);
@@ -689,9 +695,10 @@ int pdr_cnn_ws_create(const pdr_cnn *m, pdr_cnn_ws **ret_ws, pdr_err *err)
     ws->m = m;
     ws->tile = alloc_floats((size_t)CNN_TILE * (size_t)m->d);
     ws->tileb = malloc((size_t)CNN_TILE * (size_t)m->d * sizeof *ws->tileb);
+    ws->taps = alloc_floats(2 * (size_t)CNN_TILE * (size_t)m->kernel * (size_t)m->d);
     ws->sum = malloc((size_t)m->d * sizeof *ws->sum);
     ws->pool = alloc_floats(2 * (size_t)m->d);
-    if (!ws->tile || !ws->tileb || !ws->sum || !ws->pool) {
+    if (!ws->tile || !ws->tileb || !ws->taps || !ws->sum || !ws->pool) {
         pdr_cnn_ws_free(ws);
         return pdr_fail(err, PDR_ENOMEM, "encoder workspace: out of memory");
     }
@@ -785,15 +792,47 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
     }
 }
 
-/* Rows [t0, t1) of conv1d(h) without its bias: out[t] = sum over taps j of
- * h[t + (j - k/2) * dilation] @ W_j. Rows of h outside [0, L) are zero, so each tap's product
- * just skips the output rows whose input row falls outside: no padded copy of h. The centre tap
- * covers every row, so it goes first and overwrites out (beta 0); the others accumulate.
- * hb: h rounded to bfloat16 (bf16 mode, products in pdr_bf16_gemm), or NULL (sgemm on h). */
-static void conv1d(float *out, const float *h, const uint16_t *hb, size_t L, size_t t0, size_t t1, const cnn_block *blk,
-                   int d, int kernel)
+/* out[r - t0] = sum over taps j of h[r + (j - kernel/2) * dilation] @ conv_w[j], rows r in [t0, t1)
+ * of a sequence of L rows (zero padding: taps that fall outside contribute nothing).
+ * hb: h rounded to bfloat16 (bf16 mode): one product per tap, each over the output rows whose
+ * input row is inside, the centre tap first (it covers every row, beta 0). Float32 mode: one
+ * product of the tile and its halo (reach rows each side) by every tap side by side,
+ * [rows, d] x [d, kernel * d], then a shifted sum of the kernel column blocks. OpenBLAS runs the
+ * wide product at about twice the rate of kernel [rows, d] x [d, d] products on AVX2 CPUs
+ * (bench/README.md). A block whose halo would exceed a tile (dilation above CNN_TILE / kernel)
+ * takes the per-tap products instead. */
+CNN_VECTOR_CLONES
+static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, size_t t0, size_t t1, int dilation,
+                          int d, int kernel)
 {
-    const size_t dz = (size_t)d;
+    const size_t dz = (size_t)d, kd = (size_t)kernel * dz;
+    for (size_t r = t0; r < t1; r++) {
+        float *o = out + (r - t0) * dz;
+        const float *c = taps + (r - y0) * kd + (size_t)(kernel / 2) * dz; /* the centre tap */
+        for (int i = 0; i < d; i++)
+            o[i] = c[i];
+        for (int j = 0; j < kernel; j++) {
+            const long long src = (long long)r + (long long)(j - kernel / 2) * dilation;
+            if (j == kernel / 2 || src < 0 || src >= (long long)L)
+                continue;
+            const float *t = taps + ((size_t)src - y0) * kd + (size_t)j * dz;
+            for (int i = 0; i < d; i++)
+                o[i] += t[i];
+        }
+    }
+}
+
+static void conv1d(float *out, float *taps, const float *h, const uint16_t *hb, size_t L, size_t t0, size_t t1,
+                   const cnn_block *blk, int d, int kernel)
+{
+    const size_t dz = (size_t)d, reach = (size_t)(kernel / 2) * (size_t)blk->dilation;
+    if (!hb && 2 * reach <= CNN_TILE) {
+        const size_t y0 = t0 > reach ? t0 - reach : 0, y1 = t1 + reach < L ? t1 + reach : L;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(y1 - y0), kernel * d, d, 1.0f, h + y0 * dz, d,
+                    blk->conv_wcat, kernel * d, 0.0f, taps, kernel * d);
+        conv_taps_sum(out, taps, y0, L, t0, t1, blk->dilation, d, kernel);
+        return;
+    }
     for (int step = 0; step < kernel; step++) {
         const int j = (kernel / 2 + step) % kernel;
         const long long off = (long long)(j - kernel / 2) * blk->dilation;
@@ -936,7 +975,7 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
             pdr_bf16_from_f32(h, L * dz, ws->hb);
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
-            conv1d(ws->tile, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv1d(h), bias pending */
+            conv1d(ws->tile, ws->taps, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv(h), no bias */
             bias_gelu(ws->tile, n, blk->conv_b, d);                                     /* h = gelu(h + conv_b) */
             pointwise_residual(x + t0 * dz, ws->tile, m->bf16 ? ws->tileb : NULL, n, blk, d); /* x = x + pw(h) */
             if (b + 1 < m->n_blocks) /* the next block's h = ln(x) */
