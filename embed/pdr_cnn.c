@@ -3,7 +3,8 @@
  * Sections: model and weights (load, validate, free), workspace, neural-net blocks (layernorm,
  * convolution, gelu, pointwise, pooling, projection), forward (read it next to model.py),
  * segments. Activations are row-major [L, d] matrices (one row per residue), so every dense
- * step is one cblas_sgemm over a tile of rows and the convolution is `kernel` shifted products.
+ * step is one matrix product over a tile of rows; the convolution is one product by all taps
+ * side by side and a shifted sum (float32), or `kernel` shifted products (bfloat16).
  */
 #include "pdr_cnn.h"
 
@@ -802,8 +803,8 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
  * (bench/README.md). A block whose halo would exceed a tile (dilation above CNN_TILE / kernel)
  * takes the per-tap products instead. */
 CNN_VECTOR_CLONES
-static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, size_t t0, size_t t1, int dilation,
-                          int d, int kernel)
+static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, size_t t0, size_t t1, int dilation, int d,
+                          int kernel)
 {
     const size_t dz = (size_t)d, kd = (size_t)kernel * dz;
     for (size_t r = t0; r < t1; r++) {
@@ -976,7 +977,7 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
             conv1d(ws->tile, ws->taps, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv(h), no bias */
-            bias_gelu(ws->tile, n, blk->conv_b, d);                                     /* h = gelu(h + conv_b) */
+            bias_gelu(ws->tile, n, blk->conv_b, d);                                           /* h = gelu(h + conv_b) */
             pointwise_residual(x + t0 * dz, ws->tile, m->bf16 ? ws->tileb : NULL, n, blk, d); /* x = x + pw(h) */
             if (b + 1 < m->n_blocks) /* the next block's h = ln(x) */
                 layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g, m->blocks[b + 1].ln_b, d, m->ln_eps);

@@ -297,6 +297,14 @@ TEST(cnn_matches_pytorch_with_a_segment_projection)
     parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 0);
     parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 1);
 }
+/* dilations 1, 100, 200 with kernel 5: the second block's float32 convolution takes a halo of 200
+ * rows each side of a tile (the 1,500-residue reference spans several tiles), the third's reach
+ * of 400 rows is past the halo limit and goes through the per-tap products instead */
+TEST(cnn_matches_pytorch_wide_dilations)
+{
+    parity("cnn_tiny_dil.h5", "cnn_tiny_dil_ref.h5", 0);
+    parity("cnn_tiny_dil.h5", "cnn_tiny_dil_ref.h5", 1);
+}
 TEST(cnn_matches_pytorch_production_shape)
 {
     if (!under_valgrind())
@@ -768,6 +776,7 @@ int main(int argc, char **argv)
 
     RUN(cnn_matches_pytorch_tiny);
     RUN(cnn_matches_pytorch_with_a_segment_projection);
+    RUN(cnn_matches_pytorch_wide_dilations);
     RUN(cnn_matches_pytorch_production_shape);
     RUN(cnn_matches_pytorch_shipped_model);
     RUN(cnn_bf16_is_close_to_pytorch);
