@@ -800,7 +800,7 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
  * product of the tile and its halo (reach rows each side) by every tap side by side,
  * [rows, d] x [d, kernel * d], then a shifted sum of the kernel column blocks. OpenBLAS runs the
  * wide product at about twice the rate of kernel [rows, d] x [d, d] products on AVX2 CPUs
- * (bench/README.md). A block whose halo would exceed a tile (dilation above CNN_TILE / kernel)
+ * (bench/README.md). A block whose halo would exceed a tile (dilation above CNN_TILE / (kernel - 1))
  * takes the per-tap products instead. */
 CNN_VECTOR_CLONES
 static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, size_t t0, size_t t1, int dilation, int d,
