@@ -3,11 +3,8 @@
  * next to OpenBLAS's own sgemm rate on the block-sized product for scale. On a shared machine
  * read the per-CPU-second line: the wall clock also counts other processes' turns on the core.
  *
- *   gcc -std=c11 -O2 -D_DEFAULT_SOURCE -Icore -Iembed -I/usr/include/hdf5/serial \
- *       -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/cnn_speed.c embed/pdr_cnn.c \
- *       core/pdr_err.c -o build-cnn/cnn_speed -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 \
- *       -lopenblas -lpthread -lm
- *   build-cnn/cnn_speed [--model data/test/cnn_bench.h5] [--n 2000] [--len 300] [--threads 1]
+ * Built by CMake as build/cnn_speed; PDR_CNN_PRODUCTS=sgemm|fma|bf16 picks the products.
+ *   build/cnn_speed [--model data/test/cnn_bench.h5] [--n 2000] [--len 300] [--threads 1]
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -53,7 +50,13 @@ static void *worker(void *arg)
 /* OpenBLAS sgemm rate on [m x k] @ [k x n], one thread, per CPU-second, for scale. */
 static double sgemm_gflops(int m, int n, int k)
 {
-    float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)k * n, 4), *c = calloc((size_t)m * n, 4);
+    float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4), *c = calloc((size_t)m * n, 4);
+    /* non-zero data: untouched calloc pages all map the kernel's one zero page, which stays in
+     * L1 and made this probe read 2.3x too fast */
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 7) * 0.1f - 0.3f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        b[i] = (float)(i % 5) * 0.01f - 0.02f;
     int reps = (int)(2e9 / (2.0 * m * n * k)) + 1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 1, c, n);
     double t = clock_s(CLOCK_PROCESS_CPUTIME_ID);
@@ -126,7 +129,8 @@ int main(int argc, char **argv)
     cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu;
 
     const double residues = (double)n * (double)len, fpr = pdr_cnn_flops_per_residue(m);
-    printf("model %s (%s): %zu params, %.3f MFLOP/residue\n", pdr_cnn_name(m), model, pdr_cnn_params(m), fpr / 1e6);
+    printf("model %s (%s): %zu params, %.3f MFLOP/residue, %s products\n", pdr_cnn_name(m), model, pdr_cnn_params(m),
+           fpr / 1e6, pdr_cnn_products_name(pdr_cnn_get_products(m)));
     printf("%zu sequences x %zu residues, %d thread(s): %.2f s, %.0f residues/s, %.1f GFLOP/s\n", n, len, threads, t,
            residues / t, residues * fpr / t / 1e9);
     /* on a shared machine the wall clock counts other people's work; CPU time does not */

@@ -51,6 +51,15 @@ def run_measured(cmd, env=None):
     return wall, ru.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status), err.strip().splitlines()[-1:] 
 
 
+def default_products(pdr, model):
+    """What `pdr version` says the encoder's products are on this CPU."""
+    out = subprocess.run([pdr, "version", "--model", model], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("encoder products: "):
+            return line[len("encoder products: "):].split(" (AVX-512")[0]
+    return "?"
+
+
 def sgemm_rate(build, threads):
     out = subprocess.run([os.path.join(build, "sgemm_peak"), str(threads), "1024"], capture_output=True,
                          text=True, check=True).stdout
@@ -150,9 +159,13 @@ def main():
 
     peak1, peak2 = sgemm_rate(args.build, 1), sgemm_rate(args.build, 2)
     rows = []
-    configs = [("pdr embed, 2 workers x 1 BLAS thread", {"OPENBLAS_NUM_THREADS": "1"}, "2")]
-    if not args.full:
-        configs.append(("pdr embed, 1 worker x 2 BLAS threads", {"PDR_BLAS_THREADS": "2"}, "1"))
+    configs = [("pdr embed, 2 workers, default products: %s" % default_products(pdr, model_path),
+                {"OPENBLAS_NUM_THREADS": "1"}, "2")]
+    if not args.full:  # OpenBLAS sgemm products, as on a CPU without AVX2 (or with AVX-512 but no BF16)
+        configs.append(("pdr embed, 2 workers x 1 BLAS thread, sgemm products",
+                        {"OPENBLAS_NUM_THREADS": "1", "PDR_CNN_PRODUCTS": "sgemm"}, "2"))
+        configs.append(("pdr embed, 1 worker x 2 BLAS threads, sgemm products",
+                        {"PDR_BLAS_THREADS": "2", "PDR_CNN_PRODUCTS": "sgemm"}, "1"))
     for label, extra, threads in configs:
         out = os.path.join(tmp, "out.h5")
         for p in (out, out + ".partial"):

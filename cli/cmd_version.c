@@ -32,9 +32,9 @@ int cmd_version(int argc, char **argv)
                                            : "NON-LEARNED hashed 3-mer baseline, not the product",
                model);
         if (pdr_encoder_is_learned(enc))
-            printf("encoder products: %s\n", strcmp(pdr_encoder_precision(enc), "bfloat16") == 0
-                                                 ? "bfloat16 (AVX-512 BF16; PDR_CNN_FP32=1 for float32)"
-                                                 : "float32 (OpenBLAS sgemm)");
+            printf("encoder products: %s%s\n", pdr_encoder_precision(enc),
+                   strcmp(pdr_encoder_precision(enc), "bfloat16") == 0 ? " (AVX-512 BF16; PDR_CNN_FP32=1 for float32)"
+                                                                       : "");
         const pdr_background *bg = pdr_encoder_background(enc);
         if (bg)
             printf("scores: background-adjusted (cosine - mean of the two background levels; %zu background "

@@ -9,6 +9,7 @@
 #include "pdr_cnn.h"
 
 #include "pdr_bf16.h"
+#include "pdr_fma.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -60,12 +61,14 @@ typedef struct cnn_block {
     int dilation;
     float *ln_g, *ln_b; /* [d] */
     float *conv_wt;     /* [kernel][d_in][d_out]: tap j of Conv1d weight [out, in, k], transposed */
-    float *conv_wcat;   /* [d_in][kernel * d_out]: the same taps side by side (float32 conv) */
+    float *conv_wcat;   /* [d_in][kernel * d_out]: the same taps side by side (sgemm products only) */
     float *conv_b;      /* [d] */
     float *pw_wt;       /* [d_in][d_out]: Linear weight [out, in], transposed */
     float *pw_b;        /* [d] */
-    uint16_t *conv_wp;  /* [kernel][d*d] conv_wt packed for pdr_bf16_gemm (bf16 mode only) */
+    uint16_t *conv_wp;  /* [kernel][d*d] conv_wt packed for pdr_bf16_gemm (bf16 products only) */
     uint16_t *pw_wp;    /* [d*d] pw_wt packed the same way */
+    float *conv_wf;     /* [kernel][d*d] conv_wt packed for pdr_fma_gemm (fma products only) */
+    float *pw_wf;       /* [d*d] pw_wt packed the same way */
 } cnn_block;
 
 struct pdr_cnn {
@@ -81,8 +84,10 @@ struct pdr_cnn {
     float *seg_proj_w, *seg_proj_b; /* the segment projection: the file's, else proj's copy */
     int has_seg_proj;               /* the file has its own segment projection */
     float *arena;                   /* one allocation holding every tensor above */
-    int bf16;                       /* the dense products run in bfloat16 (pdr_cnn_set_bf16) */
-    uint16_t *bf16_arena;           /* the packed weights of bf16 mode */
+    pdr_cnn_products products;      /* how the dense products run (pdr_cnn_set_products) */
+    uint16_t *bf16_arena;           /* the packed weights of bf16 products */
+    float *fma_arena;               /* the packed weights of fma products */
+    float *sgemm_arena;             /* the side-by-side conv taps of sgemm products */
     unsigned char lut[256];         /* byte -> token: model.py's tokenize */
 };
 
@@ -96,44 +101,152 @@ void pdr_cnn_free(pdr_cnn *m)
     free(m->blocks);
     free(m->arena);
     free(m->bf16_arena);
+    free(m->fma_arena);
+    free(m->sgemm_arena);
     free(m);
 }
 
 int pdr_cnn_has_segment_projection(const pdr_cnn *m) { return m && m->has_seg_proj; }
 
-int pdr_cnn_bf16_supported(const pdr_cnn *m) { return m && m->d % 32 == 0 && pdr_bf16_available(); }
-
-int pdr_cnn_uses_bf16(const pdr_cnn *m) { return m && m->bf16; }
-
-int pdr_cnn_set_bf16(pdr_cnn *m, int on, pdr_err *err)
+const char *pdr_cnn_products_name(pdr_cnn_products p)
 {
-    if (!m)
-        return pdr_fail(err, PDR_EINPUT, "pdr_cnn_set_bf16: no model");
-    if (!on) {
-        m->bf16 = 0;
+    switch (p) {
+    case PDR_CNN_SGEMM: return "sgemm";
+    case PDR_CNN_FMA: return "fma";
+    case PDR_CNN_BF16: return "bf16";
+    }
+    return "?";
+}
+
+int pdr_cnn_products_supported(const pdr_cnn *m, pdr_cnn_products p)
+{
+    switch (p) {
+    case PDR_CNN_SGEMM: return m != NULL;
+    case PDR_CNN_FMA: return m && m->d % 16 == 0 && pdr_fma_available();
+    case PDR_CNN_BF16: return m && m->d % 32 == 0 && pdr_bf16_available();
+    }
+    return 0;
+}
+
+pdr_cnn_products pdr_cnn_get_products(const pdr_cnn *m) { return m->products; }
+
+/* One packed copy of every block's conv taps and pointwise weights: per block kernel + 1
+ * matrices of d*d elements of `size` bytes, in one 64-byte aligned allocation. */
+static void *alloc_packed(const pdr_cnn *m, size_t size)
+{
+    const size_t dd = (size_t)m->d * (size_t)m->d;
+    void *p = NULL;
+    return posix_memalign(&p, 64, dd * ((size_t)m->kernel + 1) * (size_t)m->n_blocks * size) == 0 ? p : NULL;
+}
+
+/* conv_wcat of every block: for sgemm products' one wide product per tile (see conv1d). */
+static int pack_wide(pdr_cnn *m, pdr_err *err)
+{
+    const size_t d = (size_t)m->d, k = (size_t)m->kernel, per_block = k * d * d;
+    if (m->sgemm_arena)
         return PDR_OK;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, per_block * (size_t)m->n_blocks * sizeof(float)) != 0)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for the side-by-side convolution weights");
+    m->sgemm_arena = p;
+    for (int b = 0; b < m->n_blocks; b++) {
+        cnn_block *blk = &m->blocks[b];
+        blk->conv_wcat = m->sgemm_arena + (size_t)b * per_block;
+        for (size_t j = 0; j < k; j++)
+            for (size_t i = 0; i < d; i++)
+                memcpy(blk->conv_wcat + (i * k + j) * d, blk->conv_wt + (j * d + i) * d, d * sizeof(float));
     }
-    if (!pdr_cnn_bf16_supported(m))
-        return pdr_fail(err, PDR_EINPUT,
-                        pdr_bf16_available() ? "bfloat16 products need a width divisible by 32 (this model's is %d)"
-                                             : "this CPU has no AVX-512 BF16 for bfloat16 products (width %d)",
-                        m->d);
-    if (!m->bf16_arena) {
-        const size_t dd = (size_t)m->d * (size_t)m->d, per_block = dd * ((size_t)m->kernel + 1);
-        void *p = NULL;
-        if (posix_memalign(&p, 64, per_block * (size_t)m->n_blocks * sizeof(uint16_t)) != 0)
-            return pdr_fail(err, PDR_ENOMEM, "out of memory for the bfloat16 weights");
-        m->bf16_arena = p;
-        for (int b = 0; b < m->n_blocks; b++) {
-            cnn_block *blk = &m->blocks[b];
-            blk->conv_wp = m->bf16_arena + (size_t)b * per_block;
-            blk->pw_wp = blk->conv_wp + dd * (size_t)m->kernel;
-            for (int j = 0; j < m->kernel; j++)
-                pdr_bf16_pack_b(blk->conv_wt + (size_t)j * dd, m->d, m->d, blk->conv_wp + (size_t)j * dd);
-            pdr_bf16_pack_b(blk->pw_wt, m->d, m->d, blk->pw_wp);
-        }
+    return PDR_OK;
+}
+
+static int pack_bf16(pdr_cnn *m, pdr_err *err)
+{
+    const size_t dd = (size_t)m->d * (size_t)m->d, per_block = dd * ((size_t)m->kernel + 1);
+    if (m->bf16_arena)
+        return PDR_OK;
+    if (!(m->bf16_arena = alloc_packed(m, sizeof(uint16_t))))
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for the bfloat16 weights");
+    for (int b = 0; b < m->n_blocks; b++) {
+        cnn_block *blk = &m->blocks[b];
+        blk->conv_wp = m->bf16_arena + (size_t)b * per_block;
+        blk->pw_wp = blk->conv_wp + dd * (size_t)m->kernel;
+        for (int j = 0; j < m->kernel; j++)
+            pdr_bf16_pack_b(blk->conv_wt + (size_t)j * dd, m->d, m->d, blk->conv_wp + (size_t)j * dd);
+        pdr_bf16_pack_b(blk->pw_wt, m->d, m->d, blk->pw_wp);
     }
-    m->bf16 = 1;
+    return PDR_OK;
+}
+
+static int pack_fma(pdr_cnn *m, pdr_err *err)
+{
+    const size_t dd = (size_t)m->d * (size_t)m->d, per_block = dd * ((size_t)m->kernel + 1);
+    if (m->fma_arena)
+        return PDR_OK;
+    if (!(m->fma_arena = alloc_packed(m, sizeof(float))))
+        return pdr_fail(err, PDR_ENOMEM, "out of memory for the packed float32 weights");
+    for (int b = 0; b < m->n_blocks; b++) {
+        cnn_block *blk = &m->blocks[b];
+        blk->conv_wf = m->fma_arena + (size_t)b * per_block;
+        blk->pw_wf = blk->conv_wf + dd * (size_t)m->kernel;
+        for (int j = 0; j < m->kernel; j++)
+            pdr_fma_pack_b(blk->conv_wt + (size_t)j * dd, m->d, m->d, blk->conv_wf + (size_t)j * dd);
+        pdr_fma_pack_b(blk->pw_wt, m->d, m->d, blk->pw_wf);
+    }
+    return PDR_OK;
+}
+
+int pdr_cnn_set_products(pdr_cnn *m, pdr_cnn_products p, pdr_err *err)
+{
+    int status;
+    if (!m)
+        return pdr_fail(err, PDR_EINPUT, "pdr_cnn_set_products: no model");
+    switch (p) {
+    case PDR_CNN_SGEMM:
+        if ((status = pack_wide(m, err)))
+            return status;
+        break;
+    case PDR_CNN_FMA:
+        if (!pdr_fma_available())
+            return pdr_fail(err, PDR_EINPUT, "this CPU has no AVX2 and FMA for the fma products");
+        if (m->d % 16)
+            return pdr_fail(err, PDR_EINPUT, "fma products need a width divisible by 16 (this model's is %d)", m->d);
+        if ((status = pack_fma(m, err)))
+            return status;
+        break;
+    case PDR_CNN_BF16:
+        if (!pdr_bf16_available())
+            return pdr_fail(err, PDR_EINPUT, "this CPU has no AVX-512 BF16 for bfloat16 products");
+        if (m->d % 32)
+            return pdr_fail(err, PDR_EINPUT, "bfloat16 products need a width divisible by 32 (this model's is %d)",
+                            m->d);
+        if ((status = pack_bf16(m, err)))
+            return status;
+        break;
+    default: return pdr_fail(err, PDR_EINPUT, "pdr_cnn_set_products: unknown kind %d", (int)p);
+    }
+    m->products = p;
+    return PDR_OK;
+}
+
+/* The products pdr_cnn_open starts with (see pdr_cnn.h); PDR_EINPUT for a PDR_CNN_PRODUCTS
+ * value that is not a kind. */
+static int default_products(const pdr_cnn *m, pdr_cnn_products *ret, pdr_err *err)
+{
+    const char *want = getenv("PDR_CNN_PRODUCTS"), *fp32 = getenv("PDR_CNN_FP32");
+    if (want && *want) {
+        for (int p = PDR_CNN_SGEMM; p <= PDR_CNN_BF16; p++)
+            if (strcmp(want, pdr_cnn_products_name((pdr_cnn_products)p)) == 0) {
+                *ret = (pdr_cnn_products)p;
+                return PDR_OK;
+            }
+        return pdr_fail(err, PDR_EINPUT, "PDR_CNN_PRODUCTS is '%s', expected sgemm, fma or bf16", want);
+    }
+    if ((!fp32 || !*fp32 || strcmp(fp32, "0") == 0) && pdr_cnn_products_supported(m, PDR_CNN_BF16))
+        *ret = PDR_CNN_BF16;
+    else if (pdr_cnn_products_supported(m, PDR_CNN_FMA) && !pdr_fma_cpu_has_avx512())
+        *ret = PDR_CNN_FMA;
+    else
+        *ret = PDR_CNN_SGEMM;
     return PDR_OK;
 }
 
@@ -415,7 +528,6 @@ static size_t layout_tensors(pdr_cnn *m, int place)
         CARVE(blk->ln_g, d);
         CARVE(blk->ln_b, d);
         CARVE(blk->conv_wt, k * d * d);
-        CARVE(blk->conv_wcat, k * d * d);
         CARVE(blk->conv_b, d);
         CARVE(blk->pw_wt, d * d);
         CARVE(blk->pw_b, d);
@@ -457,10 +569,8 @@ static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
         BLOCK_TENSOR("conv_w", 3, conv_dims, scratch);
         for (int o = 0; o < d; o++)
             for (int i = 0; i < d; i++)
-                for (int j = 0; j < k; j++) {
+                for (int j = 0; j < k; j++)
                     blk->conv_wt[((size_t)j * d + i) * d + o] = scratch[((size_t)o * d + i) * k + j];
-                    blk->conv_wcat[((size_t)i * k + j) * d + o] = scratch[((size_t)o * d + i) * k + j];
-                }
         BLOCK_TENSOR("conv_b", 1, vec, blk->conv_b);
         BLOCK_TENSOR("pw_w", 2, pw_dims, scratch);
         for (int o = 0; o < d; o++)
@@ -608,11 +718,13 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
     if ((status = read_weights(&ld, m, scratch)))
         goto fail;
 
-    /* bfloat16 products where the CPU has them, unless PDR_CNN_FP32 asks for float32. */
-    const char *fp32 = getenv("PDR_CNN_FP32");
-    if ((!fp32 || !*fp32 || strcmp(fp32, "0") == 0) && pdr_cnn_bf16_supported(m) &&
-        (status = pdr_cnn_set_bf16(m, 1, err)))
+    pdr_cnn_products products = PDR_CNN_SGEMM;
+    pdr_err why_products = {0};
+    if ((status = default_products(m, &products, &why_products)) ||
+        (status = pdr_cnn_set_products(m, products, &why_products))) {
+        pdr_fail(err, status, "%s: %s", path, why_products.msg);
         goto fail;
+    }
 
     free(scratch);
     H5Fclose(ld.file);
@@ -794,14 +906,14 @@ static void layernorm(float *out, const float *x, size_t n, const float *g, cons
 }
 
 /* out[r - t0] = sum over taps j of h[r + (j - kernel/2) * dilation] @ conv_w[j], rows r in [t0, t1)
- * of a sequence of L rows (zero padding: taps that fall outside contribute nothing).
- * hb: h rounded to bfloat16 (bf16 mode): one product per tap, each over the output rows whose
- * input row is inside, the centre tap first (it covers every row, beta 0). Float32 mode: one
- * product of the tile and its halo (reach rows each side) by every tap side by side,
- * [rows, d] x [d, kernel * d], then a shifted sum of the kernel column blocks. OpenBLAS runs the
- * wide product at about twice the rate of kernel [rows, d] x [d, d] products on AVX2 CPUs
- * (bench/README.md). A block whose halo would exceed a tile (dilation above CNN_TILE / (kernel - 1))
- * takes the per-tap products instead. */
+ * of a sequence of L rows (zero padding: taps that fall outside contribute nothing), out being
+ * ws->tile. bf16 and fma products: one product per tap, each over the output rows whose input
+ * row is inside, the centre tap first (it covers every row and overwrites; the others add).
+ * sgemm products: one product of the tile and its halo (reach rows each side) by every tap side
+ * by side, [rows, d] x [d, kernel * d], then a shifted sum of the kernel column blocks, because
+ * OpenBLAS runs that wide product at about twice the rate of kernel [rows, d] x [d, d] products
+ * on AVX2 CPUs (bench/README.md). There a block whose halo would exceed a tile (dilation above
+ * CNN_TILE / (kernel - 1)) takes the per-tap products instead. */
 CNN_VECTOR_CLONES
 static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, size_t t0, size_t t1, int dilation, int d,
                           int kernel)
@@ -823,15 +935,17 @@ static void conv_taps_sum(float *out, const float *taps, size_t y0, size_t L, si
     }
 }
 
-static void conv1d(float *out, float *taps, const float *h, const uint16_t *hb, size_t L, size_t t0, size_t t1,
-                   const cnn_block *blk, int d, int kernel)
+static void conv1d(const pdr_cnn *m, pdr_cnn_ws *ws, const cnn_block *blk, const float *h, size_t L, size_t t0,
+                   size_t t1)
 {
+    const int d = m->d, kernel = m->kernel;
     const size_t dz = (size_t)d, reach = (size_t)(kernel / 2) * (size_t)blk->dilation;
-    if (!hb && 2 * reach <= CNN_TILE) {
+    float *out = ws->tile;
+    if (m->products == PDR_CNN_SGEMM && 2 * reach <= CNN_TILE) {
         const size_t y0 = t0 > reach ? t0 - reach : 0, y1 = t1 + reach < L ? t1 + reach : L;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(y1 - y0), kernel * d, d, 1.0f, h + y0 * dz, d,
-                    blk->conv_wcat, kernel * d, 0.0f, taps, kernel * d);
-        conv_taps_sum(out, taps, y0, L, t0, t1, blk->dilation, d, kernel);
+                    blk->conv_wcat, kernel * d, 0.0f, ws->taps, kernel * d);
+        conv_taps_sum(out, ws->taps, y0, L, t0, t1, blk->dilation, d, kernel);
         return;
     }
     for (int step = 0; step < kernel; step++) {
@@ -844,13 +958,20 @@ static void conv1d(float *out, float *taps, const float *h, const uint16_t *hb, 
             hi = (long long)L - off;
         if (lo >= hi)
             continue;
-        if (hb)
-            pdr_bf16_gemm((size_t)(hi - lo), d, d, hb + (size_t)(lo + off) * dz, dz, blk->conv_wp + (size_t)j * dz * dz,
-                          out + (size_t)(lo - (long long)t0) * dz, dz, step != 0);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), d, d, 1.0f,
-                        h + (size_t)(lo + off) * dz, d, blk->conv_wt + (size_t)j * dz * dz, d, step == 0 ? 0.0f : 1.0f,
-                        out + (size_t)(lo - (long long)t0) * dz, d);
+        const size_t rows = (size_t)(hi - lo), src = (size_t)(lo + off), dst = (size_t)(lo - (long long)t0);
+        const size_t tap = (size_t)j * dz * dz;
+        switch (m->products) {
+        case PDR_CNN_BF16:
+            pdr_bf16_gemm(rows, d, d, ws->hb + src * dz, dz, blk->conv_wp + tap, out + dst * dz, dz, step != 0);
+            break;
+        case PDR_CNN_FMA:
+            pdr_fma_gemm(rows, d, d, h + src * dz, dz, blk->conv_wf + tap, out + dst * dz, dz, step != 0);
+            break;
+        case PDR_CNN_SGEMM:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, d, d, 1.0f, h + src * dz, d,
+                        blk->conv_wt + tap, d, step == 0 ? 0.0f : 1.0f, out + dst * dz, d);
+            break;
+        }
     }
 }
 
@@ -903,18 +1024,23 @@ static void bias_gelu(float *x, size_t n, const float *b, int d)
 }
 
 /* x[n rows] += h @ pw_w.T + pw_b: the pointwise layer and the residual add in one product.
- * hb: a buffer of n*d bfloat16 for h (bf16 mode, pdr_bf16_gemm), or NULL (sgemm on h). */
+ * hb: a buffer of n*d bfloat16 for h (bf16 products). */
 CNN_VECTOR_CLONES
-static void pointwise_residual(float *x, const float *h, uint16_t *hb, size_t n, const cnn_block *blk, int d)
+static void pointwise_residual(const pdr_cnn *m, float *x, const float *h, uint16_t *hb, size_t n, const cnn_block *blk)
 {
+    const int d = m->d;
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < d; i++)
             x[r * (size_t)d + (size_t)i] += blk->pw_b[i];
-    if (hb) {
+    switch (m->products) {
+    case PDR_CNN_BF16:
         pdr_bf16_from_f32(h, n * (size_t)d, hb);
         pdr_bf16_gemm(n, d, d, hb, (size_t)d, blk->pw_wp, x, (size_t)d, 1);
-    } else {
+        break;
+    case PDR_CNN_FMA: pdr_fma_gemm(n, d, d, h, (size_t)d, blk->pw_wf, x, (size_t)d, 1); break;
+    case PDR_CNN_SGEMM:
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, d, d, 1.0f, h, d, blk->pw_wt, d, 1.0f, x, d);
+        break;
     }
 }
 
@@ -972,14 +1098,14 @@ static void forward(const pdr_cnn *m, pdr_cnn_ws *ws, size_t L)
 
     for (int b = 0; b < m->n_blocks; b++) {
         const cnn_block *blk = &m->blocks[b];
-        if (m->bf16) /* every tile's taps read rows of h beyond the tile */
+        if (m->products == PDR_CNN_BF16) /* every tile's taps read rows of h beyond the tile */
             pdr_bf16_from_f32(h, L * dz, ws->hb);
         for (size_t t0 = 0; t0 < L; t0 += tile_rows) {
             const size_t t1 = L - t0 < tile_rows ? L : t0 + tile_rows, n = t1 - t0;
-            conv1d(ws->tile, ws->taps, h, m->bf16 ? ws->hb : NULL, L, t0, t1, blk, d, m->kernel); /* conv(h), no bias */
-            bias_gelu(ws->tile, n, blk->conv_b, d);                                           /* h = gelu(h + conv_b) */
-            pointwise_residual(x + t0 * dz, ws->tile, m->bf16 ? ws->tileb : NULL, n, blk, d); /* x = x + pw(h) */
-            if (b + 1 < m->n_blocks) /* the next block's h = ln(x) */
+            conv1d(m, ws, blk, h, L, t0, t1);                                /* conv(h), no bias */
+            bias_gelu(ws->tile, n, blk->conv_b, d);                          /* h = gelu(h + conv_b) */
+            pointwise_residual(m, x + t0 * dz, ws->tile, ws->tileb, n, blk); /* x = x + pw(h) */
+            if (b + 1 < m->n_blocks)                                         /* the next block's h = ln(x) */
                 layernorm(h_next + t0 * dz, x + t0 * dz, n, m->blocks[b + 1].ln_g, m->blocks[b + 1].ln_b, d, m->ln_eps);
             else /* x = final_ln(x) */
                 layernorm(x + t0 * dz, x + t0 * dz, n, m->final_ln_g, m->final_ln_b, d, m->ln_eps);

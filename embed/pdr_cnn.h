@@ -12,9 +12,10 @@
  *     thread; it grows to the longest sequence seen (about 3 * L * d floats, 54 MB for a 35,000
  *     residue protein at d = 128) and is reused, so embedding does not allocate per residue or,
  *     once grown, per sequence.
- *   - The matrix products go through OpenBLAS with whatever thread count the process set. A
- *     caller that embeds one sequence per thread should call openblas_set_num_threads(1) first,
- *     or the BLAS threads of every worker fight over the same cores.
+ *   - With sgemm products the matrix products go through OpenBLAS with whatever thread count
+ *     the process set. A caller that embeds one sequence per thread should call
+ *     openblas_set_num_threads(1) first, or the BLAS threads of every worker fight over the same
+ *     cores. fma and bf16 products run on the calling thread only.
  *   - pdr_cnn_open does HDF5 I/O; HDF5 (Debian's threadsafe build) serializes it on one lock.
  *     Embedding does no I/O.
  *
@@ -53,19 +54,31 @@ const char *pdr_cnn_description(const pdr_cnn *m); /* description (training reci
 double pdr_cnn_flops_per_residue(const pdr_cnn *m);
 size_t pdr_cnn_params(const pdr_cnn *m); /* exported parameters, = Encoder.n_params() */
 
-/* Precision of the dense products (the convolutions and pointwise layers, 90% of the work).
- * Float32 runs them in OpenBLAS sgemm and matches PyTorch to ~1e-6. Bfloat16 (pdr_bf16.h) rounds
- * their inputs and weights to bfloat16 and sums in float32: about 1.7x faster where the CPU has
- * AVX-512 BF16, and the embedding moves by a cosine of about 1e-4 (test_cnn measures it, and
- * bench/README.md gives the held-out AUC in both modes). pdr_cnn_open picks bfloat16 when
- * pdr_cnn_bf16_supported says yes, unless the environment variable PDR_CNN_FP32 is set (to
- * anything but "" or "0"). pdr_cnn_set_bf16(m, 0 or 1) switches afterwards; not while any
- * thread embeds with m. Turning it on where unsupported is PDR_EINPUT with the reason. */
 /* 1 when the model file has its own segment projection (pdr_cnn_segments). */
 int pdr_cnn_has_segment_projection(const pdr_cnn *m);
-int pdr_cnn_bf16_supported(const pdr_cnn *m); /* CPU has AVX-512 BF16 and d % 32 == 0 */
-int pdr_cnn_uses_bf16(const pdr_cnn *m);
-int pdr_cnn_set_bf16(pdr_cnn *m, int on, pdr_err *err);
+
+/* How the dense products run (the convolutions and pointwise layers, 90% of the work):
+ *   PDR_CNN_SGEMM  float32 in OpenBLAS sgemm; matches PyTorch to ~1e-6.
+ *   PDR_CNN_FMA    float32 in pdr_fma.h's AVX2 kernels (weights packed once); matches PyTorch to
+ *                  ~1e-6 like sgemm, 1.2x its residues/s on an AVX2 CPU without AVX-512.
+ *   PDR_CNN_BF16   bfloat16 inputs and weights, float32 sums (pdr_bf16.h): about 1.7x the speed
+ *                  of sgemm where the CPU has AVX-512 BF16; the embedding moves by a cosine of
+ *                  about 1e-4 (test_cnn measures it; bench/README.md gives the held-out AUC in
+ *                  both precisions).
+ * pdr_cnn_open picks BF16 where supported, else FMA where supported and the CPU has no AVX-512
+ * (there OpenBLAS's 512-bit kernels stay), else SGEMM. The environment overrides the choice:
+ * PDR_CNN_PRODUCTS=sgemm|fma|bf16 asks for one (open fails if this CPU cannot run it), and
+ * PDR_CNN_FP32 (set to anything but "" or "0") rules out bfloat16. pdr_cnn_set_products switches
+ * afterwards; not while any thread embeds with m. Asking for one the CPU or the model's width
+ * cannot run is PDR_EINPUT with the reason. */
+typedef enum { PDR_CNN_SGEMM = 0, PDR_CNN_FMA = 1, PDR_CNN_BF16 = 2 } pdr_cnn_products;
+
+/* 1 when this CPU and build can run p for this model (FMA: d % 16 == 0; BF16: d % 32 == 0). */
+int pdr_cnn_products_supported(const pdr_cnn *m, pdr_cnn_products p);
+pdr_cnn_products pdr_cnn_get_products(const pdr_cnn *m);
+int pdr_cnn_set_products(pdr_cnn *m, pdr_cnn_products p, pdr_err *err);
+/* "sgemm", "fma" or "bf16" (the PDR_CNN_PRODUCTS spelling); "?" for anything else. */
+const char *pdr_cnn_products_name(pdr_cnn_products p);
 
 /* Create a workspace for m (small; it grows on first use). The caller frees it with
  * pdr_cnn_ws_free, before freeing m. */

@@ -82,7 +82,12 @@ const char *pdr_encoder_precision(const pdr_encoder *enc)
 {
     if (!enc->cnn)
         return "";
-    return pdr_cnn_uses_bf16(enc->cnn) ? "bfloat16" : "float32";
+    switch (pdr_cnn_get_products(enc->cnn)) {
+    case PDR_CNN_BF16: return "bfloat16";
+    case PDR_CNN_FMA: return "float32 (AVX2 FMA kernels)";
+    case PDR_CNN_SGEMM: return "float32 (OpenBLAS sgemm)";
+    }
+    return "";
 }
 
 int pdr_encoder_dim(const pdr_encoder *enc) { return enc->cnn ? pdr_cnn_dim(enc->cnn) : PDR_KMER_DIM; }

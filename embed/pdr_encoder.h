@@ -33,7 +33,8 @@ int pdr_encoder_dim(const pdr_encoder *enc);
 const char *pdr_encoder_name(const pdr_encoder *enc);
 const char *pdr_encoder_version(const pdr_encoder *enc);
 int pdr_encoder_is_learned(const pdr_encoder *enc);
-/* How a learned model's dense products run: "bfloat16" or "float32" (pdr_cnn.h); "" for kmer3. */
+/* How a learned model's dense products run (pdr_cnn.h): "bfloat16", "float32 (AVX2 FMA kernels)"
+ * or "float32 (OpenBLAS sgemm)"; "" for kmer3. */
 const char *pdr_encoder_precision(const pdr_encoder *enc);
 /* Multiply-adds x2 per residue (0 for the baseline, whose cost is negligible). */
 double pdr_encoder_flops_per_residue(const pdr_encoder *enc);

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "pdr_cnn.h"
+#include "pdr_fma.h"
 
 static const char *data_dir = "data";
 static const char *tmp_dir = "/tmp";
@@ -200,18 +201,19 @@ static void compare(const float *a, const float *b, size_t n, double *max_diff, 
 
 /* ---- parity with PyTorch ---- */
 
-/* bf16 0: float32 products, which must match PyTorch within 1e-4 per component and a cosine of
- * 0.9999. bf16 1: bfloat16 products (pdr_bf16.h), where the CPU has them; their inputs carry 8
+/* The float32 products (sgemm, fma) must match PyTorch within 1e-4 per component and a cosine of
+ * 0.9999. bfloat16 products (pdr_bf16.h), where the CPU has them: their inputs carry 8
  * significant bits, so the bound is 5e-3 per component and the same cosine (measured on the
- * shipped model: 1.2e-3 and 0.99998). */
-static void parity(const char *model_name, const char *ref_name, int bf16)
+ * shipped model: 1.2e-3 and 0.99998). Products this CPU cannot run are skipped, saying so. */
+static void parity(const char *model_name, const char *ref_name, pdr_cnn_products products)
 {
     ref r;
     pdr_cnn *m = open_model(model_name);
     pdr_cnn_ws *ws = NULL;
     pdr_err err = {0};
-    if (m && bf16 && !pdr_cnn_bf16_supported(m)) {
-        printf("parity %s bf16: skipped, this CPU has no AVX-512 BF16\n", model_name);
+    const char *kind = pdr_cnn_products_name(products);
+    if (m && !pdr_cnn_products_supported(m, products)) {
+        printf("parity %s %s: skipped, this CPU cannot run them\n", model_name, kind);
         pdr_cnn_free(m);
         return;
     }
@@ -219,8 +221,8 @@ static void parity(const char *model_name, const char *ref_name, int bf16)
         pdr_cnn_free(m);
         return;
     }
-    CHECK(pdr_cnn_set_bf16(m, bf16, &err) == PDR_OK && pdr_cnn_uses_bf16(m) == bf16);
-    const double md_tol = bf16 ? 5e-3 : 1e-4, cs_tol = 0.9999;
+    CHECK(pdr_cnn_set_products(m, products, &err) == PDR_OK && pdr_cnn_get_products(m) == products);
+    const double md_tol = products == PDR_CNN_BF16 ? 5e-3 : 1e-4, cs_tol = 0.9999;
     CHECKF(strcmp(r.version, pdr_cnn_version(m)) == 0, "ref model_version %s, model %s", r.version, pdr_cnn_version(m));
     CHECKF(r.dim == (size_t)pdr_cnn_dim(m), "ref dim %zu, model %d", r.dim, pdr_cnn_dim(m));
     CHECK(pdr_cnn_ws_create(m, &ws, &err) == PDR_OK);
@@ -276,8 +278,8 @@ static void parity(const char *model_name, const char *ref_name, int bf16)
         free(en);
         free(seg);
     }
-    printf("parity %s %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n", model_name,
-           bf16 ? "bf16" : "fp32", r.n, r.n_seg, worst_diff, worst_cos);
+    printf("parity %s %s: %zu sequences, %zu segments: max abs diff %.3g, min cosine %.8f\n", model_name, kind, r.n,
+           r.n_seg, worst_diff, worst_cos);
     free(out);
     pdr_cnn_ws_free(ws);
     pdr_cnn_free(m);
@@ -290,64 +292,105 @@ static void parity(const char *model_name, const char *ref_name, int bf16)
 static int under_valgrind(void) { return getenv("PDR_UNDER_VALGRIND") != NULL; }
 static const char *big_model(void) { return under_valgrind() ? "cnn_tiny.h5" : "cnn_bench.h5"; }
 
-TEST(cnn_matches_pytorch_tiny) { parity("cnn_tiny.h5", "cnn_tiny_ref.h5", 0); }
+/* Each model under every kind of product this CPU runs (sgemm everywhere; fma on AVX2; bf16 on
+ * AVX-512 BF16). */
+static void parity_all(const char *model_name, const char *ref_name)
+{
+    parity(model_name, ref_name, PDR_CNN_SGEMM);
+    parity(model_name, ref_name, PDR_CNN_FMA);
+    parity(model_name, ref_name, PDR_CNN_BF16);
+}
+
+TEST(cnn_matches_pytorch_tiny) { parity_all("cnn_tiny.h5", "cnn_tiny_ref.h5"); }
 /* a model with its own segment projection (train/seg_head.py; here random): segments use it */
-TEST(cnn_matches_pytorch_with_a_segment_projection)
-{
-    parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 0);
-    parity("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5", 1);
-}
-/* dilations 1, 100, 200 with kernel 5: the second block's float32 convolution takes a halo of 200
+TEST(cnn_matches_pytorch_with_a_segment_projection) { parity_all("cnn_tiny_seg.h5", "cnn_tiny_seg_ref.h5"); }
+/* dilations 1, 100, 200 with kernel 5: the second block's sgemm convolution takes a halo of 200
  * rows each side of a tile (the 1,500-residue reference spans several tiles), the third's reach
- * of 400 rows is past the halo limit and goes through the per-tap products instead */
-TEST(cnn_matches_pytorch_wide_dilations)
-{
-    parity("cnn_tiny_dil.h5", "cnn_tiny_dil_ref.h5", 0);
-    parity("cnn_tiny_dil.h5", "cnn_tiny_dil_ref.h5", 1);
-}
+ * of 400 rows is past the halo limit and goes through the per-tap products instead; fma and bf16
+ * products take per-tap products for every block */
+TEST(cnn_matches_pytorch_wide_dilations) { parity_all("cnn_tiny_dil.h5", "cnn_tiny_dil_ref.h5"); }
 TEST(cnn_matches_pytorch_production_shape)
 {
     if (!under_valgrind())
-        parity("cnn_bench.h5", "cnn_bench_ref.h5", 0);
+        parity_all("cnn_bench.h5", "cnn_bench_ref.h5");
 }
 /* the trained model pdr ships as its default (data/pdr_cnn_v1.h5, exported by train/train.py) */
 TEST(cnn_matches_pytorch_shipped_model)
 {
     if (!under_valgrind())
-        parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5", 0);
-}
-TEST(cnn_bf16_is_close_to_pytorch)
-{
-    parity("cnn_tiny.h5", "cnn_tiny_ref.h5", 1);
-    if (!under_valgrind()) {
-        parity("cnn_bench.h5", "cnn_bench_ref.h5", 1);
-        parity("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5", 1);
-    }
+        parity_all("../pdr_cnn_v1.h5", "../pdr_cnn_v1_ref.h5");
 }
 
-/* The model picks bfloat16 by itself where the CPU has it, unless PDR_CNN_FP32 is set; switching
- * on where unsupported is refused with the reason. */
-TEST(cnn_precision_default_and_switch)
+/* The model picks its products by itself (bf16, else fma without AVX-512, else sgemm); the
+ * environment overrides: PDR_CNN_FP32 rules out bf16, PDR_CNN_PRODUCTS names one, and a name that
+ * is not a kind, or one this CPU cannot run, fails the open with the reason. Switching to a kind
+ * the CPU cannot run is refused with the reason. */
+TEST(cnn_products_default_and_switch)
 {
+    static const char *const vars[] = {"PDR_CNN_FP32", "PDR_CNN_PRODUCTS"};
+    char *saved[2];
+    for (int i = 0; i < 2; i++) { /* the caller's settings, restored at the end */
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
     pdr_cnn *m = open_model("cnn_tiny.h5");
     if (!m)
         return;
     pdr_err err = {0};
-    const int supported = pdr_cnn_bf16_supported(m);
-    CHECKF(pdr_cnn_uses_bf16(m) == (supported && !getenv("PDR_CNN_FP32")), "bf16 %d, supported %d",
-           pdr_cnn_uses_bf16(m), supported);
-    CHECK(pdr_cnn_set_bf16(m, 0, &err) == PDR_OK && !pdr_cnn_uses_bf16(m));
-    int rc = pdr_cnn_set_bf16(m, 1, &err);
-    if (supported)
-        CHECK(rc == PDR_OK && pdr_cnn_uses_bf16(m));
+    const int bf16 = pdr_cnn_products_supported(m, PDR_CNN_BF16), fma = pdr_cnn_products_supported(m, PDR_CNN_FMA);
+    const pdr_cnn_products want = bf16 ? PDR_CNN_BF16 : fma && !pdr_fma_cpu_has_avx512() ? PDR_CNN_FMA : PDR_CNN_SGEMM;
+    CHECKF(pdr_cnn_get_products(m) == want, "default %s, expected %s", pdr_cnn_products_name(pdr_cnn_get_products(m)),
+           pdr_cnn_products_name(want));
+    CHECK(pdr_cnn_set_products(m, PDR_CNN_SGEMM, &err) == PDR_OK && pdr_cnn_get_products(m) == PDR_CNN_SGEMM);
+    int rc = pdr_cnn_set_products(m, PDR_CNN_BF16, &err);
+    if (bf16)
+        CHECK(rc == PDR_OK && pdr_cnn_get_products(m) == PDR_CNN_BF16);
     else
-        CHECKF(rc == PDR_EINPUT && strstr(err.msg, "BF16"), "%d %s", rc, err.msg);
+        CHECKF(rc == PDR_EINPUT && strstr(err.msg, "BF16") && pdr_cnn_get_products(m) == PDR_CNN_SGEMM, "%d %s", rc,
+               err.msg);
+    rc = pdr_cnn_set_products(m, PDR_CNN_FMA, &err);
+    if (fma)
+        CHECK(rc == PDR_OK && pdr_cnn_get_products(m) == PDR_CNN_FMA);
+    else
+        CHECKF(rc == PDR_EINPUT && strstr(err.msg, "AVX2"), "%d %s", rc, err.msg);
+    CHECKF(pdr_cnn_set_products(m, (pdr_cnn_products)7, &err) == PDR_EINPUT && strstr(err.msg, "unknown"), "%s",
+           err.msg);
     pdr_cnn_free(m);
+
     setenv("PDR_CNN_FP32", "1", 1);
     m = open_model("cnn_tiny.h5");
-    CHECK(m && !pdr_cnn_uses_bf16(m));
-    unsetenv("PDR_CNN_FP32");
+    CHECK(m && pdr_cnn_get_products(m) != PDR_CNN_BF16);
     pdr_cnn_free(m);
+    unsetenv("PDR_CNN_FP32");
+
+    setenv("PDR_CNN_PRODUCTS", "sgemm", 1);
+    m = open_model("cnn_tiny.h5");
+    CHECK(m && pdr_cnn_get_products(m) == PDR_CNN_SGEMM);
+    pdr_cnn_free(m);
+
+    char path[4096];
+    data_path(path, sizeof path, "cnn_tiny.h5");
+    setenv("PDR_CNN_PRODUCTS", "avx9", 1);
+    m = NULL;
+    rc = pdr_cnn_open(path, &m, &err);
+    CHECKF(rc == PDR_EINPUT && !m && strstr(err.msg, "PDR_CNN_PRODUCTS is 'avx9'") && strstr(err.msg, "cnn_tiny.h5"),
+           "%d %s", rc, err.msg);
+    setenv("PDR_CNN_PRODUCTS", bf16 ? "sgemm" : "bf16", 1); /* bf16 where the CPU has none */
+    rc = pdr_cnn_open(path, &m, &err);
+    if (bf16)
+        CHECK(rc == PDR_OK && m && pdr_cnn_get_products(m) == PDR_CNN_SGEMM);
+    else
+        CHECKF(rc == PDR_EINPUT && !m && strstr(err.msg, "BF16"), "%d %s", rc, err.msg);
+    pdr_cnn_free(m);
+
+    for (int i = 0; i < 2; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
 }
 
 TEST(cnn_reports_its_shape)
@@ -779,8 +822,7 @@ int main(int argc, char **argv)
     RUN(cnn_matches_pytorch_wide_dilations);
     RUN(cnn_matches_pytorch_production_shape);
     RUN(cnn_matches_pytorch_shipped_model);
-    RUN(cnn_bf16_is_close_to_pytorch);
-    RUN(cnn_precision_default_and_switch);
+    RUN(cnn_products_default_and_switch);
     RUN(cnn_reports_its_shape);
     RUN(cnn_is_deterministic_and_ws_reuse_is_clean);
     RUN(cnn_tokenizes_like_model_py);

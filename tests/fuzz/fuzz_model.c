@@ -1,4 +1,4 @@
-// fuzz-sources: embed/pdr_cnn.c embed/pdr_bf16.c embed/pdr_background.c core/pdr_err.c
+// fuzz-sources: embed/pdr_cnn.c embed/pdr_bf16.c embed/pdr_fma.c embed/pdr_background.c core/pdr_err.c
 // fuzz-libs: -I/usr/include/hdf5/serial -I/usr/include/x86_64-linux-gnu/openblas-pthread -lhdf5_serial -lopenblas -lm
 /* fuzz_model.c: libFuzzer harness for the encoder's model loader (embed/pdr_cnn.h).
  *
