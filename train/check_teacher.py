@@ -11,7 +11,11 @@ local ones (alignment covers under half the first protein).
 
     ./build-main/pdr embed train/work/teacher40k_s3/subset.fasta -o /tmp/s3seg.h5 --segments
     /usr/bin/python3 train/check_teacher.py --store /tmp/s3seg.h5 [--teacher train/work/teacher40k_s3]
-        [--model data/pdr_cnn_v1.h5] [--n 30000] [--seed 3]
+        [--model data/pdr_cnn_v1.h5] [--n 30000] [--seed 3] [--expand 3 [--expand-alpha 1]]
+
+A store without segments gives the cosine and adjusted columns only. --expand K adds the scores of
+query expansion (expand.py) with the subset's proteins as the database: "expanded" (cosine of the
+expanded vectors) and "exp-adjusted" (minus the mean of their background levels).
 """
 import argparse, os, sys
 import numpy as np
@@ -30,6 +34,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
     ap.add_argument("--n", type=int, default=30000)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--expand", type=int, default=0)
+    ap.add_argument("--expand-alpha", type=float, default=1.0)
     a = ap.parse_args()
     import h5py
     with h5py.File(a.model, "r") as m:
@@ -42,11 +48,14 @@ def main():
         L = np.array(f["lengths"])
         SE = np.array(f["segments/embeddings"], np.float32)
         own = np.array(f["segments/protein"])
-    if len(SE) == 0:
-        sys.exit("check_teacher.py: %s has no segments (embed with --segments)" % a.store)
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)  # stores may be float16
     pos = {x: i for i, x in enumerate(ids)}
     first = np.searchsorted(own, np.arange(len(ids) + 1))
-    lev, slev = level(E, B, pct), level(SE, SB, pct)
+    lev, slev = level(E, B, pct), (level(SE, SB, pct) if len(SE) else None)
+    if a.expand:
+        from expand import expand
+        V = expand(E, lev, E, lev, a.expand, a.expand_alpha, self_index=np.arange(len(E)))
+        vlev = level(V, B, pct)
     rng = np.random.default_rng(a.seed)
     P = [l.split("\t") for l in open(os.path.join(a.teacher, "pos.tsv"))]
     N = [l.split("\t") for l in open(os.path.join(a.teacher, "neg.tsv"))]
@@ -62,11 +71,17 @@ def main():
     def scores(x, y):
         c = np.sum(E[x] * E[y], 1)
         adj = c - (lev[x] + lev[y]) / 2
-        seg = np.empty(len(x))
-        for t, (i, j) in enumerate(zip(x, y)):
-            si, sj = slice(first[i], first[i + 1]), slice(first[j], first[j + 1])
-            seg[t] = (SE[si] @ SE[sj].T - 0.5 * (slev[si][:, None] + slev[sj][None, :])).max()
-        return {"cosine": c, "adjusted": adj, "mix0.4": 0.4 * adj + 0.6 * seg}
+        out = {"cosine": c, "adjusted": adj}
+        if slev is not None:
+            seg = np.empty(len(x))
+            for t, (i, j) in enumerate(zip(x, y)):
+                si, sj = slice(first[i], first[i + 1]), slice(first[j], first[j + 1])
+                seg[t] = (SE[si] @ SE[sj].T - 0.5 * (slev[si][:, None] + slev[sj][None, :])).max()
+            out["mix0.4"] = 0.4 * adj + 0.6 * seg
+        if a.expand:
+            out["expanded"] = np.sum(V[x] * V[y], 1)
+            out["exp-adjusted"] = out["expanded"] - (vlev[x] + vlev[y]) / 2
+        return out
 
     sp, sn = scores(pa, pb), scores(na, nb)
     print("check_teacher.py: %s, %d positives, %d negatives; ROC AUC" % (a.teacher, len(pi), len(ni)))

@@ -18,8 +18,14 @@ Embedding sources (one of):
   --checkpoint ckpt.pt     a training checkpoint {'model': state_dict, 'config': Encoder kwargs}
   --store file.h5          a pdr HDF5 store with /ids and /embeddings (e.g. the hashed-3-mer
                            baseline written by `pdr embed`); whole-protein scores only
+With --expand K (and --adjust), also the scores of query expansion (expand.py): every protein's
+vector moved towards its K best neighbours in a database, by default the evaluated held-out
+proteins themselves (an all-vs-all search of the benchmark FASTA, as bench/peers.py runs it),
+or the proteins of a pdr store given with --expand-pool (e.g. training-pool proteins).
+
 usage: /usr/bin/python3 train/eval.py --model data/pdr_cnn_v1.h5 [--segments] [--adjust [--mix 0.4]]
        /usr/bin/python3 train/eval.py --store hd.h5 [--adjust --bg-model data/pdr_cnn_v1.h5]
+       /usr/bin/python3 train/eval.py --store hd.h5 --adjust --expand 3 [--expand-alpha 1] [--expand-pool P.h5]
 """
 import argparse, math, os, sys, time
 import numpy as np
@@ -297,7 +303,13 @@ def main():
     ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--expand", type=int, default=0, help="query expansion over K neighbours (needs --adjust)")
+    ap.add_argument("--expand-alpha", type=float, default=1.0)
+    ap.add_argument("--expand-pool", default=None, help="pdr store of the expansion database (default: the "
+                    "evaluated held-out proteins)")
     a = ap.parse_args()
+    if a.expand and not a.adjust:
+        ap.error("--expand needs --adjust (neighbours are chosen by adjusted score)")
 
     seqs = read_fasta(a.heldout)
     t0 = time.time()
@@ -328,6 +340,27 @@ def main():
         adj = make_adjust(bg_model, emb, segs, None if a.store else m, "cpu" if a.store else dev, a.window, a.stride,
                           a.pool, os.path.join(a.shared, "homology", "heldout_ids.txt"))
     evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store), adj=adj, mix=a.mix)
+    if a.expand:
+        from background import level
+        from expand import expand
+        B, pct = load_background(a.bg_model or a.model or os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
+        B = B / np.linalg.norm(B, axis=1, keepdims=True)
+        accs = sorted(emb)
+        E = np.stack([emb[x] for x in accs])
+        lev = np.array([adj["lev"][x] for x in accs], np.float32)
+        if a.expand_pool:
+            pool = load_store(a.expand_pool)
+            if set(pool) & set(accs):
+                sys.exit("eval.py: %s holds evaluated proteins; an expansion pool must not" % a.expand_pool)
+            R = np.stack([pool[x] for x in sorted(pool)])
+            V = expand(E, lev, R, level(R, B, pct), a.expand, a.expand_alpha)
+        else:
+            V = expand(E, lev, E, lev, a.expand, a.expand_alpha, self_index=np.arange(len(E)))
+        ev_emb = {x: V[i] for i, x in enumerate(accs)}
+        ev_lev = level(V, B, pct)
+        evaluate(bench, ev_emb, None, adj={"lev": {x: ev_lev[i] for i, x in enumerate(accs)}},
+                 title="query expansion: K %d, alpha %g, database %s" % (
+                     a.expand, a.expand_alpha, a.expand_pool or "the evaluated proteins"))
 
 
 if __name__ == "__main__":
