@@ -83,7 +83,7 @@ struct pdr_cnn {
     float *proj_b;                  /* [out_dim] */
     float *seg_proj_w, *seg_proj_b; /* the segment projection: the file's, else proj's copy */
     int has_seg_proj;               /* the file has its own segment projection */
-    float *arena;                   /* one allocation holding every tensor above */
+    float *arena;                   /* one allocation: the weights as read (packed copies apart) */
     pdr_cnn_products products;      /* how the dense products run (pdr_cnn_set_products) */
     uint16_t *bf16_arena;           /* the packed weights of bf16 products */
     float *fma_arena;               /* the packed weights of fma products */

@@ -5,7 +5,8 @@
  * encoder's [rows, 128] x [128, 128] product at about 15 GFLOP/s, under half its rate on large
  * matrices: it packs the [rows, 128] operand on every call, and with only 128 output columns
  * that copy is not paid back. Here B (the weights) is packed once, when the model is loaded, and
- * A (the activations) is read where it lies: 2.5x OpenBLAS on that shape (bench/fma_speed.c).
+ * A (the activations) is read where it lies: 2.4x OpenBLAS on that shape by the wall clock
+ * (bench/fma_speed.c; 4x per CPU-second, as OpenBLAS keeps a second thread spinning).
  *
  * Layouts: A and C row-major float (any row strides). B is packed once by pdr_fma_pack_b from a
  * row-major float [K][N] into N/16 panels of [K][16], N a multiple of 16.
