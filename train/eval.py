@@ -305,8 +305,8 @@ def main():
     ap.add_argument("--device", default=None)
     ap.add_argument("--expand", type=int, default=0, help="query expansion over K neighbours (needs --adjust)")
     ap.add_argument("--expand-alpha", type=float, default=1.0)
-    ap.add_argument("--expand-pool", default=None, help="pdr store of the expansion database (default: the "
-                    "evaluated held-out proteins)")
+    ap.add_argument("--expand-pool", action="append", default=None, help="pdr store of the expansion database "
+                    "(repeat for several; default: the evaluated held-out proteins)")
     a = ap.parse_args()
     if a.expand and not a.adjust:
         ap.error("--expand needs --adjust (neighbours are chosen by adjusted score)")
@@ -349,9 +349,12 @@ def main():
         E = np.stack([emb[x] for x in accs])
         lev = np.array([adj["lev"][x] for x in accs], np.float32)
         if a.expand_pool:
-            pool = load_store(a.expand_pool)
-            if set(pool) & set(accs):
-                sys.exit("eval.py: %s holds evaluated proteins; an expansion pool must not" % a.expand_pool)
+            pool = {}
+            for path in a.expand_pool:
+                part = load_store(path)
+                if set(part) & set(accs):
+                    sys.exit("eval.py: %s holds evaluated proteins; an expansion pool must not" % path)
+                pool.update(part)
             R = np.stack([pool[x] for x in sorted(pool)])
             V = expand(E, lev, R, level(R, B, pct), a.expand, a.expand_alpha)
         else:
@@ -360,7 +363,8 @@ def main():
         ev_lev = level(V, B, pct)
         evaluate(bench, ev_emb, None, adj={"lev": {x: ev_lev[i] for i, x in enumerate(accs)}},
                  title="query expansion: K %d, alpha %g, database %s" % (
-                     a.expand, a.expand_alpha, a.expand_pool or "the evaluated proteins"))
+                     a.expand, a.expand_alpha,
+                     "%d proteins of %s" % (len(R), ", ".join(a.expand_pool)) if a.expand_pool else "the evaluated proteins"))
 
 
 if __name__ == "__main__":
