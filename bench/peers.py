@@ -113,6 +113,9 @@ def make_tools(a):
         # the embedding alone (--align 0): its score, column 3
         Tool("pdr-emb", [a.pdr], pdr_steps_with(["--align", "0"]), "hits.tsv", (0, 1, 2)),
         Tool("pdr-seg-emb", [a.pdr], pdr_steps_with(["--segments", "--align", "0"]), "hits.tsv", (0, 1, 2)),
+        # query expansion (makedb --expand): database and queries moved towards their 3 best hits
+        Tool("pdr-x", [a.pdr], pdr_steps_with(["--expand"]), "hits.tsv", (0, 1, 3), evalue=True),
+        Tool("pdr-x-emb", [a.pdr], pdr_steps_with(["--expand", "--align", "0"]), "hits.tsv", (0, 1, 2)),
         Tool("mmseqs-s7.5", ["mmseqs"], mmseqs_steps("7.5"), "hits.m8", (0, 1, 2)),
         Tool("mmseqs", ["mmseqs"], mmseqs_steps(None), "hits.m8", (0, 1, 2)),
         Tool("mmseqs-prof3", ["mmseqs"], mmseqs_steps("7.5", 3), "hits.m8", (0, 1, 2)),

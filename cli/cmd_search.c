@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "pdr_batch.h"
 #include "pdr_db.h"
+#include "pdr_db_expand.h"
 #include "pdr_fasta.h"
 #include "pdr_report.h"
 
@@ -30,15 +32,39 @@ typedef struct search_opts {
     size_t max_length;
     int nprobe;
     int align; /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
+    int no_expand; /* --no-expand: do not use the database's query expansion */
 } search_opts;
 
 /* ---------------------------------------------------------------- makedb */
 
+typedef struct expand_progress {
+    const char *verb;
+    int tty;
+    time_t start;
+} expand_progress;
+
+static void on_expand_progress(void *arg, size_t done, size_t total)
+{
+    expand_progress *p = arg;
+    if (p->tty && done < total) {
+        fprintf(stderr, "\r\033[Kpdr %s: expanding: %zu of %zu proteins", p->verb, done, total);
+        fflush(stderr);
+    } else if (done == total) {
+        fprintf(stderr, "%spdr %s: expanded %zu proteins in %.0f s\n", p->tty ? "\r\033[K" : "", p->verb, total,
+                difftime(time(NULL), p->start));
+    }
+}
+
 static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc, pdr_bulk_opts *bopts,
-                   const char *index_spec, int segments)
+                   const char *index_spec, int segments, int expand)
 {
     pdr_err err;
     pdr_err_clear(&err);
+    if (expand && (segments || !pdr_encoder_background(enc))) {
+        cli_error(verb, "--expand: %s", segments ? "not available for a segment database (--segments) yet"
+                                                 : "the model has no background sample to weigh neighbours with");
+        return EXIT_USAGE;
+    }
     int window = 0, stride = 0;
     const pdr_background *seg_bg = segments ? pdr_encoder_segment_background(enc, &window, &stride) : NULL;
     if (segments && !seg_bg) {
@@ -65,6 +91,10 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         cli_error(verb, "%s: cannot remove: %s", calib, strerror(errno));
         return EXIT_RUNTIME;
     }
+    if (pdr_db_expansion_remove(dbdir, &err)) { /* a rebuild without --expand keeps no stale one */
+        cli_error(verb, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
@@ -72,6 +102,13 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
         (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err)) ||
         pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err)) {
+        cli_error(verb, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
+    expand_progress xp = {verb, isatty(STDERR_FILENO), time(NULL)};
+    if (expand && (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp,
+                                          &err) ||
+                   pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err))) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -102,6 +139,9 @@ static const char makedb_usage[] =
     "      --segments          also score segments (windows) for local homology: searches of this\n"
     "                          database are then exhaustive and hold all vectors in memory\n"
     "                          (README.md, Local homology)\n"
+    "      --expand            query expansion: every protein, and every query at search time, is\n"
+    "                          moved towards its 3 best hits, as a profile search would (README.md,\n"
+    "                          Query expansion); more sensitive, about twice the search work\n"
     "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
     "  -h, --help              this help\n";
 
@@ -117,7 +157,9 @@ enum {
     OPT_NPROBE,
     OPT_TMPDIR,
     OPT_SEGMENTS,
-    OPT_ALIGN
+    OPT_ALIGN,
+    OPT_EXPAND,
+    OPT_NO_EXPAND
 };
 
 int cmd_makedb(int argc, char **argv)
@@ -130,11 +172,11 @@ int cmd_makedb(int argc, char **argv)
                                              {"strict", no_argument, 0, OPT_STRICT},
                                              {"max-length", required_argument, 0, OPT_MAXLEN},
                                              {"segments", no_argument, 0, OPT_SEGMENTS},
-                                             {"align", required_argument, 0, OPT_ALIGN},
+                                             {"expand", no_argument, 0, OPT_EXPAND},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL;
-    int threads = 0, c, segments = 0;
+    int threads = 0, c, segments = 0, expand = 0;
     long v;
     pdr_bulk_opts bopts;
     pdr_bulk_opts_default(&bopts);
@@ -156,6 +198,7 @@ int cmd_makedb(int argc, char **argv)
         case OPT_FP16: bopts.fp16 = 1; break;
         case OPT_STRICT: bopts.strict = 1; break;
         case OPT_SEGMENTS: segments = 1; break;
+        case OPT_EXPAND: expand = 1; break;
         case OPT_MAXLEN:
             if ((v = cli_parse_long("makedb", "--max-length", optarg, 0, 1L << 40)) < 0)
                 return EXIT_USAGE;
@@ -175,7 +218,7 @@ int cmd_makedb(int argc, char **argv)
     if (!enc)
         return EXIT_RUNTIME;
     cli_bulk_callbacks(&bopts, "makedb");
-    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec, segments);
+    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec, segments, expand);
     pdr_encoder_free(enc);
     if (rc == EXIT_OK)
         fprintf(stderr, "pdr makedb: database ready in %s\n", argv[optind + 1]);
@@ -215,12 +258,14 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
                          .bg = pdr_encoder_background(enc),
                          .seg_bg = pdr_encoder_segment_background(enc, &w, &s),
                          .seg = pdr_db_has_segments(db) ? qseg : NULL,
-                         .threads = so->threads};
+                         .threads = so->threads,
+                         .no_expand = so->no_expand};
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
     size_t kc = pdr_db_candidates(db, so->k, so->align);
     pdr_db_params p = {
-        .k = so->k, .n_align = so->align, .min_score = so->min_score, .max_evalue = so->max_evalue, .alns = alns};
+        .k = so->k, .n_align = so->align, .min_score = so->min_score, .max_evalue = so->max_evalue, .alns = alns,
+        .no_expand = so->no_expand};
     int rc;
     if (!store_rows)
         rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, &p, hits, counts, err);
@@ -436,6 +481,8 @@ static const char search_usage[] =
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"
     "      --max-length AA     reject queries longer than AA residues (default 100000; 0 = no limit)\n"
+    "      --no-expand         do not use the database's query expansion (made with 'pdr makedb\n"
+    "                          --expand'): plain embedding scores\n"
     "  -m, --model M           model (default: the one the database was built with)\n"
     "  -h, --help              this help\n";
 
@@ -445,11 +492,12 @@ static const char easy_usage[] =
     "writes the hits (format as 'pdr search'), then removes the temporary database.\n\n"
     "options: as 'pdr search', plus\n"
     "      --tmp-dir DIR       where the temporary database goes (default $TMPDIR or /tmp)\n"
-    "      --segments          a segment database (as 'pdr makedb --segments'): local homology\n";
+    "      --segments          a segment database (as 'pdr makedb --segments'): local homology\n"
+    "      --expand            query expansion (as 'pdr makedb --expand')\n";
 
 /* Options common to search and easy-search; returns 0, or an exit code to stop with. */
 static int parse_search(const char *verb, int argc, char **argv, search_opts *so, const char **model,
-                        const char **tmpdir, int *threads, int *segments, const char *usage_text)
+                        const char **tmpdir, int *threads, int *segments, int *expand, const char *usage_text)
 {
     static const struct option longopts[] = {{"min-score", required_argument, 0, OPT_MINSCORE},
                                              {"evalue", required_argument, 0, 'e'},
@@ -462,6 +510,8 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
                                              {"tmp-dir", required_argument, 0, OPT_TMPDIR},
                                              {"segments", no_argument, 0, OPT_SEGMENTS},
                                              {"align", required_argument, 0, OPT_ALIGN},
+                                             {"expand", no_argument, 0, OPT_EXPAND},
+                                             {"no-expand", no_argument, 0, OPT_NO_EXPAND},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     memset(so, 0, sizeof *so);
@@ -528,6 +578,15 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
             }
             *segments = 1;
             break;
+        case OPT_EXPAND:
+            if (!expand) {
+                cli_error(verb, "--expand is an option of makedb and easy-search (a database made with it "
+                                "expands queries unless --no-expand)");
+                return EXIT_USAGE;
+            }
+            *expand = 1;
+            break;
+        case OPT_NO_EXPAND: so->no_expand = 1; break;
         case 'h': fputs(usage_text, stdout); return -1;
         default: fputs(usage_text, stderr); return EXIT_USAGE;
         }
@@ -591,7 +650,7 @@ int cmd_search(int argc, char **argv)
     search_opts so;
     const char *model = NULL, *tmpdir = NULL;
     int threads = 0;
-    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, NULL, search_usage);
+    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, NULL, NULL, search_usage);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     so.threads = cli_set_threads(threads);
@@ -610,8 +669,8 @@ int cmd_easy_search(int argc, char **argv)
 {
     search_opts so;
     const char *model = NULL, *tmpdir = NULL;
-    int threads = 0, segments = 0;
-    int rc = parse_search("easy-search", argc, argv, &so, &model, &tmpdir, &threads, &segments, easy_usage);
+    int threads = 0, segments = 0, expand = 0;
+    int rc = parse_search("easy-search", argc, argv, &so, &model, &tmpdir, &threads, &segments, &expand, easy_usage);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     const char *query = argv[optind], *target = argv[optind + 1], *out = argv[optind + 2];
@@ -639,7 +698,7 @@ int cmd_easy_search(int argc, char **argv)
         bopts.max_length = so.max_length;
         bopts.strict = so.strict;
         cli_bulk_callbacks(&bopts, "easy-search");
-        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat", segments);
+        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat", segments, expand);
         /* All-vs-all (the same file as query and target): reuse the target's vectors. */
         struct stat qs, ts;
         int same = strcmp(query, "-") != 0 && strcmp(target, "-") != 0 && stat(query, &qs) == 0 &&

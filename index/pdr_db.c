@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pdr_db_expand.h"
 #include "pdr_index.h"
 
 struct pdr_db {
@@ -22,6 +23,7 @@ struct pdr_db {
     char bg_id[32];
     pdr_segdb *seg;    /* segment database (--segments), or NULL */
     pdr_db_seqs *seqs; /* the residues (DBDIR/sequences.h5), or NULL */
+    pdr_db_expansion *x; /* query expansion (--expand), or NULL */
 };
 
 static void join_path(char *out, size_t cap, const char *dir, const char *name)
@@ -58,29 +60,17 @@ done:
     return rc;
 }
 
-int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err)
+int pdr_db_build_index_from(const float *vec, size_t n, int dim, const char *spec, const char *index_path,
+                            pdr_db_index_report *opt_report, pdr_err *err)
 {
-    (void)threads;
     pdr_db_index_report local;
     pdr_db_index_report *report = opt_report ? opt_report : &local;
-    char store_path[4096], index_path[4096], ivf[64];
-    join_path(store_path, sizeof store_path, dbdir, PDR_DB_STORE);
-    join_path(index_path, sizeof index_path, dbdir, PDR_DB_INDEX);
-    pdr_store *st = NULL;
-    float *vec = NULL;
+    char ivf[64];
     pdr_index *ix = NULL;
     memset(report, 0, sizeof *report);
-    int rc = pdr_store_open(store_path, &st, err);
-    if (rc)
-        return rc;
-    size_t n = pdr_store_count(st);
-    int dim = pdr_store_meta_of(st)->dim;
-    if (n == 0) {
-        rc = pdr_fail(err, PDR_EINPUT, "%s: the store holds no proteins", store_path);
-        goto done;
-    }
-    int auto_spec = !spec || !*spec;
-    if (auto_spec) {
+    if (n == 0)
+        return pdr_fail(err, PDR_EINPUT, "%s: no proteins to index", index_path);
+    if (!spec || !*spec) {
         /* IVF with SQ8 codes from PDR_DB_IVF_MIN_ROWS rows: about 4 sqrt(n) lists. */
         size_t lists = 1;
         while (lists * lists < 16 * n)
@@ -89,15 +79,9 @@ int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_
         spec = n < PDR_DB_IVF_MIN_ROWS ? "Flat" : ivf;
     }
     snprintf(report->spec, sizeof report->spec, "%s", spec);
-    vec = malloc(n * (size_t)dim * sizeof(float));
-    if (!vec) {
-        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory reading %zu x %d vectors", store_path, n, dim);
-        goto done;
-    }
-    if ((rc = pdr_store_read(st, 0, n, vec, err)))
-        goto done;
-    if ((rc = pdr_index_build(vec, n, dim, spec, &ix, err)))
-        goto done;
+    int rc = pdr_index_build(vec, n, dim, spec, &ix, err);
+    if (rc)
+        return rc;
     report->recall_at_10 = 1.0;
     if (strcmp(spec, "Flat") != 0) {
         /* Smallest nprobe (or efSearch) whose recall@10 against exact search reaches the target,
@@ -116,6 +100,36 @@ int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_
     rc = pdr_index_save(ix, index_path, err);
 done:
     pdr_index_free(ix);
+    return rc;
+}
+
+int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err)
+{
+    (void)threads;
+    char store_path[4096], index_path[4096];
+    join_path(store_path, sizeof store_path, dbdir, PDR_DB_STORE);
+    join_path(index_path, sizeof index_path, dbdir, PDR_DB_INDEX);
+    pdr_store *st = NULL;
+    float *vec = NULL;
+    if (opt_report)
+        memset(opt_report, 0, sizeof *opt_report);
+    int rc = pdr_store_open(store_path, &st, err);
+    if (rc)
+        return rc;
+    size_t n = pdr_store_count(st);
+    int dim = pdr_store_meta_of(st)->dim;
+    if (n == 0) {
+        rc = pdr_fail(err, PDR_EINPUT, "%s: the store holds no proteins", store_path);
+        goto done;
+    }
+    vec = malloc(n * (size_t)dim * sizeof(float));
+    if (!vec) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory reading %zu x %d vectors", store_path, n, dim);
+        goto done;
+    }
+    if (!(rc = pdr_store_read(st, 0, n, vec, err)))
+        rc = pdr_db_build_index_from(vec, n, dim, spec, index_path, opt_report, err);
+done:
     free(vec);
     pdr_store_free(st);
     return rc;
@@ -132,12 +146,14 @@ void pdr_db_free(pdr_db *db)
     free(db->levels);
     pdr_segdb_free(db->seg);
     pdr_db_seqs_free(db->seqs);
+    pdr_db_expansion_free(db->x);
     pdr_index_free(db->index);
     free(db->dir);
     free(db);
 }
 
-int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
+/* calibrated_expansion 0: the expansion's own calibration is not needed (makedb fits it). */
+static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db, pdr_err *err)
 {
     *ret_db = NULL;
     char path[4096];
@@ -195,12 +211,23 @@ int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err)
         goto fail;
     if ((rc = pdr_db_seqs_open(dbdir, db->lengths, db->n, &db->seqs, err)))
         goto fail;
+    if ((rc = pdr_db_expansion_open(dbdir, db->n, db->meta.dim, db->levels ? db->bg_id : "", calibrated_expansion,
+                                    &db->x, err)))
+        goto fail;
     *ret_db = db;
     return PDR_OK;
 fail:
     pdr_db_free(db);
     return rc;
 }
+
+int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err) { return open_db(dbdir, 1, ret_db, err); }
+int pdr_db_open_for_calibration(const char *dbdir, pdr_db **ret_db, pdr_err *err)
+{
+    return open_db(dbdir, 0, ret_db, err);
+}
+const pdr_db_expansion *pdr_db_expansion_of(const pdr_db *db) { return db->x; }
+int pdr_db_expanded(const pdr_db *db) { return db->x != NULL; }
 
 size_t pdr_db_count(const pdr_db *db) { return db->n; }
 int pdr_db_has_sequences(const pdr_db *db) { return db->seqs != NULL; }
@@ -248,15 +275,16 @@ void pdr_db_segment_window(const pdr_db *db, int *window, int *stride)
 
 pdr_query_segments pdr_db_row_segments(const pdr_db *db, int64_t row) { return pdr_segdb_row_segments(db->seg, row); }
 
-/* Keep the candidates that pass min_score and max_evalue, at most k, in order. */
-static size_t filter_hits(const pdr_db *db, const pdr_hit *cand, size_t m, int k, float min_score, double max_evalue,
-                          pdr_hit *out)
+/* Keep the candidates that pass min_score and max_evalue (E-values from cal), at most k, in
+ * order. */
+static size_t filter_hits(const pdr_db *db, const pdr_calib *cal, const pdr_hit *cand, size_t m, int k, float min_score,
+                          double max_evalue, pdr_hit *out)
 {
     size_t c = 0;
     for (size_t j = 0; j < m && c < (size_t)k; j++) {
         if (cand[j].score < min_score)
             continue;
-        double e = pdr_db_evalue(db, cand[j].score);
+        double e = (double)db->n * pdr_calib_pvalue(cal, cand[j].score);
         if (e > max_evalue)
             continue;
         out[c] = cand[j];
@@ -293,12 +321,60 @@ static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, fl
             const pdr_segdb_hit *h = &sh[q * (size_t)k + j];
             cand[j] = (pdr_hit){h->row, h->score, h->cosine, 0.0, 0.0f};
         }
-        ret_counts[q] = filter_hits(db, cand, cnt[q], k, min_score, max_evalue, hits + q * (size_t)k);
+        ret_counts[q] = filter_hits(db, &db->calib, cand, cnt[q], k, min_score, max_evalue, hits + q * (size_t)k);
     }
 done:
     free(qlev);
     free(sh);
     free(cnt);
+    free(cand);
+    return rc;
+}
+
+/* What one index search scores against: the database's own vectors, or its expanded ones. */
+typedef struct search_side {
+    const pdr_index *index;
+    const float *levels; /* [n], or NULL: cosine scores */
+    const pdr_calib *calib;
+} search_side;
+
+/* The k best of nq queries (vec; levels qlev when side->levels) against one side. */
+static int search_side_k(const pdr_db *db, const search_side *side, const float *vec, const float *qlev, size_t nq,
+                         int k, float min_score, double max_evalue, pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+{
+    /* Adjusted scores re-rank a wider set of candidates by cosine. */
+    size_t kc = (size_t)k;
+    if (side->levels) {
+        kc += (size_t)(k > PDR_DB_RERANK_EXTRA ? k : PDR_DB_RERANK_EXTRA);
+        if (kc > db->n)
+            kc = db->n > (size_t)k ? db->n : (size_t)k;
+    }
+    float *scores = malloc(nq * kc * sizeof(float));
+    int64_t *rows = malloc(nq * kc * sizeof(int64_t));
+    pdr_hit *cand = malloc(kc * sizeof(pdr_hit));
+    int rc = PDR_OK;
+    if (!scores || !rows || !cand) {
+        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %zu candidates", nq, kc);
+        goto done;
+    }
+    if ((rc = pdr_index_search(side->index, vec, nq, (int)kc, scores, rows, err)))
+        goto done;
+    for (size_t q = 0; q < nq; q++) {
+        size_t m = 0;
+        for (size_t j = 0; j < kc; j++) {
+            size_t at = q * kc + j;
+            if (rows[at] < 0)
+                continue;
+            float s = side->levels ? pdr_adjusted_score(scores[at], qlev[q], side->levels[rows[at]]) : scores[at];
+            cand[m++] = (pdr_hit){rows[at], s, scores[at], 0.0, 0.0f};
+        }
+        if (side->levels)
+            qsort(cand, m, sizeof *cand, hit_cmp);
+        ret_counts[q] = filter_hits(db, side->calib, cand, m, k, min_score, max_evalue, hits + q * (size_t)k);
+    }
+done:
+    free(scores);
+    free(rows);
     free(cand);
     return rc;
 }
@@ -319,43 +395,26 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_s
         return PDR_OK;
     if (db->seg)
         return search_segments(db, qs, k, min_score, max_evalue, hits, ret_counts, err);
-    /* Adjusted scores re-rank a wider set of candidates by cosine. */
-    size_t kc = (size_t)k;
-    if (db->levels) {
-        kc += (size_t)(k > PDR_DB_RERANK_EXTRA ? k : PDR_DB_RERANK_EXTRA);
-        if (kc > db->n)
-            kc = db->n > (size_t)k ? db->n : (size_t)k;
-    }
-    float *scores = malloc(nq * kc * sizeof(float));
-    int64_t *rows = malloc(nq * kc * sizeof(int64_t));
+    int expand = db->x && !qs->no_expand && pdr_db_expansion_calib(db->x);
     float *qlev = db->levels ? malloc(nq * sizeof(float)) : NULL;
-    pdr_hit *cand = malloc(kc * sizeof(pdr_hit));
+    float *xvec = expand ? malloc(nq * (size_t)db->meta.dim * sizeof(float)) : NULL;
     int rc = PDR_OK;
-    if (!scores || !rows || !cand || (db->levels && !qlev)) {
-        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %zu candidates", nq, kc);
+    if ((db->levels && !qlev) || (expand && !xvec)) {
+        rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries", nq);
         goto done;
     }
-    if (db->levels && (rc = pdr_background_levels(bg, qs->vec, nq, qlev, err)))
-        goto done;
-    if ((rc = pdr_index_search(db->index, qs->vec, nq, (int)kc, scores, rows, err)))
-        goto done;
-    for (size_t q = 0; q < nq; q++) {
-        size_t m = 0;
-        for (size_t j = 0; j < kc; j++) {
-            size_t at = q * kc + j;
-            if (rows[at] < 0)
-                continue;
-            float s = db->levels ? pdr_adjusted_score(scores[at], qlev[q], db->levels[rows[at]]) : scores[at];
-            cand[m++] = (pdr_hit){rows[at], s, scores[at], 0.0, 0.0f};
-        }
-        if (db->levels)
-            qsort(cand, m, sizeof *cand, hit_cmp);
-        ret_counts[q] = filter_hits(db, cand, m, k, min_score, max_evalue, hits + q * (size_t)k);
+    if (expand) {
+        search_side side = {pdr_db_expansion_index(db->x), pdr_db_expansion_levels(db->x),
+                            pdr_db_expansion_calib(db->x)};
+        if (!(rc = pdr_db_expand_queries(db, bg, qs->vec, nq, xvec, qlev, err)))
+            rc = search_side_k(db, &side, xvec, qlev, nq, k, min_score, max_evalue, hits, ret_counts, err);
+    } else {
+        search_side side = {db->index, db->levels, &db->calib};
+        if (!db->levels || !(rc = pdr_background_levels(bg, qs->vec, nq, qlev, err)))
+            rc = search_side_k(db, &side, qs->vec, qlev, nq, k, min_score, max_evalue, hits, ret_counts, err);
     }
 done:
-    free(scores);
-    free(rows);
     free(qlev);
-    free(cand);
+    free(xvec);
     return rc;
 }

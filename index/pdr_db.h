@@ -7,6 +7,9 @@
  *   DBDIR/background.h5   every protein's background level (pdr_background.h), when the model
  *                         has a background sample: scores are then background-adjusted; for a
  *                         database made with --segments also every segment's (pdr_segdb.h)
+ *   DBDIR/expansion.h5, index_expanded.faiss, calibration_expanded.txt
+ *                         made with --expand: query expansion (pdr_db_expand.h), which searches
+ *                         use unless told not to
  *
  * pdr_db_open loads ids, lengths, the index and the calibration into memory; the vectors stay
  * in the index only. A pdr_db is read-only after opening: concurrent pdr_db_search calls from
@@ -61,6 +64,9 @@ typedef struct pdr_db_index_report {
  * the default above). Approximate indexes get the smallest nprobe reaching the recall target,
  * saved with the index. Writes to a temp name and renames. */
 int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err);
+/* The same from n x dim vectors in memory, saved to index_path. */
+int pdr_db_build_index_from(const float *vec, size_t n, int dim, const char *spec, const char *index_path,
+                            pdr_db_index_report *opt_report, pdr_err *err);
 
 int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err);
 void pdr_db_free(pdr_db *db);
@@ -82,6 +88,25 @@ double pdr_db_evalue(const pdr_db *db, float score);
 int pdr_db_adjusted(const pdr_db *db);
 const char *pdr_db_background_id(const pdr_db *db);
 
+/* Whether the database was made with --expand (pdr_db_expand.h): pdr_db_search then expands
+ * each query from its first search and scores it against the expanded database (scores,
+ * cosines and E-values are those of the expanded vectors) unless queries->no_expand. */
+int pdr_db_expanded(const pdr_db *db);
+
+/* Expand n query vectors (n x dim, L2-normalized) against an expanded database: out (n x dim)
+ * and their background levels out_levels[n]. PDR_EINPUT when the database has no expansion. */
+int pdr_db_expand_queries(const pdr_db *db, const pdr_background *bg, const float *vec, size_t n, float *out,
+                          float *out_levels, pdr_err *err);
+
+/* makedb's expansion step, after the calibration (pdr_db_calibrate): expand every database
+ * protein against the database, write DBDIR/expansion.h5 and DBDIR/index_expanded.faiss (index
+ * spec as pdr_db_build_index); then pdr_db_calibrate(..., expanded = 1) writes the expanded
+ * calibration. bg: the model's background (required). progress (may be NULL) is called after
+ * each batch of rows with rows done and the total. Not for segment databases (PDR_EINPUT). */
+typedef void (*pdr_db_expand_progress)(void *arg, size_t done, size_t total);
+int pdr_db_write_expansion(const char *dbdir, const char *index_spec, const pdr_background *bg,
+                           pdr_db_expand_progress progress, void *progress_arg, pdr_err *err);
+
 /* Candidates fetched from the index per query when scores are adjusted: the k best by
  * adjusted score are taken from the k + max(k, PDR_DB_RERANK_EXTRA) best by cosine. */
 #define PDR_DB_RERANK_EXTRA 64
@@ -102,6 +127,7 @@ typedef struct pdr_db_queries {
     const pdr_background *seg_bg;  /* its background of windows (segment databases) */
     const pdr_query_segments *seg; /* n queries' segment vectors (segment databases), or NULL */
     int threads;                   /* threads for a segment database's search (0: 1) */
+    int no_expand;                 /* 1: do not use the database's expansion (pdr_db_expanded) */
 } pdr_db_queries;
 
 /* The k best rows for each query, one batched index call (or, for a segment database, one
@@ -150,6 +176,7 @@ typedef struct pdr_db_params {
     double max_evalue;   /* E-value cut, applied after re-ranking */
     pdr_alignment *alns; /* NULL, or room like hits: every kept hit's traced alignment
                           * (pdr_align_trace); needs n_align >= k, so that every kept hit is aligned */
+    int no_expand;       /* pdr_db_embed_and_search: as pdr_db_queries' no_expand */
 } pdr_db_params;
 
 /* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as
@@ -202,6 +229,10 @@ int pdr_db_load_segment_levels(const char *dbdir, size_t m, float **ret_levels, 
  * pdr_segdb.h. Deterministic (fixed seed). The random sequences are embedded by
  * `threads` worker threads. */
 int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, pdr_err *err);
+/* The same fit for the expanded scores of an expanded database (after pdr_db_write_expansion):
+ * the random sequences are expanded against the database and scored against the sampled
+ * proteins' expanded vectors, with expanded levels. Writes DBDIR/calibration_expanded.txt. */
+int pdr_db_calibrate_expanded(const char *dbdir, const pdr_encoder *enc, int threads, pdr_err *err);
 
 /* The sequence file's reader (pdr_db_seqs.c), used by pdr_db_open. */
 typedef struct pdr_db_seqs pdr_db_seqs;

@@ -6,6 +6,7 @@
 
 #include "pdr_batch.h"
 #include "pdr_db.h"
+#include "pdr_db_expand.h"
 
 #define N_RANDOM_SEQS 200
 #define N_SAMPLED_ROWS 2000
@@ -158,7 +159,31 @@ static float dot(const float *a, const float *b, int dim)
     return s;
 }
 
-int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, pdr_err *err)
+/* Replace the random vectors and the sampled rows (and their levels) by their expanded forms
+ * (pdr_db_expand.h): the random sequences expanded against the database as queries are, the
+ * rows' expanded vectors as makedb stored them. */
+static int expand_null(const char *dbdir, const pdr_background *bg, float *rand_vec, float *rand_lev, size_t n_rand,
+                       float *rows, float *row_lev, const size_t *row_of, size_t n_rows, int dim, pdr_err *err)
+{
+    pdr_db *db = NULL;
+    float *x = malloc(n_rand * (size_t)dim * sizeof(float));
+    int rc = x ? pdr_db_open_for_calibration(dbdir, &db, err)
+               : pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
+    const pdr_db_expansion *xp = rc ? NULL : pdr_db_expansion_of(db);
+    if (!rc && !xp)
+        rc = pdr_fail(err, PDR_EINPUT, "%s: no expansion to calibrate (pdr_db_write_expansion first)", dbdir);
+    if (!rc && !(rc = pdr_db_expand_queries(db, bg, rand_vec, n_rand, x, rand_lev, err)))
+        memcpy(rand_vec, x, n_rand * (size_t)dim * sizeof(float));
+    for (size_t i = 0; i < n_rows && !rc; i++) {
+        rc = pdr_db_expansion_read(xp, 1, (int64_t)row_of[i], rows + i * (size_t)dim, err);
+        row_lev[i] = pdr_db_expansion_levels(xp)[row_of[i]];
+    }
+    free(x);
+    pdr_db_free(db);
+    return rc;
+}
+
+static int calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, int expanded, pdr_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_STORE);
@@ -257,6 +282,9 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
     if (bg && ((rc = pdr_background_levels(bg, rand_vec, N_RANDOM_SEQS, rand_lev, err)) ||
                (rc = pdr_background_levels(bg, rows, n_rows, row_lev, err))))
         goto done;
+    if (expanded && (rc = expand_null(dbdir, bg, rand_vec, rand_lev, N_RANDOM_SEQS, rows, row_lev, row_of, n_rows, dim,
+                                      err)))
+        goto done;
     size_t k = 0;
     for (int r = 0; r < N_RANDOM_SEQS; r++)
         for (size_t i = 0; i < n_rows; i++) {
@@ -273,7 +301,7 @@ int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
     pdr_calib cal;
     if ((rc = pdr_calib_fit(scores, k, &cal, err)))
         goto done;
-    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_CALIB);
+    snprintf(path, sizeof path, "%s/%s", dbdir, expanded ? PDR_DB_CALIB_X : PDR_DB_CALIB);
     rc = pdr_calib_save(&cal, path, err);
 done:
     for (int t = 0; t < threads; t++)
@@ -296,4 +324,16 @@ done:
     }
     pdr_store_free(st);
     return rc;
+}
+
+int pdr_db_calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int segments, pdr_err *err)
+{
+    return calibrate(dbdir, enc, threads, segments, 0, err);
+}
+
+int pdr_db_calibrate_expanded(const char *dbdir, const pdr_encoder *enc, int threads, pdr_err *err)
+{
+    if (!pdr_encoder_background(enc))
+        return pdr_fail(err, PDR_EINPUT, "model %s has no background: it cannot expand", pdr_encoder_name(enc));
+    return calibrate(dbdir, enc, threads, 0, 1, err);
 }

@@ -44,7 +44,8 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                          .bg = pdr_encoder_background(enc),
                          .seg_bg = pdr_encoder_segment_background(enc, &wmodel, &smodel),
                          .seg = qseg,
-                         .threads = threads};
+                         .threads = threads,
+                         .no_expand = p->no_expand};
     rc = pdr_db_search_aligned(db, &qs, (const char *const *)job->seqs, job->lengths, 0, p, hits, counts, err);
 done:
     for (size_t i = 0; embs && i < n; i++) {

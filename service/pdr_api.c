@@ -685,9 +685,10 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
         index += 7;
     pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(api->db));
     pdr_buf_json_str(out, index);
-    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s,\"align\":%d",
+    pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s,\"expanded\":%s,\"align\":%d",
                    pdr_db_adjusted(api->db) ? "background-adjusted" : "cosine",
-                   pdr_db_has_segments(api->db) ? "true" : "false", api->limits.align);
+                   pdr_db_has_segments(api->db) ? "true" : "false", pdr_db_expanded(api->db) ? "true" : "false",
+                   api->limits.align);
     pdr_buf_printf(out,
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
                    "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",

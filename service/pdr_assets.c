@@ -331,6 +331,7 @@ const char pdr_openapi_json[] =
     "          \"index\": {\"type\": \"string\", \"description\": \"FAISS index description\"},\n"
     "          \"scores\": {\"type\": \"string\", \"enum\": [\"background-adjusted\", \"cosine\"], \"description\": \"what hit scores are (README.md, Scores)\"},\n"
     "          \"segments\": {\"type\": \"boolean\", \"description\": \"a segment database (pdr makedb --segments): scores add the best segment pair (README.md, Local homology)\"},\n"
+    "          \"expanded\": {\"type\": \"boolean\", \"description\": \"a database made with pdr makedb --expand: queries are expanded from their first search and scored against the expanded database (README.md, Query expansion)\"},\n"
     "          \"align\": {\"type\": \"integer\", \"description\": \"best embedding candidates aligned per query (pdr serve --align; 0: none, hits ranked by the embedding alone)\"},\n"
     "          \"workers\": {\"type\": \"integer\"},\n"
     "          \"auth\": {\"type\": \"boolean\"},\n"

@@ -102,6 +102,47 @@ else
     "$PDR" makedb "$small" "$T/segdb" --segments 2>"$T/err"
     check "makedb --segments without a segment background: exit 1, says so" "[ $? -eq 1 ] && grep -q 'no background of segment windows' '$T/err'"
 fi
+# --- query expansion (makedb --expand): needs a model background (the default model has one)
+# families: each small.fasta protein and 3 copies with 15% of residues substituted (fixed seed),
+# so that every protein has homologs to be moved towards
+awk 'BEGIN{srand(11); aa="ACDEFGHIKLMNPQRSTVWY"} /^>/{id=substr($1,2); next} {seq[id]=seq[id] $0}
+     END{for (id in seq) {print ">" id; print seq[id]; for (c=1; c<=3; c++) {s=""; n=length(seq[id])
+         for (i=1; i<=n; i++) s=s (rand()<0.15 ? substr(aa,int(rand()*20)+1,1) : substr(seq[id],i,1))
+         print ">" id "_v" c; print s}}}' "$small" >"$T/fam.fasta"
+fam=$T/fam.fasta
+n_fam=$(grep -c '^>' "$fam")
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
+    "$PDR" makedb "$fam" "$T/fdb" 2>"$T/err"
+    check "makedb of the families" "[ $? -eq 0 ]"
+    "$PDR" makedb "$fam" "$T/xdb" --expand 2>"$T/err"
+    check "makedb --expand exits 0 and writes the expansion" "[ $? -eq 0 ] && [ -s '$T/xdb/expansion.h5' ] && [ -s '$T/xdb/index_expanded.faiss' ] && [ -s '$T/xdb/calibration_expanded.txt' ] && grep -q 'expanded $n_fam proteins' '$T/err'"
+    check "expansion.h5: original vectors = the store's, expanded ones unit length and moved" "/usr/bin/python3 -c '
+import h5py, numpy as np, sys
+x = h5py.File(sys.argv[1]); e = h5py.File(sys.argv[2])
+o, v = x[\"original\"][:], x[\"expanded\"][:]
+assert np.array_equal(o, e[\"embeddings\"][:].astype(np.float32))
+assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4) and x[\"levels\"].shape == (len(o),)
+assert (np.abs(v - o).max(axis=1) > 1e-3).sum() > len(o) // 2 and x.attrs[\"neighbours\"] == 3
+' '$T/xdb/expansion.h5' '$T/xdb/embeddings.h5'"
+    "$PDR" search "$T/xdb" "$fam" "$T/x.tsv" -k 4 --align 0 2>"$T/err"
+    check "expanded search: every query finds itself first" "[ $? -eq 0 ] && [ \$(wc -l <'$T/x.tsv') -eq $((n_fam * 4)) ] && awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/x.tsv'"
+    "$PDR" search "$T/xdb" "$fam" "$T/nx.tsv" -k 4 --align 0 --no-expand 2>"$T/err"
+    check "--no-expand gives the plain database's hits" "[ $? -eq 0 ] && cmp -s '$T/nx.tsv' <(\"$PDR\" search '$T/fdb' '$fam' - -k 4 --align 0 2>/dev/null)"
+    check "expanded scores differ from plain ones" "! cmp -s <(cut -f1-3 '$T/x.tsv') <(cut -f1-3 '$T/nx.tsv')"
+    "$PDR" easy-search "$fam" "$fam" "$T/ex.tsv" -k 4 --align 0 --expand 2>"$T/err"
+    check "easy-search --expand = makedb --expand + search" "[ $? -eq 0 ] && cmp -s <(cut -f1-3,5-8 '$T/ex.tsv') <(cut -f1-3,5-8 '$T/x.tsv')"
+    cp -r "$T/xdb" "$T/xbroken" && rm "$T/xbroken/calibration_expanded.txt"
+    "$PDR" search "$T/xbroken" "$fam" - -k 2 >/dev/null 2>"$T/err"
+    check "an interrupted expansion is refused, naming the missing file" "[ $? -eq 1 ] && grep -q 'calibration_expanded.txt' '$T/err' && grep -q 'makedb --expand' '$T/err'"
+    "$PDR" makedb "$fam" "$T/xdb" 2>"$T/err"
+    check "makedb without --expand removes a stale expansion" "[ $? -eq 0 ] && [ ! -e '$T/xdb/expansion.h5' ] && [ ! -e '$T/xdb/calibration_expanded.txt' ]"
+    "$PDR" makedb "$fam" "$T/xseg" --expand --segments >/dev/null 2>"$T/err"
+    check "makedb --expand --segments: usage error that says why" "[ $? -eq 2 ] && grep -q 'segment database' '$T/err'"
+fi
+"$PDR" makedb "$small" "$T/xk" --expand -m kmer3 >/dev/null 2>"$T/err"
+check "makedb --expand with kmer3 (no background): usage error" "[ $? -eq 2 ] && grep -q 'no background' '$T/err'"
+"$PDR" search "$T/db" "$small" - --expand >/dev/null 2>"$T/err"
+check "search --expand is a usage error" "[ $? -eq 2 ] && grep -q 'makedb and easy-search' '$T/err'"
 "$PDR" search "$T/db" "$small" - --segments >/dev/null 2>"$T/err"
 check "search --segments is a usage error" "[ $? -eq 2 ] && grep -q 'makedb and easy-search' '$T/err'"
 printf '>q1\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n' | "$PDR" search "$T/db" - "$T/stdin.tsv" -k 2 2>"$T/err"

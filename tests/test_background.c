@@ -18,6 +18,7 @@
 #include "check.h"
 #include "pdr_background.h"
 #include "pdr_db.h"
+#include "pdr_db_expand.h"
 #include "pdr_index.h"
 
 /* pdr_db_search for whole-protein queries. */
@@ -354,8 +355,9 @@ static int make_fixture(fixture *fx, const char *name, size_t n, int with_levels
 static void free_fixture(fixture *fx)
 {
     char path[4200];
-    static const char *files[] = {PDR_DB_STORE, PDR_DB_INDEX, PDR_DB_CALIB, PDR_DB_LEVELS};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *files[] = {PDR_DB_STORE,     PDR_DB_INDEX,   PDR_DB_CALIB,  PDR_DB_LEVELS,
+                                  PDR_DB_EXPANSION, PDR_DB_INDEX_X, PDR_DB_CALIB_X};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         path_in(path, sizeof path, fx->dir, files[i]);
         unlink(path);
     }
@@ -621,6 +623,172 @@ TEST(segment_search_scores_whole_and_best_segment_pair)
     free_fixture(&plain);
 }
 
+/* Reference expansion of x against the fixture's rows, in double: the 3 best rows by adjusted
+ * score (cosine below PDR_EXPAND_SAME, score above 0), weighted by it; out normalized. */
+static void ref_expand(const fixture *fx, const float *x, float xlev, const float *rlev, float *out)
+{
+    const int dim = fx->dim;
+    size_t best[PDR_EXPAND_K];
+    double w[PDR_EXPAND_K];
+    size_t m = 0;
+    for (size_t r = 0; r < fx->n; r++) {
+        double c = dotd(x, fx->rows + r * dim, dim), a = c - 0.5 * (xlev + rlev[r]);
+        if (c >= PDR_EXPAND_SAME || a <= 0.0)
+            continue;
+        size_t at = m < PDR_EXPAND_K ? m++ : PDR_EXPAND_K;
+        if (at == PDR_EXPAND_K && a <= w[PDR_EXPAND_K - 1])
+            continue;
+        if (at == PDR_EXPAND_K)
+            at = PDR_EXPAND_K - 1;
+        while (at > 0 && w[at - 1] < a) { /* insertion into the descending list */
+            w[at] = w[at - 1];
+            best[at] = best[at - 1];
+            at--;
+        }
+        w[at] = a;
+        best[at] = r;
+    }
+    double v[256], wsum = 0.0, norm = 0.0;
+    for (size_t j = 0; j < m; j++)
+        wsum += w[j];
+    for (int d = 0; d < dim; d++) {
+        double mean = 0.0;
+        for (size_t j = 0; j < m; j++)
+            mean += w[j] * fx->rows[best[j] * dim + d];
+        v[d] = x[d] + (m ? PDR_EXPAND_ALPHA * mean / wsum : 0.0);
+        norm += v[d] * v[d];
+    }
+    for (int d = 0; d < dim; d++)
+        out[d] = (float)(v[d] / sqrt(norm));
+}
+
+/* A calibration file of Gaussian null scores at path (E-values are not the subject). */
+static int write_null_calibration(const char *path, double sd, pdr_err *err)
+{
+    size_t m = 20000;
+    float *null_scores = malloc(m * sizeof *null_scores);
+    for (size_t i = 0; i < m; i++)
+        null_scores[i] = (float)(sd * rng_gauss());
+    pdr_calib cal;
+    int rc = pdr_calib_fit(null_scores, m, &cal, err);
+    free(null_scores);
+    return rc ? rc : pdr_calib_save(&cal, path, err);
+}
+
+TEST(expanded_search_scores_the_expanded_vectors)
+{
+    fixture fx;
+    if (make_fixture(&fx, "x_db", 600, 1)) {
+        CHECK(0);
+        free_fixture(&fx);
+        return;
+    }
+    pdr_err err;
+    const int dim = fx.dim, k = 6;
+    const size_t nq = 30;
+    char path[4200];
+    float *rlev = malloc(fx.n * sizeof *rlev), *xrows = malloc(fx.n * dim * sizeof *xrows);
+    float *xlev = malloc(fx.n * sizeof *xlev), *got = malloc(dim * sizeof *got);
+    pdr_background_levels(fx.bg, fx.rows, fx.n, rlev, &err);
+    /* makedb's step: every row expanded against the others, as the reference does */
+    CHECKF(pdr_db_write_expansion(fx.dir, "Flat", fx.bg, NULL, NULL, &err) == PDR_OK, "%s", err.msg);
+    for (size_t r = 0; r < fx.n; r++)
+        ref_expand(&fx, fx.rows + r * dim, rlev[r], rlev, xrows + r * dim);
+    pdr_background_levels(fx.bg, xrows, fx.n, xlev, &err);
+    /* without its calibration the expansion is incomplete: the database refuses to open */
+    pdr_db *db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_EIO && strstr(err.msg, PDR_DB_CALIB_X) && !db, "%s", err.msg);
+    path_in(path, sizeof path, fx.dir, PDR_DB_CALIB_X);
+    CHECK(write_null_calibration(path, 0.2, &err) == PDR_OK);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
+    if (!db) {
+        free_fixture(&fx);
+        return;
+    }
+    CHECK(pdr_db_expanded(db));
+    const pdr_db_expansion *xp = pdr_db_expansion_of(db);
+    size_t bad_rows = 0, moved = 0;
+    for (size_t r = 0; r < fx.n; r++) {
+        CHECK(pdr_db_expansion_read(xp, 1, (int64_t)r, got, &err) == PDR_OK);
+        double diff = 0.0, shift = 0.0;
+        for (int d = 0; d < dim; d++) {
+            diff = fmax(diff, fabs(got[d] - xrows[r * dim + d]));
+            shift = fmax(shift, fabs(got[d] - fx.rows[r * dim + d]));
+        }
+        bad_rows += diff > 1e-5 || fabs(pdr_db_expansion_levels(xp)[r] - xlev[r]) > 1e-5;
+        moved += shift > 1e-3;
+        CHECK(pdr_db_expansion_read(xp, 0, (int64_t)r, got, &err) == PDR_OK);
+        bad_rows += memcmp(got, fx.rows + r * dim, dim * sizeof(float)) != 0;
+    }
+    CHECKF(bad_rows == 0, "%zu stored rows differ from the reference expansion", bad_rows);
+    CHECKF(moved > fx.n / 2, "only %zu of %zu rows moved", moved, fx.n);
+    /* queries: expanded against the database, scored against the expanded rows */
+    float *q = clustered(nq, dim, 12, 0.08, fx.centres);
+    memcpy(q, fx.rows + 17 * dim, dim * sizeof(float)); /* a database protein as a query */
+    float *qlev = malloc(nq * sizeof *qlev), *xq = malloc(nq * dim * sizeof *xq), *xqlev = malloc(nq * sizeof *xqlev);
+    pdr_background_levels(fx.bg, q, nq, qlev, &err);
+    for (size_t i = 0; i < nq; i++)
+        ref_expand(&fx, q + i * dim, qlev[i], rlev, xq + i * dim);
+    pdr_background_levels(fx.bg, xq, nq, xqlev, &err);
+    pdr_hit *hits = malloc(nq * k * sizeof *hits);
+    size_t *counts = malloc(nq * sizeof *counts);
+    CHECKF(db_search(db, fx.bg, q, nq, k, -2.0f, 1e300, hits, counts, &err) == PDR_OK, "%s", err.msg);
+    int wrong = 0, wrong_set = 0;
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(counts[i] == (size_t)k);
+        for (int j = 0; j < k; j++) {
+            const pdr_hit *h = hits + i * k + j;
+            double c = dotd(xq + i * dim, xrows + h->row * dim, dim), a = c - 0.5 * (xqlev[i] + xlev[h->row]);
+            wrong += fabs(h->cosine - c) > 1e-4 || fabs(h->score - a) > 1e-4 || (j && h->score > h[-1].score);
+            size_t better = 0;
+            for (size_t r = 0; r < fx.n; r++)
+                better += dotd(xq + i * dim, xrows + r * dim, dim) - 0.5 * (xqlev[i] + xlev[r]) > h->score + 1e-4;
+            wrong_set += better > (size_t)j;
+        }
+    }
+    CHECKF(wrong == 0, "%d hits with a score, cosine or order other than the expanded vectors'", wrong);
+    CHECKF(wrong_set == 0, "%d hits are not among the k best expanded scores", wrong_set);
+    /* the database protein finds itself first, with its stored expanded vector */
+    CHECK(hits[0].row == 17 && fabsf(hits[0].cosine - 1.0f) < 1e-4f);
+    /* no_expand: the plain adjusted scores */
+    pdr_db_queries qs = {.n = nq, .vec = q, .bg = fx.bg, .no_expand = 1};
+    CHECKF(pdr_db_search(db, &qs, k, -2.0f, 1e300, hits, counts, &err) == PDR_OK, "%s", err.msg);
+    int plain_wrong = 0;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < counts[i]; j++) {
+            const pdr_hit *h = hits + i * k + j;
+            plain_wrong += fabs(h->score - (dotd(q + i * dim, fx.rows + h->row * dim, dim) - 0.5 * (qlev[i] + rlev[h->row]))) > 1e-4;
+        }
+    CHECKF(plain_wrong == 0, "%d no_expand hits are not plain adjusted scores", plain_wrong);
+    /* a query with no positive neighbour keeps its vector */
+    float w0[2] = {0.0f, -1.0f}, nb[64], out[32];
+    for (int d = 0; d < 64; d++)
+        nb[d] = 1.0f;
+    pdr_expand_vector(q, nb, w0, 2, dim, 1.0f, out);
+    CHECK(fabs(dotd(out, q, dim) - 1.0) < 1e-6);
+    pdr_db_free(db);
+    /* a damaged expansion file is refused with its name, never read past its end */
+    path_in(path, sizeof path, fx.dir, PDR_DB_EXPANSION);
+    CHECK(truncate(path, 3000) == 0);
+    db = NULL;
+    CHECKF(pdr_db_open(fx.dir, &db, &err) != PDR_OK && strstr(err.msg, PDR_DB_EXPANSION) && !db, "%s", err.msg);
+    /* removing the expansion leaves the plain database */
+    CHECK(pdr_db_expansion_remove(fx.dir, &err) == PDR_OK && access(path, F_OK) != 0);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK && db && !pdr_db_expanded(db), "%s", err.msg);
+    pdr_db_free(db);
+    free(rlev);
+    free(xrows);
+    free(xlev);
+    free(got);
+    free(q);
+    free(qlev);
+    free(xq);
+    free(xqlev);
+    free(hits);
+    free(counts);
+    free_fixture(&fx);
+}
+
 int main(void)
 {
     if (getenv("PDR_DATA"))
@@ -638,5 +806,6 @@ int main(void)
     RUN(adjusted_search_ranks_by_cosine_minus_mean_level);
     RUN(without_levels_scores_are_cosines);
     RUN(segment_search_scores_whole_and_best_segment_pair);
+    RUN(expanded_search_scores_the_expanded_vectors);
     return CHECK_DONE();
 }
