@@ -30,7 +30,8 @@ composition statistics): the pairs BLASTp reports at E <= 1 too are listed and c
 
 usage: /usr/bin/python3 bench/evalue_check.py [--dataset pfam_nomax50] [--db heldout|dataset]
            [--model M] [--pdr build/pdr] [--threads 2] [-k 1000] [--shuffled 2000] [--seed 1]
-           [--segments]   (a segment database: pdr makedb --segments) [--no-blast] [--keep]
+           [--segments]   (a segment database: pdr makedb --segments)
+           [--expand]     (query expansion: pdr makedb --expand) [--no-blast] [--keep]
 """
 import argparse
 import math
@@ -136,6 +137,7 @@ def main():
     ap.add_argument("--shuffled", type=int, default=2000, help="shuffled queries (0: skip; default 2000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--segments", action="store_true", help="pdr makedb --segments (whole + segment scores)")
+    ap.add_argument("--expand", action="store_true", help="pdr makedb --expand (query expansion)")
     ap.add_argument("--align", default="default",
                     help="comma-separated --align values to check on one database, e.g. 10,0 "
                          "(default: pdr's own default)")
@@ -197,14 +199,16 @@ def main():
     model_line = common.pdr_model_line(a.pdr, a.model)
     print("  pdr " + model_line)
     print("  " + common.cpu_note(), flush=True)
-    dbdir = os.path.join(work, "db_seg" if a.segments else "db")
+    dbdir = os.path.join(work, "db_seg" if a.segments else "db_x" if a.expand else "db")
     mk = [a.pdr, "makedb", db_fasta, dbdir, "--threads", str(a.threads)]
     if a.model:
         mk += ["--model", a.model]
     if a.segments:
         mk.append("--segments")
+    if a.expand:
+        mk.append("--expand")
     run(mk, "pdr makedb")
-    with open(os.path.join(dbdir, "calibration.txt")) as f:
+    with open(os.path.join(dbdir, "calibration_expanded.txt" if a.expand else "calibration.txt")) as f:
         cal = dict(line.rstrip("\n").split("\t", 1) for line in f if "\t" in line)
     print("  calibration: n_null %s, threshold (99th pct) %s, lambda %s" % (
         cal.get("n_null", "?"), cal.get("threshold", "?"), cal.get("lambda", "?")))
@@ -261,7 +265,8 @@ def main():
           "(labelled) or trials * t (shuffled); verdict at E <= 1 against the 2x target")
     if not a.no_blast and any(flagged.values()):
         blast_cross_check(flagged, seqs, sum(len(seqs[x]) for x in db_ids), len(directed) / n_db, work)
-    path = os.path.join(common.OUT, "evalue_check_%s%s.tsv" % (a.dataset, "_seg" if a.segments else ""))
+    path = os.path.join(common.OUT, "evalue_check_%s%s.tsv" % (a.dataset, "_seg" if a.segments else
+                                                              "_x" if a.expand else ""))
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(tsv) + "\n")
     os.replace(path + ".tmp", path)

@@ -70,6 +70,7 @@ base="http://127.0.0.1:$port"
 check "health 200" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"database_loaded\":true' '$T/body'"
 check "info 200 with size and model" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"proteins\":1049' '$T/body' && grep -q '\"dim\":' '$T/body'"
 check "info: 50 candidates aligned per query" "grep -q '\"align\":50' '$T/body'"
+check "info: not an expanded database" "grep -q '\"expanded\":false' '$T/body'"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
 
@@ -198,6 +199,23 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
         wait "$pid"
     else
         bad "segment database server did not come up"
+    fi
+fi
+
+# --- an expanded database (makedb --expand) answers as `pdr search` does, expanded queries and all;
+# needs a model with a background (the shipped one)
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
+    "$PDR" makedb "$DATA/test/small.fasta" "$T/xdb" --expand --threads 2 2>"$T/xmk.err"
+    check "makedb --expand exits 0" "[ $? -eq 0 ]"
+    if SERVE_DB="$T/xdb" start_server "$T/serve4.err"; then
+        base="http://127.0.0.1:$port"
+        "$PDR" search "$T/xdb" "$DATA/test/small.fasta" "$T/x_cli.tsv" -k 3 2>/dev/null
+        check "expanded database: search TSV equals pdr search" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/test/small.fasta '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/x_cli.tsv'"
+        check "expanded database: info says expanded" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"expanded\":true' '$T/body'"
+        kill -TERM "$pid"
+        wait "$pid"
+    else
+        bad "expanded database server did not come up"
     fi
 fi
 
