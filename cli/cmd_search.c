@@ -31,7 +31,7 @@ typedef struct search_opts {
     int threads;
     size_t max_length;
     int nprobe;
-    int align; /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
+    int align;     /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
     int no_expand; /* --no-expand: do not use the database's query expansion */
 } search_opts;
 
@@ -61,8 +61,9 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     pdr_err err;
     pdr_err_clear(&err);
     if (expand && (segments || !pdr_encoder_background(enc))) {
-        cli_error(verb, "--expand: %s", segments ? "not available for a segment database (--segments) yet"
-                                                 : "the model has no background sample to weigh neighbours with");
+        cli_error(verb, "--expand: %s",
+                  segments ? "not available for a segment database (--segments) yet"
+                           : "the model has no background sample to weigh neighbours with");
         return EXIT_USAGE;
     }
     int window = 0, stride = 0;
@@ -106,9 +107,9 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         return EXIT_RUNTIME;
     }
     expand_progress xp = {verb, isatty(STDERR_FILENO), time(NULL)};
-    if (expand && (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp,
-                                          &err) ||
-                   pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err))) {
+    if (expand &&
+        (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp, &err) ||
+         pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err))) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -263,9 +264,12 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
     for (size_t i = 0; store_rows && qs.seg && i < q->n; i++)
         qseg[i] = pdr_db_row_segments(db, (int64_t)(first_row + i));
     size_t kc = pdr_db_candidates(db, so->k, so->align);
-    pdr_db_params p = {
-        .k = so->k, .n_align = so->align, .min_score = so->min_score, .max_evalue = so->max_evalue, .alns = alns,
-        .no_expand = so->no_expand};
+    pdr_db_params p = {.k = so->k,
+                       .n_align = so->align,
+                       .min_score = so->min_score,
+                       .max_evalue = so->max_evalue,
+                       .alns = alns,
+                       .no_expand = so->no_expand};
     int rc;
     if (!store_rows)
         rc = pdr_db_embed_and_search(db, enc, ws, so->threads, &job, &p, hits, counts, err);

@@ -21,8 +21,8 @@ struct pdr_db {
     pdr_calib calib;
     float *levels; /* [n] background levels, or NULL: cosine scores */
     char bg_id[32];
-    pdr_segdb *seg;    /* segment database (--segments), or NULL */
-    pdr_db_seqs *seqs; /* the residues (DBDIR/sequences.h5), or NULL */
+    pdr_segdb *seg;      /* segment database (--segments), or NULL */
+    pdr_db_seqs *seqs;   /* the residues (DBDIR/sequences.h5), or NULL */
     pdr_db_expansion *x; /* query expansion (--expand), or NULL */
 };
 
@@ -249,7 +249,11 @@ const char *pdr_db_index_spec(const pdr_db *db) { return pdr_index_spec(db->inde
 const char *pdr_db_id(const pdr_db *db, int64_t row) { return db->ids[row]; }
 int32_t pdr_db_length(const pdr_db *db, int64_t row) { return db->lengths[row]; }
 
-int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err) { return pdr_index_set_nprobe(db->index, nprobe, err); }
+int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err)
+{
+    int rc = pdr_index_set_nprobe(db->index, nprobe, err);
+    return rc || !db->x ? rc : pdr_db_expansion_set_nprobe(db->x, nprobe, err);
+}
 
 double pdr_db_evalue(const pdr_db *db, float score) { return (double)db->n * pdr_calib_pvalue(&db->calib, score); }
 

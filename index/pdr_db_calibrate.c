@@ -167,8 +167,7 @@ static int expand_null(const char *dbdir, const pdr_background *bg, float *rand_
 {
     pdr_db *db = NULL;
     float *x = malloc(n_rand * (size_t)dim * sizeof(float));
-    int rc = x ? pdr_db_open_for_calibration(dbdir, &db, err)
-               : pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
+    int rc = x ? pdr_db_open_for_calibration(dbdir, &db, err) : pdr_fail(err, PDR_ENOMEM, "calibration: out of memory");
     const pdr_db_expansion *xp = rc ? NULL : pdr_db_expansion_of(db);
     if (!rc && !xp)
         rc = pdr_fail(err, PDR_EINPUT, "%s: no expansion to calibrate (pdr_db_write_expansion first)", dbdir);
@@ -282,8 +281,8 @@ static int calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
     if (bg && ((rc = pdr_background_levels(bg, rand_vec, N_RANDOM_SEQS, rand_lev, err)) ||
                (rc = pdr_background_levels(bg, rows, n_rows, row_lev, err))))
         goto done;
-    if (expanded && (rc = expand_null(dbdir, bg, rand_vec, rand_lev, N_RANDOM_SEQS, rows, row_lev, row_of, n_rows, dim,
-                                      err)))
+    if (expanded &&
+        (rc = expand_null(dbdir, bg, rand_vec, rand_lev, N_RANDOM_SEQS, rows, row_lev, row_of, n_rows, dim, err)))
         goto done;
     size_t k = 0;
     for (int r = 0; r < N_RANDOM_SEQS; r++)

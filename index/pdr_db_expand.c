@@ -60,10 +60,10 @@ void pdr_expand_vector(const float *e, const float *nb, const float *w, size_t m
 struct pdr_db_expansion {
     size_t n;
     int dim;
-    int fd;               /* expansion.h5, open */
-    uint64_t off[2];      /* file offsets of /original and /expanded */
-    float *levels;        /* [n] */
-    pdr_index *index;     /* index_expanded.faiss */
+    int fd;           /* expansion.h5, open */
+    uint64_t off[2];  /* file offsets of /original and /expanded */
+    float *levels;    /* [n] */
+    pdr_index *index; /* index_expanded.faiss */
     pdr_calib calib;
     int calibrated;
     char path[4096];
@@ -83,6 +83,10 @@ void pdr_db_expansion_free(pdr_db_expansion *x)
 const pdr_index *pdr_db_expansion_index(const pdr_db_expansion *x) { return x->index; }
 const float *pdr_db_expansion_levels(const pdr_db_expansion *x) { return x->levels; }
 const pdr_calib *pdr_db_expansion_calib(const pdr_db_expansion *x) { return x->calibrated ? &x->calib : NULL; }
+int pdr_db_expansion_set_nprobe(pdr_db_expansion *x, int nprobe, pdr_err *err)
+{
+    return pdr_index_set_nprobe(x->index, nprobe, err);
+}
 
 int pdr_db_expansion_read(const pdr_db_expansion *x, int expanded, int64_t row, float *out, pdr_err *err)
 {
@@ -210,8 +214,10 @@ int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_i
     if ((rc = pdr_index_load(path, &x->index, err)))
         goto fail;
     if (pdr_index_count(x->index) != n || pdr_index_dim(x->index) != dim) {
-        rc = pdr_fail(err, PDR_EFORMAT, "%s: %zu rows of dim %d, the database has %zu of dim %d; rerun 'pdr makedb "
-                      "--expand'", path, pdr_index_count(x->index), pdr_index_dim(x->index), n, dim);
+        rc = pdr_fail(err, PDR_EFORMAT,
+                      "%s: %zu rows of dim %d, the database has %zu of dim %d; rerun 'pdr makedb "
+                      "--expand'",
+                      path, pdr_index_count(x->index), pdr_index_dim(x->index), n, dim);
         goto fail;
     }
     if (calibrated) {
@@ -253,8 +259,7 @@ int pdr_db_expand_queries(const pdr_db *db, const pdr_background *bg, const floa
 {
     const pdr_db_expansion *x = pdr_db_expansion_of(db);
     if (!x)
-        return pdr_fail(err, PDR_EINPUT, "%s: the database has no expansion (made without --expand)",
-                        pdr_db_path(db));
+        return pdr_fail(err, PDR_EINPUT, "%s: the database has no expansion (made without --expand)", pdr_db_path(db));
     int dim = pdr_db_dim(db);
     pdr_hit *hits = malloc(n * EXPAND_FETCH * sizeof *hits);
     size_t *counts = malloc((n ? n : 1) * sizeof *counts);
@@ -333,8 +338,8 @@ static int write_attrs(hid_t f, const pdr_background *bg)
     return ok;
 }
 
-static int save_expansion(const char *path, const float *orig, const float *xvec, const float *xlev, size_t n,
-                          int dim, const pdr_background *bg, pdr_err *err)
+static int save_expansion(const char *path, const float *orig, const float *xvec, const float *xlev, size_t n, int dim,
+                          const pdr_background *bg, pdr_err *err)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -69,6 +69,8 @@ void pdr_db_expansion_free(pdr_db_expansion *x);
 const pdr_index *pdr_db_expansion_index(const pdr_db_expansion *x);
 const float *pdr_db_expansion_levels(const pdr_db_expansion *x);
 const pdr_calib *pdr_db_expansion_calib(const pdr_db_expansion *x); /* NULL when not calibrated */
+/* pdr_index_set_nprobe on the expanded index (pdr_db_set_nprobe sets both). */
+int pdr_db_expansion_set_nprobe(pdr_db_expansion *x, int nprobe, pdr_err *err);
 /* Row `row`'s original (expanded 0) or expanded (expanded 1) vector into out[dim]; thread-safe
  * (pread). */
 int pdr_db_expansion_read(const pdr_db_expansion *x, int expanded, int64_t row, float *out, pdr_err *err);

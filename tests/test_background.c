@@ -757,7 +757,9 @@ TEST(expanded_search_scores_the_expanded_vectors)
     for (size_t i = 0; i < nq; i++)
         for (size_t j = 0; j < counts[i]; j++) {
             const pdr_hit *h = hits + i * k + j;
-            plain_wrong += fabs(h->score - (dotd(q + i * dim, fx.rows + h->row * dim, dim) - 0.5 * (qlev[i] + rlev[h->row]))) > 1e-4;
+            plain_wrong +=
+                fabs(h->score - (dotd(q + i * dim, fx.rows + h->row * dim, dim) - 0.5 * (qlev[i] + rlev[h->row]))) >
+                1e-4;
         }
     CHECKF(plain_wrong == 0, "%d no_expand hits are not plain adjusted scores", plain_wrong);
     /* a query with no positive neighbour keeps its vector */
