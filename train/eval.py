@@ -190,6 +190,21 @@ def load_store(path):
     return {a: E[i] for i, a in enumerate(ids)}
 
 
+def load_store_segments(path):
+    """{acc: [m, D] segment vectors} of a pdr store made with --segments, or None without them."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        if "segments" not in f:
+            return None
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
+        S = np.array(f["segments/embeddings"], np.float32)
+        prot = np.array(f["segments/protein"])
+    S = S / np.maximum(np.linalg.norm(S, axis=1, keepdims=True), 1e-12)
+    order = np.argsort(prot, kind="stable")
+    bounds = np.searchsorted(prot[order], np.arange(len(ids) + 1))
+    return {a: S[order[bounds[i]:bounds[i + 1]]] for i, a in enumerate(ids)}
+
+
 def score_pairs(pairs, emb, segs=None):
     whole = np.array([float(np.dot(emb[a], emb[b])) for a, b in pairs])
     if segs is None:
@@ -282,6 +297,12 @@ def make_adjust(bg_model, emb, segs, model=None, device="cpu", W=100, S=50, pool
         rng = np.random.default_rng(seed)
         SB = allw[rng.choice(len(allw), min(n_seg_bg, len(allw)), replace=False)]
         adj["seg_lev"] = {a: level(segs[a] / np.linalg.norm(segs[a], axis=1, keepdims=True), SB, pct) for a in segs}
+    elif segs is not None:  # a store's segments: the model file's own background of windows, as pdr uses
+        import h5py
+        with h5py.File(bg_model, "r") as f:
+            SB = np.array(f["background_segments"], np.float32)
+        SB /= np.linalg.norm(SB, axis=1, keepdims=True)
+        adj["seg_lev"] = {a: level(segs[a], SB, pct) for a in segs}
     return adj
 
 
@@ -316,7 +337,9 @@ def main():
     if a.store:
         emb = load_store(a.store)
         present = set(seqs) & set(emb)
-        segs = None
+        segs = load_store_segments(a.store) if a.segments else None
+        if a.segments and segs is None:
+            sys.exit("eval.py: --segments: %s has no segments (pdr embed --segments)" % a.store)
     else:
         import torch
         torch.set_num_threads(a.threads)
@@ -361,7 +384,8 @@ def main():
             V = expand(E, lev, E, lev, a.expand, a.expand_alpha, self_index=np.arange(len(E)))
         ev_emb = {x: V[i] for i, x in enumerate(accs)}
         ev_lev = level(V, B, pct)
-        evaluate(bench, ev_emb, None, adj={"lev": {x: ev_lev[i] for i, x in enumerate(accs)}},
+        evaluate(bench, ev_emb, segs, adj={"lev": {x: ev_lev[i] for i, x in enumerate(accs)},
+                                           "seg_lev": adj.get("seg_lev")}, mix=a.mix,
                  title="query expansion: K %d, alpha %g, database %s" % (
                      a.expand, a.expand_alpha,
                      "%d proteins of %s" % (len(R), ", ".join(a.expand_pool)) if a.expand_pool else "the evaluated proteins"))
