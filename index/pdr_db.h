@@ -80,7 +80,7 @@ const char *pdr_db_id(const pdr_db *db, int64_t row);
 int32_t pdr_db_length(const pdr_db *db, int64_t row);
 int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err);
 
-/* E-value of a score in this database. */
+/* E-value of a plain (not expanded) score in this database; hits carry their own E-values. */
 double pdr_db_evalue(const pdr_db *db, float score);
 
 /* Whether scores are background-adjusted (the database has levels), and the id of the
