@@ -142,7 +142,8 @@ static const char makedb_usage[] =
     "                          (README.md, Local homology)\n"
     "      --expand            query expansion: every protein, and every query at search time, is\n"
     "                          moved towards its 3 best hits, as a profile search would (README.md,\n"
-    "                          Query expansion); more sensitive, about twice the search work\n"
+    "                          Query expansion): more sensitive to remote homologs of whole\n"
+    "                          proteins, less to shared domains; two index searches per query\n"
     "  -m, --model M           model file or 'kmer3' (default: see pdr version)\n"
     "  -h, --help              this help\n";
 
