@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pdr_db.h"
+#include "pdr_db_attr.h"
 #include "pdr_store.h"
 
 /* Database rows expanded per search call at makedb. */
@@ -126,25 +127,6 @@ static haddr_t float_dataset(hid_t f, const char *name, size_t rows, int cols)
     return off;
 }
 
-static int read_attr_str(hid_t f, const char *name, char *out, size_t cap)
-{
-    hid_t a = H5Aexists(f, name) > 0 ? H5Aopen(f, name, H5P_DEFAULT) : -1;
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1, mt = H5Tcopy(H5T_C_S1);
-    int ok = 0;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= cap &&
-        H5Tset_size(mt, cap) >= 0) {
-        memset(out, 0, cap);
-        ok = H5Aread(a, mt, out) >= 0;
-        out[cap - 1] = '\0';
-    }
-    H5Tclose(mt);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    return ok;
-}
-
 int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_id, int calibrated,
                           pdr_db_expansion **ret, pdr_err *err)
 {
@@ -173,7 +155,7 @@ int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_i
     x->off[0] = f >= 0 ? float_dataset(f, "/original", n, dim) : HADDR_UNDEF;
     x->off[1] = f >= 0 ? float_dataset(f, "/expanded", n, dim) : HADDR_UNDEF;
     int bad = f < 0 || lev == HADDR_UNDEF || x->off[0] == HADDR_UNDEF || x->off[1] == HADDR_UNDEF ||
-              !read_attr_str(f, "background_id", id, sizeof id);
+              !pdr_db_attr_read_str(f, "background_id", id, sizeof id);
     if (!bad && n) {
         hid_t d = H5Dopen2(f, "/levels", H5P_DEFAULT);
         bad = d < 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x->levels) < 0;
@@ -311,31 +293,14 @@ static int write_f32(hid_t f, const char *name, const float *data, size_t rows, 
     return ok;
 }
 
-static int num_attr(hid_t f, const char *name, hid_t file_type, hid_t mem_type, const void *value)
-{
-    hid_t s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = s >= 0 && (a = H5Acreate2(f, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-             H5Awrite(a, mem_type, value) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    if (s >= 0)
-        H5Sclose(s);
-    return ok;
-}
-
 static int write_attrs(hid_t f, const pdr_background *bg)
 {
     long long k = PDR_EXPAND_K;
     double alpha = PDR_EXPAND_ALPHA, same = PDR_EXPAND_SAME;
-    const char *id = pdr_background_id(bg);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    int ok = t >= 0 && H5Tset_size(t, strlen(id) + 1) >= 0 && num_attr(f, "background_id", t, t, id) &&
-             num_attr(f, "neighbours", H5T_STD_I64LE, H5T_NATIVE_LLONG, &k) &&
-             num_attr(f, "alpha", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &alpha) &&
-             num_attr(f, "same", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &same);
-    if (t >= 0)
-        H5Tclose(t);
-    return ok;
+    return pdr_db_attr_write_str(f, "background_id", pdr_background_id(bg)) &&
+           pdr_db_attr_write_num(f, "neighbours", H5T_STD_I64LE, H5T_NATIVE_LLONG, &k) &&
+           pdr_db_attr_write_num(f, "alpha", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &alpha) &&
+           pdr_db_attr_write_num(f, "same", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &same);
 }
 
 static int save_expansion(const char *path, const float *orig, const float *xvec, const float *xlev, size_t n, int dim,

@@ -17,36 +17,11 @@
 #include <unistd.h>
 
 #include "pdr_db.h"
+#include "pdr_db_attr.h"
 #include "pdr_segdb.h"
 
 /* Store rows read and scored per step. */
 #define LEVEL_CHUNK 65536
-
-static int write_str_attr(hid_t loc, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 &&
-             (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    if (s >= 0)
-        H5Sclose(s);
-    if (t >= 0)
-        H5Tclose(t);
-    return ok;
-}
-
-static int write_num_attr(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *value)
-{
-    hid_t s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = s >= 0 && (a = H5Acreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-             H5Awrite(a, mem_type, value) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    if (s >= 0)
-        H5Sclose(s);
-    return ok;
-}
 
 static int save_levels(const char *path, const float *levels, size_t n, const pdr_background *bg,
                        const char *model_version, const float *seg_levels, size_t m, const pdr_background *seg_bg,
@@ -61,10 +36,10 @@ static int save_levels(const char *path, const float *levels, size_t n, const pd
     long long nb = (long long)pdr_background_count(bg);
     int ok = s >= 0 && (d = H5Dcreate2(f, "levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
              (n == 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, levels) >= 0) &&
-             write_str_attr(f, "background_id", pdr_background_id(bg)) &&
-             write_str_attr(f, "model_version", model_version) &&
-             write_num_attr(f, "percentile", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &pct) &&
-             write_num_attr(f, "n_background", H5T_STD_I64LE, H5T_NATIVE_LLONG, &nb);
+             pdr_db_attr_write_str(f, "background_id", pdr_background_id(bg)) &&
+             pdr_db_attr_write_str(f, "model_version", model_version) &&
+             pdr_db_attr_write_num(f, "percentile", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &pct) &&
+             pdr_db_attr_write_num(f, "n_background", H5T_STD_I64LE, H5T_NATIVE_LLONG, &nb);
     if (d >= 0)
         H5Dclose(d);
     if (s >= 0)
@@ -78,10 +53,10 @@ static int save_levels(const char *path, const float *levels, size_t n, const pd
         ok = s >= 0 &&
              (d = H5Dcreate2(f, "segment_levels", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
              (m == 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, seg_levels) >= 0) &&
-             write_str_attr(f, "segment_background_id", pdr_background_id(seg_bg)) &&
-             write_num_attr(f, "segment_window", H5T_STD_I64LE, H5T_NATIVE_LLONG, &w) &&
-             write_num_attr(f, "segment_stride", H5T_STD_I64LE, H5T_NATIVE_LLONG, &st) &&
-             write_num_attr(f, "whole_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ww);
+             pdr_db_attr_write_str(f, "segment_background_id", pdr_background_id(seg_bg)) &&
+             pdr_db_attr_write_num(f, "segment_window", H5T_STD_I64LE, H5T_NATIVE_LLONG, &w) &&
+             pdr_db_attr_write_num(f, "segment_stride", H5T_STD_I64LE, H5T_NATIVE_LLONG, &st) &&
+             pdr_db_attr_write_num(f, "whole_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ww);
         if (d >= 0)
             H5Dclose(d);
         if (s >= 0)
@@ -166,25 +141,6 @@ done:
     return rc;
 }
 
-static int read_str_attr(hid_t f, const char *name, char *out, size_t cap)
-{
-    hid_t a = H5Aexists(f, name) > 0 ? H5Aopen(f, name, H5P_DEFAULT) : -1;
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1, mt = -1;
-    int ok = 0;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= cap &&
-        (mt = H5Tcopy(t)) >= 0) {
-        memset(out, 0, cap);
-        ok = H5Aread(a, mt, out) >= 0 && memchr(out, '\0', cap) != NULL;
-    }
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    return ok;
-}
-
 /* Dataset `name` of f: exactly n float levels, each a cosine; *ret is malloc'd. */
 static int read_level_array(hid_t f, const char *path, const char *name, size_t n, const char *per, float **ret,
                             pdr_err *err)
@@ -252,7 +208,7 @@ int pdr_db_load_levels(const char *dbdir, size_t n, float **ret_levels, char *re
     void *old_data = NULL;
     hid_t f = open_levels_file(path, &old_print, &old_data, err);
     int rc = f < 0 ? PDR_EFORMAT : read_level_array(f, path, "levels", n, "protein", ret_levels, err);
-    if (!rc && !read_str_attr(f, "background_id", ret_id, id_cap)) {
+    if (!rc && !pdr_db_attr_read_str(f, "background_id", ret_id, id_cap)) {
         rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'background_id' missing or bad", path);
         free(*ret_levels);
         *ret_levels = NULL;
@@ -287,7 +243,7 @@ int pdr_db_load_segment_levels(const char *dbdir, size_t m, float **ret_levels, 
         if (a >= 0)
             H5Aclose(a);
     }
-    if (!rc && !read_str_attr(f, "segment_background_id", ret_id, id_cap))
+    if (!rc && !pdr_db_attr_read_str(f, "segment_background_id", ret_id, id_cap))
         rc = pdr_fail(err, PDR_EFORMAT, "%s: attribute 'segment_background_id' missing or bad", path);
     if (!rc)
         rc = read_level_array(f, path, "segment_levels", m, "stored segment", ret_levels, err);
