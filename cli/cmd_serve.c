@@ -21,9 +21,10 @@
 static const char serve_usage[] =
     "usage: pdr serve DBDIR [options]\n\n"
     "Loads the database made by 'pdr makedb' and its model once, then answers HTTP requests:\n"
-    "  POST /v1/search   FASTA (text/x-fasta) or JSON {\"fasta\", \"k\", \"min_score\"} in; hits out as\n"
-    "                    JSON, or the TSV of 'pdr search' with ?format=tsv, or BLAST's -outfmt 6 with\n"
-    "                    ?format=blast6 (query parameters k, min_score)\n"
+    "  POST /v1/search   FASTA (text/x-fasta) or JSON {\"fasta\", \"k\", \"min_score\", \"expand\"} in;\n"
+    "                    hits out as JSON, or the TSV of 'pdr search' with ?format=tsv, or BLAST's\n"
+    "                    -outfmt 6 with ?format=blast6 (query parameters k, min_score, expand;\n"
+    "                    expand=false on a 'makedb --expand' database searches the plain vectors)\n"
     "  POST /v1/embed    FASTA in, one vector per record out (JSON)\n"
     "  GET  /v1/health   200 once loaded, 503 while loading     GET /v1/info    model, database, limits\n"
     "  GET  /metrics     Prometheus text                         GET /           search page\n"

@@ -213,6 +213,7 @@ typedef struct search_params {
     int has_min_score;
     int tsv;
     int blast6; /* format=blast6: BLAST -outfmt 6 columns, every hit aligned and traced */
+    int expand, has_expand; /* expand=true|false: use the database's query expansion (default: if it has one) */
 } search_params;
 
 /* Parse k from text: decimal digits only, 1..max_k. */
@@ -259,12 +260,14 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         int is_k = search && strcmp(name, "k") == 0;
         int is_min = search && strcmp(name, "min_score") == 0;
         int is_format = search && strcmp(name, "format") == 0;
-        if (!is_k && !is_min && !is_format) {
+        int is_expand = search && strcmp(name, "expand") == 0;
+        if (!is_k && !is_min && !is_format && !is_expand) {
             pdr_api_reply_error(rep, 400, "unknown_parameter", "unknown query parameter '%.64s' (%s)", name,
-                                search ? "allowed: k, min_score, format" : "this endpoint takes none");
+                                search ? "allowed: k, min_score, format, expand" : "this endpoint takes none");
             return -1;
         }
-        if ((is_k && sp->has_k) || (is_min && sp->has_min_score) || (is_format && seen_format)) {
+        if ((is_k && sp->has_k) || (is_min && sp->has_min_score) || (is_format && seen_format) ||
+            (is_expand && sp->has_expand)) {
             pdr_api_reply_error(rep, 400, "duplicate_parameter", "query parameter '%s' given twice", name);
             return -1;
         }
@@ -284,6 +287,14 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
             }
             sp->min_score = (float)v;
             sp->has_min_score = 1;
+        } else if (is_expand) {
+            if (!value || (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)) {
+                pdr_api_reply_error(rep, 400, "bad_expand", "expand must be true or false, got '%.32s'",
+                                    value ? value : "");
+                return -1;
+            }
+            sp->expand = strcmp(value, "true") == 0;
+            sp->has_expand = 1;
         } else {
             if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0 && strcmp(value, "blast6") != 0)) {
                 pdr_api_reply_error(rep, 400, "bad_format", "format must be json, tsv or blast6, got '%.32s'",
@@ -461,18 +472,21 @@ static int read_body(const pdr_api_request *req, int search, search_params *sp, 
         pdr_api_reply_error(rep, rc == PDR_ENOMEM ? 500 : 400, code, "%s", err.msg);
         return -1;
     }
-    if (!search && (json->has_k || json->has_min_score)) {
+    if (!search && (json->has_k || json->has_min_score || json->has_expand)) {
         pdr_api_reply_error(rep, 400, "unknown_field", "field \"%s\" is not used by /v1/embed (allowed: fasta)",
-                            json->has_k ? "k" : "min_score");
+                            json->has_k ? "k" : json->has_min_score ? "min_score" : "expand");
         return -1;
     }
     if (!json->fasta) {
         pdr_api_reply_error(rep, 400, "missing_fasta", "the JSON body has no \"fasta\" field");
         return -1;
     }
-    if ((json->has_k && sp->has_k) || (json->has_min_score && sp->has_min_score)) {
+    if ((json->has_k && sp->has_k) || (json->has_min_score && sp->has_min_score) ||
+        (json->has_expand && sp->has_expand)) {
         pdr_api_reply_error(rep, 400, "duplicate_parameter", "%s given both in the query string and in the JSON body",
-                            json->has_k && sp->has_k ? "k" : "min_score");
+                            json->has_k && sp->has_k                   ? "k"
+                            : json->has_min_score && sp->has_min_score ? "min_score"
+                                                                       : "expand");
         return -1;
     }
     *ret_text = json->fasta;
@@ -509,7 +523,12 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
     /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
      * request's search stays on its own thread (a per-thread setting). */
     omp_set_num_threads(1);
-    pdr_db_params p = {.k = sp->k, .n_align = n_align, .min_score = sp->min_score, .max_evalue = 1e300, .alns = alns};
+    pdr_db_params p = {.k = sp->k,
+                       .n_align = n_align,
+                       .min_score = sp->min_score,
+                       .max_evalue = 1e300,
+                       .alns = alns,
+                       .no_expand = sp->has_expand && !sp->expand};
     int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
     if (rc) {
@@ -545,6 +564,16 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     }
     if (json.has_min_score)
         sp.min_score = (float)json.min_score;
+    if (json.has_expand) {
+        sp.expand = json.expand;
+        sp.has_expand = 1;
+    }
+    if (sp.has_expand && sp.expand && !pdr_db_expanded(api->db)) {
+        pdr_api_reply_error(rep, 400, "not_expanded",
+                            "expand=true needs a database built with query expansion ('pdr makedb --expand'); "
+                            "this one has none");
+        goto done;
+    }
     /* blast6 reports every hit's alignment, so every hit is aligned */
     int n_align = api->limits.align;
     if (sp.blast6) {

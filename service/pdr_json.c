@@ -321,6 +321,21 @@ static int number_field(parser *p, const char *key, const char *code, double *re
     return fail(p, code, "\"%s\" must be a number, got %s", key, type_name(c));
 }
 
+/* A boolean value (true or false) for a known key. */
+static int bool_field(parser *p, const char *key, const char *code, int *ret)
+{
+    int c = peek(p), rc;
+    if (c == 't' || c == 'f') {
+        if ((rc = literal(p, c == 't' ? "true" : "false")))
+            return rc;
+        *ret = c == 't';
+        return PDR_OK;
+    }
+    if ((rc = skip_value(p, 1)))
+        return rc;
+    return fail(p, code, "\"%s\" must be true or false, got %s", key, type_name(c));
+}
+
 static int parse_object(parser *p, pdr_json_request *req)
 {
     int rc;
@@ -356,18 +371,21 @@ static int parse_object(parser *p, pdr_json_request *req)
         int is_fasta = key_len == 5 && memcmp(key, "fasta", 5) == 0;
         int is_k = key_len == 1 && key[0] == 'k';
         int is_min = key_len == 9 && memcmp(key, "min_score", 9) == 0;
-        if (!is_fasta && !is_k && !is_min) {
-            rc = fail(p, "unknown_field", "unknown field \"%.64s\" at byte %zu (allowed: fasta, k, min_score)", key,
-                      key_at);
+        int is_expand = key_len == 6 && memcmp(key, "expand", 6) == 0;
+        if (!is_fasta && !is_k && !is_min && !is_expand) {
+            rc = fail(p, "unknown_field",
+                      "unknown field \"%.64s\" at byte %zu (allowed: fasta, k, min_score, expand)", key, key_at);
             free(key);
             return rc;
         }
         free(key);
-        if ((is_fasta && req->fasta) || (is_k && req->has_k) || (is_min && req->has_min_score))
+        if ((is_fasta && req->fasta) || (is_k && req->has_k) || (is_min && req->has_min_score) ||
+            (is_expand && req->has_expand))
             return fail(p, "duplicate_field", "field \"%s\" given twice (at byte %zu)",
                         is_fasta ? "fasta"
                         : is_k   ? "k"
-                                 : "min_score",
+                        : is_min ? "min_score"
+                                 : "expand",
                         key_at);
         if (is_fasta) {
             int c = peek(p);
@@ -386,6 +404,10 @@ static int parse_object(parser *p, pdr_json_request *req)
                 return fail(p, "bad_k", "\"k\" must be a positive integer, got %.17g", v);
             req->k = (int)v;
             req->has_k = 1;
+        } else if (is_expand) {
+            if ((rc = bool_field(p, "expand", "bad_expand", &req->expand)))
+                return rc;
+            req->has_expand = 1;
         } else {
             double v;
             if ((rc = number_field(p, "min_score", "bad_min_score", &v)))

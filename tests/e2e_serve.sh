@@ -212,6 +212,11 @@ if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
         "$PDR" search "$T/xdb" "$DATA/test/small.fasta" "$T/x_cli.tsv" -k 3 2>/dev/null
         check "expanded database: search TSV equals pdr search" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/test/small.fasta '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/x_cli.tsv'"
         check "expanded database: info says expanded" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"expanded\":true' '$T/body'"
+        "$PDR" search "$T/xdb" "$DATA/test/small.fasta" "$T/x_plain.tsv" -k 3 --no-expand 2>/dev/null
+        check "expanded database: --no-expand changes the hits" "! cmp -s '$T/x_plain.tsv' '$T/x_cli.tsv'"
+        check "expanded database: expand=false equals pdr search --no-expand" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/test/small.fasta '$base/v1/search?k=3&format=tsv&expand=false')\" = 200 ] && cmp -s '$T/body' '$T/x_plain.tsv'"
+        $PY -c 'import json,sys; print(json.dumps({"fasta": open(sys.argv[1]).read(), "k": 3, "expand": True}))' "$DATA/test/small.fasta" > "$T/x_req.json"
+        check "expanded database: JSON expand true equals pdr search" "[ \"\$(call -H 'Content-Type: application/json' --data-binary @$T/x_req.json '$base/v1/search?format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/x_cli.tsv'"
         kill -TERM "$pid"
         wait "$pid"
     else

@@ -477,6 +477,10 @@ TEST(json_parser_accepts_the_documented_object)
     /* Not NUL-terminated: the parser must stop at len. */
     char exact[] = {'{', '"', 'k', '"', ':', '5', '}'};
     CHECK(pdr_json_parse_request(exact, sizeof exact, &q, &code, &err) == PDR_OK && q.k == 5);
+    const char *off = "{\"expand\": false}", *on = "{\"expand\":true }";
+    CHECK(pdr_json_parse_request(off, strlen(off), &q, &code, &err) == PDR_OK && q.has_expand && !q.expand);
+    CHECK(pdr_json_parse_request(on, strlen(on), &q, &code, &err) == PDR_OK && q.has_expand && q.expand);
+    CHECK(pdr_json_parse_request("{}", 2, &q, &code, &err) == PDR_OK && !q.has_expand);
 }
 
 TEST(json_parser_rejects_with_a_code_per_mistake)
@@ -509,6 +513,11 @@ TEST(json_parser_rejects_with_a_code_per_mistake)
         {"{\"k\": [1, {\"a\": null}]}", "bad_k", "an array"},
         {"{\"min_score\": 1.5}", "bad_min_score", NULL},
         {"{\"min_score\": true}", "bad_min_score", "a boolean"},
+        {"{\"expand\": 1}", "bad_expand", "a number"},
+        {"{\"expand\": \"true\"}", "bad_expand", "a string"},
+        {"{\"expand\": null}", "bad_expand", "null"},
+        {"{\"expand\": tru}", "invalid_json", NULL},
+        {"{\"expand\": true, \"expand\": false}", "duplicate_field", "expand"},
         {"{\"k\": "
          "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
          "json_too_deep", "32"},
@@ -924,7 +933,12 @@ TEST(bad_query_parameters_are_400)
         {"/v1/search?format=xml", "bad_format"},
         {"/v1/search?db=other", "unknown_parameter"},
         {"/v1/search?k=1&k=2", "duplicate_parameter"},
+        {"/v1/search?expand=1", "bad_expand"},
+        {"/v1/search?expand", "bad_expand"},
+        {"/v1/search?expand=false&expand=false", "duplicate_parameter"},
+        {"/v1/search?expand=true", "not_expanded"}, /* this database has no expansion */
         {"/v1/embed?k=3", "unknown_parameter"},
+        {"/v1/embed?expand=false", "unknown_parameter"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         reply r = post_fasta(port, cases[i].target, ">a\nMKV\n");
@@ -938,6 +952,24 @@ TEST(bad_query_parameters_are_400)
     r = post_json(port, "/v1/search", "{\"fasta\": \">a\\nMKV\", \"k\": 1001}");
     CHECK_ERROR(r, 400, "bad_k", "1000");
     reply_free(&r);
+    r = post_json(port, "/v1/search?expand=false", "{\"fasta\": \">a\\nMKV\", \"expand\": false}");
+    CHECK_ERROR(r, 400, "duplicate_parameter", "expand given both");
+    reply_free(&r);
+    r = post_json(port, "/v1/search", "{\"fasta\": \">a\\nMKV\", \"expand\": true}");
+    CHECK_ERROR(r, 400, "not_expanded", "makedb --expand");
+    reply_free(&r);
+    /* expand=false on a plain database is the plain search */
+    r = post_fasta(port, "/v1/search?expand=false&k=2", ">a\nMKVLAAGIVGLLLAQ\n");
+    reply plain = post_fasta(port, "/v1/search?k=2", ">a\nMKVLAAGIVGLLLAQ\n");
+    CHECKF(r.status == 200 && plain.status == 200, "%d %d", r.status, plain.status);
+    const char *rb = r.body ? strstr(r.body, "\"results\"") : NULL, *pb = plain.body ? strstr(plain.body, "\"results\"") : NULL;
+    CHECK(rb && pb);
+    if (rb && pb) {
+        const char *re = strstr(rb, "\"took_ms\""), *pe = strstr(pb, "\"took_ms\"");
+        CHECK(re && pe && re - rb == pe - pb && memcmp(rb, pb, (size_t)(re - rb)) == 0);
+    }
+    reply_free(&r);
+    reply_free(&plain);
 }
 
 TEST(bad_json_bodies_are_400_with_their_code)
@@ -975,6 +1007,9 @@ TEST(bad_json_bodies_are_400_with_their_code)
     }
     reply r = post_json(port, "/v1/embed", "{\"fasta\": \">a\\nMKV\", \"k\": 3}");
     CHECK_ERROR(r, 400, "unknown_field", "/v1/embed");
+    reply_free(&r);
+    r = post_json(port, "/v1/embed", "{\"fasta\": \">a\\nMKV\", \"expand\": false}");
+    CHECK_ERROR(r, 400, "unknown_field", "\\\"expand\\\" is not used");
     reply_free(&r);
 }
 
