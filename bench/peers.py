@@ -116,6 +116,8 @@ def make_tools(a):
         # query expansion (makedb --expand): database and queries moved towards their 3 best hits
         Tool("pdr-x", [a.pdr], pdr_steps_with(["--expand"]), "hits.tsv", (0, 1, 3), evalue=True),
         Tool("pdr-x-emb", [a.pdr], pdr_steps_with(["--expand", "--align", "0"]), "hits.tsv", (0, 1, 2)),
+        Tool("pdr-x-a1000", [a.pdr], pdr_steps_with(["--expand", "--align", "1000"]), "hits.tsv", (0, 1, 3),
+             evalue=True),
         Tool("mmseqs-s7.5", ["mmseqs"], mmseqs_steps("7.5"), "hits.m8", (0, 1, 2)),
         Tool("mmseqs", ["mmseqs"], mmseqs_steps(None), "hits.m8", (0, 1, 2)),
         Tool("mmseqs-prof3", ["mmseqs"], mmseqs_steps("7.5", 3), "hits.m8", (0, 1, 2)),
