@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,11 @@
 #include "pdr_report.h"
 
 #define QUERY_CHUNK 1024
+/* bytes of candidate hits (and traced alignments) held per chunk of queries: with many candidates
+ * per query (--align all on a large database) a chunk holds fewer queries */
+#define CHUNK_HITS_BUDGET ((size_t)512 << 20)
+/* --align all: every database protein is a candidate (pdr_db_candidates clamps to the size) */
+#define ALIGN_ALL INT_MAX
 
 typedef struct search_opts {
     int k;
@@ -303,9 +309,10 @@ static int write_buf(FILE *f, pdr_buf *b, const char *path, pdr_err *err)
 }
 
 /* Read the next chunk of queries from an embedding store (ids, lengths and vectors). */
-static int chunk_from_store(pdr_store *st, size_t *pos, query_chunk *q, float *qvec, int *eof, pdr_err *err)
+static int chunk_from_store(pdr_store *st, size_t *pos, size_t cap, query_chunk *q, float *qvec, int *eof,
+                            pdr_err *err)
 {
-    size_t n = pdr_store_count(st), m = n - *pos < QUERY_CHUNK ? n - *pos : QUERY_CHUNK;
+    size_t n = pdr_store_count(st), m = n - *pos < cap ? n - *pos : cap;
     int rc = m ? pdr_store_read_ids(st, *pos, m, q->ids, q->lengths, err) : PDR_OK;
     if (!rc && m) {
         memset(q->seqs, 0, m * sizeof(char *));
@@ -339,7 +346,11 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     pdr_buf_init(&out);
     query_chunk *q = calloc(1, sizeof *q);
     float *qvec = malloc((size_t)QUERY_CHUNK * dim * sizeof(float));
-    size_t n_cand = (size_t)QUERY_CHUNK * pdr_db_candidates(db, so->k, so->align);
+    size_t kc = pdr_db_candidates(db, so->k, so->align);
+    size_t per_query = kc * (sizeof(pdr_hit) + (so->blast6 ? sizeof(pdr_alignment) : 0));
+    size_t cap = CHUNK_HITS_BUDGET / per_query;
+    cap = cap < 1 ? 1 : cap > QUERY_CHUNK ? QUERY_CHUNK : cap;
+    size_t n_cand = cap * kc;
     pdr_hit *hits = malloc(n_cand * sizeof(pdr_hit));
     pdr_alignment *alns = so->blast6 ? malloc(n_cand * sizeof(pdr_alignment)) : NULL;
     size_t *counts = malloc(QUERY_CHUNK * sizeof(size_t));
@@ -369,11 +380,11 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     }
     for (int eof = 0; !eof;) {
         if (qst) {
-            if ((rc = chunk_from_store(qst, &store_pos, q, qvec, &eof, &err)))
+            if ((rc = chunk_from_store(qst, &store_pos, cap, q, qvec, &eof, &err)))
                 goto done;
             n_queries += q->n;
         }
-        while (!qst && q->n < QUERY_CHUNK) {
+        while (!qst && q->n < cap) {
             pdr_seq s;
             pdr_err rerr;
             pdr_err_clear(&rerr);
@@ -481,7 +492,9 @@ static const char search_usage[] =
     "                          (qseqid sseqid pident length mismatch gapopen qstart qend sstart\n"
     "                          send evalue bitscore); blast6 aligns every reported hit (--align\n"
     "                          is raised to -k)\n"
-    "      --align N           align each query's N best candidates (default 50; 0 = no alignment)\n"
+    "      --align N|all       align each query's N best candidates (default 50; 0 = no alignment;\n"
+    "                          all = every database protein: exhaustive Smith-Waterman, the most\n"
+    "                          sensitive for local homology, and the slowest)\n"
     "      --nprobe N          IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
     "  -t, --threads N         threads (default: all cores)\n"
     "      --strict            stop at the first invalid query record\n"
@@ -572,6 +585,10 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
             break;
         case OPT_TMPDIR: *tmpdir = optarg; break;
         case OPT_ALIGN:
+            if (strcmp(optarg, "all") == 0) {
+                so->align = ALIGN_ALL;
+                break;
+            }
             if ((v = cli_parse_long(verb, "--align", optarg, 0, 100000)) < 0)
                 return EXIT_USAGE;
             so->align = (int)v;
@@ -634,10 +651,13 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     if (so->align < 0)
         so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
     else if (so->align > 0 && !pdr_db_has_sequences(db)) {
+        char n_align[16] = "all";
+        if (so->align != ALIGN_ALL)
+            snprintf(n_align, sizeof n_align, "%d", so->align);
         cli_error(verb,
-                  "--align %d: %s has no sequences (made before alignment re-ranking, or from stdin); "
+                  "--align %s: %s has no sequences (made before alignment re-ranking, or from stdin); "
                   "rebuild it with 'pdr makedb', or use --align 0",
-                  so->align, dbdir);
+                  n_align, dbdir);
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }

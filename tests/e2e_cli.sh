@@ -26,6 +26,13 @@ check "every hit aligned (k <= 50, the default --align): bits are numbers" "awk 
 check "--align 2: two hits per query aligned, the rest '-'" "[ $? -eq 0 ] && awk -F'\t' '{n[\$1]+=(\$9!=\"-\")} END{for(q in n) if(n[q]!=2) exit 1}' '$T/hits2.tsv'"
 "$PDR" easy-search "$small" "$small" "$T/hits0.tsv" -k 5 --align 0 --threads 2 2>"$T/err"
 check "--align 0: no bits, hits as the embedding ranks them" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/hits0.tsv'"
+# --align all: every database protein aligned (the same as any N at or above the database size)
+"$PDR" easy-search "$small" "$small" "$T/hits_all.tsv" -k $n_small --align all --threads 2 2>"$T/err"
+check "--align all: all $n_small hits of every query aligned" "[ $? -eq 0 ] && [ \$(wc -l <'$T/hits_all.tsv') -eq $((n_small * n_small)) ] && awk -F'\t' '\$9!~/^[0-9]+[.][0-9]\$/{exit 1}' '$T/hits_all.tsv'"
+"$PDR" easy-search "$small" "$small" "$T/hits_n.tsv" -k $n_small --align $n_small --threads 2 2>/dev/null
+check "--align all equals --align <database size>" "cmp -s '$T/hits_all.tsv' '$T/hits_n.tsv'"
+"$PDR" easy-search "$small" "$small" - --align most >/dev/null 2>"$T/err"
+check "--align most is a usage error naming the option" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err'"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
 check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
 # with a model background (the default model has one), score = cosine - mean level: the self
