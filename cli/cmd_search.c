@@ -309,8 +309,7 @@ static int write_buf(FILE *f, pdr_buf *b, const char *path, pdr_err *err)
 }
 
 /* Read the next chunk of queries from an embedding store (ids, lengths and vectors). */
-static int chunk_from_store(pdr_store *st, size_t *pos, size_t cap, query_chunk *q, float *qvec, int *eof,
-                            pdr_err *err)
+static int chunk_from_store(pdr_store *st, size_t *pos, size_t cap, query_chunk *q, float *qvec, int *eof, pdr_err *err)
 {
     size_t n = pdr_store_count(st), m = n - *pos < cap ? n - *pos : cap;
     int rc = m ? pdr_store_read_ids(st, *pos, m, q->ids, q->lengths, err) : PDR_OK;

@@ -212,7 +212,7 @@ typedef struct search_params {
     float min_score;
     int has_min_score;
     int tsv;
-    int blast6; /* format=blast6: BLAST -outfmt 6 columns, every hit aligned and traced */
+    int blast6;             /* format=blast6: BLAST -outfmt 6 columns, every hit aligned and traced */
     int expand, has_expand; /* expand=true|false: use the database's query expansion (default: if it has one) */
 } search_params;
 
@@ -474,7 +474,9 @@ static int read_body(const pdr_api_request *req, int search, search_params *sp, 
     }
     if (!search && (json->has_k || json->has_min_score || json->has_expand)) {
         pdr_api_reply_error(rep, 400, "unknown_field", "field \"%s\" is not used by /v1/embed (allowed: fasta)",
-                            json->has_k ? "k" : json->has_min_score ? "min_score" : "expand");
+                            json->has_k           ? "k"
+                            : json->has_min_score ? "min_score"
+                                                  : "expand");
         return -1;
     }
     if (!json->fasta) {

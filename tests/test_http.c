@@ -962,7 +962,8 @@ TEST(bad_query_parameters_are_400)
     r = post_fasta(port, "/v1/search?expand=false&k=2", ">a\nMKVLAAGIVGLLLAQ\n");
     reply plain = post_fasta(port, "/v1/search?k=2", ">a\nMKVLAAGIVGLLLAQ\n");
     CHECKF(r.status == 200 && plain.status == 200, "%d %d", r.status, plain.status);
-    const char *rb = r.body ? strstr(r.body, "\"results\"") : NULL, *pb = plain.body ? strstr(plain.body, "\"results\"") : NULL;
+    const char *rb = r.body ? strstr(r.body, "\"results\"") : NULL,
+               *pb = plain.body ? strstr(plain.body, "\"results\"") : NULL;
     CHECK(rb && pb);
     if (rb && pb) {
         const char *re = strstr(rb, "\"took_ms\""), *pe = strstr(pb, "\"took_ms\"");
