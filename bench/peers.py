@@ -107,8 +107,8 @@ def make_tools(a):
         Tool("pdr-seg-a1000", [a.pdr], pdr_steps_with(["--segments", "--align", "1000"]), "hits.tsv", (0, 1, 3),
              evalue=True),
         # every pair aligned (exhaustive Smith-Waterman, as ssearch): the ceiling of the re-ranking
-        Tool("pdr-aall", [a.pdr], pdr_steps_with(["--align", "100000"]), "hits.tsv", (0, 1, 3), evalue=True),
-        Tool("pdr-seg-aall", [a.pdr], pdr_steps_with(["--segments", "--align", "100000"]), "hits.tsv", (0, 1, 3),
+        Tool("pdr-aall", [a.pdr], pdr_steps_with(["--align", "all"]), "hits.tsv", (0, 1, 3), evalue=True),
+        Tool("pdr-seg-aall", [a.pdr], pdr_steps_with(["--segments", "--align", "all"]), "hits.tsv", (0, 1, 3),
              evalue=True),
         # the embedding alone (--align 0): its score, column 3
         Tool("pdr-emb", [a.pdr], pdr_steps_with(["--align", "0"]), "hits.tsv", (0, 1, 2)),

@@ -10,8 +10,9 @@ time, both as ratios to BLASTp's in the same run, and what the k hits hold: the 
 queries' labelled homolog pairs (from the dataset's pair file) that are among them, and the
 labelled non-homologous pairs among them.
 
-Tools (k = --k, T = --threads; DB = the dataset's proteins):
-  pdr, pdr-a1000, pdr-aall          pdr search DB Q -k k --align 50 | 1000 | all
+Tools (k = --k, T = --threads; DB = the dataset's proteins). pdr and BLASTp stop at E = 10 (BLAST's
+default); MMseqs2 and DIAMOND keep their own default cut-off (E = 0.001):
+  pdr, pdr-a1000, pdr-aall          pdr search DB Q -k k -e 10 --align 50 | 1000 | all
   pdr-seg, pdr-seg-a1000, pdr-seg-aall   the same on a segment database (makedb --segments)
   blastp       blastp -evalue 10 -max_target_seqs k -max_hsps 1 (BLAST's default E-value)
   mmseqs-s7.5  mmseqs search -s 7.5 --max-seqs k against a createdb database
@@ -142,7 +143,7 @@ def main():
             db = pdr_db[seg]
             b = build("pdr-seg" if seg else "pdr", [[a.pdr, "makedb", ds.fasta, db, "--threads", th] +
                                                     (["--segments"] if seg else []) + model])
-            argv = [a.pdr, "search", db, qfa, out, "-k", k, "--align", align, "--threads", th]
+            argv = [a.pdr, "search", db, qfa, out, "-k", k, "-e", "10", "--align", align, "--threads", th]
             cols = (0, 1)
         elif tool == "blastp":
             db = os.path.join(work, "blastdb")
