@@ -1,4 +1,4 @@
-/* cmd_version.c: `pdr version`: what this binary is and which model it uses by default. */
+/* cmd_version.c: `pdr version`: what this binary is and which model it uses (the default, or --model's). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,17 +11,39 @@
 #include "pdr_db.h"
 #include "pdr_index.h"
 
+static const char version_usage[] =
+    "usage: pdr version [--model PATH]\n\n"
+    "Prints the pdr version, the model (the default, or --model's: name, version, whether it is learned or\n"
+    "the kmer3 baseline), the alignment settings and library versions.\n";
+
 int cmd_version(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: pdr version\n\nPrints the pdr version, the default model (name, version, "
-                   "whether it is learned or the kmer3 baseline), the alignment settings and library versions.\n");
-            return EXIT_OK;
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *model = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'h': fputs(version_usage, stdout); return EXIT_OK;
+        case ':': cli_error("version", "option %s needs a value", argv[optind - 1]); return EXIT_USAGE;
+        default:
+            cli_error("version", "unknown option '%s'", argv[optind - 1]);
+            fputs(version_usage, stderr);
+            return EXIT_USAGE;
         }
     }
+    if (optind < argc) {
+        cli_error("version", "unexpected argument '%s'", argv[optind]);
+        fputs(version_usage, stderr);
+        return EXIT_USAGE;
+    }
     printf("pdr %s\n", PDR_VERSION);
-    const char *model = pdr_encoder_default_model();
+    int is_default = model == NULL;
+    if (is_default)
+        model = pdr_encoder_default_model();
     pdr_encoder *enc = NULL;
     pdr_err err;
     pdr_err_clear(&err);
@@ -47,7 +69,9 @@ int cmd_version(int argc, char **argv)
             printf("segment databases (--segments): available (windows of %d residues every %d)\n", w, st);
         pdr_encoder_free(enc);
     } else {
-        printf("model: cannot open default model %s: %s\n", model, err.msg);
+        printf("model: cannot open %smodel %s: %s\n", is_default ? "default " : "", model, err.msg);
+        if (!is_default)
+            return EXIT_RUNTIME;
     }
     printf("alignment re-ranking: Smith-Waterman, BLOSUM62, gaps %d/%d, composition-based statistics (lambda "
            "ratio in [%.1f, 1]; realigned under the scaled matrix where the alignment decides), the best %d "
