@@ -23,16 +23,11 @@ int cmd_version(int argc, char **argv)
     const char *model = NULL;
     int c;
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'h': fputs(version_usage, stdout); return EXIT_OK;
-        case ':': cli_error("version", "option %s needs a value", argv[optind - 1]); return EXIT_USAGE;
-        default:
-            cli_error("version", "unknown option '%s'", argv[optind - 1]);
-            fputs(version_usage, stderr);
-            return EXIT_USAGE;
+        default: fputs(version_usage, stderr); return EXIT_USAGE;
         }
     }
     if (optind < argc) {
@@ -69,9 +64,11 @@ int cmd_version(int argc, char **argv)
             printf("segment databases (--segments): available (windows of %d residues every %d)\n", w, st);
         pdr_encoder_free(enc);
     } else {
-        printf("model: cannot open %smodel %s: %s\n", is_default ? "default " : "", model, err.msg);
-        if (!is_default)
+        if (!is_default) {
+            cli_error("version", "cannot open model '%s': %s", model, err.msg);
             return EXIT_RUNTIME;
+        }
+        printf("model: cannot open default model %s: %s\n", model, err.msg);
     }
     printf("alignment re-ranking: Smith-Waterman, BLOSUM62, gaps %d/%d, composition-based statistics (lambda "
            "ratio in [%.1f, 1]; realigned under the scaled matrix where the alignment decides), the best %d "
