@@ -28,34 +28,28 @@ from auc import roc_auc  # noqa: E402
 
 
 def read_directed(path, wanted):
-    """-> {(query, target): (rank, -log10 E)} for the directed pairs in wanted."""
+    """-> {(query, target): (rank, -log10 E, bits or 0 when not aligned)} for the directed pairs in
+    wanted."""
     out = {}
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
-            w = line.split("\t", 6)
+            w = line.rstrip("\n").split("\t")
             if len(w) < 6:
                 common.die("%s: line %d: expected pdr's TSV (query, target, score, evalue, rank, ...)" %
                            (path, lineno))
             key = (w[0], w[1])
             if key in wanted:
-                out[key] = (int(w[4]), -math.log10(max(float(w[3]), 1e-300)))
+                bits = float(w[8]) if len(w) > 8 and w[8] != "-" else 0.0
+                out[key] = (int(w[4]), -math.log10(max(float(w[3]), 1e-300)), bits)
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset", choices=[n for n, _ in common.DATASETS])
-    ap.add_argument("all_aligned")
-    ap.add_argument("none_aligned")
-    ap.add_argument("--depths", default="50,200,500,1000,2000,3000")
-    ap.add_argument("--shared", default=common.DEFAULT_SHARED)
-    a = ap.parse_args()
+def read_runs(ap, a, ds):
+    """(depths, all-aligned and none-aligned read_directed of the dataset's pairs, both directions)."""
     try:
         depths = [int(x) for x in a.depths.split(",") if x.strip()]
     except ValueError:
         ap.error("--depths: comma-separated integers, got %r" % a.depths)
-    ds = common.Dataset(a.dataset, a.shared)
-    print(ds.summary())
     wanted = set()
     for x, y, _ in ds.pairs:
         wanted.add((x, y))
@@ -66,6 +60,20 @@ def main():
     if missing:
         common.die("%d directed pairs are missing from a run: both must be all-vs-all with -k >= the database "
                    "size" % missing)
+    return depths, aligned, plain
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dataset", choices=[n for n, _ in common.DATASETS])
+    ap.add_argument("all_aligned")
+    ap.add_argument("none_aligned")
+    ap.add_argument("--depths", default="50,200,500,1000,2000,3000")
+    ap.add_argument("--shared", default=common.DEFAULT_SHARED)
+    a = ap.parse_args()
+    ds = common.Dataset(a.dataset, a.shared)
+    print(ds.summary())
+    depths, aligned, plain = read_runs(ap, a, ds)
     labels = np.array([hom for _, _, hom in ds.pairs])
     print("%-8s %s" % ("--align", "ROC AUC"))
     for n in depths + [None]:
@@ -73,7 +81,7 @@ def main():
         for i, (x, y, _) in enumerate(ds.pairs):
             best = -np.inf
             for d in ((x, y), (y, x)):
-                rank, e_plain = plain[d]
+                rank, e_plain, _ = plain[d]
                 best = max(best, aligned[d][1] if n is None or rank <= n else e_plain)
             scores[i] = best
         print("%-8s %.4f" % ("all" if n is None else n, roc_auc(scores, labels)))

@@ -20,7 +20,6 @@ e.g.   ./build-main/pdr embed bench/out/data/pfam_local.fasta -o /tmp/local_seg.
 (the two TSVs as for bench/align_depth.py).
 """
 import argparse
-import math
 import os
 import sys
 
@@ -30,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import common  # noqa: E402
+import align_depth  # noqa: E402
 import eval as ev  # noqa: E402
 from auc import roc_auc  # noqa: E402
 
@@ -66,20 +66,6 @@ def score_matrices(store, model, ids):
     return whole, seg
 
 
-def read_directed(path, wanted):
-    """-> {(query, target): (-log10 E, bits or 0)} for the directed pairs in wanted."""
-    out = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            w = line.rstrip("\n").split("\t")
-            if len(w) < 9:
-                common.die("%s: line %d: expected pdr's TSV (9 columns)" % (path, lineno))
-            key = (w[0], w[1])
-            if key in wanted:
-                out[key] = (-math.log10(max(float(w[3]), 1e-300)), float(w[8]) if w[8] != "-" else 0.0)
-    return out
-
-
 def ranks(M, qi, ti):
     """1-based rank of target ti among all targets of query qi by descending M (ties: optimistic)."""
     out = np.empty(len(qi), np.int64)
@@ -99,31 +85,20 @@ def main():
     ap.add_argument("--depths", default="50,200,500,1000,2000")
     ap.add_argument("--shared", default=common.DEFAULT_SHARED)
     a = ap.parse_args()
-    try:
-        depths = [int(x) for x in a.depths.split(",") if x.strip()]
-    except ValueError:
-        ap.error("--depths: comma-separated integers, got %r" % a.depths)
     ds = common.Dataset(a.dataset, a.shared)
     print(ds.summary(), flush=True)
+    depths, full, none = align_depth.read_runs(ap, a, ds)
     ids = list(ds.proteins)
     ix = {x: i for i, x in enumerate(ids)}
-    wanted = set()
-    for x, y, _ in ds.pairs:
-        wanted.update(((x, y), (y, x)))
-    full = read_directed(a.all_aligned, wanted)
-    none = read_directed(a.none_aligned, wanted)
-    for name, got in (("all-aligned", full), ("none-aligned", none)):
-        if len(got) != len(wanted):
-            common.die("%s run lacks %d of the %d directed pairs: run it all-vs-all with -k >= %d" %
-                       (name, len(wanted) - len(got), len(wanted), len(ids)))
+    wanted = full.keys()
     whole, seg = score_matrices(a.store, a.model, ids)
     dirs = sorted(wanted)
     qi = np.array([ix[q] for q, _ in dirs])
     ti = np.array([ix[t] for _, t in dirs])
     rk = {"mix": ranks(WHOLE_WEIGHT * whole + (1 - WHOLE_WEIGHT) * seg, qi, ti), "seg": ranks(seg, qi, ti),
           "whole": ranks(whole, qi, ti)}
-    e_full = np.array([full[d][0] for d in dirs])
-    e_none = np.array([none[d][0] for d in dirs])
+    e_full = np.array([full[d][1] for d in dirs])
+    e_none = np.array([none[d][1] for d in dirs])
     pos = {d: i for i, d in enumerate(dirs)}
     labels = np.array([lab for _, _, lab in ds.pairs], bool)
     pi = np.array([pos[(x, y)] for x, y, _ in ds.pairs])
@@ -147,7 +122,7 @@ def main():
     for x, y, l in ds.pairs:
         lab[(x, y)] = lab[(y, x)] = l
     hom = np.array([lab[d] for d in dirs])
-    bits = np.array([full[d][1] for d in dirs])
+    bits = np.array([full[d][2] for d in dirs])
     n = depths[-2] if len(depths) > 1 else depths[-1]
     print("alignment bit scores (directed pairs), N = %d:" % n)
     for name, m in (("homolog, mix rank <= N", hom & (rk["mix"] <= n)), ("homolog, mix rank > N", hom & (rk["mix"] > n)),
