@@ -13,7 +13,8 @@ It also prints the alignment bit scores of the labelled homologs the mix ranks b
 the non-homologous pairs': what an alignment prefilter would have to find.
 
 usage: /usr/bin/python3 bench/candidate_sources.py DATASET STORE.h5 ALL_ALIGNED.tsv NONE_ALIGNED.tsv
-           [--model data/pdr_cnn_v1.h5] [--depths 50,200,500,1000,2000] [--shared ../shared/data]
+           [--model data/pdr_cnn_v1.h5] [--depths 50,200,500,1000,2000] [--bits-depth 1000]
+           [--shared ../shared/data]
 e.g.   ./build-main/pdr embed bench/out/data/pfam_local.fasta -o /tmp/local_seg.h5 --segments
        /usr/bin/python3 bench/candidate_sources.py pfam_local /tmp/local_seg.h5 \\
            bench/out/work/pfam_local/pdr-seg-aall/hits.tsv bench/out/work/pfam_local/pdr-seg-emb/hits.tsv
@@ -83,6 +84,8 @@ def main():
     ap.add_argument("none_aligned")
     ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
     ap.add_argument("--depths", default="50,200,500,1000,2000")
+    ap.add_argument("--bits-depth", type=int, default=1000,
+                    help="N of the bit-score summary: homologs the mix ranks within / beyond N")
     ap.add_argument("--shared", default=common.DEFAULT_SHARED)
     a = ap.parse_args()
     ds = common.Dataset(a.dataset, a.shared)
@@ -123,11 +126,14 @@ def main():
         lab[(x, y)] = lab[(y, x)] = l
     hom = np.array([lab[d] for d in dirs])
     bits = np.array([full[d][2] for d in dirs])
-    n = depths[-2] if len(depths) > 1 else depths[-1]
+    n = a.bits_depth
     print("alignment bit scores (directed pairs), N = %d:" % n)
     for name, m in (("homolog, mix rank <= N", hom & (rk["mix"] <= n)), ("homolog, mix rank > N", hom & (rk["mix"] > n)),
                     ("non-homologous", ~hom)):
         b = bits[m]
+        if not len(b):
+            print("  %-24s      0" % name)
+            continue
         print("  %-24s %6d  median %5.1f bits; >= 40: %.3f, >= 50: %.3f, >= 70: %.3f" %
               (name, m.sum(), np.median(b), (b >= 40).mean(), (b >= 50).mean(), (b >= 70).mean()))
 
