@@ -24,7 +24,7 @@ proteins themselves (an all-vs-all search of the benchmark FASTA, as bench/peers
 or the proteins of a pdr store given with --expand-pool (e.g. training-pool proteins).
 
 usage: /usr/bin/python3 train/eval.py --model data/pdr_cnn_v1.h5 [--segments] [--adjust [--mix 0.4]]
-       /usr/bin/python3 train/eval.py --store hd.h5 [--adjust --bg-model data/pdr_cnn_v1.h5]
+       /usr/bin/python3 train/eval.py --store hd.h5 [--segments] [--adjust --bg-model data/pdr_cnn_v1.h5] [--by-label]
        /usr/bin/python3 train/eval.py --store hd.h5 --adjust --expand 3 [--expand-alpha 1] [--expand-pool P.h5]
 """
 import argparse, math, os, sys, time
@@ -76,6 +76,48 @@ def load_pairs(shared, present):
                     labels.append(lab != "nonhom")
         out[name] = (pairs, np.array(labels, bool), total)
     return out
+
+
+def load_kinds(shared, present):
+    """-> {name: array of the label strings (hom-pfam, hom-clan, hom-mixed, localhom, nonhom)} in
+    load_pairs' order."""
+    out = {}
+    for name, fn in DATASETS:
+        kinds = []
+        with open(os.path.join(shared, "homology", fn)) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                a, b, lab = line.split()[:3]
+                if a in present and b in present:
+                    kinds.append(lab)
+        out[name] = np.array(kinds)
+    return out
+
+
+def evaluate_by_label(bench, kinds, emb, segs=None, adj=None, mix=0.4, out=sys.stdout):
+    """ROC AUC of each homolog label against the dataset's nonhom pairs (e.g. hom-clan: pairs of
+    different families of one Pfam clan, the remote ones)."""
+    print("by label (each homolog label against the dataset's nonhom pairs)", file=out)
+    print("%-14s %-10s %6s %8s" % ("dataset", "label", "pairs", "whole") +
+          (" %9s" % "adjusted" if adj is not None else "") +
+          (" %9s" % ("mix%.2g" % mix) if adj is not None and segs is not None else ""), file=out)
+    for name, _ in DATASETS:
+        pairs, labels, _total = bench[name]
+        whole, _seg = score_pairs(pairs, emb, None)
+        aw, aseg = adjusted_scores(pairs, emb, segs, adj) if adj is not None else (None, None)
+        k = kinds[name]
+        neg = k == "nonhom"
+        for lab in sorted(set(k) - {"nonhom"}):
+            sel = (k == lab) | neg
+            y = k[sel] == lab
+            line = "%-14s %-10s %6d %8.4f" % (name, lab, int((k == lab).sum()), roc_auc(whole[sel], y))
+            if aw is not None:
+                line += " %9.4f" % roc_auc(aw[sel], y)
+                if aseg is not None:
+                    line += " %9.4f" % roc_auc((mix * aw + (1 - mix) * aseg)[sel], y)
+            print(line, file=out)
+    out.flush()
 
 
 def segment_bounds(L, W=100, S=50):
@@ -324,6 +366,8 @@ def main():
     ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--by-label", action="store_true", help="also the AUC of each homolog label "
+                    "(hom-pfam, hom-clan, hom-mixed, localhom) against the nonhom pairs")
     ap.add_argument("--expand", type=int, default=0, help="query expansion over K neighbours (needs --adjust)")
     ap.add_argument("--expand-alpha", type=float, default=1.0)
     ap.add_argument("--expand-pool", action="append", default=None, help="pdr store of the expansion database "
@@ -363,6 +407,8 @@ def main():
         adj = make_adjust(bg_model, emb, segs, None if a.store else m, "cpu" if a.store else dev, a.window, a.stride,
                           a.pool, os.path.join(a.shared, "homology", "heldout_ids.txt"))
     evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store), adj=adj, mix=a.mix)
+    if a.by_label:
+        evaluate_by_label(bench, load_kinds(a.shared, present), emb, segs, adj, a.mix)
     if a.expand:
         from background import level
         from expand import expand
