@@ -9,6 +9,7 @@ Mann-Whitney statistic over all pairs (homolog = positive), ties counted one hal
 As a script: AUC of one hits file against one dataset, e.g.
   /usr/bin/python3 bench/auc.py pfam_max50 hits.m8 --score-col 12     (BLAST -outfmt 6: bitscore)
   /usr/bin/python3 bench/auc.py pfam_max50 pdr.tsv                      (pdr: score is column 3)
+  /usr/bin/python3 bench/auc.py pfam_nomax50 m8 --evalue --by-label --cut 1e-3   (per label, E-values)
   /usr/bin/python3 bench/auc.py --selftest
 """
 import argparse
@@ -87,6 +88,13 @@ class PairScorer:
         self.lowest, self.n_hits = lowest, self.n_hits + n
         return self
 
+    def pair_scores(self):
+        """-> (score of every listed pair, in order, unreported ones at the floor; reported mask)."""
+        floor = (self.lowest if np.isfinite(self.lowest) else 0.0) - 1.0
+        idx = [self.slot[(a, b) if a <= b else (b, a)] for a, b, _ in self.pairs]
+        best = self.best[idx]
+        return np.where(np.isfinite(best), best, floor), np.isfinite(best)
+
     def result(self):
         """-> dict(auc, n_pairs, n_scored (pairs the tool reported), n_hits)."""
         floor = (self.lowest if np.isfinite(self.lowest) else 0.0) - 1.0
@@ -124,6 +132,9 @@ def selftest():
     # pos {50, 9} vs neg {30, 9}: 1 + 1 + 0 + 0.5
     check("pair max and floor", r["auc"], 2.5 / 4.0)
     check("pairs scored", r["n_scored"], 2)
+    sc, rep = ps.pair_scores()
+    check("pair scores in order", float(np.abs(sc - np.array([50.0, 30.0, 9.0, 9.0])).max()), 0.0)
+    check("reported mask", float((rep == np.array([True, True, False, False])).all()), 1.0)
     print("selftest", "passed" if ok else "FAILED")
     return 0 if ok else 1
 
@@ -137,6 +148,10 @@ def main():
     ap.add_argument("--target-col", type=int, default=2, help="1-based column of the target id (2)")
     ap.add_argument("--score-col", type=int, default=3, help="1-based column of the score (3)")
     ap.add_argument("--evalue", action="store_true", help="the score column holds E-values (smaller is better)")
+    ap.add_argument("--by-label", action="store_true", help="also each homolog label (hom-pfam, hom-clan, "
+                    "hom-mixed, localhom) against the nonhom pairs: AUC and the share reported at --cut")
+    ap.add_argument("--cut", type=float, default=None, help="with --by-label: the share of pairs scored >= CUT "
+                    "(with --evalue: E <= CUT), e.g. a teacher's positive cut-off 1e-3")
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     if a.selftest:
@@ -146,11 +161,30 @@ def main():
     import common
     ds = common.Dataset(a.dataset, a.shared or common.DEFAULT_SHARED)
     print(ds.summary())
-    r = PairScorer(ds.pairs).read(a.hits, a.query_col - 1, a.target_col - 1, a.score_col - 1,
-                                  evalue=a.evalue).result()
+    ps = PairScorer(ds.pairs).read(a.hits, a.query_col - 1, a.target_col - 1, a.score_col - 1, evalue=a.evalue)
+    r = ps.result()
     print("AUC %.4f over %d pairs (%d reported by the tool, %d hit lines)" % (r["auc"], r["n_pairs"],
                                                                               r["n_scored"], r["n_hits"]))
+    if a.by_label:
+        by_label(ds, ps, a.cut, a.evalue)
     return 0
+
+
+def by_label(ds, ps, cut, evalue):
+    """Per homolog label: AUC against the nonhom pairs, share reported, share at the cut-off."""
+    scores, reported = ps.pair_scores()
+    kinds = np.array(ds.kinds)
+    neg = kinds == "nonhom"
+    thr = None if cut is None else (-math.log10(max(cut, 1e-300)) if evalue else cut)
+    print("%-10s %6s %8s %9s" % ("label", "pairs", "AUC", "reported") +
+          ("" if thr is None else " %12s" % ("at E<=%g" % cut if evalue else "at >=%g" % cut)))
+    for lab in sorted(set(ds.kinds)):
+        sel = kinds == lab
+        auc = float("nan") if lab == "nonhom" else roc_auc(scores[sel | neg], kinds[sel | neg] == lab)
+        line = "%-10s %6d %8.4f %8.1f%%" % (lab, int(sel.sum()), auc, 100.0 * reported[sel].mean())
+        if thr is not None:
+            line += " %11.1f%%" % (100.0 * (reported[sel] & (scores[sel] >= thr)).mean())
+        print(line)
 
 
 if __name__ == "__main__":

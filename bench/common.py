@@ -128,7 +128,8 @@ def sequence_source(shared):
 class Dataset:
     """One pair set restricted to the proteins with a sequence.
     fasta: bench/out/data/NAME.fasta (proteins in order of first appearance in the pair file);
-    pairs: [(a, b, is_homolog)]; n_listed: pair lines in the file; n_proteins."""
+    pairs: [(a, b, is_homolog)]; kinds: their label strings (hom-clan, ...); n_listed: pair lines in
+    the file; n_proteins."""
 
     def __init__(self, name, shared, seqs=None):
         self.name = name
@@ -146,6 +147,7 @@ class Dataset:
         self.proteins = [x for x in order if x in seqs]
         present = set(self.proteins)
         self.pairs = [(a, b, is_homolog(lab)) for a, b, lab in listed if a in present and b in present]
+        self.kinds = [lab for a, b, lab in listed if a in present and b in present]  # label strings, same order
         self.n_pos = sum(1 for p in self.pairs if p[2])
         self.n_neg = len(self.pairs) - self.n_pos
         d = os.path.join(OUT, "data")
