@@ -97,12 +97,8 @@ class PairScorer:
 
     def result(self):
         """-> dict(auc, n_pairs, n_scored (pairs the tool reported), n_hits)."""
-        floor = (self.lowest if np.isfinite(self.lowest) else 0.0) - 1.0
-        per_slot = np.where(np.isfinite(self.best), self.best, floor)
-        keys = [(a, b) if a <= b else (b, a) for a, b, _ in self.pairs]
-        scores = per_slot[[self.slot[k] for k in keys]]
+        scores, scored = self.pair_scores()
         labels = [h for _, _, h in self.pairs]
-        scored = np.isfinite(self.best)[[self.slot[k] for k in keys]]
         return {"auc": roc_auc(scores, labels), "n_pairs": len(self.pairs), "n_scored": int(scored.sum()),
                 "n_hits": self.n_hits}
 

@@ -60,39 +60,33 @@ def read_fasta(path):
     return out
 
 
+def read_pair_file(shared, fn, present):
+    """(a, b, label string) of every listed pair whose two proteins are in present; total lines."""
+    rows, total = [], 0
+    with open(os.path.join(shared, "homology", fn)) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            a, b, lab = line.split()[:3]
+            total += 1
+            if a in present and b in present:
+                rows.append((a, b, lab))
+    return rows, total
+
+
 def load_pairs(shared, present):
     """-> {name: (list of (a, b), labels bool array, total lines)}"""
     out = {}
     for name, fn in DATASETS:
-        pairs, labels, total = [], [], 0
-        with open(os.path.join(shared, "homology", fn)) as f:
-            for line in f:
-                if line.startswith("#") or not line.strip():
-                    continue
-                a, b, lab = line.split()[:3]
-                total += 1
-                if a in present and b in present:
-                    pairs.append((a, b))
-                    labels.append(lab != "nonhom")
-        out[name] = (pairs, np.array(labels, bool), total)
+        rows, total = read_pair_file(shared, fn, present)
+        out[name] = ([(a, b) for a, b, _ in rows], np.array([lab != "nonhom" for _, _, lab in rows], bool), total)
     return out
 
 
 def load_kinds(shared, present):
     """-> {name: array of the label strings (hom-pfam, hom-clan, hom-mixed, localhom, nonhom)} in
     load_pairs' order."""
-    out = {}
-    for name, fn in DATASETS:
-        kinds = []
-        with open(os.path.join(shared, "homology", fn)) as f:
-            for line in f:
-                if line.startswith("#") or not line.strip():
-                    continue
-                a, b, lab = line.split()[:3]
-                if a in present and b in present:
-                    kinds.append(lab)
-        out[name] = np.array(kinds)
-    return out
+    return {name: np.array([lab for _, _, lab in read_pair_file(shared, fn, present)[0]]) for name, fn in DATASETS}
 
 
 def evaluate_by_label(bench, kinds, emb, segs=None, adj=None, mix=0.4, out=sys.stdout):

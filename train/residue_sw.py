@@ -83,9 +83,7 @@ def main():
     pick = rng.choice(len(pairs), min(a.pairs, len(pairs)), replace=False)
     pairs, labels = [pairs[i] for i in pick], labels[pick]
     adj = ev.make_adjust(a.model, emb, segs)
-    lev, sl = adj["lev"], adj["seg_lev"]
-    aw = np.array([float(emb[x] @ emb[y]) - 0.5 * (lev[x] + lev[y]) for x, y in pairs])
-    sg = np.array([float((segs[x] @ segs[y].T - 0.5 * (sl[x][:, None] + sl[y][None, :])).max()) for x, y in pairs])
+    aw, sg = ev.adjusted_scores(pairs, emb, segs, adj)
     print("%s, %d sampled pairs (%d homologous), seed %d: adjusted %.4f  seg-adj %.4f  mix0.4 %.4f" % (
         a.dataset, len(pairs), labels.sum(), a.seed, roc_auc(aw, labels), roc_auc(sg, labels),
         roc_auc(0.4 * aw + 0.6 * sg, labels)), flush=True)

@@ -73,11 +73,9 @@ VARIANTS = [("diag", 0.0, None), ("diag", 0.05, None), ("diag", -0.05, None),
 
 
 def scores_for(pairs, emb, segs, adj):
-    lev, sl = adj["lev"], adj["seg_lev"]
-    whole = np.array([float(emb[a] @ emb[b]) - 0.5 * (lev[a] + lev[b]) for a, b in pairs])
-    out = {"adjusted": whole}
-    mats = [seg_matrix(a, b, segs, sl) for a, b in pairs]
-    out["seg-adj"] = np.array([M.max() for M in mats])
+    whole, best_pair = ev.adjusted_scores(pairs, emb, segs, adj)
+    out = {"adjusted": whole, "seg-adj": best_pair}
+    mats = [seg_matrix(a, b, segs, adj["seg_lev"]) for a, b in pairs]
     for kind, t, g in VARIANTS:
         name = "%s %g" % (kind, t) + ("" if g is None else " g%g" % g)
         if kind == "diag":
@@ -136,12 +134,12 @@ def teacher_groups(a, emb, segs, adj):
     pos = [P[i] for i in rng.choice(len(P), min(a.n, len(P)), replace=False)]
     neg = [N[i] for i in rng.choice(len(N), min(a.n, len(N)), replace=False)]
     seqlen = {x: len(s) for x, s in ev.read_fasta(os.path.join(a.teacher, "subset.fasta")).items()}
-    ev_ = np.array([float(p[2]) for p in pos])
+    evalue = np.array([float(p[2]) for p in pos])
     cov = np.array([(int(p[5]) - int(p[4]) + 1) / seqlen[p[0]] for p in pos])
     sp = scores_for([(p[0], p[1]) for p in pos], emb, segs, adj)
     sn = scores_for([(p[0], p[1]) for p in neg], emb, segs, adj)
     groups = []
-    for label, keep in (("all", np.ones(len(pos), bool)), ("remote", ev_ > 1e-10), ("local", cov < 0.5)):
+    for label, keep in (("all", np.ones(len(pos), bool)), ("remote", evalue > 1e-10), ("local", cov < 0.5)):
         sc = {k: np.concatenate([sp[k][keep], sn[k]]) for k in sp}
         y = np.concatenate([np.ones(keep.sum()), np.zeros(len(sn["adjusted"]))])
         groups.append((label, sc, y))

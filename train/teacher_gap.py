@@ -68,10 +68,9 @@ def main():
 
     emb = ev.load_store(a.store)
     adj = ev.make_adjust(a.model, emb, None)
-    lev = adj["lev"]
 
     def score(pairs):
-        return np.array([float(emb[x] @ emb[y]) - 0.5 * (lev[x] + lev[y]) for x, y in pairs])
+        return ev.adjusted_scores(pairs, emb, None, adj)[0]
 
     rng = np.random.default_rng(a.seed)
 
