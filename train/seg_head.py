@@ -185,10 +185,11 @@ def windows_by_acc(npz_path):
 
 
 def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out=sys.stdout, whole_head=None,
-                  windows=None):
+                  windows=None, by_label=False):
     """The held-out AUC table (eval.evaluate) with segment vectors head(v) (numpy [n, 2d] ->
     [n, out_dim], normalized here). windows: file name -> windows_by_acc's tuple, for window
-    features made elsewhere (seg_branch.py); default: read SEGF/heldout.npz and SEGF/bg.npz."""
+    features made elsewhere (seg_branch.py); default: read SEGF/heldout.npz and SEGF/bg.npz.
+    by_label adds eval.evaluate_by_label's table."""
     windows = windows or {}
     load = lambda name: windows[name] if name in windows else windows_by_acc(os.path.join(segf, name))
     import h5py
@@ -223,6 +224,9 @@ def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out
     lev = dict(zip(la, level(np.stack([emb[a] for a in la]), Bg, pct)))
     seg_lev = {a: level(segs[a], SB, pct) for a in la}
     res = evaluate(bench, emb, segs, out=out, adj={"lev": lev, "seg_lev": seg_lev}, mix=mix)
+    if by_label:
+        from eval import load_kinds, evaluate_by_label
+        evaluate_by_label(bench, load_kinds(shared, set(accs)), emb, segs, {"lev": lev, "seg_lev": seg_lev}, mix, out)
     return res, SB
 
 
