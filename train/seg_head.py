@@ -230,15 +230,23 @@ def heldout_table(model_path, head, segf, shared, mix=0.4, pct_default=98.0, out
     return res, SB
 
 
-def install(model_path, w, b, out, ref_out, note):
-    """Write a model file = model_path's weights + the segment projection (w, b), with a new
-    model_version, and its PyTorch reference embeddings (export.py). The background samples are
-    not copied: add them with train/background.py (the segment one changes with the head)."""
+def install(model_path, w, b, out, ref_out, note, whole=False):
+    """Write a model file = model_path's weights + the segment projection (w, b) (whole=True: the
+    whole-protein projection instead, train/whole_head.py), with a new model_version, and its
+    PyTorch reference embeddings (export.py). The background samples are not copied: add them
+    with train/background.py (the segment one changes with the head, the whole one with the
+    projection)."""
     import h5py
+    import torch
     from eval import load_h5_model
     from export import write_model, write_ref, default_ref_seqs
     m = load_h5_model(model_path)
-    m.add_segment_projection(w, b)
+    if whole:
+        with torch.no_grad():
+            m.proj.weight.copy_(torch.as_tensor(w))
+            m.proj.bias.copy_(torch.as_tensor(b))
+    else:
+        m.add_segment_projection(w, b)
     m.eval()
     with h5py.File(model_path, "r") as f:
         name, desc = str(f.attrs["model_name"]), str(f.attrs["description"])

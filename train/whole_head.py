@@ -107,26 +107,6 @@ def check_set(spec, w, b, bgv, pct, n=30000, seed=7):
     return out
 
 
-def install(model_path, w, b, out, ref_out, note):
-    """Write a model file = model_path's weights with the whole-protein projection (w, b), a new
-    model_version, and its PyTorch reference embeddings (export.py). Background samples are not
-    copied: add them with train/background.py (the whole-protein one changes with the projection)."""
-    import h5py
-    import torch
-    from eval import load_h5_model
-    from export import write_model, write_ref, default_ref_seqs
-    m = load_h5_model(model_path)
-    with torch.no_grad():
-        m.proj.weight.copy_(torch.as_tensor(w))
-        m.proj.bias.copy_(torch.as_tensor(b))
-    m.eval()
-    with h5py.File(model_path, "r") as f:
-        name, desc = str(f.attrs["model_name"]), str(f.attrs["description"])
-    version = write_model(m, out, name, desc.rstrip() + " " + note)
-    write_ref(m, ref_out, version, default_ref_seqs(1))
-    print("wrote %s and %s: model_version %s, %d params" % (out, ref_out, version, m.n_params()))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
@@ -176,7 +156,8 @@ def main():
     alphas = [float(x) for x in a.alpha.split(",")]
     if a.install:
         al = alphas[0]
-        install(a.model, w0 + al * (w1 - w0), b0 + al * (b1 - b0), a.install, a.install[:-3] + "_ref.h5", a.note)
+        sh.install(a.model, w0 + al * (w1 - w0), b0 + al * (b1 - b0), a.install, a.install[:-3] + "_ref.h5", a.note,
+                   whole=True)
         return
     bgv = bg_whole(a.segf) if a.check else None
     seg = lambda X: X @ sw.T + sb
