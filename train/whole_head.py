@@ -50,61 +50,65 @@ def bg_whole(segf):
     return z["whole"][[ix[a] for a in pick]].astype(np.float32)
 
 
-def check_set(spec, w, b, bgv, pct, n=30000, seed=7):
-    """check_teacher.py's cosine/adjusted AUCs (and teacher_gap.py's profile-only line) from features."""
-    from auc import roc_auc
-    from background import level
-    from teacher_gap import read_pos, read_neg
-    parts = spec.split(":")
-    z = np.load(parts[0])
-    accs = [str(a) for a in z["accs"]]
-    pos = {a: i for i, a in enumerate(accs)}
-    E = nrm(z["whole"].astype(np.float32) @ w.T + b)
-    lev = level(E, nrm(bgv @ w.T + b), pct)
-    rng = np.random.default_rng(seed)
-    P = [l.split("\t") for l in open(os.path.join(parts[1], "pos.tsv"))]
-    N = [l.split("\t") for l in open(os.path.join(parts[1], "neg.tsv"))]
-    pi = rng.choice(len(P), min(n, len(P)), replace=False)
-    ni = rng.choice(len(N), min(n, len(N)), replace=False)
-    pa, pb = np.array([pos[P[i][0]] for i in pi]), np.array([pos[P[i][1]] for i in pi])
-    ev = np.array([float(P[i][2]) for i in pi])
-    # coverage of the first protein: alignment span / its length (the length is kept by the
-    # window table: the last window ends at the protein's end)
-    ends = z["start"] + z["length"]
-    plen = np.zeros(len(accs), np.int64)
-    np.maximum.at(plen, z["owner"], ends)
-    cov = np.array([(int(P[i][5]) - int(P[i][4]) + 1) / plen[pos[P[i][0]]] for i in pi])
-    na, nb = np.array([pos[N[i][0]] for i in ni]), np.array([pos[N[i][1]] for i in ni])
+class CheckSet:
+    """A check set never trained on, read once: check_teacher.py's sampled pairs (and teacher_gap.py's
+    profile-only pairs against the agreed negatives); aucs() scores them for one projection."""
 
-    def sc(x, y):
-        c = np.sum(E[x] * E[y], 1)
-        return {"cosine": c, "adjusted": c - (lev[x] + lev[y]) / 2}
+    def __init__(self, spec, n=30000, seed=7):
+        from teacher_gap import read_pos, read_neg
+        parts = spec.split(":")
+        z = np.load(parts[0])
+        accs = [str(a) for a in z["accs"]]
+        pos = {a: i for i, a in enumerate(accs)}
+        self.whole = z["whole"].astype(np.float32)
+        rng = np.random.default_rng(seed)
+        P = [l.split("\t") for l in open(os.path.join(parts[1], "pos.tsv"))]
+        N = [l.split("\t") for l in open(os.path.join(parts[1], "neg.tsv"))]
+        pi = rng.choice(len(P), min(n, len(P)), replace=False)
+        ni = rng.choice(len(N), min(n, len(N)), replace=False)
+        self.pa, self.pb = np.array([pos[P[i][0]] for i in pi]), np.array([pos[P[i][1]] for i in pi])
+        ev = np.array([float(P[i][2]) for i in pi])
+        # coverage of the first protein: alignment span / its length (the length is kept by the
+        # window table: the last window ends at the protein's end)
+        plen = np.zeros(len(accs), np.int64)
+        np.maximum.at(plen, z["owner"], z["start"] + z["length"])
+        cov = np.array([(int(P[i][5]) - int(P[i][4]) + 1) / plen[pos[P[i][0]]] for i in pi])
+        self.na, self.nb = np.array([pos[N[i][0]] for i in ni]), np.array([pos[N[i][1]] for i in ni])
+        self.groups = (("all", np.ones(len(pi), bool)), ("remote", ev > 1e-10), ("local", cov < 0.5))
+        self.second = None
+        if len(parts) > 2:  # pairs only the second teacher finds, against negatives both agree on
+            p1, p2 = read_pos(os.path.join(parts[1], "pos.tsv")), read_pos(os.path.join(parts[2], "pos.tsv"))
+            n1, n2 = read_neg(os.path.join(parts[1], "neg.tsv")), read_neg(os.path.join(parts[2], "neg.tsv"))
+            r2 = np.random.default_rng(1)
 
-    sp, sn = sc(pa, pb), sc(na, nb)
-    out = {}
-    for name, sel in (("all", np.ones(len(pi), bool)), ("remote", ev > 1e-10), ("local", cov < 0.5)):
-        lab = np.r_[np.ones(sel.sum()), np.zeros(len(na))].astype(bool)
-        for k in sp:
-            out["%s %s" % (name, k)] = roc_auc(np.r_[sp[k][sel], sn[k]], lab)
-    if len(parts) > 2:  # pairs only the second teacher finds, against negatives both agree on
-        p1, p2 = read_pos(os.path.join(parts[1], "pos.tsv")), read_pos(os.path.join(parts[2], "pos.tsv"))
-        n1, n2 = read_neg(os.path.join(parts[1], "neg.tsv")), read_neg(os.path.join(parts[2], "neg.tsv"))
-        r2 = np.random.default_rng(1)
+            def sample(keys):
+                keys = sorted(keys)
+                pick = [keys[i] for i in r2.choice(len(keys), min(n, len(keys)), replace=False)]
+                return np.array([pos[k[0]] for k in pick]), np.array([pos[k[1]] for k in pick])
 
-        def sample(keys):
-            keys = sorted(keys)
-            return [keys[i] for i in r2.choice(len(keys), min(n, len(keys)), replace=False)]
+            neg = sample((set(n1) & set(n2)) - set(p1) - set(p2))
+            self.second = (sample(set(p2) - set(p1)), neg)
 
-        neg, only2 = sample((set(n1) & set(n2)) - set(p1) - set(p2)), sample(set(p2) - set(p1))
+    def aucs(self, w, b, bgv, pct):
+        from auc import roc_auc
+        from background import level
+        E = nrm(self.whole @ w.T + b)
+        lev = level(E, nrm(bgv @ w.T + b), pct)
 
-        def adj(pairs):
-            x = np.array([pos[p[0]] for p in pairs])
-            y = np.array([pos[p[1]] for p in pairs])
-            return sc(x, y)["adjusted"]
+        def sc(x, y):
+            c = np.sum(E[x] * E[y], 1)
+            return {"cosine": c, "adjusted": c - (lev[x] + lev[y]) / 2}
 
-        s2, s0 = adj(only2), adj(neg)
-        out["second-only adjusted"] = roc_auc(np.r_[s2, s0], np.r_[np.ones(len(s2)), np.zeros(len(s0))])
-    return out
+        sp, sn = sc(self.pa, self.pb), sc(self.na, self.nb)
+        out = {}
+        for name, sel in self.groups:
+            lab = np.r_[np.ones(sel.sum()), np.zeros(len(self.na))].astype(bool)
+            for k in sp:
+                out["%s %s" % (name, k)] = roc_auc(np.r_[sp[k][sel], sn[k]], lab)
+        if self.second:
+            s2, s0 = (sc(*pairs)["adjusted"] for pairs in self.second)
+            out["second-only adjusted"] = roc_auc(np.r_[s2, s0], np.r_[np.ones(len(s2)), np.zeros(len(s0))])
+        return out
 
 
 def main():
@@ -160,16 +164,16 @@ def main():
                    whole=True)
         return
     bgv = bg_whole(a.segf) if a.check else None
+    check = CheckSet(a.check) if a.check else None
     seg = lambda X: X @ sw.T + sb
     for al in alphas:
         w, b = w0 + al * (w1 - w0), b0 + al * (b1 - b0)
         print("== alpha %.2f" % al, flush=True)
-        if a.check:
-            r = check_set(a.check, w, b, bgv, pct)
+        if check:
+            r = check.aucs(w, b, bgv, pct)
             print("check: " + "  ".join("%s %.4f" % kv for kv in r.items()), flush=True)
-        res, _ = sh.heldout_table(a.model, seg, a.segf, a.shared, whole_head=lambda X, w=w, b=b: X @ w.T + b,
-                                     by_label=a.by_label)
-        sys.stdout.flush()
+        sh.heldout_table(a.model, seg, a.segf, a.shared, whole_head=lambda X, w=w, b=b: X @ w.T + b,
+                         by_label=a.by_label)
 
 
 if __name__ == "__main__":
