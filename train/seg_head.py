@@ -109,6 +109,8 @@ class WindowSet:
         mask_a[np.arange(B), np.arange(B)] = False
         mask_b = self.known(b, a)
         mask_b[np.arange(B), np.arange(B)] = False
+        if index and whole:  # protein rows (anchors, candidates)
+            return a, cand, mask_a, mask_b
         if index:  # window rows (anchors, candidates) instead of features
             return wa, np.concatenate([wb, wn]), mask_a, mask_b
         if whole:  # whole-protein features of the same pairs and negatives

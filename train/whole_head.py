@@ -89,11 +89,12 @@ class CheckSet:
             neg = sample((set(n1) & set(n2)) - set(p1) - set(p2))
             self.second = (sample(set(p2) - set(p1)), neg)
 
-    def aucs(self, w, b, bgv, pct):
+    def aucs(self, f, bgv, pct):
+        """f: features [n, 2d] -> projected (unnormalized) vectors."""
         from auc import roc_auc
         from background import level
-        E = nrm(self.whole @ w.T + b)
-        lev = level(E, nrm(bgv @ w.T + b), pct)
+        E = nrm(f(self.whole))
+        lev = level(E, nrm(f(bgv)), pct)
 
         def sc(x, y):
             c = np.sum(E[x] * E[y], 1)
@@ -111,6 +112,20 @@ class CheckSet:
         return out
 
 
+def blend(w0, b0, w1, b1, mlp, al):
+    """The projection W0 + al (W1 - W0) (and al times the MLP's output) as a function of features."""
+    w, b = w0 + al * (w1 - w0), b0 + al * (b1 - b0)
+    if not mlp:
+        return lambda X: X @ w.T + b
+
+    def f(X):
+        import torch
+        import torch.nn.functional as F
+        h = F.gelu(torch.from_numpy(np.ascontiguousarray(X @ mlp[0].T + mlp[1], np.float32))).numpy()
+        return X @ w.T + b + al * (h @ mlp[2].T)
+    return f
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
@@ -126,6 +141,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--alpha", default="0,1", help="comma-separated blends W0 + alpha (W1 - W0) to evaluate")
+    ap.add_argument("--hidden", type=int, default=0,
+                    help="experiment: add a residual MLP with this many hidden units (needs C support to ship)")
     ap.add_argument("--head", default=None, help="a trained projection (npz w, b) instead of training")
     ap.add_argument("--out-head", default=None)
     ap.add_argument("--by-label", action="store_true")
@@ -141,9 +158,11 @@ def main():
     with h5py.File(a.model, "r") as f:
         sw, sb = np.array(f["seg_proj_w"], np.float32), np.array(f["seg_proj_b"], np.float32)
         pct = float(f.attrs["background_percentile"])
+    mlp = None
     if a.head:
         z = np.load(a.head)
         w1, b1 = z["w"], z["b"]
+        mlp = [z["m0"], z["m1"], z["m2"]] if "m0" in z else None
     else:
         held = {l.strip() for l in open(os.path.join(a.shared, "homology", "heldout_ids.txt")) if l.strip()}
         sets = []
@@ -153,12 +172,15 @@ def main():
             sets.append(sh.WindowSet(npz, teacher, held))
             print("%s: %d proteins, %d pairs, %d negatives (%.0f s)" % (
                 npz, sets[-1].m, len(sets[-1].pos), len(sets[-1].neg), time.time() - t0), flush=True)
-        head = sh.train(sets, w0, b0, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, whole=True)
+        head = sh.train(sets, w0, b0, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, whole=True, hidden=a.hidden)
         w1, b1 = head.w.detach().numpy().copy(), head.b.detach().numpy().copy()
+        mlp = [p.detach().numpy().copy() for p in head.mlp] if head.mlp else None
         if a.out_head:
-            np.savez(a.out_head, w=w1, b=b1)
+            np.savez(a.out_head, w=w1, b=b1, **({"m%d" % i: m for i, m in enumerate(mlp)} if mlp else {}))
     alphas = [float(x) for x in a.alpha.split(",")]
     if a.install:
+        if mlp:
+            sys.exit("whole_head.py: --install of a head with an MLP is not supported (the C code has none)")
         al = alphas[0]
         sh.install(a.model, w0 + al * (w1 - w0), b0 + al * (b1 - b0), a.install, a.install[:-3] + "_ref.h5", a.note,
                    whole=True)
@@ -167,13 +189,12 @@ def main():
     check = CheckSet(a.check) if a.check else None
     seg = lambda X: X @ sw.T + sb
     for al in alphas:
-        w, b = w0 + al * (w1 - w0), b0 + al * (b1 - b0)
+        f = blend(w0, b0, w1, b1, mlp, al)
         print("== alpha %.2f" % al, flush=True)
         if check:
-            r = check.aucs(w, b, bgv, pct)
+            r = check.aucs(f, bgv, pct)
             print("check: " + "  ".join("%s %.4f" % kv for kv in r.items()), flush=True)
-        sh.heldout_table(a.model, seg, a.segf, a.shared, whole_head=lambda X, w=w, b=b: X @ w.T + b,
-                         by_label=a.by_label)
+        sh.heldout_table(a.model, seg, a.segf, a.shared, whole_head=f, by_label=a.by_label)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""whole_block.py: fine-tune the encoder's top block(s) for whole proteins on cached states (CPU; session 28).
+
+whole_head.py retrains only the whole-protein projection on frozen features (session 27). This
+script gives the same teacher pairs one more layer of reach: the last n_blocks - K blocks, the final
+layer norm and the whole-protein projection are trained, on the block-K states cached once per
+protein by `seg_branch.py cache` (float16),
+
+    x_K   = blocks[0..K-1](embed(tokens))                  frozen, cached per residue
+    whole = proj(pool(final_ln(blocks[K..](x_K))))         trained (seg_branch.Branch, whole proj)
+
+starting from the shipped weights (step 0 reproduces the shipped table exactly). The loss is
+whole_head.py's: seg_head.py's pair sampler on whole proteins, symmetric InfoNCE, hard negatives.
+Long proteins are cropped to --crop residues in training only. Segment vectors pool the same final
+states, so the evaluation recomputes both whole and window features through the new top and
+keeps the shipped segment projection.
+
+    /usr/bin/python3 train/seg_branch.py cache --k 5 --fasta F --out OUT.npy    # each set, heldout, bg
+    /usr/bin/python3 train/whole_block.py --segf train/work/segf27 --cache-dir train/work/segb28 \
+        --sets s9p:train/work/teacher20k_s9_prof3,s26p:train/work/teacher20k_s26_prof3 --out B.pt
+    /usr/bin/python3 train/whole_block.py --segf train/work/segf27 --cache-dir train/work/segb28 --branch B.pt --eval-only
+Set NAME means CACHE_DIR/NAME_k5.npy (states) and SEGF/NAME.npz (seg_features.py: proteins, windows).
+"""
+import argparse
+import copy
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+
+
+def whole_feats(branch, cache, prot, crop=0, rng=None, chunk_residues=32768):
+    """Pooled features [len(prot), 2d] of whole proteins (rows of cache), through the branch.
+    crop > 0: proteins longer than crop are cut to a random crop-residue piece (training).
+    Proteins are run in length-sorted chunks, so little compute goes to padding."""
+    import torch
+    L = (cache.off[prot + 1] - cache.off[prot]).astype(np.int64)
+    start = np.zeros(len(prot), np.int64)
+    if crop:
+        long_ = L > crop
+        start[long_] = (rng.random(int(long_.sum())) * (L[long_] - crop + 1)).astype(np.int64)
+        L = np.minimum(L, crop)
+    order = np.argsort(L, kind="stable")
+    out = [None] * len(prot)
+    i = 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and (j - i + 1) * (L[order[j]] + 2 * branch.halo) <= chunk_residues:
+            j += 1
+        sel = order[i:j]
+        x, m, inner = cache.gather(prot[sel], start[sel], L[sel], branch.halo)
+        f = branch.features(x, m, inner)
+        for r, k in enumerate(sel):
+            out[k] = f[r]
+        i = j
+    return torch.stack(out)
+
+
+def train(branch, sets, steps, B, H, lr, tau, seed, crop, local_frac=0.0, log_every=25, ckpt=None):
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(branch.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    sizes = np.array([len(s[1].pos) for s in sets], float)
+    t0, run = time.time(), []
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
+        cache, ws = sets[rng.choice(len(sets), p=sizes / sizes.sum())]
+        a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
+        z = branch.embed(whole_feats(branch, cache, np.concatenate([a, cand]), crop, rng))
+        za, zc = z[:B], z[B:]
+        la = ((za @ zc.T) / tau).masked_fill(torch.from_numpy(ma), float("-inf"))
+        lb = ((zc[:B] @ za.T) / tau).masked_fill(torch.from_numpy(mb), float("-inf"))
+        tgt = torch.arange(B)
+        loss = 0.5 * (F.cross_entropy(la, tgt) + F.cross_entropy(lb, tgt))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(branch.params(), 1.0)
+        opt.step()
+        run.append(float(loss))
+        if (step + 1) % log_every == 0:
+            print("step %d loss %.4f (%.0f s)" % (step + 1, np.mean(run[-log_every:]), time.time() - t0), flush=True)
+            if ckpt:
+                torch.save({"step": step + 1, "branch": branch.state()}, ckpt)
+    return branch
+
+
+def heldout(branch, seg_proj, held_cache, bg_cache, model_path, segf, shared, by_label):
+    """seg_head.heldout_table with whole and window features through the branch."""
+    import torch
+    import seg_head
+    from seg_branch import window_feats
+    w = branch.proj.weight.detach().numpy()
+    b = branch.proj.bias.detach().numpy()
+    sw, sb = seg_proj
+    pre, t0 = {}, time.time()
+    for name, cache in (("heldout.npz", held_cache), ("bg.npz", bg_cache)):
+        accs = seg_head.windows_by_acc(os.path.join(segf, name))[0]
+        row = {a: i for i, a in enumerate(cache.accs)}
+        prot = np.array([row[a] for a in accs])
+        with torch.no_grad():
+            wh = np.concatenate([whole_feats(branch, cache, prot[i:i + 4096]).numpy()
+                                 for i in range(0, len(prot), 4096)])
+        fw, first, cnt = window_feats(branch, cache, accs)
+        pre[name] = (accs, wh, fw, first, cnt)
+    print("branch features: %.0f s" % (time.time() - t0), flush=True)
+    return seg_head.heldout_table(model_path, lambda X: X @ sw.T + sb, segf, shared, windows=pre,
+                                  whole_head=lambda X: X @ w.T + b, by_label=by_label)
+
+
+def install(model_path, branch, K, out, note):
+    """Write model_path's weights with the branch's top blocks, final layer norm and whole-protein
+    projection (seg_head.install's way: new model_version, PyTorch references in OUT_ref.h5; add
+    the background samples with background.py afterwards)."""
+    import h5py
+    import torch
+    from eval import load_h5_model
+    from export import write_model, write_ref, default_ref_seqs
+    m = load_h5_model(model_path)
+    with torch.no_grad():
+        for i, blk in enumerate(branch.blocks):
+            m.blocks[K + i].load_state_dict(blk.state_dict())
+        m.final_ln.load_state_dict(branch.ln.state_dict())
+        m.proj.load_state_dict(branch.proj.state_dict())
+    m.eval()
+    with h5py.File(model_path, "r") as f:
+        name, desc = str(f.attrs["model_name"]), str(f.attrs["description"])
+    version = write_model(m, out, name, desc.rstrip() + " " + note)
+    write_ref(m, out[:-3] + "_ref.h5", version, default_ref_seqs(1))
+    print("wrote %s and %s: model_version %s, %d params" % (out, out[:-3] + "_ref.h5", version, m.n_params()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5"))
+    ap.add_argument("--k", type=int, default=5, help="frozen blocks (the rest is trained)")
+    ap.add_argument("--segf", required=True, help="seg_features.py folder: heldout.npz, bg.npz, bg.fasta, SET.npz")
+    ap.add_argument("--cache-dir", required=True, help="seg_branch.py cache files NAME_kK.npy")
+    ap.add_argument("--sets", default="", help="comma-separated NAME:TEACHER_DIR")
+    ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared", "data"))
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--hard", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--tau", type=float, default=0.1)
+    ap.add_argument("--crop", type=int, default=600)
+    ap.add_argument("--local-frac", type=float, default=0.0,
+                    help="share of pairs drawn from the teacher's local ones (alignment < half a protein)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--branch", default=None, help="start from (or, with --eval-only, evaluate) this branch")
+    ap.add_argument("--alpha", type=float, default=1.0,
+                    help="use the blend old + alpha (branch - old) of --branch with the starting weights")
+    ap.add_argument("--out", default=None, help="branch checkpoint (written every 25 steps)")
+    ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--by-label", action="store_true")
+    ap.add_argument("--install", default=None, metavar="OUT.h5",
+                    help="write the model with --branch's weights (and OUT_ref.h5), evaluate nothing")
+    ap.add_argument("--note", default="", help="appended to the description attribute by --install")
+    a = ap.parse_args()
+    import torch
+    import seg_head
+    from eval import load_h5_model
+    from seg_branch import Branch, Cache
+    torch.set_num_threads(a.threads)
+    model = load_h5_model(a.model)
+    seg_proj = (model.seg_proj.weight.detach().numpy().copy(), model.seg_proj.bias.detach().numpy().copy())
+    branch = Branch(model, a.k)
+    branch.proj = copy.deepcopy(model.proj)  # the whole-protein projection is the one trained here
+    if a.branch:
+        branch.load(torch.load(a.branch)["branch"])
+        if a.alpha != 1.0:  # old + alpha (new - old), parameter by parameter
+            old = Branch(model, a.k)
+            old.proj = copy.deepcopy(model.proj)
+            with torch.no_grad():
+                for p, q in zip(branch.params(), old.params()):
+                    p.copy_(q + a.alpha * (p - q))
+    if a.install:
+        return install(a.model, branch, a.k, a.install, a.note)
+    path = lambda name: os.path.join(a.cache_dir, "%s_k%d.npy" % (name, a.k))
+    if not a.eval_only:
+        held = {l.strip() for l in open(os.path.join(a.shared, "homology", "heldout_ids.txt")) if l.strip()}
+        sets = []
+        for spec in a.sets.split(","):
+            name, teacher = spec.split(":")
+            c = Cache(path(name))
+            ws = seg_head.WindowSet(os.path.join(a.segf, name + ".npz"), teacher, held)
+            if c.accs != ws.accs:
+                sys.exit("whole_block.py: %s and %s list different proteins" % (path(name), name))
+            sets.append((c, ws))
+            print("%s: %d proteins, %d residues, %d pairs" % (name, len(c.accs), len(c.X), len(ws.pos)), flush=True)
+        train(branch, sets, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, a.crop, a.local_frac, ckpt=a.out)
+        if a.out:
+            torch.save({"step": a.steps, "branch": branch.state(), "k": a.k}, a.out)
+        del sets
+    heldout(branch, seg_proj, Cache(path("heldout")), Cache(path("bg")), a.model, a.segf, a.shared, a.by_label)
+
+
+if __name__ == "__main__":
+    main()
