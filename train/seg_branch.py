@@ -168,7 +168,18 @@ def heldout(branch, held_cache, bg_cache, model_path, segf, shared, mix=0.4):
     return seg_head.heldout_table(model_path, lambda X: X @ w.T + b, segf, shared, mix=mix, windows=pre)
 
 
-def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None):
+def window_batch(branch, cache, ws, rng, B, H):
+    """Embedded window pairs of one batch: (z, ma, mb) for train()'s step."""
+    wa, wc, ma, mb = ws.batch(rng, B, H, index=True)
+    w = np.concatenate([wa, wc])
+    x, m, inner = cache.gather(ws.owner[w], ws.start[w], ws.length[w], branch.halo)
+    return branch.embed(branch.features(x, m, inner)), ma, mb
+
+
+def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None, embed_batch=window_batch):
+    """AdamW (5% warm-up, cosine) on symmetric InfoNCE. sets: (cache, WindowSet) pairs, drawn in
+    proportion to their pairs; embed_batch(branch, cache, ws, rng, B, H) -> (z [B + C, D], ma
+    [B, C], mb [B, B]): B anchors then C candidates (the first B their partners), known-pair masks."""
     import torch
     import torch.nn.functional as F
     torch.manual_seed(seed)
@@ -180,10 +191,7 @@ def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None):
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
         cache, ws = sets[rng.choice(len(sets), p=sizes / sizes.sum())]
-        wa, wc, ma, mb = ws.batch(rng, B, H, index=True)
-        w = np.concatenate([wa, wc])
-        x, m, inner = cache.gather(ws.owner[w], ws.start[w], ws.length[w], branch.halo)
-        z = branch.embed(branch.features(x, m, inner))
+        z, ma, mb = embed_batch(branch, cache, ws, rng, B, H)
         za, zc = z[:B], z[B:]
         la = ((za @ zc.T) / tau).masked_fill(torch.from_numpy(ma), float("-inf"))
         lb = ((zc[:B] @ za.T) / tau).masked_fill(torch.from_numpy(mb), float("-inf"))

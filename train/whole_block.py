@@ -61,35 +61,12 @@ def whole_feats(branch, cache, prot, crop=0, rng=None, chunk_residues=32768):
     return torch.stack(out)
 
 
-def train(branch, sets, steps, B, H, lr, tau, seed, crop, local_frac=0.0, log_every=25, ckpt=None):
-    import torch
-    import torch.nn.functional as F
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(branch.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    sizes = np.array([len(s[1].pos) for s in sets], float)
-    t0, run = time.time(), []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
-        cache, ws = sets[rng.choice(len(sets), p=sizes / sizes.sum())]
+def whole_batch(crop, local_frac):
+    """seg_branch.train's embed_batch for whole proteins (cropped to crop residues)."""
+    def embed(branch, cache, ws, rng, B, H):
         a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
-        z = branch.embed(whole_feats(branch, cache, np.concatenate([a, cand]), crop, rng))
-        za, zc = z[:B], z[B:]
-        la = ((za @ zc.T) / tau).masked_fill(torch.from_numpy(ma), float("-inf"))
-        lb = ((zc[:B] @ za.T) / tau).masked_fill(torch.from_numpy(mb), float("-inf"))
-        tgt = torch.arange(B)
-        loss = 0.5 * (F.cross_entropy(la, tgt) + F.cross_entropy(lb, tgt))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(branch.params(), 1.0)
-        opt.step()
-        run.append(float(loss))
-        if (step + 1) % log_every == 0:
-            print("step %d loss %.4f (%.0f s)" % (step + 1, np.mean(run[-log_every:]), time.time() - t0), flush=True)
-            if ckpt:
-                torch.save({"step": step + 1, "branch": branch.state()}, ckpt)
-    return branch
+        return branch.embed(whole_feats(branch, cache, np.concatenate([a, cand]), crop, rng)), ma, mb
+    return embed
 
 
 def heldout(branch, seg_proj, held_cache, bg_cache, model_path, segf, shared, by_label):
@@ -168,7 +145,7 @@ def main():
     import torch
     import seg_head
     from eval import load_h5_model
-    from seg_branch import Branch, Cache
+    from seg_branch import Branch, Cache, train
     torch.set_num_threads(a.threads)
     model = load_h5_model(a.model)
     seg_proj = (model.seg_proj.weight.detach().numpy().copy(), model.seg_proj.bias.detach().numpy().copy())
@@ -196,7 +173,8 @@ def main():
                 sys.exit("whole_block.py: %s and %s list different proteins" % (path(name), name))
             sets.append((c, ws))
             print("%s: %d proteins, %d residues, %d pairs" % (name, len(c.accs), len(c.X), len(ws.pos)), flush=True)
-        train(branch, sets, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, a.crop, a.local_frac, ckpt=a.out)
+        train(branch, sets, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, log_every=25, ckpt=a.out,
+              embed_batch=whole_batch(a.crop, a.local_frac))
         if a.out:
             torch.save({"step": a.steps, "branch": branch.state(), "k": a.k}, a.out)
         del sets
