@@ -61,9 +61,21 @@ def whole_feats(branch, cache, prot, crop=0, rng=None, chunk_residues=32768):
     return torch.stack(out)
 
 
-def whole_batch(crop, local_frac):
-    """seg_branch.train's embed_batch for whole proteins (cropped to crop residues)."""
+def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None):
+    """seg_branch.train's embed_batch for whole proteins (cropped to crop residues). window_frac:
+    that share of the batches are window pairs instead (seg_branch.py's), embedded with the frozen
+    segment projection seg_proj (torch Linear), so that the segment vectors, which pool the same
+    top, keep their training signal."""
+    import torch.nn.functional as F
+    from seg_branch import window_batch
+
     def embed(branch, cache, ws, rng, B, H):
+        if window_frac and rng.random() < window_frac:
+            proj, branch.proj = branch.proj, seg_proj
+            try:
+                return window_batch(branch, cache, ws, rng, B, H)
+            finally:
+                branch.proj = proj
         a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
         return branch.embed(whole_feats(branch, cache, np.concatenate([a, cand]), crop, rng)), ma, mb
     return embed
@@ -128,6 +140,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--crop", type=int, default=600)
+    ap.add_argument("--window-frac", type=float, default=0.0,
+                    help="share of batches made of window pairs (frozen segment projection) instead of proteins")
     ap.add_argument("--local-frac", type=float, default=0.0,
                     help="share of pairs drawn from the teacher's local ones (alignment < half a protein)")
     ap.add_argument("--seed", type=int, default=1)
@@ -148,6 +162,7 @@ def main():
     from seg_branch import Branch, Cache, train
     torch.set_num_threads(a.threads)
     model = load_h5_model(a.model)
+    frozen_seg = copy.deepcopy(model.seg_proj).requires_grad_(False)
     seg_proj = (model.seg_proj.weight.detach().numpy().copy(), model.seg_proj.bias.detach().numpy().copy())
     branch = Branch(model, a.k)
     branch.proj = copy.deepcopy(model.proj)  # the whole-protein projection is the one trained here
@@ -174,7 +189,7 @@ def main():
             sets.append((c, ws))
             print("%s: %d proteins, %d residues, %d pairs" % (name, len(c.accs), len(c.X), len(ws.pos)), flush=True)
         train(branch, sets, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, log_every=25, ckpt=a.out,
-              embed_batch=whole_batch(a.crop, a.local_frac))
+              embed_batch=whole_batch(a.crop, a.local_frac, a.window_frac, frozen_seg))
         if a.out:
             torch.save({"step": a.steps, "branch": branch.state(), "k": a.k}, a.out)
         del sets
