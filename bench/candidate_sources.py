@@ -39,6 +39,7 @@ WHOLE_WEIGHT = 0.4  # PDR_SEGDB_WHOLE_WEIGHT
 
 def score_matrices(store, model, ids):
     """(whole adjusted [n, n], best adjusted segment pair [n, n]) over the proteins ids."""
+    ev.require_same_model(store, model)
     emb = ev.load_store(store)
     segs = ev.load_store_segments(store)
     if segs is None:

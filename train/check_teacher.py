@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--expand-alpha", type=float, default=1.0)
     a = ap.parse_args()
     import h5py
+    from eval import require_same_model
+    require_same_model(a.store, a.model)
     with h5py.File(a.model, "r") as m:
         B = np.array(m["background"], np.float32)
         SB = np.array(m["background_segments"], np.float32)

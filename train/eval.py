@@ -298,6 +298,18 @@ def evaluate(bench, emb, segs=None, out=sys.stdout, title="", adj=None, mix=0.4)
     return res
 
 
+def require_same_model(store, model):
+    """Exit unless the pdr store was embedded by this model file (same model_version): the
+    background levels of one model say nothing about another model's vectors."""
+    import h5py
+    with h5py.File(store, "r") as f, h5py.File(model, "r") as m:
+        sv, mv = str(f.attrs.get("model_version", "")), str(m.attrs.get("model_version", ""))
+    if sv != mv:
+        sys.exit("%s: %s was embedded by model %s, but the background comes from %s (model %s); "
+                 "pass the model that made the store" % (os.path.basename(sys.argv[0]), store, sv or "?", model,
+                                                         mv or "?"))
+
+
 def load_background(path):
     """(/background [n, D] float32, background_percentile) of a model file, or None."""
     import h5py
@@ -398,6 +410,8 @@ def main():
     adj = None
     if a.adjust:
         bg_model = a.bg_model or a.model or os.path.join(HERE, "..", "data", "pdr_cnn_v1.h5")
+        if a.store:
+            require_same_model(a.store, bg_model)
         adj = make_adjust(bg_model, emb, segs, None if a.store else m, "cpu" if a.store else dev, a.window, a.stride,
                           a.pool, os.path.join(a.shared, "homology", "heldout_ids.txt"))
     evaluate(bench, emb, segs, title="ROC AUC, source %s" % (a.model or a.checkpoint or a.store), adj=adj, mix=a.mix)

@@ -75,6 +75,7 @@ def main():
     lib = load_sw()
 
     seqs = ev.read_fasta(a.heldout)
+    ev.require_same_model(a.store, a.model)
     emb, segs = ev.load_store(a.store), ev.load_store_segments(a.store)
     if segs is None:
         sys.exit("residue_sw.py: %s has no segments (pdr embed --segments)" % a.store)

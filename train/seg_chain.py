@@ -108,6 +108,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
 
+    ev.require_same_model(a.store, a.model)
     emb = ev.load_store(a.store)
     segs = ev.load_store_segments(a.store)
     if segs is None:

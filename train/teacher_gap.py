@@ -66,6 +66,7 @@ def main():
     print("first's weak-hit negatives: %d, of which the second calls homologous %d (%.1f%%)" % (
         len(weak1), len(weak1 & set(p2)), 100.0 * len(weak1 & set(p2)) / max(1, len(weak1))))
 
+    ev.require_same_model(a.store, a.model)
     emb = ev.load_store(a.store)
     adj = ev.make_adjust(a.model, emb, None)
 
