@@ -238,10 +238,8 @@ def install(model_path, w, b, out, ref_out, note, whole=False):
     PyTorch reference embeddings (export.py). The background samples are not copied: add them
     with train/background.py (the segment one changes with the head, the whole one with the
     projection)."""
-    import h5py
     import torch
     from eval import load_h5_model
-    from export import write_model, write_ref, default_ref_seqs
     m = load_h5_model(model_path)
     if whole:
         with torch.no_grad():
@@ -249,6 +247,14 @@ def install(model_path, w, b, out, ref_out, note, whole=False):
             m.proj.bias.copy_(torch.as_tensor(b))
     else:
         m.add_segment_projection(w, b)
+    write_installed(model_path, m, out, ref_out, note)
+
+
+def write_installed(model_path, m, out, ref_out, note):
+    """Write the changed model m (read from model_path) to out with a new model_version, the
+    description of model_path plus note, and its PyTorch references to ref_out (export.py)."""
+    import h5py
+    from export import write_model, write_ref, default_ref_seqs
     m.eval()
     with h5py.File(model_path, "r") as f:
         name, desc = str(f.attrs["model_name"]), str(f.attrs["description"])

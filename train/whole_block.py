@@ -66,7 +66,6 @@ def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None):
     that share of the batches are window pairs instead (seg_branch.py's), embedded with the frozen
     segment projection seg_proj (torch Linear), so that the segment vectors, which pool the same
     top, keep their training signal."""
-    import torch.nn.functional as F
     from seg_branch import window_batch
 
     def embed(branch, cache, ws, rng, B, H):
@@ -108,22 +107,24 @@ def install(model_path, branch, K, out, note):
     """Write model_path's weights with the branch's top blocks, final layer norm and whole-protein
     projection (seg_head.install's way: new model_version, PyTorch references in OUT_ref.h5; add
     the background samples with background.py afterwards)."""
-    import h5py
     import torch
     from eval import load_h5_model
-    from export import write_model, write_ref, default_ref_seqs
+    from seg_head import write_installed
     m = load_h5_model(model_path)
     with torch.no_grad():
         for i, blk in enumerate(branch.blocks):
             m.blocks[K + i].load_state_dict(blk.state_dict())
         m.final_ln.load_state_dict(branch.ln.state_dict())
         m.proj.load_state_dict(branch.proj.state_dict())
-    m.eval()
-    with h5py.File(model_path, "r") as f:
-        name, desc = str(f.attrs["model_name"]), str(f.attrs["description"])
-    version = write_model(m, out, name, desc.rstrip() + " " + note)
-    write_ref(m, out[:-3] + "_ref.h5", version, default_ref_seqs(1))
-    print("wrote %s and %s: model_version %s, %d params" % (out, out[:-3] + "_ref.h5", version, m.n_params()))
+    write_installed(model_path, m, out, out[:-3] + "_ref.h5", note)
+
+
+def whole_branch(model, K):
+    """seg_branch.Branch of the top blocks with the whole-protein projection (the one trained here)."""
+    from seg_branch import Branch
+    branch = Branch(model, K)
+    branch.proj = copy.deepcopy(model.proj)
+    return branch
 
 
 def main():
@@ -159,18 +160,16 @@ def main():
     import torch
     import seg_head
     from eval import load_h5_model
-    from seg_branch import Branch, Cache, train
+    from seg_branch import Cache, train
     torch.set_num_threads(a.threads)
     model = load_h5_model(a.model)
     frozen_seg = copy.deepcopy(model.seg_proj).requires_grad_(False)
-    seg_proj = (model.seg_proj.weight.detach().numpy().copy(), model.seg_proj.bias.detach().numpy().copy())
-    branch = Branch(model, a.k)
-    branch.proj = copy.deepcopy(model.proj)  # the whole-protein projection is the one trained here
+    seg_proj = (frozen_seg.weight.numpy(), frozen_seg.bias.numpy())
+    branch = whole_branch(model, a.k)
     if a.branch:
         branch.load(torch.load(a.branch)["branch"])
         if a.alpha != 1.0:  # old + alpha (new - old), parameter by parameter
-            old = Branch(model, a.k)
-            old.proj = copy.deepcopy(model.proj)
+            old = whole_branch(model, a.k)
             with torch.no_grad():
                 for p, q in zip(branch.params(), old.params()):
                     p.copy_(q + a.alpha * (p - q))
