@@ -179,7 +179,8 @@ def window_batch(branch, cache, ws, rng, B, H):
 def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None, embed_batch=window_batch):
     """AdamW (5% warm-up, cosine) on symmetric InfoNCE. sets: (cache, WindowSet) pairs, drawn in
     proportion to their pairs; embed_batch(branch, cache, ws, rng, B, H) -> (z [B + C, D], ma
-    [B, C], mb [B, B]): B anchors then C candidates (the first B their partners), known-pair masks."""
+    [B, C], mb [B, B][, extra]): B anchors then C candidates (the first B their partners), known-pair
+    masks, and optionally a loss term added to the InfoNCE one."""
     import torch
     import torch.nn.functional as F
     torch.manual_seed(seed)
@@ -191,12 +192,12 @@ def train(branch, sets, steps, B, H, lr, tau, seed, log_every=50, ckpt=None, emb
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
         cache, ws = sets[rng.choice(len(sets), p=sizes / sizes.sum())]
-        z, ma, mb = embed_batch(branch, cache, ws, rng, B, H)
+        z, ma, mb, *extra = embed_batch(branch, cache, ws, rng, B, H)
         za, zc = z[:B], z[B:]
         la = ((za @ zc.T) / tau).masked_fill(torch.from_numpy(ma), float("-inf"))
         lb = ((zc[:B] @ za.T) / tau).masked_fill(torch.from_numpy(mb), float("-inf"))
         tgt = torch.arange(B)
-        loss = 0.5 * (F.cross_entropy(la, tgt) + F.cross_entropy(lb, tgt))
+        loss = 0.5 * (F.cross_entropy(la, tgt) + F.cross_entropy(lb, tgt)) + sum(extra)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(branch.params(), 1.0)

@@ -61,11 +61,17 @@ def whole_feats(branch, cache, prot, crop=0, rng=None, chunk_residues=32768):
     return torch.stack(out)
 
 
-def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None):
+def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None, keep=0.0, old=None, tau=0.1):
     """seg_branch.train's embed_batch for whole proteins (cropped to crop residues). window_frac:
     that share of the batches are window pairs instead (seg_branch.py's), embedded with the frozen
     segment projection seg_proj (torch Linear), so that the segment vectors, which pool the same
-    top, keep their training signal."""
+    top, keep their training signal. keep > 0: plus keep x KL(old || new) of the anchors' softmax
+    over the candidates (temperature tau), old being the frozen starting branch on the same crops:
+    the batch's similarity structure of the starting weights is kept where the pairs do not move it
+    (learning without forgetting)."""
+    import copy as copy_
+    import torch
+    import torch.nn.functional as F
     from seg_branch import window_batch
 
     def embed(branch, cache, ws, rng, B, H):
@@ -76,7 +82,16 @@ def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None):
             finally:
                 branch.proj = proj
         a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
-        return branch.embed(whole_feats(branch, cache, np.concatenate([a, cand]), crop, rng)), ma, mb
+        prot = np.concatenate([a, cand])
+        rng_old = copy_.deepcopy(rng)  # the same crops for the starting branch
+        z = branch.embed(whole_feats(branch, cache, prot, crop, rng))
+        if not keep:
+            return z, ma, mb
+        with torch.no_grad():
+            zo = old.embed(whole_feats(old, cache, prot, crop, rng_old))
+        lo = F.log_softmax(zo[:B] @ zo[B:].T / tau, dim=1)
+        ln = F.log_softmax(z[:B] @ z[B:].T / tau, dim=1)
+        return z, ma, mb, keep * F.kl_div(ln, lo, log_target=True, reduction="batchmean")
     return embed
 
 
@@ -145,6 +160,8 @@ def main():
                     help="share of batches made of window pairs (frozen segment projection) instead of proteins")
     ap.add_argument("--local-frac", type=float, default=0.0,
                     help="share of pairs drawn from the teacher's local ones (alignment < half a protein)")
+    ap.add_argument("--keep", type=float, default=0.0,
+                    help="weight of the term that keeps the starting weights' in-batch similarities (KL)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--branch", default=None, help="start from (or, with --eval-only, evaluate) this branch")
@@ -188,7 +205,8 @@ def main():
             sets.append((c, ws))
             print("%s: %d proteins, %d residues, %d pairs" % (name, len(c.accs), len(c.X), len(ws.pos)), flush=True)
         train(branch, sets, a.steps, a.batch, a.hard, a.lr, a.tau, a.seed, log_every=25, ckpt=a.out,
-              embed_batch=whole_batch(a.crop, a.local_frac, a.window_frac, frozen_seg))
+              embed_batch=whole_batch(a.crop, a.local_frac, a.window_frac, frozen_seg, a.keep,
+                                      whole_branch(model, a.k) if a.keep else None, a.tau))
         if a.out:
             torch.save({"step": a.steps, "branch": branch.state(), "k": a.k}, a.out)
         del sets
