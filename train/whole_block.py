@@ -13,7 +13,8 @@ starting from the shipped weights (step 0 reproduces the shipped table exactly).
 whole_head.py's: seg_head.py's pair sampler on whole proteins, symmetric InfoNCE, hard negatives.
 Long proteins are cropped to --crop residues in training only. Segment vectors pool the same final
 states, so the evaluation recomputes both whole and window features through the new top and
-keeps the shipped segment projection.
+keeps the shipped segment projection. --keep L (session 29) adds a term that keeps the starting
+weights' similarities within each batch (learning without forgetting).
 
     /usr/bin/python3 train/seg_branch.py cache --k 5 --fasta F --out OUT.npy    # each set, heldout, bg
     /usr/bin/python3 train/whole_block.py --segf train/work/segf27 --cache-dir train/work/segb28 \
