@@ -67,10 +67,9 @@ def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None, keep=0.0, old=
     that share of the batches are window pairs instead (seg_branch.py's), embedded with the frozen
     segment projection seg_proj (torch Linear), so that the segment vectors, which pool the same
     top, keep their training signal. keep > 0: plus keep x KL(old || new) of the anchors' softmax
-    over the candidates (temperature tau), old being the frozen starting branch on the same crops:
+    over the candidates (temperature tau), old being the frozen branch of --model on the same crops:
     the batch's similarity structure of the starting weights is kept where the pairs do not move it
     (learning without forgetting)."""
-    import copy as copy_
     import torch
     import torch.nn.functional as F
     from seg_branch import window_batch
@@ -84,7 +83,7 @@ def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None, keep=0.0, old=
                 branch.proj = proj
         a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
         prot = np.concatenate([a, cand])
-        rng_old = copy_.deepcopy(rng)  # the same crops for the starting branch
+        rng_old = copy.deepcopy(rng)  # the same crops for the starting branch
         z = branch.embed(whole_feats(branch, cache, prot, crop, rng))
         if not keep:
             return z, ma, mb
