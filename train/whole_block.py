@@ -83,7 +83,7 @@ def whole_batch(crop, local_frac, window_frac=0.0, seg_proj=None, keep=0.0, old=
                 branch.proj = proj
         a, cand, ma, mb = ws.batch(rng, B, H, local_frac, whole=True, index=True)
         prot = np.concatenate([a, cand])
-        rng_old = copy.deepcopy(rng)  # the same crops for the starting branch
+        rng_old = copy.deepcopy(rng) if keep else None  # the same crops for the kept branch
         z = branch.embed(whole_feats(branch, cache, prot, crop, rng))
         if not keep:
             return z, ma, mb
