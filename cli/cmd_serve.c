@@ -4,11 +4,14 @@
  * connections, requests in flight finish. The endpoints are in service/pdr_api.c, the
  * connection handling in service/pdr_http.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "pdr_api.h"
@@ -102,6 +105,65 @@ static char *read_token(const char *path)
     memmove(line, line + start, n - start + 1);
     return line;
 }
+
+/* SIGTERM/SIGINT. A handler, not sigwait: threads that libraries start before main (OpenBLAS's)
+ * do not block the signals, and a signal the kernel hands to one of them would otherwise take its
+ * default action and kill the process, e.g. while the database loads. The handler may run on any
+ * thread; it records the signal and wakes the main thread through a pipe. These two are the only
+ * state a signal handler can reach. */
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    stop_signal = sig;
+    if (stop_pipe[1] >= 0) {
+        ssize_t w = write(stop_pipe[1], "s", 1); /* non-blocking: a full pipe already wakes */
+        (void)w;
+    }
+    errno = saved;
+}
+
+static int install_stop_handler(void)
+{
+    if (pipe(stop_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
+    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* the loading's file reads go on */
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static void restore_stop_handler(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    for (int i = 0; i < 2; i++) {
+        if (stop_pipe[i] >= 0)
+            close(stop_pipe[i]);
+        stop_pipe[i] = -1;
+    }
+}
+
+/* Sleep until a stop signal has arrived. */
+static void wait_for_stop_signal(void)
+{
+    while (!stop_signal) {
+        char c;
+        if (read(stop_pipe[0], &c, 1) < 0 && errno != EINTR)
+            break;
+    }
+}
+
+static const char *stop_signal_name(void) { return stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; }
 
 int cmd_serve(int argc, char **argv)
 {
@@ -219,16 +281,23 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    /* Signals are taken synchronously by this thread (sigwait); the server's threads, created
-     * below, inherit the blocked mask. Writes to a closed connection must not kill the process. */
+    /* Stop signals run on_stop_signal on whichever thread gets them; the server's threads,
+     * created while they are blocked here, never do. Writes to a closed connection must not
+     * kill the process. */
+    stop_signal = 0;
+    if (install_stop_handler()) {
+        cli_error("serve", "cannot install the SIGTERM/SIGINT handler: %s", strerror(errno));
+        goto done;
+    }
+    signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (pdr_http_start(api, &hopts, &http, &err)) {
+    int started = pdr_http_start(api, &hopts, &http, &err);
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+    if (started) {
         cli_error("serve", "%s", err.msg);
         goto done;
     }
@@ -236,14 +305,20 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "pdr serve: listening on http://%s%s%s:%d/ (loading %s)\n", bracket ? "[" : "", hopts.host,
             bracket ? "]" : "", pdr_http_port(http), dbdir);
 
-    if (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err))) {
+    /* A stop signal during loading takes effect when the step in hand ends. */
+    if (!stop_signal && (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err)))) {
         cli_error("serve", "%s", err.msg);
         goto done;
     }
-    if (!(enc = cli_open_db_model("serve", db, model)))
+    if (!stop_signal && !(enc = cli_open_db_model("serve", db, model)))
         goto done;
-    if (pdr_api_set_ready(api, db, enc, &err)) {
+    if (!stop_signal && pdr_api_set_ready(api, db, enc, &err)) {
         cli_error("serve", "%s", err.msg);
+        goto done;
+    }
+    if (stop_signal) {
+        fprintf(stderr, "pdr serve: %s while loading: stopping\n", stop_signal_name());
+        rc = EXIT_OK;
         goto done;
     }
     fprintf(stderr,
@@ -253,19 +328,18 @@ int cmd_serve(int argc, char **argv)
             limits.max_body_bytes, limits.max_queries, limits.max_length, limits.max_k,
             token ? "; bearer token required" : "");
 
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", pdr_http_in_flight(http));
+    wait_for_stop_signal();
+    fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
+            pdr_http_in_flight(http));
     rc = EXIT_OK;
 done:
     if (http) {
-        int left = pdr_http_stop(http, STOP_GRACE_MS);
-        if (left) {
-            cli_error("serve", "%d requests still in flight after %d s were cut off", left, STOP_GRACE_MS / 1000);
-            rc = EXIT_RUNTIME;
-        }
+        int refused = pdr_http_stop(http, STOP_GRACE_MS);
+        if (refused)
+            fprintf(stderr, "pdr serve: %d queued requests answered 503 shutting_down after the %d s grace period\n",
+                    refused, STOP_GRACE_MS / 1000);
     }
+    restore_stop_handler();
     pdr_api_free(api);
     pdr_encoder_free(enc);
     pdr_db_free(db);

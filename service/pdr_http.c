@@ -331,8 +331,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
-/* A worker: take the oldest job, answer it, hand the connection back to libmicrohttpd. After
- * pdr_http_stop's grace period, jobs still queued are answered 503 without being run. */
+/* Answer one job taken off the queue (a 503 once the server is stopping) and hand its
+ * connection back to libmicrohttpd. */
+static void answer_job(pdr_http *h, request *r, int stopping)
+{
+    pdr_api_reply_init(&r->rep);
+    if (stopping)
+        reply_stopping(&r->rep, r->endpoint);
+    else
+        pdr_api_handle(h->api, &r->q, &r->rep);
+    request_drop_body(r);
+    struct MHD_Connection *conn = r->conn; /* r may be freed once the connection runs again */
+    atomic_store(&r->state, REQ_ANSWERED);
+    MHD_resume_connection(conn);
+}
+
+/* A worker: take the oldest job, answer it, hand the connection back to libmicrohttpd. */
 static void *worker_main(void *arg)
 {
     pdr_http *h = arg;
@@ -350,16 +364,7 @@ static void *worker_main(void *arg)
             h->tail = NULL;
         int stopping = h->stopping;
         pthread_mutex_unlock(&h->mu);
-
-        pdr_api_reply_init(&r->rep);
-        if (stopping)
-            reply_stopping(&r->rep, r->endpoint);
-        else
-            pdr_api_handle(h->api, &r->q, &r->rep);
-        request_drop_body(r);
-        struct MHD_Connection *conn = r->conn; /* r may be freed once the connection runs again */
-        atomic_store(&r->state, REQ_ANSWERED);
-        MHD_resume_connection(conn);
+        answer_job(h, r, stopping);
     }
 }
 
@@ -405,16 +410,28 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ================================================================ start and stop */
 
-/* Wake the workers with the stop flag set and join them (queued jobs are answered first). */
-static void stop_workers(pdr_http *h)
+/* Set the stop flag, answer every job still queued 503 at once (from this thread: a worker may
+ * be busy with a long job), then wake the workers and join them (the jobs they run finish).
+ * Returns the number of queued jobs answered 503. */
+static int stop_workers(pdr_http *h)
 {
     pthread_mutex_lock(&h->mu);
     h->stopping = 1;
+    request *queued = h->head;
+    h->head = h->tail = NULL;
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    int refused = 0;
+    while (queued) {
+        request *next = queued->next; /* read first: the answered request may be freed */
+        answer_job(h, queued, 1);
+        queued = next;
+        refused++;
+    }
     for (int i = 0; i < h->n_workers; i++)
         pthread_join(h->workers[i], NULL);
     h->n_workers = 0;
+    return refused;
 }
 
 static void free_http(pdr_http *h)
@@ -507,19 +524,21 @@ int pdr_http_stop(pdr_http *http, int grace_ms)
 {
     if (!http)
         return 0;
-    /* The listening socket must stay open until MHD_stop_daemon (a worker may still poll it);
-     * after quiesce nothing accepts from it. */
+    /* libmicrohttpd stops accepting, but the listening socket must stay open until
+     * MHD_stop_daemon (its thread may still hold it): shut it down instead, so that the kernel
+     * refuses new connections at once rather than queueing them unanswered. */
     MHD_socket listen_fd = MHD_quiesce_daemon(http->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        shutdown(listen_fd, SHUT_RDWR);
     for (int waited = 0; pdr_http_in_flight(http) > 0 && waited < grace_ms; waited += 10) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    int left = pdr_http_in_flight(http);
-    /* Every suspended connection must be resumed before MHD_stop_daemon: the workers finish the
-     * job in hand, answer the queued ones 503 and exit. */
-    stop_workers(http);
-    /* Let the event loop send what the workers answered (bounded: keep-alive clients may still
-     * send requests, which get a 503 at once). */
+    /* Every suspended connection must be resumed before MHD_stop_daemon: queued jobs are
+     * answered 503, the running ones finish. */
+    int refused = stop_workers(http);
+    /* Let the event loop send what was answered (bounded: keep-alive clients may still send
+     * requests, which get a 503 at once). */
     for (int waited = 0; pdr_http_in_flight(http) > 0 && waited < 1000; waited += 10) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -528,5 +547,5 @@ int pdr_http_stop(pdr_http *http, int grace_ms)
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     free_http(http);
-    return left;
+    return refused;
 }

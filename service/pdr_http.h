@@ -57,11 +57,11 @@ int pdr_http_port(const pdr_http *http);
 /* Requests received and not yet fully answered. */
 int pdr_http_in_flight(const pdr_http *http);
 
-/* Stop: close the listening socket at once (new connections are refused), wait up to grace_ms
- * for the requests in flight to be answered, then answer the jobs still queued 503 (the ones a
- * worker is running finish), close every connection and join the threads.
- * Returns the number of requests that were still in flight when the grace period ran out (0 for a
- * clean stop). Frees http. NULL is fine. */
+/* Stop: refuse new connections at once (the listening socket is shut down), wait up to grace_ms
+ * for the requests in flight to be answered, then answer the jobs still queued 503
+ * shutting_down at once (the ones a worker is running finish), close every connection and join
+ * the threads. Returns the number of queued jobs answered 503 (0 when everything in flight was
+ * answered within the grace period). Frees http. NULL is fine. */
 int pdr_http_stop(pdr_http *http, int grace_ms);
 
 #endif

@@ -413,7 +413,7 @@ static int parse_object(parser *p, pdr_json_request *req)
             if ((rc = number_field(p, "min_score", "bad_min_score", &v)))
                 return rc;
             if (!(v >= -1.0 && v <= 1.0))
-                return fail(p, "bad_min_score", "\"min_score\" must be a number in [-1, 1] (a cosine), got %.17g", v);
+                return fail(p, "bad_min_score", "\"min_score\" must be a number in [-1, 1] (a score), got %.17g", v);
             req->min_score = v;
             req->has_min_score = 1;
         }

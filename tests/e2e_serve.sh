@@ -174,6 +174,22 @@ check "SIGTERM: stop logged, with the slow request in flight" "grep -Eq 'SIGTERM
 check "stopped server no longer listens" "! curl -s -o /dev/null $base/v1/health"
 check "no sanitizer report" "! grep -q 'Sanitizer' '$T/serve.err'"
 
+# --- SIGTERM at once, while the database loads (or just after): a clean stop, exit 0, never a
+# death by the signal (a library thread that does not block it must not take the default action)
+for i in 1 2 3; do
+    "$PDR" serve "$T/db" --port 0 --threads 2 2>"$T/early$i.err" &
+    p=$!
+    pids+=("$p")
+    for _ in $(seq 1 500); do
+        grep -q 'listening on' "$T/early$i.err" 2>/dev/null && break
+        sleep 0.01
+    done
+    kill -TERM "$p"
+    wait "$p"
+    rc=$?
+    check "SIGTERM at start (try $i): exit 0 and 'stopped' (rc $rc)" "[ $rc -eq 0 ] && grep -q 'pdr serve: stopped' '$T/early$i.err'"
+done
+
 # --- bearer token; SIGINT stops too
 printf 'tok-%s\n' "$$" >"$T/token"
 start_server "$T/serve2.err" --token-file "$T/token" || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }

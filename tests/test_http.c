@@ -1339,6 +1339,14 @@ static void *stop_thread(void *p)
     return NULL;
 }
 
+/* A stop whose grace period (200 ms) ends while a long job runs. */
+static void *stop_thread_short(void *p)
+{
+    stop_arg *s = p;
+    s->left = pdr_http_stop(s->h, 200);
+    return NULL;
+}
+
 TEST(stop_lets_the_request_in_flight_finish)
 {
     pdr_api_limits l;
@@ -1527,7 +1535,7 @@ TEST(health_is_answered_while_the_worker_is_busy)
 }
 
 /* Stop with no grace while one job runs and another waits: the running one finishes (200), the
- * waiting one is answered 503 shutting_down with Retry-After, and stop reports both as cut off. */
+ * waiting one is answered 503 shutting_down with Retry-After, and stop reports that one. */
 TEST(stop_answers_queued_jobs_503)
 {
     slow_server ss;
@@ -1538,8 +1546,8 @@ TEST(stop_answers_queued_jobs_503)
     wait_in_flight(ss.h, 2);
     struct timespec pause = {0, 50 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    int left = pdr_http_stop(ss.h, 0);
-    CHECKF(left == 2, "stop reported %d requests cut off, want 2", left);
+    int refused = pdr_http_stop(ss.h, 0);
+    CHECKF(refused == 1, "stop reported %d queued requests answered 503, want 1", refused);
     reply r;
     memset(&r, 0, sizeof r);
     conn_read_reply(ca, 0, 0, &r);
@@ -1552,6 +1560,43 @@ TEST(stop_answers_queued_jobs_503)
                find_header(r.head, "Retry-After", retry, sizeof retry) && atoi(retry) >= 1,
            "queued job: status %d", r.status);
     reply_free(&r);
+    conn_close(&cb);
+    slow_server_free(&ss);
+}
+
+/* While a stop waits for a long job: a new connection is refused at once (not queued
+ * unanswered), and a queued job gets its 503 when the grace period ends, before the running
+ * job's reply. */
+TEST(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline)
+{
+    slow_server ss;
+    if (slow_server_start(&ss, "stop_refuses_new_connections_and_answers_the_queue_at_the_deadline"))
+        return;
+    conn *ca = &ss.busy, cb, cc;
+    CHECK(conn_open(&cb, ss.port) == 0 && send_embed(&cb, 50) > 0);
+    wait_in_flight(ss.h, 2);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    stop_arg s = {ss.h, -1};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, stop_thread_short, &s) == 0);
+    nanosleep(&pause, NULL); /* the stop has begun */
+    CHECKF(conn_open(&cc, ss.port) != 0, "a new connection was accepted after the stop began");
+    if (cc.fd >= 0)
+        conn_close(&cc);
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&cb, 0, 0, &r);
+    CHECKF(r.status == 503 && r.body && strstr(r.body, "shutting_down"), "queued job: status %d", r.status);
+    reply_free(&r);
+    struct pollfd pfd = {ca->fd, POLLIN, 0};
+    CHECKF(poll(&pfd, 1, 0) == 0, "the running job was answered before the queued one: the job is too short");
+    memset(&r, 0, sizeof r);
+    conn_read_reply(ca, 0, 0, &r);
+    CHECKF(r.status == 200 && r.body && strstr(r.body, "\"embeddings\""), "running job: status %d", r.status);
+    reply_free(&r);
+    pthread_join(t, NULL);
+    CHECKF(s.left == 1, "stop reported %d queued requests answered 503, want 1", s.left);
     conn_close(&cb);
     slow_server_free(&ss);
 }
@@ -1788,6 +1833,7 @@ int main(void)
     RUN(stop_lets_the_request_in_flight_finish);
     RUN(health_is_answered_while_the_worker_is_busy);
     RUN(stop_answers_queued_jobs_503);
+    RUN(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline);
     RUN(slow_uploads_are_cut_off_at_the_request_deadline);
     RUN(ten_thousand_idle_connections_stay_bounded);
     RUN(start_reports_a_busy_port);
