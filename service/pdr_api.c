@@ -6,7 +6,6 @@
 #include "pdr_api.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -233,14 +232,15 @@ static int parse_k_text(const char *text, int max_k, int *ret_k)
     return 0;
 }
 
+/* Parse min_score from text: a decimal number (digits, sign, point, exponent; no hex, nan or
+ * inf, as JSON numbers) in [-1, 1]. A value too small for a double is read as 0, as in JSON. */
 static int parse_score_text(const char *text, double *ret)
 {
-    if (!text || !*text || isspace((unsigned char)text[0]))
+    if (!text || !*text || strlen(text) > 64 || text[strspn(text, "0123456789+-.eE")] != '\0')
         return -1;
     char *end = NULL;
-    errno = 0;
     double v = strtod(text, &end);
-    if (errno || !end || *end || !(v >= -1.0 && v <= 1.0))
+    if (!end || *end || !(v >= -1.0 && v <= 1.0))
         return -1;
     *ret = v;
     return 0;

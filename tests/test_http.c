@@ -930,6 +930,8 @@ TEST(bad_query_parameters_are_400)
         {"/v1/search?k=99999999999", "bad_k"},
         {"/v1/search?min_score=2", "bad_min_score"},
         {"/v1/search?min_score=nan", "bad_min_score"},
+        {"/v1/search?min_score=0x0.1p0", "bad_min_score"}, /* decimal only, as JSON */
+        {"/v1/search?min_score=%201", "bad_min_score"},
         {"/v1/search?format=xml", "bad_format"},
         {"/v1/search?db=other", "unknown_parameter"},
         {"/v1/search?k=1&k=2", "duplicate_parameter"},
@@ -945,6 +947,10 @@ TEST(bad_query_parameters_are_400)
         CHECK_ERROR(r, 400, cases[i].code, NULL);
         reply_free(&r);
     }
+    /* A value too small for a double is 0 in the query string, as in a JSON body. */
+    reply r0 = post_fasta(port, "/v1/search?min_score=1e-400", ">a\nMKV\n");
+    CHECKF(r0.status == 200, "min_score=1e-400: status %d", r0.status);
+    reply_free(&r0);
     /* k given twice: in the query string and in the JSON body. */
     reply r = post_json(port, "/v1/search?k=3", "{\"fasta\": \">a\\nMKV\", \"k\": 4}");
     CHECK_ERROR(r, 400, "duplicate_parameter", "k given both");
