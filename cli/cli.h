@@ -28,6 +28,10 @@ void cli_error(const char *verb, const char *fmt, ...)
     ;
 /* Parse a positive integer option value; prints a usage error and returns -1 when invalid. */
 long cli_parse_long(const char *verb, const char *opt, const char *value, long min, long max);
+/* As cli_parse_long, but value may also be word (e.g. "all"), which gives word_value (>= 0); the
+ * error message names word too. */
+long cli_parse_long_or(const char *verb, const char *opt, const char *value, long min, long max, const char *word,
+                       long word_value);
 double cli_parse_double(const char *verb, const char *opt, const char *value, int *ok);
 /* Process-wide thread settings, set once: OpenBLAS single-threaded (workers are threads),
  * OpenMP (FAISS) to n. Returns the effective worker count (n <= 0: all cores). */

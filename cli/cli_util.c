@@ -25,13 +25,36 @@ void cli_error(const char *verb, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-long cli_parse_long(const char *verb, const char *opt, const char *value, long min, long max)
+/* The whole of value as a decimal integer in [min, max]; returns 0 when it is one. */
+static int parse_long_in(const char *value, long min, long max, long *ret_v)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(value, &end, 10);
-    if (errno || !end || *end || end == value || v < min || v > max) {
+    if (errno || !end || *end || end == value || v < min || v > max)
+        return -1;
+    *ret_v = v;
+    return 0;
+}
+
+long cli_parse_long(const char *verb, const char *opt, const char *value, long min, long max)
+{
+    long v;
+    if (parse_long_in(value, min, max, &v)) {
         cli_error(verb, "%s: expected an integer in [%ld, %ld], got '%s'", opt, min, max, value);
+        return -1;
+    }
+    return v;
+}
+
+long cli_parse_long_or(const char *verb, const char *opt, const char *value, long min, long max, const char *word,
+                       long word_value)
+{
+    long v;
+    if (strcmp(value, word) == 0)
+        return word_value;
+    if (parse_long_in(value, min, max, &v)) {
+        cli_error(verb, "%s: expected an integer in [%ld, %ld] or '%s', got '%s'", opt, min, max, word, value);
         return -1;
     }
     return v;

@@ -26,6 +26,12 @@
 #define CHUNK_HITS_BUDGET ((size_t)512 << 20)
 /* --align all: every database protein is a candidate (pdr_db_candidates clamps to the size) */
 #define ALIGN_ALL INT_MAX
+/* longest OUT path, with its ".tmp" */
+#define OUT_PATH_MAX 4096
+/* --min-score: a score is a cosine (in [-1, 1]) minus the mean of two background levels (each a
+ * cosine), so it lies in [-2, 2]; a segment score is a weighted mean of two such scores */
+#define SCORE_MIN (-2.0)
+#define SCORE_MAX 2.0
 
 typedef struct search_opts {
     int k;
@@ -61,8 +67,10 @@ static void on_expand_progress(void *arg, size_t done, size_t total)
     }
 }
 
+/* Embed fasta into dbdir, index, calibrate (and expand); opt_stats (may be NULL) gets the
+ * embedding's counts. */
 static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc, pdr_bulk_opts *bopts,
-                   const char *index_spec, int segments, int expand)
+                   const char *index_spec, int segments, int expand, pdr_bulk_stats *opt_stats)
 {
     pdr_err err;
     pdr_err_clear(&err);
@@ -84,24 +92,18 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         bopts->window = window;
         bopts->stride = stride;
     }
-    if (mkdir(dbdir, 0777) != 0 && errno != EEXIST) {
-        cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
-        return EXIT_RUNTIME;
+    if (pdr_db_check_index_spec(index_spec, pdr_encoder_dim(enc), &err)) {
+        cli_error(verb, "--index: %s", err.msg);
+        return EXIT_USAGE;
     }
-    char store[4096], calib[4096];
-    snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
-    /* the calibration is written last and a database without one does not open: a makedb killed
-     * at any point (a rebuild too) leaves a directory that search refuses, never one that loads
-     * with some parts missing or stale */
-    snprintf(calib, sizeof calib, "%s/%s", dbdir, PDR_DB_CALIB);
-    if (unlink(calib) != 0 && errno != ENOENT) {
-        cli_error(verb, "%s: cannot remove: %s", calib, strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    if (pdr_db_expansion_remove(dbdir, &err)) { /* a rebuild without --expand keeps no stale one */
+    /* refuses, before anything in an existing DBDIR is changed, a rerun that could not finish
+     * (another FASTA, other options); then removes the calibration, which is written last */
+    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
+    char store[4096];
+    snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
     if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
@@ -112,6 +114,8 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
+    if (opt_stats)
+        *opt_stats = stats;
     expand_progress xp = {verb, isatty(STDERR_FILENO), time(NULL)};
     if (expand &&
         (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp, &err) ||
@@ -226,7 +230,7 @@ int cmd_makedb(int argc, char **argv)
     if (!enc)
         return EXIT_RUNTIME;
     cli_bulk_callbacks(&bopts, "makedb");
-    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec, segments, expand);
+    int rc = make_db("makedb", argv[optind], argv[optind + 1], enc, &bopts, spec, segments, expand, NULL);
     pdr_encoder_free(enc);
     if (rc == EXIT_OK)
         fprintf(stderr, "pdr makedb: database ready in %s\n", argv[optind + 1]);
@@ -323,24 +327,113 @@ static int chunk_from_store(pdr_store *st, size_t *pos, size_t cap, query_chunk 
     return rc;
 }
 
-/* Search every record of query_path; write to out_path ("-" = stdout; files are written to a
- * temporary name and renamed when complete). When query_store is given (easy-search with the
- * same file as query and target), the queries' vectors come from that store instead of being
- * embedded a second time. */
+/* ---------------------------------------------------------------- output */
+
+/* Where the results go. A new OUT, or an existing regular file, is written to OUT.tmp and
+ * renamed onto OUT when complete, so a failed or killed search never leaves a partial OUT. Any
+ * other existing OUT (a FIFO, a device such as /dev/null, /dev/stdout or a shell's /dev/fd/N,
+ * or a symlink, whatever it points to) is opened and written in place: a rename would replace
+ * it with a regular file (as root even /dev/null), and through a symlink it is the target, not
+ * the link, that the caller means to write (/dev/stdout is one). A directory is refused. */
+typedef struct search_out {
+    const char *path;       /* OUT; "-" = stdout */
+    char tmp[OUT_PATH_MAX]; /* the temporary file while it exists, else "" */
+    FILE *f;
+} search_out;
+
+/* Refuse an OUT that cannot be written before any work: a directory (checked again on open). */
+static int out_check(const char *path, pdr_err *err)
+{
+    struct stat st;
+    if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return pdr_fail(err, PDR_EINPUT, "%s: is a directory (OUT must be a file, '-' or a FIFO)", path);
+    if (strlen(path) + sizeof ".tmp" > OUT_PATH_MAX)
+        return pdr_fail(err, PDR_EINPUT, "%s: path too long", path);
+    return PDR_OK;
+}
+
+/* Whether OUT is written through a temporary file: it does not exist, or is a regular file
+ * (lstat: not a symlink). */
+static int out_renames(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT;
+    return S_ISREG(st.st_mode);
+}
+
+static int out_open(search_out *o, const char *path, pdr_err *err)
+{
+    o->path = path;
+    o->tmp[0] = '\0';
+    o->f = NULL;
+    int rc = out_check(path, err);
+    if (rc)
+        return rc;
+    if (strcmp(path, "-") == 0) {
+        o->f = stdout;
+        return PDR_OK;
+    }
+    if (!out_renames(path)) {
+        if (!(o->f = fopen(path, "w")))
+            return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", path, strerror(errno));
+        return PDR_OK;
+    }
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path);
+    if (!(o->f = fopen(o->tmp, "w"))) {
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->tmp, strerror(errno));
+        o->tmp[0] = '\0';
+    }
+    return rc;
+}
+
+static const char *out_name(const search_out *o) { return o->f == stdout ? "stdout" : o->path; }
+
+/* Flush and close; rename the temporary file onto OUT. */
+static int out_commit(search_out *o, pdr_err *err)
+{
+    if (fflush(o->f) != 0)
+        return pdr_fail(err, PDR_EIO, "%s: write failed: %s", out_name(o), strerror(errno));
+    if (o->f == stdout)
+        return PDR_OK;
+    int bad = fclose(o->f) != 0;
+    o->f = NULL;
+    if (bad)
+        return pdr_fail(err, PDR_EIO, "%s: write failed: %s", o->path, strerror(errno));
+    if (o->tmp[0] && rename(o->tmp, o->path) != 0)
+        return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->path, strerror(errno));
+    o->tmp[0] = '\0';
+    return PDR_OK;
+}
+
+/* After a failure (a no-op after out_commit): close, and remove the temporary file. */
+static void out_abort(search_out *o)
+{
+    if (o->f && o->f != stdout)
+        fclose(o->f);
+    o->f = NULL;
+    if (o->tmp[0])
+        unlink(o->tmp);
+    o->tmp[0] = '\0';
+}
+
+/* ---------------------------------------------------------------- search loop */
+
+/* Search every record of query_path; write to out_path ("-" = stdout; see search_out for how
+ * files are written). When query_store is given (easy-search with the same file as query and
+ * target, every record of it stored), the queries' vectors come from that store instead of
+ * being embedded a second time. */
 static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc, const char *query_path,
                       const char *query_store, const char *out_path, const search_opts *so)
 {
     pdr_err err;
     pdr_err_clear(&err);
-    int to_stdout = strcmp(out_path, "-") == 0;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
     int dim = pdr_encoder_dim(enc), rc = 0;
     size_t n_written = 0, n_invalid = 0, n_queries = 0;
     pdr_fasta *fa = NULL;
     pdr_store *qst = NULL;
     size_t store_pos = 0;
-    FILE *f = NULL;
+    search_out dest = {.path = out_path};
     pdr_buf out;
     pdr_buf_init(&out);
     query_chunk *q = calloc(1, sizeof *q);
@@ -365,11 +458,8 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
     if (query_store ? (rc = pdr_store_open(query_store, &qst, &err))
                     : (rc = pdr_fasta_open(query_path, &fopts, &fa, &err)))
         goto done;
-    f = to_stdout ? stdout : fopen(tmp, "w");
-    if (!f) {
-        rc = pdr_fail(&err, PDR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    if ((rc = out_open(&dest, out_path, &err)))
         goto done;
-    }
     if (so->json) {
         pdr_buf_puts(&out, "{\"model\":");
         pdr_buf_json_str(&out, pdr_encoder_name(enc));
@@ -421,36 +511,23 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
                                        counts, &out, &n_written, &err)))
             goto done;
         chunk_clear(q);
-        if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
+        if ((rc = write_buf(dest.f, &out, out_name(&dest), &err)))
             goto done;
     }
     if (so->json)
         pdr_buf_puts(&out, "\n]}\n");
-    if ((rc = write_buf(f, &out, to_stdout ? "stdout" : tmp, &err)))
+    if ((rc = write_buf(dest.f, &out, out_name(&dest), &err)))
         goto done;
     if (n_queries == 0) {
         rc = pdr_fail(&err, PDR_EINPUT, "%s: no valid query sequences (%zu invalid)", query_path, n_invalid);
         goto done;
     }
-    if (fflush(f) != 0) {
-        rc = pdr_fail(&err, PDR_EIO, "%s: write failed: %s", to_stdout ? "stdout" : tmp, strerror(errno));
+    if ((rc = out_commit(&dest, &err)))
         goto done;
-    }
-    if (!to_stdout) {
-        int bad = fclose(f) != 0;
-        f = NULL;
-        if (bad || rename(tmp, out_path) != 0) {
-            rc = pdr_fail(&err, PDR_EIO, "%s: cannot write: %s", out_path, strerror(errno));
-            goto done;
-        }
-    }
     fprintf(stderr, "pdr %s: %zu queries searched against %zu proteins%s\n", verb, n_queries, pdr_db_count(db),
             n_invalid ? " (some queries skipped as invalid, see above)" : "");
 done:
-    if (f && !to_stdout) {
-        fclose(f);
-        unlink(tmp);
-    }
+    out_abort(&dest);
     if (rc)
         cli_error(verb, "%s", err.msg);
     if (q)
@@ -480,17 +557,19 @@ static const char search_usage[] =
     "cosine similarity. A segment database (made with 'pdr makedb --segments') is searched\n"
     "exhaustively, and its score adds the best pair of 100-residue windows (README.md).\n"
     "Each query's best candidates are then aligned (Smith-Waterman, BLOSUM62 11/1, scores\n"
-    "adjusted for the pair's residue composition): bits is the\n"
-    "alignment's bit score ('-' when not aligned), evalue that of the embedding and alignment\n"
-    "evidence combined, and hits are sorted by it.\n\n"
+    "adjusted for the pair's residue composition): bits is the alignment's bit score ('-' when\n"
+    "not aligned or nothing aligns), evalue that of the embedding and alignment evidence\n"
+    "combined, and hits are sorted by it.\n"
+    "OUT is written as OUT.tmp and renamed when complete; an existing FIFO, device or symlink\n"
+    "(/dev/stdout, /dev/fd/N) is written in place; a directory is refused.\n\n"
     "options:\n"
     "  -k N                    hits per query (default 100)\n"
-    "      --min-score S       report hits with score >= S only (default: all)\n"
-    "  -e, --evalue E          report hits with evalue <= E only (default: all)\n"
+    "      --min-score S       report hits with score >= S only, S in [-2, 2] (default: all)\n"
+    "  -e, --evalue E          report hits with evalue <= E only, E > 0 (default: all)\n"
     "      --format F          tsv (default), json, or blast6: BLAST's -outfmt 6 columns\n"
     "                          (qseqid sseqid pident length mismatch gapopen qstart qend sstart\n"
     "                          send evalue bitscore); blast6 aligns every reported hit (--align\n"
-    "                          is raised to -k)\n"
+    "                          is raised to -k) and leaves out those where nothing aligns\n"
     "      --align N|all       align each query's N best candidates (default 50; 0 = no alignment;\n"
     "                          all = every database protein: exhaustive Smith-Waterman, the most\n"
     "                          sensitive for local homology, and the slowest)\n"
@@ -500,7 +579,9 @@ static const char search_usage[] =
     "      --max-length AA     reject queries longer than AA residues (default 100000; 0 = no limit)\n"
     "      --no-expand         do not use the database's query expansion (made with 'pdr makedb\n"
     "                          --expand'): plain embedding scores\n"
-    "  -m, --model M           model (default: the one the database was built with)\n"
+    "  -m, --model M           the database's model file (default: $PDR_MODEL, else the source\n"
+    "                          tree's data/pdr_cnn_v1.h5, else kmer3; kmer3 for a kmer3 database);\n"
+    "                          another model than the database's is refused\n"
     "  -h, --help              this help\n";
 
 static const char easy_usage[] =
@@ -512,7 +593,40 @@ static const char easy_usage[] =
     "      --segments          a segment database (as 'pdr makedb --segments'): local homology\n"
     "      --expand            query expansion (as 'pdr makedb --expand')\n";
 
-/* Options common to search and easy-search; returns 0, or an exit code to stop with. */
+/* -e E: an E-value threshold, > 0 (0 or below would report nothing). Returns 0 or EXIT_USAGE. */
+static int parse_evalue(const char *verb, const char *value, double *ret_e)
+{
+    int ok;
+    double e = cli_parse_double(verb, "-e/--evalue", value, &ok);
+    if (!ok)
+        return EXIT_USAGE;
+    if (!(e > 0)) {
+        cli_error(verb, "-e/--evalue: an E-value threshold must be > 0, got '%s'", value);
+        return EXIT_USAGE;
+    }
+    *ret_e = e;
+    return 0;
+}
+
+/* --min-score S: within the range scores take, [SCORE_MIN, SCORE_MAX]. Returns 0 or EXIT_USAGE. */
+static int parse_min_score(const char *verb, const char *value, float *ret_s)
+{
+    int ok;
+    double v = cli_parse_double(verb, "--min-score", value, &ok);
+    if (!ok)
+        return EXIT_USAGE;
+    if (!(v >= SCORE_MIN && v <= SCORE_MAX)) {
+        cli_error(verb,
+                  "--min-score: expected a number in [%g, %g] (scores are a cosine minus a background level), got '%s'",
+                  SCORE_MIN, SCORE_MAX, value);
+        return EXIT_USAGE;
+    }
+    *ret_s = (float)v;
+    return 0;
+}
+
+/* Options common to search and easy-search; returns 0, or an exit code to stop with. tmpdir,
+ * segments and expand are NULL for search, which rejects those options. */
 static int parse_search(const char *verb, int argc, char **argv, search_opts *so, const char **model,
                         const char **tmpdir, int *threads, int *segments, int *expand, const char *usage_text)
 {
@@ -538,7 +652,7 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
     so->max_evalue = 1e300;
     so->align = -1;
     long v;
-    int c, ok;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:e:t:m:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -548,13 +662,11 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
             so->k = (int)v;
             break;
         case OPT_MINSCORE:
-            so->min_score = (float)cli_parse_double(verb, "--min-score", optarg, &ok);
-            if (!ok)
+            if (parse_min_score(verb, optarg, &so->min_score))
                 return EXIT_USAGE;
             break;
         case 'e':
-            so->max_evalue = cli_parse_double(verb, "--evalue", optarg, &ok);
-            if (!ok)
+            if (parse_evalue(verb, optarg, &so->max_evalue))
                 return EXIT_USAGE;
             break;
         case OPT_FORMAT:
@@ -582,13 +694,15 @@ static int parse_search(const char *verb, int argc, char **argv, search_opts *so
                 return EXIT_USAGE;
             so->nprobe = (int)v;
             break;
-        case OPT_TMPDIR: *tmpdir = optarg; break;
-        case OPT_ALIGN:
-            if (strcmp(optarg, "all") == 0) {
-                so->align = ALIGN_ALL;
-                break;
+        case OPT_TMPDIR:
+            if (!tmpdir) { /* search makes no temporary database */
+                cli_error(verb, "--tmp-dir is an option of easy-search (search writes no temporary database)");
+                return EXIT_USAGE;
             }
-            if ((v = cli_parse_long(verb, "--align", optarg, 0, 100000)) < 0)
+            *tmpdir = optarg;
+            break;
+        case OPT_ALIGN:
+            if ((v = cli_parse_long_or(verb, "--align", optarg, 0, 100000, "all", ALIGN_ALL)) < 0)
                 return EXIT_USAGE;
             so->align = (int)v;
             break;
@@ -669,14 +783,28 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     return rc;
 }
 
+/* OUT refused before any work (a directory); prints the error. */
+static int check_out(const char *verb, const char *out)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (out_check(out, &err)) {
+        cli_error(verb, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_search(int argc, char **argv)
 {
     search_opts so;
-    const char *model = NULL, *tmpdir = NULL;
+    const char *model = NULL;
     int threads = 0;
-    int rc = parse_search("search", argc, argv, &so, &model, &tmpdir, &threads, NULL, NULL, search_usage);
+    int rc = parse_search("search", argc, argv, &so, &model, NULL, &threads, NULL, NULL, search_usage);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
+    if (check_out("search", argv[optind + 2]))
+        return EXIT_RUNTIME;
     so.threads = cli_set_threads(threads);
     return search_db("search", argv[optind], argv[optind + 1], NULL, argv[optind + 2], &so, model);
 }
@@ -687,6 +815,18 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+/* All-vs-all (the same file as query and target): the database's rows can stand for the queries
+ * only when they are every record of the file, in order: when makedb skipped none (a duplicate
+ * id or an invalid record is skipped as a target but is a query to search, or to report as
+ * skipped, as with a copy of the file). */
+static int reusable_store(const char *query, const char *target, const pdr_bulk_stats *stats)
+{
+    struct stat qs, ts;
+    int same = strcmp(query, "-") != 0 && strcmp(target, "-") != 0 && stat(query, &qs) == 0 && stat(target, &ts) == 0 &&
+               qs.st_dev == ts.st_dev && qs.st_ino == ts.st_ino;
+    return same && stats->n_invalid == 0 && stats->n_existing == 0 && stats->n_embedded == stats->n_records;
 }
 
 int cmd_easy_search(int argc, char **argv)
@@ -702,6 +842,8 @@ int cmd_easy_search(int argc, char **argv)
         cli_error("easy-search", "QUERY and TARGET cannot both be stdin");
         return EXIT_USAGE;
     }
+    if (check_out("easy-search", out))
+        return EXIT_RUNTIME;
     so.threads = cli_set_threads(threads);
     if (!tmpdir)
         tmpdir = getenv("TMPDIR");
@@ -722,15 +864,13 @@ int cmd_easy_search(int argc, char **argv)
         bopts.max_length = so.max_length;
         bopts.strict = so.strict;
         cli_bulk_callbacks(&bopts, "easy-search");
-        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat", segments, expand);
-        /* All-vs-all (the same file as query and target): reuse the target's vectors. */
-        struct stat qs, ts;
-        int same = strcmp(query, "-") != 0 && strcmp(target, "-") != 0 && stat(query, &qs) == 0 &&
-                   stat(target, &ts) == 0 && qs.st_dev == ts.st_dev && qs.st_ino == ts.st_ino;
+        pdr_bulk_stats stats = {0};
+        rc = make_db("easy-search", target, dbdir, enc, &bopts, "Flat", segments, expand, &stats);
         char store[4200];
         snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
         if (rc == EXIT_OK)
-            rc = search_db("easy-search", dbdir, query, same ? store : NULL, out, &so, model);
+            rc = search_db("easy-search", dbdir, query, reusable_store(query, target, &stats) ? store : NULL, out, &so,
+                           model);
         pdr_encoder_free(enc);
     }
     nftw(dbdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

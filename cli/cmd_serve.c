@@ -53,7 +53,8 @@ static const char serve_usage[] =
     "      --token-file F        require 'Authorization: Bearer TOKEN' for search, embed, info and\n"
     "                            metrics; TOKEN is the first line of F\n"
     "      --nprobe N            IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
-    "  -m, --model M             model (default: the one the database was built with)\n"
+    "  -m, --model M             the database's model file (default as for pdr search; another\n"
+    "                            model than the database's is refused)\n"
     "  -q, --quiet               no per-request log lines\n"
     "  -h, --help                this help\n";
 

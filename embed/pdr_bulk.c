@@ -171,22 +171,49 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
     return rc;
 }
 
-/* Check that an existing store was made by the same model and add its ids to the set. */
-static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset *ids, size_t *ret_rows,
-                           size_t *ret_known, pdr_err *err)
+/* The options that shape a store (model, --fp16, --segments, --window/--stride) must be those
+ * it was made with: rows of another kind would be mixed in (or, merged, the old rows converted). */
+static int check_store_options(const char *path, const pdr_store *st, const pdr_encoder *enc, const pdr_bulk_opts *o,
+                               pdr_err *err)
+{
+    const pdr_store_meta *m = pdr_store_meta_of(st);
+    if (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 || strcmp(m->model_version, pdr_encoder_version(enc)) != 0 ||
+        m->dim != pdr_encoder_dim(enc))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s was made with model %s (version %s), not %s (version %s): remove it or "
+                        "use the same --model",
+                        path, m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
+    if (m->fp16 != (o->fp16 != 0))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s holds %s embeddings: rerun %s --fp16 (a store keeps the options it was made with), "
+                        "or write to a new file",
+                        path, m->fp16 ? "float16" : "float32", m->fp16 ? "with" : "without");
+    int has_segments = pdr_store_segment_count(st) > 0 || m->segment_window > 0;
+    if (has_segments != (o->segments != 0))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s %s segment vectors: rerun %s --segments (a store keeps the options it was made with), "
+                        "or write to a new file",
+                        path, has_segments ? "holds" : "holds no", has_segments ? "with" : "without");
+    if (has_segments && m->segment_window > 0 && (m->segment_window != o->window || m->segment_stride != o->stride))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s holds segments of window %d and stride %d, not %d and %d: rerun with --window %d "
+                        "--stride %d, or write to a new file",
+                        path, m->segment_window, m->segment_stride, o->window, o->stride, m->segment_window,
+                        m->segment_stride);
+    return PDR_OK;
+}
+
+/* Check that an existing store was made with the same model and options and add its ids to
+ * the set: *ret_known of its *ret_rows ids were in the set already. */
+static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
+                           size_t *ret_rows, size_t *ret_known, pdr_err *err)
 {
     size_t known = 0;
     pdr_store *st = NULL;
     int rc = pdr_store_open(path, &st, err);
     if (rc)
         return rc;
-    const pdr_store_meta *m = pdr_store_meta_of(st);
-    if (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 || strcmp(m->model_version, pdr_encoder_version(enc)) != 0 ||
-        m->dim != pdr_encoder_dim(enc)) {
-        rc = pdr_fail(err, PDR_EINPUT,
-                      "%s was made with model %s (version %s), not %s (version %s): remove it or "
-                      "use the same --model",
-                      path, m->model_name, m->model_version, pdr_encoder_name(enc), pdr_encoder_version(enc));
+    if ((rc = check_store_options(path, st, enc, o, err))) {
         pdr_store_free(st);
         return rc;
     }
@@ -212,12 +239,15 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, pdr_strset 
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Sorted list of complete part files in dir; removes stale .tmp files. */
-static int list_parts(const char *dir, char ***ret_names, size_t *ret_n, pdr_err *err)
+/* Sorted list of complete part files in dir (none when dir does not exist); with tidy, removes
+ * stale .tmp files. */
+static int list_parts(const char *dir, int tidy, char ***ret_names, size_t *ret_n, pdr_err *err)
 {
     *ret_names = NULL;
     *ret_n = 0;
     DIR *d = opendir(dir);
+    if (!d && errno == ENOENT)
+        return PDR_OK;
     if (!d)
         return pdr_fail(err, PDR_EIO, "%s: cannot list: %s", dir, strerror(errno));
     char **names = NULL;
@@ -229,7 +259,8 @@ static int list_parts(const char *dir, char ***ret_names, size_t *ret_n, pdr_err
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) {
-            unlink(path);
+            if (tidy)
+                unlink(path);
             continue;
         }
         if (strncmp(e->d_name, "part-", 5) != 0 || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
@@ -372,6 +403,157 @@ static void warn(const pdr_bulk_opts *o, const char *msg)
         o->on_warning(o->ctx, msg);
 }
 
+/* ---------------------------------------------------------------- what is stored already */
+
+/* A finished OUT and the live parts of an interrupted run, with every id they hold. */
+typedef struct stored {
+    pdr_strset *ids;
+    int have_base;    /* OUT exists */
+    size_t base_rows; /* rows in OUT */
+    size_t part_rows; /* rows in the live parts */
+    char **parts;     /* live parts, in order */
+    size_t n_parts;
+    size_t n_listed; /* part files found, leftovers included: new parts are numbered from here */
+} stored;
+
+static void stored_free(stored *s)
+{
+    pdr_strset_free(s->ids);
+    free_names(s->parts, s->n_parts);
+    memset(s, 0, sizeof *s);
+}
+
+/* Read what OUT and the partial dir hold, checking each store's model and options. A part is
+ * either live (none of its ids stored elsewhere) or left over from a run that was killed after
+ * renaming OUT but before removing its parts (all of its ids in OUT): leftovers leave the list
+ * and, with tidy, the disk (as do stale .tmp files). Without tidy nothing is changed. */
+static int stored_load(const pdr_encoder *enc, const char *out_path, const char *partial, const pdr_bulk_opts *o,
+                       int tidy, stored *s, pdr_err *err)
+{
+    memset(s, 0, sizeof *s);
+    int rc = pdr_strset_create(&s->ids, err);
+    if (!rc && access(out_path, F_OK) == 0) {
+        size_t known = 0;
+        rc = absorb_existing(out_path, enc, o, s->ids, &s->base_rows, &known, err);
+        s->have_base = !rc;
+    }
+    if (!rc)
+        rc = list_parts(partial, tidy, &s->parts, &s->n_parts, err);
+    s->n_listed = s->n_parts;
+    for (size_t i = 0; !rc && i < s->n_parts; i++) {
+        size_t rows = 0, known = 0;
+        if ((rc = absorb_existing(s->parts[i], enc, o, s->ids, &rows, &known, err)))
+            break;
+        if (known == rows) {
+            if (tidy)
+                unlink(s->parts[i]);
+            free(s->parts[i]);
+            s->parts[i] = NULL;
+        } else if (known != 0) {
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: %zu of its %zu ids are also stored elsewhere; remove %s to start over",
+                          s->parts[i], known, rows, partial);
+        } else {
+            s->part_rows += rows;
+        }
+    }
+    if (rc) {
+        stored_free(s);
+        return rc;
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < s->n_parts; i++)
+        if (s->parts[i])
+            s->parts[live++] = s->parts[i];
+    s->n_parts = live;
+    return PDR_OK;
+}
+
+/* The next record of fa that the embedding run would take; PDR_EOF at the end. An invalid
+ * record is skipped, as the run skips it, unless strict (where the run would stop at it). */
+static int next_valid(pdr_fasta *fa, const pdr_bulk_opts *o, pdr_seq *s, pdr_err *err)
+{
+    for (;;) {
+        pdr_err rerr;
+        pdr_err_clear(&rerr);
+        int r = pdr_fasta_read(fa, s, &rerr);
+        if (r == PDR_OK || r == PDR_EOF)
+            return r;
+        if ((r != PDR_EINPUT && r != PDR_ELIMIT) || o->strict)
+            return pdr_fail(err, r, "%s%s", rerr.msg, o->strict ? " (--strict: the run would stop here)" : "");
+    }
+}
+
+/* Check the rows of the store at path, in order, against the next valid records of fa.
+ * *row counts the stored proteins checked so far (over OUT and the parts). */
+static int match_store_rows(const char *path, pdr_fasta *fa, const char *fasta_path, const pdr_bulk_opts *o,
+                            size_t *row, pdr_err *err)
+{
+    pdr_store *st = NULL;
+    int rc = pdr_store_open(path, &st, err);
+    size_t n = rc ? 0 : pdr_store_count(st);
+    char *ids[MERGE_ROWS];
+    int32_t lengths[MERGE_ROWS];
+    for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
+        size_t m = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
+        if ((rc = pdr_store_read_ids(st, start, m, ids, lengths, err)))
+            break;
+        for (size_t i = 0; !rc && i < m; i++, (*row)++) {
+            pdr_seq s;
+            int r = next_valid(fa, o, &s, err);
+            if (r == PDR_EOF)
+                rc = pdr_fail(err, PDR_EINPUT,
+                              "%s ends after %zu valid records, but %s holds more: protein %zu is %s: it was not "
+                              "made from this FASTA",
+                              fasta_path, *row, path, *row + 1, ids[i]);
+            else if (r)
+                rc = r;
+            else if (strcmp(s.id, ids[i]) != 0 || s.len != (size_t)lengths[i])
+                rc = pdr_fail(err, PDR_EINPUT,
+                              "valid record %zu of %s is %s (%zu residues) but stored protein %zu of %s is %s (%d "
+                              "residues): it was not made from the first records of this FASTA",
+                              *row + 1, fasta_path, s.id, s.len, *row + 1, path, ids[i], (int)lengths[i]);
+        }
+        pdr_store_free_ids(ids, m);
+    }
+    pdr_store_free(st);
+    return rc;
+}
+
+int pdr_bulk_check_rerun(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
+                         const pdr_bulk_opts *opts, pdr_err *err)
+{
+    char partial[4096];
+    snprintf(partial, sizeof partial, "%s.partial", out_path);
+    stored s;
+    pdr_fasta *fa = NULL;
+    int rc = stored_load(enc, out_path, partial, opts, 0, &s, err);
+    if (rc)
+        return rc;
+    size_t n_stored = s.base_rows + s.part_rows, row = 0;
+    if (n_stored == 0)
+        goto done;
+    if (strcmp(fasta_path, "-") == 0) {
+        rc = pdr_fail(err, PDR_EINPUT,
+                      "%s%s holds %zu proteins already: targets read from stdin cannot be checked against them "
+                      "(give the FASTA file)",
+                      out_path, s.part_rows ? " (with its .partial)" : "", n_stored);
+        goto done;
+    }
+    pdr_fasta_opts fopts = {.max_length = opts->max_length, .check_duplicates = 1};
+    if ((rc = pdr_fasta_open(fasta_path, &fopts, &fa, err)))
+        goto done;
+    if (s.have_base)
+        rc = match_store_rows(out_path, fa, fasta_path, opts, &row, err);
+    for (size_t i = 0; !rc && i < s.n_parts; i++)
+        rc = match_store_rows(s.parts[i], fa, fasta_path, opts, &row, err);
+done:
+    pdr_fasta_close(fa);
+    stored_free(&s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the run */
+
 int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path, const pdr_bulk_opts *opts,
                    pdr_bulk_stats *ret_stats, pdr_err *err)
 {
@@ -393,23 +575,20 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     char partial[4096];
     snprintf(partial, sizeof partial, "%s.partial", out_path);
 
-    pdr_strset *done_ids = NULL;
+    stored done;
+    memset(&done, 0, sizeof done);
     pdr_fasta *fa = NULL;
     char **parts = NULL;
     size_t n_parts = 0;
     batch b;
     memset(&b, 0, sizeof b);
     pdr_encoder_ws **ws = calloc((size_t)o.threads, sizeof(pdr_encoder_ws *));
-    int have_base = 0, rc;
-    size_t base_rows = 0;
+    int rc;
 
     if (!ws) {
         rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory");
         goto done;
     }
-    if ((rc = pdr_strset_create(&done_ids, err)))
-        goto done;
-
     pdr_store_meta meta;
     memset(&meta, 0, sizeof meta);
     snprintf(meta.model_name, sizeof meta.model_name, "%s", pdr_encoder_name(enc));
@@ -417,38 +596,17 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     meta.dim = dim;
     meta.normalized = 1;
     meta.fp16 = o.fp16;
+    if (o.segments) {
+        meta.segment_window = o.window;
+        meta.segment_stride = o.stride;
+    }
 
-    /* What is already stored: a finished OUT, and parts of an interrupted run. */
-    if (access(out_path, F_OK) == 0) {
-        size_t known = 0;
-        if ((rc = absorb_existing(out_path, enc, done_ids, &base_rows, &known, err)))
-            goto done;
-        have_base = 1;
-    }
-    if (mkdir(partial, 0777) != 0 && errno != EEXIST) {
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot create: %s", partial, strerror(errno));
-        goto done;
-    }
-    if ((rc = list_parts(partial, &parts, &n_parts, err)))
-        goto done;
-    /* A part is either live (none of its ids stored elsewhere) or left over from a run that
-     * was killed after renaming OUT but before removing its parts (all of its ids in OUT). */
-    for (size_t i = 0; i < n_parts; i++) {
-        size_t rows = 0, known = 0;
-        if ((rc = absorb_existing(parts[i], enc, done_ids, &rows, &known, err)))
-            goto done;
-        if (known == rows) {
-            unlink(parts[i]);
-        } else if (known != 0) {
-            rc = pdr_fail(err, PDR_EFORMAT, "%s: %zu of its %zu ids are also stored elsewhere; remove %s to start over",
-                          parts[i], known, rows, partial);
-            goto done;
-        }
-    }
-    st.n_existing = 0;
-
+    /* The input first: a run that cannot read it creates nothing (not even the partial dir). */
     pdr_fasta_opts fopts = {.max_length = o.max_length, .check_duplicates = 1};
     if ((rc = pdr_fasta_open(fasta_path, &fopts, &fa, err)))
+        goto done;
+    /* What is already stored: a finished OUT, and parts of an interrupted run. */
+    if ((rc = stored_load(enc, out_path, partial, &o, 1, &done, err)))
         goto done;
     if ((rc = batch_init(&b, dim, o.segments, err)))
         goto done;
@@ -456,7 +614,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         if ((rc = pdr_encoder_ws_create(enc, &ws[t], err)))
             goto done;
 
-    size_t next_part = n_parts;
+    size_t next_part = done.n_listed;
     int eof = 0;
     while (!eof) {
         /* Fill a batch. */
@@ -484,7 +642,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
                 goto done;
             }
             st.n_records++;
-            if (pdr_strset_contains(done_ids, s.id)) {
+            if (pdr_strset_contains(done.ids, s.id)) {
                 st.n_existing++;
                 continue;
             }
@@ -495,12 +653,16 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
             continue;
         if ((rc = embed_batch(enc, ws, &o, &b, err)))
             goto done;
+        if (mkdir(partial, 0777) != 0 && errno != EEXIST) {
+            rc = pdr_fail(err, PDR_EIO, "%s: cannot create: %s", partial, strerror(errno));
+            goto done;
+        }
         char part_path[4200];
         snprintf(part_path, sizeof part_path, "%s/part-%06zu.h5", partial, next_part++);
         if ((rc = write_store_file(part_path, &meta, &b, dim, o.segments, err)))
             goto done;
         for (size_t i = 0; i < b.n; i++)
-            if ((rc = pdr_strset_add(done_ids, b.ids[i], NULL, err)))
+            if ((rc = pdr_strset_add(done.ids, b.ids[i], NULL, err)))
                 goto done;
         st.n_embedded += b.n;
         st.n_residues += b.residues;
@@ -511,27 +673,25 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     }
 
     /* Merge base + parts into OUT. */
-    free_names(parts, n_parts);
-    parts = NULL;
-    n_parts = 0;
-    if ((rc = list_parts(partial, &parts, &n_parts, err)))
+    if ((rc = list_parts(partial, 1, &parts, &n_parts, err)))
         goto done;
-    if (n_parts == 0 && !have_base) {
+    if (n_parts == 0 && !done.have_base) {
         rc = pdr_fail(err, PDR_EINPUT, "%s: no valid sequences to embed (%zu records read, %zu invalid)", fasta_path,
                       st.n_records, st.n_invalid);
         goto done;
     }
     if (n_parts > 0) {
-        if ((rc = merge(out_path, have_base, parts, n_parts, &meta, dim, &st.n_total, err)))
+        if ((rc = merge(out_path, done.have_base, parts, n_parts, &meta, dim, &st.n_total, err)))
             goto done;
     } else {
-        st.n_total = base_rows;
+        st.n_total = done.base_rows;
     }
     for (size_t i = 0; i < n_parts; i++)
         unlink(parts[i]);
-    rmdir(partial);
 
 done:
+    /* Only an empty partial dir goes: one with parts is the state a rerun resumes from. */
+    rmdir(partial);
     st.seconds = now_s() - t0;
     if (ret_stats)
         *ret_stats = st;
@@ -544,6 +704,6 @@ done:
     batch_free(&b);
     pdr_fasta_close(fa);
     free_names(parts, n_parts);
-    pdr_strset_free(done_ids);
+    stored_free(&done);
     return rc;
 }

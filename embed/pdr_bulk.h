@@ -7,6 +7,10 @@
  * the input is exhausted the parts (after any existing OUT) are merged into OUT.tmp, which is
  * renamed to OUT. A rerun after a crash, or with an OUT that already exists, skips every id
  * already stored and embeds only the rest. Memory is bounded by the batch, not the input.
+ * OUT.partial/ exists only while it holds parts: a run that stores nothing (input missing or
+ * without a valid record) leaves no trace. A store keeps the options it was made with: a rerun
+ * with another model, --fp16, --segments or --window/--stride than OUT (or its parts) holds is
+ * refused before anything is written.
  *
  * Invalid records are reported through on_warning and skipped, unless strict is set, in which
  * case the first one is fatal. Callers should run OpenBLAS single-threaded (workers are threads).
@@ -51,5 +55,15 @@ void pdr_bulk_opts_default(pdr_bulk_opts *opts);
 
 int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *out_path, const pdr_bulk_opts *opts,
                    pdr_bulk_stats *ret_stats, pdr_err *err);
+
+/* Check, changing nothing, that a rerun into out_path can extend what is stored there (OUT and
+ * the live parts of an interrupted run, in that order) as a store of fasta_path in input order:
+ * the model and options must match, and the stored proteins must be the first valid records of
+ * fasta_path (same ids, same lengths, read with opts' max_length and strict). Nothing stored:
+ * fine. Something stored and fasta_path "-": refused, as stdin cannot be read twice.
+ * PDR_EINPUT with a message naming the first mismatch; PDR_EIO / PDR_EFORMAT for unreadable
+ * files. `pdr makedb` calls it before it touches a database (pdr_db_make_prepare). */
+int pdr_bulk_check_rerun(const pdr_encoder *enc, const char *fasta_path, const char *out_path,
+                         const pdr_bulk_opts *opts, pdr_err *err);
 
 #endif

@@ -415,6 +415,24 @@ static int read_int_attr(const pdr_store *st, const char *name, long long *ret, 
     return rc;
 }
 
+/* An optional integer attribute: *ret = 0 when it is absent. */
+static int read_opt_int_attr(const pdr_store *st, const char *name, long long *ret, pdr_err *err)
+{
+    *ret = 0;
+    htri_t exists = H5Aexists(st->file, name);
+    if (exists < 0)
+        return h5_fail(err, PDR_EFORMAT, st->path, name, "cannot look up attribute");
+    return exists ? read_int_attr(st, name, ret, err) : PDR_OK;
+}
+
+/* Both 0 (no segments, or not recorded), or both in 1..PDR_STORE_MAX_WINDOW. */
+static int segment_window_ok(long long window, long long stride)
+{
+    if (window == 0 && stride == 0)
+        return 1;
+    return window >= 1 && window <= PDR_STORE_MAX_WINDOW && stride >= 1 && stride <= PDR_STORE_MAX_WINDOW;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* datasets                                                                                   */
 
@@ -688,6 +706,9 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
         return pdr_fail(err, PDR_EINPUT, "%s: model_name, model_version or created is not valid UTF-8", path);
     if (opts->deflate_level < 0 || opts->deflate_level > 9)
         return pdr_fail(err, PDR_EINPUT, "%s: deflate level %d out of range 0..9", path, opts->deflate_level);
+    if (!segment_window_ok(meta->segment_window, meta->segment_stride))
+        return pdr_fail(err, PDR_EINPUT, "%s: segment window %d and stride %d: both 0, or both in 1..%d", path,
+                        meta->segment_window, meta->segment_stride, PDR_STORE_MAX_WINDOW);
 
     size_t emb_bytes = meta->fp16 ? 2 : 4;
     size_t row_bytes = (size_t)meta->dim * emb_bytes;
@@ -739,6 +760,9 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
         (rc = write_str_attr(st, "dtype", st->meta.fp16 ? "float16" : "float32", err)) ||
         (rc = write_str_attr(st, "pdr_version", st->meta.pdr_version, err)) ||
         (rc = write_str_attr(st, "created", st->meta.created, err)))
+        goto fail;
+    if (st->meta.segment_window > 0 && ((rc = write_int_attr(st, "segment_window", st->meta.segment_window, err)) ||
+                                        (rc = write_int_attr(st, "segment_stride", st->meta.segment_stride, err))))
         goto fail;
 
     ftype = st->meta.fp16 ? half_type(H5T_IEEE_F32LE) : H5Tcopy(H5T_IEEE_F32LE);
@@ -820,6 +844,16 @@ static int store_validate(pdr_store *st, pdr_err *err)
         m->fp16 = 1;
     else
         return pdr_fail(err, PDR_EFORMAT, "%s: dtype attribute is '%s', not float32 or float16", st->path, dtype);
+    long long window, stride;
+    if ((rc = read_opt_int_attr(st, "segment_window", &window, err)) ||
+        (rc = read_opt_int_attr(st, "segment_stride", &stride, err)))
+        return rc;
+    if (!segment_window_ok(window, stride))
+        return pdr_fail(err, PDR_EFORMAT,
+                        "%s: attributes segment_window %lld and segment_stride %lld: both absent, or both in 1..%d",
+                        st->path, window, stride, PDR_STORE_MAX_WINDOW);
+    m->segment_window = (int)window;
+    m->segment_stride = (int)stride;
     m->dim = (int)dim;
     m->normalized = (int)normalized;
     st->emb_bytes = m->fp16 ? 2 : 4;

@@ -11,7 +11,9 @@
  *   /segments/start        M      int32, 0-based first residue
  *   /segments/end          M      int32, one past the last residue (half-open)
  *   root attributes: format = "pdr-store", format_version = 1, model_name, model_version,
- *   dim, normalized (0/1), dtype ("float32" or "float16"), pdr_version, created (ISO-8601 UTC).
+ *   dim, normalized (0/1), dtype ("float32" or "float16"), pdr_version, created (ISO-8601 UTC);
+ *   and, in a store whose segments were cut by pdr embed/makedb --segments, segment_window and
+ *   segment_stride (residues; optional: stores written before pdr recorded them lack them).
  * pdr_store_create writes /segments with M = 0, so every store written here has the group;
  * pdr_store_open also accepts a store without it (M = 0).
  *
@@ -53,7 +55,8 @@
 
 #define PDR_STORE_FORMAT "pdr-store"
 #define PDR_STORE_FORMAT_VERSION 1
-#define PDR_STORE_MAX_DIM 65536 /* keeps a chunk row and a D-row batch far below HDF5's limits */
+#define PDR_STORE_MAX_DIM 65536        /* keeps a chunk row and a D-row batch far below HDF5's limits */
+#define PDR_STORE_MAX_WINDOW (1 << 20) /* segment window and stride, as the CLI accepts them */
 
 typedef struct pdr_store pdr_store;
 
@@ -66,6 +69,9 @@ typedef struct pdr_store_meta {
     char pdr_version[32];    /* set by pdr_store_create to PDR_VERSION; input ignored */
     char created[32];        /* ISO-8601 UTC; pdr_store_create uses the input if non-empty
                               * (reproducible files), else the current time */
+    int segment_window;      /* window and stride /segments was cut with (both >= 1), or both 0:
+                              * no segments, or a store that predates these attributes */
+    int segment_stride;
 } pdr_store_meta;
 
 /* Storage choices that do not change what is stored. Zero-initialized means the defaults. */
@@ -78,7 +84,8 @@ typedef struct pdr_store_opts {
 } pdr_store_opts;
 
 /* Create (or truncate) path and write the attributes and empty datasets. meta->dim must be in
- * 1..PDR_STORE_MAX_DIM and the strings NUL-terminated (PDR_EINPUT otherwise). On success
+ * 1..PDR_STORE_MAX_DIM, the strings NUL-terminated, and segment_window and segment_stride both 0
+ * or both in 1..PDR_STORE_MAX_WINDOW (PDR_EINPUT otherwise). On success
  * *ret_st is a writing store; on failure it is NULL. */
 int pdr_store_create(const char *path, const pdr_store_meta *meta, pdr_store **ret_st, pdr_err *err);
 
@@ -111,7 +118,8 @@ int pdr_store_close(pdr_store *st, pdr_err *err);
 void pdr_store_free(pdr_store *st);
 
 /* Open path read-only and validate it: the format and format_version attributes, every required
- * attribute, the datasets' ranks and types, /ids, /lengths and /embeddings with the same N, the
+ * attribute (and segment_window/segment_stride when present: both, in range),
+ * the datasets' ranks and types, /ids, /lengths and /embeddings with the same N, the
  * dim attribute equal to D, dtype agreeing with the stored type, and the four /segments
  * datasets (if present) with the same M. Any failure is PDR_EFORMAT (PDR_EIO if the file cannot
  * be read at all) with a message naming the file. */

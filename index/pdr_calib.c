@@ -68,6 +68,8 @@ int pdr_calib_save(const pdr_calib *cal, const char *path, pdr_err *err)
     for (int i = 0; i < PDR_CALIB_NQ; i++)
         fprintf(f, "\t%.9g", cal->quantiles[i]);
     fputc('\n', f);
+    if (cal->scores != PDR_CALIB_SCORES_UNKNOWN) /* after quantiles: older readers stop before it */
+        fprintf(f, "scores\t%s\n", pdr_calib_scores_name(cal->scores));
     int bad = ferror(f);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         bad = 1;
@@ -76,6 +78,48 @@ int pdr_calib_save(const pdr_calib *cal, const char *path, pdr_err *err)
         return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", path, strerror(errno));
     }
     return PDR_OK;
+}
+
+const char *pdr_calib_scores_name(int scores)
+{
+    switch (scores) {
+    case PDR_CALIB_SCORES_COSINE: return "cosine";
+    case PDR_CALIB_SCORES_ADJUSTED: return "adjusted";
+    default: return "unknown";
+    }
+}
+
+/* The optional "key<TAB>value" lines after quantiles; unknown keys are skipped. 0, or -1 for a
+ * known key with a bad value. */
+static int load_optional(FILE *f, pdr_calib *cal)
+{
+    char line[256];
+    int c;
+    while ((c = fgetc(f)) == '\n' || c == '\r') /* the end of the quantiles line */
+        ;
+    if (c == EOF)
+        return 0;
+    ungetc(c, f);
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        int whole = len > 0 && line[len - 1] == '\n';
+        line[strcspn(line, "\r\n")] = '\0';
+        while (!whole && (c = fgetc(f)) != EOF && c != '\n') /* an over-long line: skip the rest */
+            ;
+        char *value = strchr(line, '\t');
+        if (!value)
+            continue;
+        *value++ = '\0';
+        if (strcmp(line, "scores") != 0)
+            continue;
+        if (strcmp(value, "adjusted") == 0)
+            cal->scores = PDR_CALIB_SCORES_ADJUSTED;
+        else if (strcmp(value, "cosine") == 0)
+            cal->scores = PDR_CALIB_SCORES_COSINE;
+        else
+            return -1;
+    }
+    return 0;
 }
 
 int pdr_calib_load(const char *path, pdr_calib *cal, pdr_err *err)
@@ -93,7 +137,10 @@ int pdr_calib_load(const char *path, pdr_calib *cal, pdr_err *err)
     ok = ok && fscanf(f, "quantiles") == 0;
     for (int i = 0; ok && i < PDR_CALIB_NQ; i++)
         ok = fscanf(f, "%lf", &cal->quantiles[i]) == 1 && isfinite(cal->quantiles[i]);
+    int bad_scores = ok && load_optional(f, cal) != 0;
     fclose(f);
+    if (bad_scores)
+        return pdr_fail(err, PDR_EFORMAT, "%s: the 'scores' line is neither 'adjusted' nor 'cosine'", path);
     if (!ok || !(cal->tail_q > 0 && cal->tail_q <= 1) || !(cal->lambda > 0) || !isfinite(cal->threshold))
         return pdr_fail(err, PDR_EFORMAT, "%s: not a pdr calibration file (version 1)", path);
     return PDR_OK;

@@ -103,6 +103,16 @@ done:
     return rc;
 }
 
+int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err)
+{
+    if (!spec || !*spec)
+        return PDR_OK;
+    pdr_index *ix = NULL;
+    int rc = pdr_index_create(dim, spec, &ix, err);
+    pdr_index_free(ix);
+    return rc;
+}
+
 int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_index_report *opt_report, pdr_err *err)
 {
     (void)threads;
@@ -150,6 +160,24 @@ void pdr_db_free(pdr_db *db)
     pdr_index_free(db->index);
     free(db->dir);
     free(db);
+}
+
+/* The calibration must have been fitted on the kind of score the database gives: adjusted
+ * scores with background levels, cosines without (a background.h5 deleted or left over would
+ * otherwise give E-values of the wrong kind of score). Older calibrations do not say. */
+static int check_calib_scores(const char *dbdir, const pdr_calib *cal, int have_levels, pdr_err *err)
+{
+    if (cal->scores == PDR_CALIB_SCORES_ADJUSTED && !have_levels)
+        return pdr_fail(err, PDR_EFORMAT,
+                        "%s: the database is incomplete: %s was fitted on background-adjusted scores but %s is "
+                        "missing; rerun 'pdr makedb' with the same FASTA and options to rebuild it",
+                        dbdir, PDR_DB_CALIB, PDR_DB_LEVELS);
+    if (cal->scores == PDR_CALIB_SCORES_COSINE && have_levels)
+        return pdr_fail(err, PDR_EFORMAT,
+                        "%s: the database is inconsistent: %s was fitted on cosine scores but %s (background "
+                        "levels) is present; rerun 'pdr makedb' with the same FASTA and options to rebuild it",
+                        dbdir, PDR_DB_CALIB, PDR_DB_LEVELS);
+    return PDR_OK;
 }
 
 /* calibrated_expansion 0: the expansion's own calibration is not needed (makedb fits it). */
@@ -205,7 +233,8 @@ static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db,
     }
     if ((rc = pdr_calib_load(path, &db->calib, err)))
         goto fail;
-    if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)))
+    if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)) ||
+        (rc = check_calib_scores(dbdir, &db->calib, db->levels != NULL, err)))
         goto fail;
     if (db->levels && (rc = pdr_segdb_load(dbdir, db->n, db->meta.dim, &db->seg, err)))
         goto fail;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "pdr_align.h"
+#include "pdr_bulk.h"
 #include "pdr_calib.h"
 #include "pdr_encoder.h"
 #include "pdr_segdb.h"
@@ -68,6 +69,26 @@ int pdr_db_build_index(const char *dbdir, const char *spec, int threads, pdr_db_
 int pdr_db_build_index_from(const float *vec, size_t n, int dim, const char *spec, const char *index_path,
                             pdr_db_index_report *opt_report, pdr_err *err);
 
+/* Whether spec (NULL or "": the default) is a FAISS factory string an index of dim dimensions
+ * can be made from: PDR_EINPUT with FAISS's message if not. Cheap (no vectors): makedb checks
+ * --index with it before embedding anything. */
+int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err);
+
+/* makedb's first step (pdr_db_make.c), before it writes anything: dbdir must be a directory or
+ * not exist ("DBDIR exists and is not a directory": PDR_EINPUT), the target FASTA must open
+ * (unless "-"), and a database already in dbdir must be one this run can extend
+ * (pdr_bulk_check_rerun on its store with bopts, which must carry the --segments, window and
+ * stride the run will use): same model and options, its proteins the first valid records of
+ * fasta, in order. A refusal (PDR_EINPUT, message naming the first mismatch) leaves dbdir as it
+ * was. Then dbdir is created if needed, and the calibration (written last, so that a run killed
+ * from here on leaves a directory search refuses and a rerun resumes) and any expansion are
+ * removed. */
+int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
+                        pdr_err *err);
+
+/* Open dbdir. Refused (with a message naming the file): no calibration (an interrupted makedb),
+ * an index or levels that disagree with the store, and a calibration fitted on adjusted scores
+ * without background.h5 or on cosines with one (pdr_calib.h, "scores"). */
 int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err);
 void pdr_db_free(pdr_db *db);
 

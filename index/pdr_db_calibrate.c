@@ -300,6 +300,8 @@ static int calibrate(const char *dbdir, const pdr_encoder *enc, int threads, int
     pdr_calib cal;
     if ((rc = pdr_calib_fit(scores, k, &cal, err)))
         goto done;
+    /* recorded so that a database later missing its levels is refused, not miscalibrated */
+    cal.scores = bg ? PDR_CALIB_SCORES_ADJUSTED : PDR_CALIB_SCORES_COSINE;
     snprintf(path, sizeof path, "%s/%s", dbdir, expanded ? PDR_DB_CALIB_X : PDR_DB_CALIB);
     rc = pdr_calib_save(&cal, path, err);
 done:

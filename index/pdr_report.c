@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pdr_align.h"
+
 static char *put_u64(char *p, uint64_t v)
 {
     char t[24];
@@ -102,10 +104,17 @@ size_t pdr_report_evalue(char *buf, double x)
     return (size_t)(p - buf);
 }
 
-/* An aligned hit's bit score as "%.1f", or "-" (bits 0: not aligned); buf holds 32 bytes. */
-static size_t format_bits(char *buf, float bits)
+/* The bits of raw score 0 (4.6), which pdr_hit.bits holds for a pair that was aligned but has
+ * no residue pair scoring above 0 (a query of only X): there is no local alignment, and 4.6
+ * would read as one. A hit has an alignment when its bits are above this (0: not aligned; any
+ * alignment of score >= 1 has more). Computed once per call: the TSV writer is a hot path. */
+static float no_alignment_bits(void) { return (float)pdr_align_bits(0.0); }
+
+/* An aligned hit's bit score as "%.1f", or "-" (no alignment: bits <= no_aln, see above); buf
+ * holds 32 bytes. */
+static size_t format_bits(char *buf, float bits, float no_aln)
 {
-    if (!(bits > 0)) {
+    if (!(bits > no_aln)) {
         memcpy(buf, "-", 2);
         return 1;
     }
@@ -116,13 +125,14 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
                     size_t n_hits)
 {
     size_t qlen_id = strlen(query_id);
+    float no_aln = no_alignment_bits();
     for (size_t j = 0; j < n_hits; j++) {
         const char *target = pdr_db_id(db, hits[j].row);
         size_t tlen_id = strlen(target);
         char line[512], *p = line;
         if (qlen_id + tlen_id > sizeof line - 120) { /* very long ids: the general path */
             char bits[32];
-            format_bits(bits, hits[j].bits);
+            format_bits(bits, hits[j].bits, no_aln);
             pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\t%.4f\t%s\n", query_id, target, hits[j].score,
                            hits[j].evalue, j + 1, query_len, (int)pdr_db_length(db, hits[j].row), hits[j].cosine, bits);
             continue;
@@ -150,7 +160,7 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
         *p++ = '\t';
         p += pdr_report_score(p, hits[j].cosine);
         *p++ = '\t';
-        p += format_bits(p, hits[j].bits);
+        p += format_bits(p, hits[j].bits, no_aln);
         *p++ = '\n';
         pdr_buf_append(out, line, (size_t)(p - line));
     }
@@ -161,6 +171,8 @@ void pdr_report_blast6(pdr_buf *out, const pdr_db *db, const char *query_id, con
 {
     for (size_t j = 0; j < n_hits; j++) {
         const pdr_alignment *a = &alns[j];
+        if (a->length == 0) /* nothing aligns: BLAST reports no such hit, and it has no coordinates */
+            continue;
         char evalue[32];
         pdr_report_evalue(evalue, hits[j].evalue);
         double pident = a->length ? 100.0 * a->identities / a->length : 0.0;
@@ -176,6 +188,7 @@ void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id,
     pdr_buf_puts(out, "{\"query\":");
     pdr_buf_json_str(out, query_id);
     pdr_buf_printf(out, ",\"length\":%zu,\"hits\":[", query_len);
+    float no_aln = no_alignment_bits();
     for (size_t j = 0; j < n_hits; j++) {
         pdr_buf_puts(out, j ? ",{\"target\":" : "{\"target\":");
         pdr_buf_json_str(out, pdr_db_id(db, hits[j].row));
@@ -183,7 +196,7 @@ void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id,
         pdr_buf_json_num(out, hits[j].evalue);
         pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d,\"cosine\":%.4f,\"bits\":", j + 1,
                        (int)pdr_db_length(db, hits[j].row), hits[j].cosine);
-        if (hits[j].bits > 0)
+        if (hits[j].bits > no_aln)
             pdr_buf_printf(out, "%.1f}", hits[j].bits);
         else
             pdr_buf_puts(out, "null}");

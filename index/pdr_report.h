@@ -3,14 +3,17 @@
  * TSV (BLAST-tabular style, no header line, one hit per line, tab-separated):
  *   query  target  score  evalue  rank  qlen  tlen  cosine  bits
  * score is the embedding score (pdr_hit; 4 decimals, "%.4f"), evalue "%.3g", rank 1-based
- * within the query, cosine "%.4f", bits the alignment bit score "%.1f" or "-" when the hit was
- * not aligned.
+ * within the query, cosine "%.4f", bits the alignment bit score "%.1f", or "-" when the hit
+ * has no alignment: not aligned, or aligned with nothing scoring above 0 (pdr_hit.bits then holds
+ * the 4.6 bits of raw score 0, which is not shown).
  * BLAST6 (`--format blast6`: the 12 columns of BLAST's -outfmt 6, no header line):
  *   qseqid sseqid pident length mismatch gapopen qstart qend sstart send evalue bitscore
  * from each hit's traced alignment (pdr_alignment): pident = 100 x identities / length ("%.3f"),
  * coordinates 1-based inclusive, evalue as in TSV (pdr's combined E-value), bitscore "%.1f".
+ * A hit whose alignment is empty (length 0: no residue pair scores above 0) is left out, as
+ * BLAST reports none: a query can have fewer lines than hits.
  * JSON: one object per query: {"query": id, "length": n, "hits": [{"target": id,
- *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null}]}
+ *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null (as TSV's "-")}]}
  */
 #ifndef PDR_REPORT_H
 #define PDR_REPORT_H

@@ -32,7 +32,7 @@ check "--align all: all $n_small hits of every query aligned" "[ $? -eq 0 ] && [
 "$PDR" easy-search "$small" "$small" "$T/hits_n.tsv" -k $n_small --align $n_small --threads 2 2>/dev/null
 check "--align all equals --align <database size>" "cmp -s '$T/hits_all.tsv' '$T/hits_n.tsv'"
 "$PDR" easy-search "$small" "$small" - --align most >/dev/null 2>"$T/err"
-check "--align most is a usage error naming the option" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err'"
+check "--align most is a usage error naming the option and 'all'" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err' && grep -q \"'all'\" '$T/err'"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
 check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
 # with a model background (the default model has one), score = cosine - mean level: the self
@@ -193,6 +193,86 @@ fi
 # the target FASTA from stdin cannot be read twice: the database is made, without sequences
 "$PDR" makedb - "$T/stdindb" <"$small" 2>"$T/err"
 check "makedb from stdin: made, says searches will not align" "[ $? -eq 0 ] && grep -q 'do not align' '$T/err' && [ ! -e '$T/stdindb/sequences.h5' ]"
+
+# --- where OUT goes: a new name or a regular file via OUT.tmp and a rename; anything else (FIFO,
+# device, symlink, /dev/fd/N) written in place, never replaced by a regular file
+fail_before_out=$fail
+rm -f "$T/fifo.out"; mkfifo "$T/fifo"
+timeout 180 cat "$T/fifo" >"$T/fifo.out" & rd=$!
+timeout 180 "$PDR" search "$T/db" "$small" "$T/fifo" -k 2 2>"$T/err"; rc=$?
+wait $rd
+check "OUT a FIFO: written through it (exit 0, all hits read), still a FIFO, no FIFO.tmp" "[ $rc -eq 0 ] && [ -p '$T/fifo' ] && [ \$(wc -l <'$T/fifo.out') -eq $((n_small * 2)) ] && [ ! -e '$T/fifo.tmp' ]"
+"$PDR" search "$T/db" "$small" >(cat >"$T/procsub.tsv") -k 2 2>"$T/err"; rc=$?
+wait $!
+check "OUT a process substitution (/dev/fd/N): exit 0, all hits" "[ $rc -eq 0 ] && [ \$(wc -l <'$T/procsub.tsv') -eq $((n_small * 2)) ]"
+echo old >"$T/linked.tsv"; ln -s linked.tsv "$T/link.tsv"
+"$PDR" search "$T/db" "$small" "$T/link.tsv" -k 2 2>"$T/err"
+check "OUT a symlink: its target written, the link kept" "[ $? -eq 0 ] && [ -L '$T/link.tsv' ] && [ \$(wc -l <'$T/linked.tsv') -eq $((n_small * 2)) ] && [ ! -e '$T/link.tsv.tmp' ]"
+ln -s /dev/full "$T/full"
+"$PDR" search "$T/db" "$small" "$T/full" -k 2 2>"$T/err"
+check "OUT a symlink to /dev/full: exit 1 naming it, the link and /dev/full kept" "[ $? -eq 1 ] && grep -q 'full: write failed: No space left' '$T/err' && [ -L '$T/full' ] && [ -c /dev/full ]"
+if [ "$(id -u)" -eq 0 ] && mknod "$T/null" c 1 3 2>/dev/null; then
+    "$PDR" search "$T/db" "$small" "$T/null" -k 2 2>"$T/err"
+    check "OUT a character device (mknod'd /dev/null): exit 0, still a device" "[ $? -eq 0 ] && [ -c '$T/null' ]"
+fi
+# /dev/null and /dev/stdout themselves: only when the cases above passed, since a pdr that
+# renames onto OUT would, as root, replace the system's /dev/null or /dev/stdout
+if [ "$fail" -eq "$fail_before_out" ]; then
+    "$PDR" search "$T/db" "$small" /dev/null -k 2 2>"$T/err"
+    check "OUT /dev/null: exit 0, /dev/null still a character device" "[ $? -eq 0 ] && [ -c /dev/null ] && [ ! -e /dev/null.tmp ]"
+    "$PDR" search "$T/db" "$small" /dev/stdout -k 2 2>"$T/err" | cat >"$T/devstdout.tsv"
+    rc=${PIPESTATUS[0]}
+    check "OUT /dev/stdout: the hits on stdout, /dev/stdout still a symlink" "[ $rc -eq 0 ] && [ \$(wc -l <'$T/devstdout.tsv') -eq $((n_small * 2)) ] && [ -L /dev/stdout ]"
+else
+    bad "OUT /dev/null and /dev/stdout not tried: the cases above failed, and as root pdr could replace them"
+fi
+mkdir "$T/outdir"
+"$PDR" search "$T/db" "$small" "$T/outdir" -k 2 2>"$T/err"
+check "OUT a directory: exit 1 before searching, no outdir.tmp left" "[ $? -eq 1 ] && grep -q 'is a directory' '$T/err' && ! grep -q 'queries searched' '$T/err' && [ ! -e '$T/outdir.tmp' ]"
+printf '>bad\nMK1V\n' >"$T/badq.fasta"
+"$PDR" search "$T/db" "$T/badq.fasta" "$T/badq.tsv" -k 2 2>"$T/err"
+check "no valid query: exit 1, neither OUT nor OUT.tmp left" "[ $? -eq 1 ] && [ ! -e '$T/badq.tsv' ] && [ ! -e '$T/badq.tsv.tmp' ]"
+echo old >"$T/reg.tsv"
+"$PDR" search "$T/db" "$small" "$T/reg.tsv" -k 2 2>"$T/err"
+check "OUT an existing regular file: replaced, no OUT.tmp left" "[ $? -eq 0 ] && [ -f '$T/reg.tsv' ] && [ \$(wc -l <'$T/reg.tsv') -eq $((n_small * 2)) ] && [ ! -e '$T/reg.tsv.tmp' ]"
+
+# --- option ranges: -e above 0, --min-score within the scores' range [-2, 2]; --tmp-dir is easy-search's
+for e in 0 -1; do
+    "$PDR" search "$T/db" "$small" - -e "$e" >"$T/out" 2>"$T/err"
+    check "-e $e: usage error saying E must be > 0, no output" "[ $? -eq 2 ] && grep -q -- '-e/--evalue.*must be > 0' '$T/err' && [ ! -s '$T/out' ]"
+done
+for s in 2.5 -3; do
+    "$PDR" search "$T/db" "$small" - --min-score "$s" >/dev/null 2>"$T/err"
+    check "--min-score $s: usage error naming the range" "[ $? -eq 2 ] && grep -q -- '--min-score: expected a number in \[-2, 2\]' '$T/err'"
+done
+"$PDR" search "$T/db" "$small" - -k 2 --min-score -2 >"$T/out" 2>"$T/err"
+check "--min-score -2 (the lowest score): every hit" "[ $? -eq 0 ] && [ \$(wc -l <'$T/out') -eq $((n_small * 2)) ]"
+"$PDR" search "$T/db" "$small" - --tmp-dir "$T" >/dev/null 2>"$T/err"
+check "search --tmp-dir is a usage error" "[ $? -eq 2 ] && grep -q 'option of easy-search' '$T/err'"
+
+# --- a hit with nothing aligned (a query of only X): no blast6 line (no coordinates to give);
+# TSV bits '-' and JSON bits null, as for a hit not aligned
+{ printf '>allx\nXXXXXXXXXXXXXXXXXXXX\n'; head -2 "$small"; } >"$T/allx.fasta"
+real_id=$(head -1 "$small" | cut -c2- | cut -d' ' -f1)
+"$PDR" search "$T/db" "$T/allx.fasta" "$T/allx.b6" -k 3 --format blast6 2>"$T/err"
+check "blast6: no line for a hit with an empty alignment, the other query's hits kept" "[ $? -eq 0 ] && ! grep -q '^allx' '$T/allx.b6' && [ \$(grep -c '^$real_id	' '$T/allx.b6') -eq 3 ] && awk -F'\t' '\$7<1 || \$9<1{exit 1}' '$T/allx.b6'"
+"$PDR" search "$T/db" "$T/allx.fasta" "$T/allx.tsv" -k 3 2>"$T/err"
+check "TSV: bits '-' for a hit with nothing aligned" "[ $? -eq 0 ] && [ \$(awk -F'\t' '\$1==\"allx\" && \$9==\"-\"' '$T/allx.tsv' | wc -l) -eq 3 ]"
+"$PDR" search "$T/db" "$T/allx.fasta" - -k 3 --format json >"$T/allx.json" 2>"$T/err"
+check "JSON: bits null for a hit with nothing aligned" "/usr/bin/python3 -c 'import json; d=json.load(open(\"$T/allx.json\")); assert all(h[\"bits\"] is None for h in d[\"results\"][0][\"hits\"]) and d[\"results\"][1][\"hits\"][0][\"bits\"] > 20' 2>/dev/null"
+
+# --- easy-search X X behaves as easy-search X copy-of-X: a repeated id is skipped as a target
+# but searched as a query; an invalid record is reported as a skipped query
+{ cat "$small"; printf '>t1\nMKVLAAGIVGLLLAQWERTY\n>t1\nMKVLAAGIVGLLLAQWERTYKKK\n>badrec\nMK1V\n'; } >"$T/dup.fasta"
+cp "$T/dup.fasta" "$T/dupcopy.fasta"
+"$PDR" easy-search "$T/dup.fasta" "$T/dup.fasta" "$T/dup_same.tsv" -k 3 2>"$T/err_same"; rc=$?
+"$PDR" easy-search "$T/dup.fasta" "$T/dupcopy.fasta" "$T/dup_copy.tsv" -k 3 2>"$T/err_copy"
+check "easy-search X X: the same hits as X copy-of-X (both t1 records searched)" "[ $rc -eq 0 ] && cmp -s '$T/dup_same.tsv' '$T/dup_copy.tsv' && [ \$(grep -c '^t1	' '$T/dup_same.tsv') -eq 6 ]"
+check "easy-search X X: the invalid record reported as a skipped query" "grep -q 'skipped query: .*badrec' '$T/err_same'"
+"$PDR" easy-search "$small" "$small" "$T/same.tsv" -k 3 2>/dev/null
+cp "$small" "$T/smallcopy.fasta"
+"$PDR" easy-search "$small" "$T/smallcopy.fasta" "$T/samecopy.tsv" -k 3 2>/dev/null
+check "easy-search X X on a clean file (stored vectors reused): the same as X copy-of-X" "cmp -s '$T/same.tsv' '$T/samecopy.tsv'"
 
 # --- errors and exit codes
 "$PDR" >/dev/null 2>&1; check "no command: exit 2" "[ $? -eq 2 ]"

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# e2e_db.sh: reruns of `pdr makedb` and `pdr embed` into what exists already, and databases
+# with a part missing. A rerun that cannot finish (another FASTA, other options, stdin) is
+# refused before anything changes, and the database stays searchable; a resume or an extension
+# at the end of the FASTA works; a store keeps the options it was made with; a calibration
+# fitted on background-adjusted scores is not used without the levels; failed runs whose input
+# cannot be read leave nothing behind.
+set -u
+PDR=${PDR:-build/pdr}
+DATA=${PDR_DATA:-data}
+T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_db.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$2"; then ok; else bad "$1"; fi; }
+Q=$DATA/demo/query.fasta
+common=(--threads 1)
+# proteins 1-4 (t4), 5-7 (n3) of the demo targets; 3 new ones first (first3), at the end (ext)
+awk '/^>/{n++} n<=4' "$DATA/demo/targets.fasta" >"$T/t4.fa"
+awk '/^>/{n++} n>=5 && n<=7' "$DATA/demo/targets.fasta" >"$T/n3.fa"
+cat "$T/n3.fa" "$T/t4.fa" >"$T/first3.fa"
+cat "$T/t4.fa" "$T/n3.fa" >"$T/ext.fa"
+awk '/^>/{n++} n<=2' "$DATA/demo/targets.fasta" >"$T/t2.fa"
+id5=$(awk '/^>/{n++; if (n == 5) {print substr($1, 2); exit}}' "$DATA/demo/targets.fasta")
+adjusted=0; "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted' && adjusted=1
+segments=0; "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): available' && segments=1
+nrows() { /usr/bin/python3 -c "import h5py, sys; print(len(h5py.File(sys.argv[1], 'r')['ids']))" "$1" 2>/dev/null; }
+have_h5py=0; /usr/bin/python3 -c 'import h5py' 2>/dev/null && have_h5py=1
+
+# ---- 1. makedb into an existing database: refused unless it resumes or extends
+"$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "makedb of 4 proteins exits 0" "[ $? -eq 0 ]"
+"$PDR" search "$T/db" "$Q" "$T/ref.tsv" "${common[@]}" 2>/dev/null
+check "the database answers" "[ $? -eq 0 ] && [ -s '$T/ref.tsv' ]"
+cp -r "$T/db" "$T/db.orig"
+# still_intact NAME: the database is byte-for-byte as it was and answers as before
+still_intact() {
+  diff -r "$T/db" "$T/db.orig" >/dev/null &&
+    "$PDR" search "$T/db" "$Q" "$T/again.tsv" "${common[@]}" 2>/dev/null && cmp -s "$T/ref.tsv" "$T/again.tsv"
+}
+"$PDR" makedb "$T/first3.fa" "$T/db" "${common[@]}" 2>"$T/err"
+rc=$?
+check "another FASTA (new records first): exit 1" "[ $rc -eq 1 ]"
+check "  the message names the first mismatch and says what to do" "grep -q \"$id5\" '$T/err' && grep -q 'new DBDIR' '$T/err' && grep -q 'remove' '$T/err'"
+check "  nothing embedded" "! grep -q 'embedded' '$T/err'"
+check "  the database is untouched and still searchable" "still_intact"
+"$PDR" makedb "$T/n3.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "a FASTA of only new records: exit 1, database untouched" "[ $? -eq 1 ] && grep -q 'new DBDIR' '$T/err' && still_intact"
+"$PDR" makedb "$T/t2.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "a FASTA that ends before the database does: exit 1, database untouched" "[ $? -eq 1 ] && grep -q 'ends after 2 valid records' '$T/err' && still_intact"
+"$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" --fp16 2>"$T/err"
+check "makedb --fp16 over a float32 database: exit 1, says --fp16, untouched" "[ $? -eq 1 ] && grep -q -- '--fp16' '$T/err' && still_intact"
+"$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" --model kmer3 2>"$T/err"
+check "makedb with another model: exit 1, says so, untouched" "[ $? -eq 1 ] && grep -q 'model' '$T/err' && still_intact"
+"$PDR" makedb - "$T/db" "${common[@]}" <"$T/ext.fa" 2>"$T/err"
+check "makedb from stdin into a database that holds proteins: exit 1, says stdin, untouched" "[ $? -eq 1 ] && grep -q 'stdin' '$T/err' && still_intact"
+if [ $segments -eq 1 ]; then
+  "$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" --segments 2>"$T/err"
+  check "makedb --segments over a plain database: exit 1, says --segments, untouched" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && still_intact"
+  "$PDR" makedb "$T/t4.fa" "$T/segdb" "${common[@]}" --segments 2>/dev/null
+  cp -r "$T/segdb" "$T/segdb.orig"
+  "$PDR" makedb "$T/t4.fa" "$T/segdb" "${common[@]}" 2>"$T/err"
+  check "makedb without --segments over a segment database: exit 1, untouched" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && diff -r '$T/segdb' '$T/segdb.orig' >/dev/null"
+  "$PDR" makedb "$T/first3.fa" "$T/segdb" "${common[@]}" --segments 2>"$T/err"
+  check "makedb --segments of another FASTA over a segment database: exit 1, untouched" "[ $? -eq 1 ] && diff -r '$T/segdb' '$T/segdb.orig' >/dev/null"
+  "$PDR" search "$T/segdb" "$Q" "$T/seg.tsv" "${common[@]}" 2>/dev/null
+  check "  and it is still searchable" "[ $? -eq 0 ] && [ -s '$T/seg.tsv' ]"
+fi
+"$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "rerun with the same FASTA: exit 0, nothing embedded again" "[ $? -eq 0 ] && grep -q '0 embedded, 4 already stored' '$T/err'"
+"$PDR" search "$T/db" "$Q" "$T/again.tsv" "${common[@]}" 2>/dev/null
+check "  answers as before" "[ $? -eq 0 ] && cmp -s '$T/ref.tsv' '$T/again.tsv'"
+"$PDR" makedb "$T/ext.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "rerun with records added at the end: exit 0, only they are embedded" "[ $? -eq 0 ] && grep -q '3 embedded, 4 already stored' '$T/err'"
+"$PDR" search "$T/db" "$Q" "$T/ext.tsv" "${common[@]}" 2>"$T/err"
+check "  the extended database answers, with 7 proteins" "[ $? -eq 0 ] && grep -q 'against 7 proteins' '$T/err'"
+# resume: an interrupted makedb (its first part written, no store, no calibration) finishes
+if [ $have_h5py -eq 1 ]; then
+  "$PDR" embed "$T/t4.fa" -o "$T/part.h5" "${common[@]}" 2>/dev/null
+  mkdir -p "$T/dbp/embeddings.h5.partial"
+  cp "$T/part.h5" "$T/dbp/embeddings.h5.partial/part-000000.h5"
+  "$PDR" makedb "$T/ext.fa" "$T/dbp" "${common[@]}" 2>"$T/err"
+  check "an interrupted makedb resumes: exit 0, only the rest embedded" "[ $? -eq 0 ] && grep -q '3 embedded, 4 already stored' '$T/err' && [ \"\$(nrows '$T/dbp/embeddings.h5')\" = 7 ]"
+  check "  and leaves no partial dir" "[ ! -e '$T/dbp/embeddings.h5.partial' ]"
+  mkdir -p "$T/dbq/embeddings.h5.partial"
+  cp "$T/part.h5" "$T/dbq/embeddings.h5.partial/part-000000.h5"
+  "$PDR" makedb "$T/n3.fa" "$T/dbq" "${common[@]}" 2>"$T/err"
+  check "an interrupted makedb rerun with another FASTA: exit 1, its part kept" "[ $? -eq 1 ] && [ -e '$T/dbq/embeddings.h5.partial/part-000000.h5' ]"
+fi
+
+# ---- 2. the calibration says which scores it was fitted on
+if [ $adjusted -eq 1 ]; then
+  check "calibration.txt records background-adjusted scores" "grep -q '^scores	adjusted$' '$T/db.orig/calibration.txt'"
+  cp -r "$T/db.orig" "$T/nobg"
+  rm "$T/nobg/background.h5"
+  "$PDR" search "$T/nobg" "$Q" "$T/nobg.tsv" "${common[@]}" --align 0 2>"$T/err"
+  check "background.h5 missing: search refuses (exit 1), naming the file" "[ $? -eq 1 ] && grep -q 'background.h5' '$T/err' && grep -q 'incomplete' '$T/err'"
+  cp -r "$T/db.orig" "$T/old"
+  sed -i '/^scores	/d' "$T/old/calibration.txt"
+  "$PDR" search "$T/old" "$Q" "$T/old.tsv" "${common[@]}" 2>/dev/null
+  check "a calibration without the scores line (older pdr) still opens, same answers" "[ $? -eq 0 ] && cmp -s '$T/ref.tsv' '$T/old.tsv'"
+  printf 'some_future_key\tvalue\n' >>"$T/old/calibration.txt"
+  "$PDR" search "$T/old" "$Q" "$T/old.tsv" "${common[@]}" 2>/dev/null
+  check "unknown keys in calibration.txt are skipped" "[ $? -eq 0 ] && cmp -s '$T/ref.tsv' '$T/old.tsv'"
+  cp -r "$T/db.orig" "$T/badkind"
+  sed -i 's/^scores	adjusted$/scores	sideways/' "$T/badkind/calibration.txt"
+  "$PDR" search "$T/badkind" "$Q" "$T/bk.tsv" "${common[@]}" 2>"$T/err"
+  check "an unknown score kind is refused" "[ $? -eq 1 ] && grep -q 'scores' '$T/err'"
+  "$PDR" makedb "$T/t4.fa" "$T/kdb" --model kmer3 "${common[@]}" 2>/dev/null
+  check "a database of a model without background records cosine scores" "grep -q '^scores	cosine$' '$T/kdb/calibration.txt'"
+  cp "$T/db.orig/background.h5" "$T/kdb/"
+  "$PDR" search "$T/kdb" "$Q" "$T/k.tsv" "${common[@]}" 2>"$T/err"
+  check "cosine calibration with a background.h5 present: refused, naming it" "[ $? -eq 1 ] && grep -q 'background.h5' '$T/err'"
+fi
+
+# ---- 3. embed into an existing store keeps its options
+"$PDR" embed "$T/t4.fa" -o "$T/r.h5" "${common[@]}" 2>/dev/null
+cp "$T/r.h5" "$T/r.orig.h5"
+"$PDR" embed "$T/n3.fa" -o "$T/r.h5" "${common[@]}" --fp16 2>"$T/err"
+check "embed --fp16 into a float32 store: exit 1, names store and --fp16" "[ $? -eq 1 ] && grep -q 'r.h5' '$T/err' && grep -q -- '--fp16' '$T/err'"
+check "  the store is unchanged, no partial dir" "cmp -s '$T/r.h5' '$T/r.orig.h5' && [ ! -e '$T/r.h5.partial' ]"
+if [ $segments -eq 1 ]; then
+  "$PDR" embed "$T/n3.fa" -o "$T/r.h5" "${common[@]}" --segments 2>"$T/err"
+  check "embed --segments into a store without segments: exit 1, says --segments, unchanged" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && cmp -s '$T/r.h5' '$T/r.orig.h5'"
+  "$PDR" embed "$T/t4.fa" -o "$T/s.h5" "${common[@]}" --segments 2>/dev/null
+  cp "$T/s.h5" "$T/s.orig.h5"
+  "$PDR" embed "$T/n3.fa" -o "$T/s.h5" "${common[@]}" --segments --window 80 2>"$T/err"
+  check "embed --window 80 into a store of window 100: exit 1, says --window, unchanged" "[ $? -eq 1 ] && grep -q -- '--window 100' '$T/err' && cmp -s '$T/s.h5' '$T/s.orig.h5'"
+  "$PDR" embed "$T/n3.fa" -o "$T/s.h5" "${common[@]}" 2>"$T/err"
+  check "embed without --segments into a segment store: exit 1, unchanged" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && cmp -s '$T/s.h5' '$T/s.orig.h5'"
+  "$PDR" embed "$T/n3.fa" -o "$T/s.h5" "${common[@]}" --segments 2>"$T/err"
+  check "embed with the same segment options resumes: exit 0" "[ $? -eq 0 ] && grep -q '3 embedded' '$T/err'"
+fi
+"$PDR" embed "$T/t4.fa" -o "$T/h.h5" "${common[@]}" --fp16 2>/dev/null
+"$PDR" embed "$T/n3.fa" -o "$T/h.h5" "${common[@]}" 2>"$T/err"
+check "embed without --fp16 into a float16 store: exit 1" "[ $? -eq 1 ] && grep -q 'float16' '$T/err'"
+"$PDR" embed "$T/n3.fa" -o "$T/h.h5" "${common[@]}" --fp16 2>"$T/err"
+check "embed with the same --fp16 resumes: exit 0" "[ $? -eq 0 ] && grep -q '3 embedded, 0 already stored' '$T/err'"
+"$PDR" embed "$T/n3.fa" -o "$T/r.h5" "${common[@]}" 2>"$T/err"
+check "embed with the same options appends: exit 0" "[ $? -eq 0 ] && grep -q '7 proteins in the store' '$T/err'"
+
+# ---- 4. a run whose input cannot be read creates nothing
+"$PDR" makedb "$T/nonexistent.fa" "$T/dbx" "${common[@]}" 2>"$T/err"
+check "makedb of a missing FASTA: exit 1, no DBDIR created" "[ $? -eq 1 ] && grep -q 'nonexistent.fa' '$T/err' && [ ! -e '$T/dbx' ]"
+"$PDR" embed "$T/nonexistent.fa" -o "$T/x.h5" "${common[@]}" 2>"$T/err"
+check "embed of a missing FASTA: exit 1, no OUT, no OUT.partial" "[ $? -eq 1 ] && [ ! -e '$T/x.h5' ] && [ ! -e '$T/x.h5.partial' ]"
+: >"$T/empty.fa"
+"$PDR" embed "$T/empty.fa" -o "$T/y.h5" "${common[@]}" 2>"$T/err"
+check "embed of an empty FASTA: exit 1, no OUT, no OUT.partial" "[ $? -eq 1 ] && grep -q 'no valid sequences' '$T/err' && [ ! -e '$T/y.h5' ] && [ ! -e '$T/y.h5.partial' ]"
+# a run stopped with records stored keeps them in OUT.partial/ and a rerun resumes from there
+{ cat "$T/t2.fa"; printf '>bad\nMK#V\n'; } >"$T/strict.fa"
+"$PDR" embed "$T/strict.fa" -o "$T/z.h5" "${common[@]}" --strict --batch-residues 1 2>"$T/err"
+check "embed --strict stopped after records were stored: exit 1, OUT.partial kept" "[ $? -eq 1 ] && ls '$T/z.h5.partial'/part-*.h5 >/dev/null 2>&1"
+"$PDR" embed "$T/strict.fa" -o "$T/z.h5" "${common[@]}" 2>"$T/err"
+check "  the rerun resumes from it: exit 0, 2 already stored, no partial dir" "[ $? -eq 0 ] && grep -q '0 embedded, 2 already stored' '$T/err' && [ ! -e '$T/z.h5.partial' ]"
+
+# ---- 5. --index is checked before embedding
+"$PDR" makedb "$T/ext.fa" "$T/dbi" "${common[@]}" --index Bogus 2>"$T/err"
+check "makedb --index Bogus: usage error (exit 2) naming it, before embedding" "[ $? -eq 2 ] && grep -q 'Bogus' '$T/err' && ! grep -q 'embedded' '$T/err' && [ ! -e '$T/dbi' ]"
+
+# ---- 6. DBDIR that is a file
+echo keep >"$T/afile"
+"$PDR" makedb "$T/t4.fa" "$T/afile" "${common[@]}" 2>"$T/err"
+check "makedb into a regular file: exit 1, says it is not a directory, file kept" "[ $? -eq 1 ] && grep -q 'exists and is not a directory' '$T/err' && [ \"\$(cat '$T/afile')\" = keep ]"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
