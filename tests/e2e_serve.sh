@@ -190,6 +190,15 @@ for i in 1 2 3; do
     check "SIGTERM at start (try $i): exit 0 and 'stopped' (rc $rc)" "[ $rc -eq 0 ] && grep -q 'pdr serve: stopped' '$T/early$i.err'"
 done
 
+# --- the database's name in info is its directory's, however the path was given
+if SERVE_DB="$T/db/." start_server "$T/serve_dot.err"; then
+    check "info names the database 'db' when served as db/." "[ \"\$(call http://127.0.0.1:$port/v1/info)\" = 200 ] && grep -q '\"database\":\"db\"' '$T/body'"
+    kill -TERM "$pid"
+    wait "$pid"
+else
+    bad "server on db/. did not come up"
+fi
+
 # --- bearer token; SIGINT stops too
 printf 'tok-%s\n' "$$" >"$T/token"
 start_server "$T/serve2.err" --token-file "$T/token" || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
