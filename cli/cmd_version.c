@@ -36,7 +36,7 @@ int cmd_version(int argc, char **argv)
         return EXIT_USAGE;
     }
     printf("pdr %s\n", PDR_VERSION);
-    int is_default = model == NULL;
+    int is_default = model == NULL, default_broken = 0;
     if (is_default)
         model = pdr_encoder_default_model();
     pdr_encoder *enc = NULL;
@@ -68,7 +68,9 @@ int cmd_version(int argc, char **argv)
             cli_error("version", "cannot open model '%s': %s", model, err.msg);
             return EXIT_RUNTIME;
         }
+        /* the rest is still printed (it helps to diagnose), but the exit says the setup is broken */
         printf("model: cannot open default model %s: %s\n", model, err.msg);
+        default_broken = 1;
     }
     printf("alignment re-ranking: Smith-Waterman, BLOSUM62, gaps %d/%d, composition-based statistics (lambda "
            "ratio in [%.1f, 1]; realigned under the scaled matrix where the alignment decides), the best %d "
@@ -78,5 +80,9 @@ int cmd_version(int argc, char **argv)
     H5get_libversion(&maj, &min, &rel);
     printf("hdf5 %u.%u.%u, libmicrohttpd %s, faiss 1.7.3 (C API; scalar quantizer %s)\n", maj, min, rel,
            MHD_get_version(), pdr_index_simd());
+    if (default_broken) {
+        cli_error("version", "the default model %s cannot be used: %s", model, err.msg);
+        return EXIT_RUNTIME;
+    }
     return EXIT_OK;
 }

@@ -293,6 +293,7 @@ done
 "$PDR" version >"$T/v"; check "version names the model" "grep -q 'model:' '$T/v'"
 "$PDR" version --model kmer3 >"$T/v"; check "version --model names that model" "[ $? -eq 0 ] && grep -q 'NON-LEARNED' '$T/v'"
 "$PDR" version --model "$T/none.h5" >"$T/v" 2>&1; check "version --model of a missing file: exit 1" "[ $? -eq 1 ] && grep -q 'none.h5' '$T/v'"
+PDR_MODEL="$T/none.h5" "$PDR" version >"$T/v" 2>&1; check "version with a broken default model (\$PDR_MODEL): exit 1, names it" "[ $? -eq 1 ] && grep -q 'none.h5' '$T/v' && grep -q '^hdf5' '$T/v'"
 "$PDR" version --modle x >/dev/null 2>"$T/err"; check "version: unknown option is a usage error" "[ $? -eq 2 ] && grep -q -- '--modle' '$T/err'"
 
 echo "$pass passed, $fail failed"
