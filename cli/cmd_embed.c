@@ -42,7 +42,7 @@ int cmd_embed(int argc, char **argv)
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *out = NULL, *model = NULL;
-    int threads = 0;
+    int threads = 0, window_given = 0, stride_given = 0;
     long v;
     pdr_bulk_opts opts;
     pdr_bulk_opts_default(&opts);
@@ -74,11 +74,13 @@ int cmd_embed(int argc, char **argv)
             if ((v = cli_parse_long("embed", "--window", optarg, 1, 1 << 20)) < 0)
                 return EXIT_USAGE;
             opts.window = (int)v;
+            window_given = 1;
             break;
         case OPT_STRIDE:
             if ((v = cli_parse_long("embed", "--stride", optarg, 1, 1 << 20)) < 0)
                 return EXIT_USAGE;
             opts.stride = (int)v;
+            stride_given = 1;
             break;
         case 'h': fputs(embed_usage, stdout); return EXIT_OK;
         default: fputs(embed_usage, stderr); return EXIT_USAGE;
@@ -87,6 +89,10 @@ int cmd_embed(int argc, char **argv)
     if (optind + 1 != argc || !out) {
         cli_error("embed", "%s", !out ? "missing -o OUT.h5" : "expected exactly one input FASTA");
         fputs(embed_usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (!opts.segments && (window_given || stride_given)) {
+        cli_error("embed", "%s sets the segment windows: it needs --segments", window_given ? "--window" : "--stride");
         return EXIT_USAGE;
     }
     opts.threads = cli_set_threads(threads);

@@ -33,6 +33,8 @@ check "--align all: all $n_small hits of every query aligned" "[ $? -eq 0 ] && [
 check "--align all equals --align <database size>" "cmp -s '$T/hits_all.tsv' '$T/hits_n.tsv'"
 "$PDR" easy-search "$small" "$small" - --align most >/dev/null 2>"$T/err"
 check "--align most is a usage error naming the option and 'all'" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err' && grep -q \"'all'\" '$T/err'"
+"$PDR" embed "$small" -o "$T/w.h5" --window 30 2>"$T/err"
+check "embed --window without --segments is a usage error, nothing written" "[ $? -eq 2 ] && grep -q -- '--segments' '$T/err' && [ ! -e '$T/w.h5' ]"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
 check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
 # with a model background (the default model has one), score = cosine - mean level: the self
