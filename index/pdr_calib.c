@@ -141,7 +141,17 @@ int pdr_calib_load(const char *path, pdr_calib *cal, pdr_err *err)
     fclose(f);
     if (bad_scores)
         return pdr_fail(err, PDR_EFORMAT, "%s: the 'scores' line is neither 'adjusted' nor 'cosine'", path);
-    if (!ok || !(cal->tail_q > 0 && cal->tail_q <= 1) || !(cal->lambda > 0) || !isfinite(cal->threshold))
+    if (!ok || !(cal->tail_q > 0 && cal->tail_q <= 1) || !(cal->lambda > 0 && isfinite(cal->lambda)) ||
+        !isfinite(cal->threshold))
         return pdr_fail(err, PDR_EFORMAT, "%s: not a pdr calibration file (version 1)", path);
+    /* what pdr_calib_fit writes: at least 100 null scores, their percentiles in order (the
+     * p-values below the tail interpolate between them) */
+    if (cal->n_null < 100)
+        return pdr_fail(err, PDR_EFORMAT, "%s: n_null %zu: a calibration needs at least 100 null scores", path,
+                        cal->n_null);
+    for (int i = 1; i < PDR_CALIB_NQ; i++)
+        if (cal->quantiles[i] < cal->quantiles[i - 1])
+            return pdr_fail(err, PDR_EFORMAT, "%s: quantile %d (%g) is below quantile %d (%g): the file is damaged",
+                            path, i, cal->quantiles[i], i - 1, cal->quantiles[i - 1]);
     return PDR_OK;
 }

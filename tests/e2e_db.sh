@@ -109,6 +109,12 @@ if [ $adjusted -eq 1 ]; then
   check "an unknown score kind is refused" "[ $? -eq 1 ] && grep -q 'scores' '$T/err'"
   "$PDR" makedb "$T/t4.fa" "$T/kdb" --model kmer3 "${common[@]}" 2>/dev/null
   check "a database of a model without background records cosine scores" "grep -q '^scores	cosine$' '$T/kdb/calibration.txt'"
+  cp -r "$T/db.orig" "$T/badq"
+  # two percentiles out of order (a damaged file): refused, never silently used
+  awk -F'\t' -v OFS='\t' '$1=="quantiles"{t=$3; $3=$4; $4=t; if ($3 == $4) $3 = $4 + 0.5} {print}' \
+      "$T/db.orig/calibration.txt" >"$T/badq/calibration.txt"
+  "$PDR" search "$T/badq" "$Q" "$T/bq.tsv" "${common[@]}" 2>"$T/err"
+  check "quantiles out of order in calibration.txt: refused as damaged" "[ $? -eq 1 ] && grep -q 'damaged' '$T/err'"
   cp "$T/db.orig/background.h5" "$T/kdb/"
   "$PDR" search "$T/kdb" "$Q" "$T/k.tsv" "${common[@]}" 2>"$T/err"
   check "cosine calibration with a background.h5 present: refused, naming it" "[ $? -eq 1 ] && grep -q 'background.h5' '$T/err'"
