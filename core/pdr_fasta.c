@@ -244,6 +244,15 @@ static size_t fa_idset_slot(const fa_idset *set, const char *key)
     return i;
 }
 
+/* The record key was first seen in (as a valid record), or 0. */
+static size_t fa_idset_find(const fa_idset *set, const char *key)
+{
+    if (set->cap == 0)
+        return 0;
+    size_t i = fa_idset_slot(set, key);
+    return set->keys[i] ? set->first_record[i] : 0;
+}
+
 /* Insert key (copied) unless present. Returns 0 and sets *ret_first to 0 if it was new, or to
  * the record it was first seen in; -1 on allocation failure. */
 static int fa_idset_add(fa_idset *set, const char *key, size_t record_no, size_t *ret_first)
@@ -533,11 +542,9 @@ static int fa_read_header(pdr_fasta *fa, pdr_seq *seq)
         fa_rec_error(fa, PDR_EINPUT, seq->line_no, "empty id (no word right after '>')");
     else if (!id_ok)
         fa_rec_error(fa, PDR_EINPUT, seq->line_no, "id holds a control character or bytes that are not UTF-8");
-    else if (fa->check_duplicates) {
-        size_t first = 0;
-        if (fa_idset_add(&fa->ids, fa->header, seq->record_no, &first) != 0)
-            fa_rec_error(fa, PDR_ENOMEM, seq->line_no, "out of memory for the duplicate-id set");
-        else if (first)
+    else if (fa->check_duplicates) { /* only valid records count: they are added once read */
+        size_t first = fa_idset_find(&fa->ids, fa->header);
+        if (first)
             fa_rec_error(fa, PDR_EINPUT, seq->line_no, "duplicate id (first seen in record %zu)", first);
     }
     return 0;
@@ -622,6 +629,11 @@ int pdr_fasta_read(pdr_fasta *fa, pdr_seq *ret_seq, pdr_err *err)
     fa->n_returned++;
     if (!fa->rec_code && len == 0)
         fa_rec_error(fa, PDR_EINPUT, seq->line_no, "empty sequence");
+    if (!fa->rec_code && fa->check_duplicates) { /* a valid record: its id is now taken */
+        size_t first = 0;
+        if (fa_idset_add(&fa->ids, seq->id, seq->record_no, &first) != 0)
+            fa_rec_error(fa, PDR_ENOMEM, seq->line_no, "out of memory for the duplicate-id set");
+    }
     if (fa->rec_code) {
         const char *id = seq->id;
         if (fa->rec_code == PDR_ELIMIT) {

@@ -26,8 +26,9 @@
  *  - A record with no residues left after this cleaning is an error ("empty sequence").
  *  - A record with more than max_length residues is a PDR_ELIMIT error; the rest of it is read
  *    past without being stored.
- *  - With check_duplicates, a record whose id was already seen (in a record with a valid
- *    header) is an error; the reader keeps a hash set of the ids.
+ *  - With check_duplicates, a record whose id was already taken by a valid record is an error;
+ *    an invalid record takes no id, so a valid repeat after it is kept. The reader keeps a hash
+ *    set of the ids.
  *  - Whitespace and blank lines before the first '>' are skipped, as is a UTF-8 byte-order mark
  *    at the very start. Any other text there is reported as record 1 ("not FASTA: line N does
  *    not start with '>'"); the reader then goes on from the first '>' at the start of a line,

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,8 @@ static int list_parts(const char *dir, int tidy, char ***ret_names, size_t *ret_
 
 static void free_names(char **names, size_t n)
 {
+    if (!names)
+        return;
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -413,14 +416,49 @@ typedef struct stored {
     size_t part_rows; /* rows in the live parts */
     char **parts;     /* live parts, in order */
     size_t n_parts;
-    size_t n_listed; /* part files found, leftovers included: new parts are numbered from here */
+    size_t next_part;     /* one past the highest part number found, leftovers included */
+    pdr_strset *part_ids; /* the ids the live parts hold */
+    char **first_ids;     /* the first id of each live part */
 } stored;
 
 static void stored_free(stored *s)
 {
     pdr_strset_free(s->ids);
+    pdr_strset_free(s->part_ids);
+    free_names(s->first_ids, s->n_parts);
     free_names(s->parts, s->n_parts);
     memset(s, 0, sizeof *s);
+}
+
+/* The number N of a part file .../part-N.h5. */
+static size_t part_number(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = 0;
+    return sscanf(base, "part-%zu", &n) == 1 ? n : 0;
+}
+
+/* Add the ids of the part at path to set; *ret_first gets a copy of its first id. */
+static int part_ids_load(const char *path, pdr_strset *set, char **ret_first, pdr_err *err)
+{
+    *ret_first = NULL;
+    pdr_store *st = NULL;
+    int rc = pdr_store_open(path, &st, err);
+    size_t n = rc ? 0 : pdr_store_count(st);
+    char *chunk[MERGE_ROWS];
+    for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
+        size_t m = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
+        if ((rc = pdr_store_read_ids(st, start, m, chunk, NULL, err)))
+            break;
+        if (start == 0 && !(*ret_first = strdup(chunk[0])))
+            rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < m; i++)
+            rc = pdr_strset_add(set, chunk[i], NULL, err);
+        pdr_store_free_ids(chunk, m);
+    }
+    pdr_store_free(st);
+    return rc;
 }
 
 /* Read what OUT and the partial dir hold, checking each store's model and options. A part is
@@ -439,7 +477,9 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
     }
     if (!rc)
         rc = list_parts(partial, tidy, &s->parts, &s->n_parts, err);
-    s->n_listed = s->n_parts;
+    for (size_t i = 0; i < s->n_parts; i++) /* new parts never overwrite one, whatever the gaps */
+        if (part_number(s->parts[i]) + 1 > s->next_part)
+            s->next_part = part_number(s->parts[i]) + 1;
     for (size_t i = 0; !rc && i < s->n_parts; i++) {
         size_t rows = 0, known = 0;
         if ((rc = absorb_existing(s->parts[i], enc, o, s->ids, &rows, &known, err)))
@@ -465,6 +505,95 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
         if (s->parts[i])
             s->parts[live++] = s->parts[i];
     s->n_parts = live;
+    if (!(s->first_ids = calloc(live ? live : 1, sizeof(char *))))
+        rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
+    if (!rc)
+        rc = pdr_strset_create(&s->part_ids, err);
+    for (size_t i = 0; !rc && i < live; i++)
+        rc = part_ids_load(s->parts[i], s->part_ids, &s->first_ids[i], err);
+    if (rc)
+        stored_free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the merge order */
+
+/* Rows go into OUT in input order. A part holds a run of consecutive input records that has no
+ * stored record inside it (a batch ends where one comes), so ordering the parts by the input
+ * position of their first record orders the rows; the parts of an interrupted run get their
+ * position when this run reads their first record. A part whose first record this run never
+ * reads goes last (by number). */
+typedef struct part_order {
+    size_t *number, *first_record;
+    size_t n, cap;
+} part_order;
+
+static int part_order_set(part_order *po, size_t number, size_t first_record, pdr_err *err)
+{
+    for (size_t i = 0; i < po->n; i++)
+        if (po->number[i] == number) {
+            po->first_record[i] = first_record;
+            return PDR_OK;
+        }
+    if (po->n == po->cap) {
+        size_t cap = po->cap ? 2 * po->cap : 64;
+        size_t *a = realloc(po->number, cap * sizeof *a);
+        if (a)
+            po->number = a;
+        size_t *b = a ? realloc(po->first_record, cap * sizeof *b) : NULL;
+        if (!b)
+            return pdr_fail(err, PDR_ENOMEM, "out of memory");
+        po->first_record = b;
+        po->cap = cap;
+    }
+    po->number[po->n] = number;
+    po->first_record[po->n++] = first_record;
+    return PDR_OK;
+}
+
+static size_t part_order_get(const part_order *po, size_t number)
+{
+    for (size_t i = 0; i < po->n; i++)
+        if (po->number[i] == number)
+            return po->first_record[i];
+    return SIZE_MAX;
+}
+
+static void part_order_free(part_order *po)
+{
+    free(po->number);
+    free(po->first_record);
+    memset(po, 0, sizeof *po);
+}
+
+typedef struct keyed_part {
+    size_t first_record, number;
+    char *path;
+} keyed_part;
+
+static int cmp_keyed_part(const void *a, const void *b)
+{
+    const keyed_part *x = a, *y = b;
+    if (x->first_record != y->first_record)
+        return x->first_record < y->first_record ? -1 : 1;
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* Sort parts (paths) into input order. */
+static int sort_parts(char **parts, size_t n, const part_order *po, pdr_err *err)
+{
+    keyed_part *k = calloc(n ? n : 1, sizeof *k);
+    if (!k)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        k[i].number = part_number(parts[i]);
+        k[i].first_record = part_order_get(po, k[i].number);
+        k[i].path = parts[i];
+    }
+    qsort(k, n, sizeof *k, cmp_keyed_part);
+    for (size_t i = 0; i < n; i++)
+        parts[i] = k[i].path;
+    free(k);
     return PDR_OK;
 }
 
@@ -577,6 +706,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
 
     stored done;
     memset(&done, 0, sizeof done);
+    part_order order;
+    memset(&order, 0, sizeof order);
     pdr_fasta *fa = NULL;
     char **parts = NULL;
     size_t n_parts = 0;
@@ -614,10 +745,10 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         if ((rc = pdr_encoder_ws_create(enc, &ws[t], err)))
             goto done;
 
-    size_t next_part = done.n_listed;
+    size_t next_part = done.next_part, batch_first = 0;
     int eof = 0;
     while (!eof) {
-        /* Fill a batch. */
+        /* Fill a batch: consecutive records not stored yet, ending before one stored in a part. */
         while (b.n < b.cap && b.residues < o.batch_residues) {
             pdr_seq s;
             pdr_err rerr;
@@ -644,8 +775,18 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
             st.n_records++;
             if (pdr_strset_contains(done.ids, s.id)) {
                 st.n_existing++;
+                if (!pdr_strset_contains(done.part_ids, s.id))
+                    continue;
+                for (size_t p = 0; p < done.n_parts; p++)
+                    if (strcmp(done.first_ids[p], s.id) == 0 &&
+                        (rc = part_order_set(&order, part_number(done.parts[p]), st.n_records, err)))
+                        goto done;
+                if (b.n > 0)
+                    break; /* the batch must not straddle a stored part */
                 continue;
             }
+            if (b.n == 0)
+                batch_first = st.n_records;
             if ((rc = batch_push(&b, &s, err)))
                 goto done;
         }
@@ -658,6 +799,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
             goto done;
         }
         char part_path[4200];
+        if ((rc = part_order_set(&order, next_part, batch_first, err)))
+            goto done;
         snprintf(part_path, sizeof part_path, "%s/part-%06zu.h5", partial, next_part++);
         if ((rc = write_store_file(part_path, &meta, &b, dim, o.segments, err)))
             goto done;
@@ -672,14 +815,15 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         batch_clear(&b);
     }
 
-    /* Merge base + parts into OUT. */
-    if ((rc = list_parts(partial, 1, &parts, &n_parts, err)))
-        goto done;
-    if (n_parts == 0 && !done.have_base) {
+    /* Merge base + parts into OUT, the parts in input order. An input without one valid record
+     * is an error even when OUT exists (a failed upstream step must not pass unnoticed). */
+    if (st.n_records == st.n_invalid) {
         rc = pdr_fail(err, PDR_EINPUT, "%s: no valid sequences to embed (%zu records read, %zu invalid)", fasta_path,
                       st.n_records, st.n_invalid);
         goto done;
     }
+    if ((rc = list_parts(partial, 1, &parts, &n_parts, err)) || (rc = sort_parts(parts, n_parts, &order, err)))
+        goto done;
     if (n_parts > 0) {
         if ((rc = merge(out_path, done.have_base, parts, n_parts, &meta, dim, &st.n_total, err)))
             goto done;
@@ -705,5 +849,6 @@ done:
     pdr_fasta_close(fa);
     free_names(parts, n_parts);
     stored_free(&done);
+    part_order_free(&order);
     return rc;
 }

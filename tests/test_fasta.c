@@ -551,6 +551,18 @@ TEST(fasta_rejects_duplicate_ids_when_asked)
     CHECK(r->r[4].status == PDR_EINPUT && strstr(r->r[4].msg, "first seen in record 2"));
 }
 
+/* An invalid record takes no id: the first valid record of an id is the one kept. */
+TEST(fasta_duplicate_ids_count_valid_records_only)
+{
+    pdr_fasta_opts opts = {.check_duplicates = 1};
+    const char *text = ">a\nMK1T\n>a\nMKTA\n>b\nMKT\n>a\nMK\n";
+    run *r = read_text_opts(text, strlen(text), &opts);
+    CHECK(r->r[0].status == PDR_EINPUT && strstr(r->r[0].msg, "invalid character"));
+    CHECKF(r->r[1].status == PDR_OK, "'%s'", r->r[1].msg);
+    CHECK(r->r[2].status == PDR_OK);
+    CHECKF(r->r[3].status == PDR_EINPUT && strstr(r->r[3].msg, "first seen in record 2"), "'%s'", r->r[3].msg);
+}
+
 TEST(fasta_allows_duplicate_ids_by_default)
 {
     run *r = read_text(">a\nMK\n>a\nMK\n");
@@ -832,6 +844,7 @@ int main(void)
     RUN(fasta_rejects_header_longer_than_64k);
     RUN(fasta_max_header_bytes_option);
     RUN(fasta_rejects_duplicate_ids_when_asked);
+    RUN(fasta_duplicate_ids_count_valid_records_only);
     RUN(fasta_allows_duplicate_ids_by_default);
     RUN(fasta_duplicate_set_grows);
     RUN(fasta_message_names_file_record_id_line_and_residue);
