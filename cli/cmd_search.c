@@ -128,9 +128,15 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
                 "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "
                 "database do not align\n",
                 verb);
-    if (rep.nprobe > 0)
-        fprintf(stderr, "pdr %s: index %s, nprobe %d: recall@10 %.3f against exact search (1,000 sampled proteins)\n",
-                verb, rep.spec, rep.nprobe, rep.recall_at_10);
+    if (rep.nprobe > 0) {
+        fprintf(stderr, "pdr %s: index %s, nprobe %d: recall@10 %.3f against exact search (%zu sampled proteins)\n",
+                verb, rep.spec, rep.nprobe, rep.recall_at_10, rep.n_sampled);
+        if (rep.recall_at_10 < PDR_DB_RECALL_TARGET)
+            fprintf(stderr,
+                    "pdr %s: warning: recall@10 stays below the %.2f target at the widest search tried: this "
+                    "index loses hits (a Flat or SQ8 index keeps more)\n",
+                    verb, PDR_DB_RECALL_TARGET);
+    }
     return EXIT_OK;
 }
 
@@ -776,6 +782,13 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     }
     if (so->blast6 && so->align < so->k) /* every reported hit needs its alignment */
         so->align = so->k;
+    /* a graph index (HNSW) must look at least as wide as the candidates it is asked for */
+    size_t want = pdr_db_candidates(db, so->k, so->align);
+    if (pdr_db_fit_breadth(db, want > (size_t)INT_MAX ? INT_MAX : (int)want, so->nprobe, &err)) {
+        cli_error(verb, "%s", err.msg);
+        pdr_db_free(db);
+        return EXIT_RUNTIME;
+    }
     pdr_encoder *enc = cli_open_db_model(verb, db, model);
     int rc = enc ? run_search(verb, db, enc, query, query_store, out, so) : EXIT_RUNTIME;
     pdr_encoder_free(enc);

@@ -307,7 +307,9 @@ int cmd_serve(int argc, char **argv)
             bracket ? "]" : "", pdr_http_port(http), dbdir);
 
     /* A stop signal during loading takes effect when the step in hand ends. */
-    if (!stop_signal && (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err)))) {
+    if (!stop_signal &&
+        (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err)) ||
+         pdr_db_fit_breadth(db, limits.max_k > limits.align ? limits.max_k : limits.align, nprobe, &err))) {
         cli_error("serve", "%s", err.msg);
         goto done;
     }

@@ -88,12 +88,15 @@ int pdr_db_build_index_from(const float *vec, size_t n, int dim, const char *spe
          * measured on sampled database rows; it is saved with the index as its default. */
         static const int probes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
         size_t n_q = n < 1000 ? n : 1000;
+        int limit = pdr_index_nprobe_limit(ix); /* an IVF's lists: visiting all of them is the most */
+        report->n_sampled = n_q;
         for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
-            if ((rc = pdr_index_set_nprobe(ix, probes[i], err)) ||
+            int p = limit > 0 && probes[i] > limit ? limit : probes[i];
+            if ((rc = pdr_index_set_nprobe(ix, p, err)) ||
                 (rc = measure_recall(ix, vec, n, dim, n_q, &report->recall_at_10, err)))
                 goto done;
-            report->nprobe = probes[i];
-            if (report->recall_at_10 >= PDR_DB_RECALL_TARGET)
+            report->nprobe = p;
+            if (report->recall_at_10 >= PDR_DB_RECALL_TARGET || p == limit)
                 break;
         }
     }
@@ -214,6 +217,16 @@ static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db,
         db->ids = NULL;
         goto fail;
     }
+    /* the calibration is written last: without it the database is incomplete, whatever else
+     * is missing (a makedb that failed or was killed before the index) */
+    join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
+    if (access(path, F_OK) != 0) {
+        rc = pdr_fail(err, PDR_EIO,
+                      "%s: the database is incomplete (no %s: pdr makedb was interrupted or failed?); rerun 'pdr "
+                      "makedb'",
+                      dbdir, PDR_DB_CALIB);
+        goto fail;
+    }
     join_path(path, sizeof path, dbdir, PDR_DB_INDEX);
     if ((rc = pdr_index_load(path, &db->index, err)))
         goto fail;
@@ -225,12 +238,6 @@ static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db,
         goto fail;
     }
     join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
-    if (access(path, F_OK) != 0) { /* pdr makedb writes it last (cli/cmd_search.c) */
-        rc = pdr_fail(err, PDR_EIO,
-                      "%s: the database is incomplete (no %s: pdr makedb was interrupted?); rerun 'pdr makedb'", dbdir,
-                      PDR_DB_CALIB);
-        goto fail;
-    }
     if ((rc = pdr_calib_load(path, &db->calib, err)))
         goto fail;
     if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)) ||
@@ -282,6 +289,14 @@ int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err)
 {
     int rc = pdr_index_set_nprobe(db->index, nprobe, err);
     return rc || !db->x ? rc : pdr_db_expansion_set_nprobe(db->x, nprobe, err);
+}
+
+int pdr_db_fit_breadth(pdr_db *db, int k, int nprobe, pdr_err *err)
+{
+    if (!pdr_index_is_graph(db->index))
+        return PDR_OK;
+    int breadth = nprobe > 0 ? nprobe : PDR_DB_GRAPH_BREADTH;
+    return pdr_db_set_nprobe(db, breadth > k ? breadth : k, err);
 }
 
 double pdr_db_evalue(const pdr_db *db, float score) { return (double)db->n * pdr_calib_pvalue(&db->calib, score); }

@@ -58,7 +58,8 @@ typedef struct pdr_hit {
 typedef struct pdr_db_index_report {
     char spec[64];       /* the factory string used */
     int nprobe;          /* chosen nprobe/efSearch (0 for Flat) */
-    double recall_at_10; /* measured against exact search on 1,000 sampled rows (1 for Flat) */
+    double recall_at_10; /* measured against exact search on n_sampled rows (1 for Flat) */
+    size_t n_sampled;    /* database rows sampled as queries: min(n, 1,000); 0 for Flat */
 } pdr_db_index_report;
 
 /* Build DBDIR/index.faiss from DBDIR/embeddings.h5 with a FAISS factory spec (NULL or "" for
@@ -100,6 +101,11 @@ const char *pdr_db_index_spec(const pdr_db *db);
 const char *pdr_db_id(const pdr_db *db, int64_t row);
 int32_t pdr_db_length(const pdr_db *db, int64_t row);
 int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err);
+/* For a graph index (HNSW; pdr_index_is_graph), whose tuned breadth cannot be read back: search
+ * with efSearch = max(k, nprobe when given (> 0), else PDR_DB_GRAPH_BREADTH), so that k hits come
+ * back and the breadth is never below the tuning grid's top. A no-op on IVF and Flat indexes. */
+#define PDR_DB_GRAPH_BREADTH 256
+int pdr_db_fit_breadth(pdr_db *db, int k, int nprobe, pdr_err *err);
 
 /* E-value of a plain (not expanded) score in this database; hits carry their own E-values. */
 double pdr_db_evalue(const pdr_db *db, float score);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +491,18 @@ fail:
  * Searching
  */
 
+int pdr_index_nprobe_limit(const pdr_index *ix)
+{
+    FaissIndexIVF *ivf = ix && ix->faiss ? faiss_IndexIVF_cast(ix->faiss) : NULL;
+    size_t nlist = ivf ? faiss_IndexIVF_nlist(ivf) : 0;
+    return nlist > (size_t)INT_MAX ? INT_MAX : (int)nlist;
+}
+
+int pdr_index_is_graph(const pdr_index *ix)
+{
+    return ix && ix->faiss && !faiss_IndexIVF_cast(ix->faiss) && !faiss_IndexFlat_cast(ix->faiss);
+}
+
 int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err)
 {
     FaissParameterSpace *ps = NULL;
@@ -498,6 +511,9 @@ int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err)
         return pdr_fail(err, PDR_EINPUT, "pdr_index_set_nprobe: no index");
     if (nprobe < 1)
         return pdr_fail(err, PDR_EINPUT, "index \"%s\": nprobe %d must be at least 1", ix->spec, nprobe);
+    int limit = pdr_index_nprobe_limit(ix); /* an IVF visits at most all of its lists */
+    if (limit > 0 && nprobe > limit)
+        nprobe = limit;
     if (faiss_ParameterSpace_new(&ps) != 0)
         return pdr_fail(err, PDR_EINTERNAL, "index \"%s\": FAISS: %s", ix->spec, faiss_msg());
     /* ParameterSpace finds the IVF or HNSW part inside wrappers (PCA, refine, ID maps) and
@@ -567,6 +583,8 @@ static int ivf_search_preassigned(const pdr_index *ix, FaissIndexIVF *ivf, const
     size_t nprobe = faiss_IndexIVF_nprobe(ivf);
     if (nprobe < 1)
         nprobe = 1;
+    if (nprobe > nlist) /* FAISS reads min(nprobe, nlist) lists per query: lay them out so */
+        nprobe = nlist;
     float *cs = malloc(nq * nlist * sizeof *cs);
     idx_t *assign = malloc(nq * nprobe * sizeof *assign);
     float *adis = malloc(nq * nprobe * sizeof *adis);

@@ -87,10 +87,17 @@ int pdr_index_save(const pdr_index *ix, const char *path, pdr_err *err);
  * it allocate without bound (an error without sanitizers, an abort under ASan). */
 int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err);
 
-/* Search breadth, nprobe >= 1: IVF lists probed (nprobe, capped by FAISS at nlist), or the HNSW
- * candidate list (efSearch; give at least k, FAISS's default is 16). A no-op on Flat and on
- * other index types. Saved with the index. Not concurrent with searches: set it before serving. */
+/* Search breadth, nprobe >= 1: IVF lists probed (nprobe, capped at nlist here: more lists than
+ * there are would break the fast search path), or the HNSW candidate list (efSearch; give at
+ * least k: FAISS 1.7.3 stops an HNSW search after efSearch steps and can return fewer than k
+ * hits). A no-op on Flat and on other index types. Saved with the index. Not concurrent with
+ * searches: set it before serving. */
 int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err);
+/* The most lists an IVF index can visit (its nlist), or 0 when the index is not a plain IVF. */
+int pdr_index_nprobe_limit(const pdr_index *ix);
+/* 1 when the index is neither a plain IVF nor Flat (HNSW, or an IVF inside a transform): its
+ * saved breadth cannot be read back through FAISS's C API, so searches set one (pdr_db). */
+int pdr_index_is_graph(const pdr_index *ix);
 
 /* Top-k rows for nq queries (nq x dim, row-major) in one batched call: scores[q*k + j] and
  * rows[q*k + j] (both nq*k, caller-allocated) as described at the top. k >= 1; nq may be 0.

@@ -203,5 +203,18 @@ printf '>a\nMK1T\n>a\nMKTA\n>b\nMKT\n' >"$T/dup7.fa"
 "$PDR" embed "$T/dup7.fa" -o "$T/dup7.h5" "${km[@]}" 2>/dev/null
 check "an invalid record takes no id: the valid 'a' after it is stored" "[ $? -eq 0 ] && [ \"\$(nrows '$T/dup7.h5')\" = 2 ]"
 
+# ---- 8. approximate indexes: --nprobe past the IVF's lists, a tuning that misses its target,
+# and an HNSW graph asked for more hits than its tuned breadth
+kq=(--model kmer3 --threads 1)
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/ivf" --index IVF32,Flat "${kq[@]}" 2>/dev/null
+"$PDR" search "$T/ivf" "$Q" "$T/np32.tsv" -k 3 --align 0 --nprobe 32 "${kq[@]}" 2>/dev/null
+"$PDR" search "$T/ivf" "$Q" "$T/np256.tsv" -k 3 --align 0 --nprobe 256 "${kq[@]}" 2>/dev/null
+check "IVF32: --nprobe 256 gives every query its hits, as --nprobe 32 (all lists)" "[ \$(wc -l <'$T/np256.tsv') -eq 9 ] && cmp -s '$T/np32.tsv' '$T/np256.tsv'"
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/pq" --index IVF8,PQ4 "${kq[@]}" 2>"$T/err"
+check "a tuning that cannot reach recall 0.95 says so and saves at most nlist" "grep -q 'warning: recall@10 stays below' '$T/err' && grep -q 'nprobe 8:' '$T/err'"
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/hnsw" --index HNSW32 "${kq[@]}" 2>/dev/null
+"$PDR" search "$T/hnsw" "$Q" "$T/h.tsv" -k 200 --align 0 "${kq[@]}" 2>/dev/null
+check "HNSW: -k 200 gives 200 hits per query" "[ \$(wc -l <'$T/h.tsv') -eq 600 ]"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
