@@ -204,7 +204,14 @@ printf '>a\nMK1T\n>a\nMKTA\n>b\nMKT\n' >"$T/dup7.fa"
 check "an invalid record takes no id: the valid 'a' after it is stored" "[ $? -eq 0 ] && [ \"\$(nrows '$T/dup7.h5')\" = 2 ]"
 
 # ---- 8. approximate indexes: --nprobe past the IVF's lists, a tuning that misses its target,
-# and an HNSW graph asked for more hits than its tuned breadth
+# and an HNSW graph asked for more hits than its tuned breadth (not under valgrind: training
+# PQ codes and tuning on 1,000 queries there take many minutes; the index code is FAISS's and
+# pdr's thin layer, which the Release and sanitizer runs cover)
+if [ -n "${PDR_UNDER_VALGRIND:-}" ]; then
+  echo "$pass passed, $fail failed (section 8 skipped under valgrind)"
+  [ "$fail" -eq 0 ]
+  exit
+fi
 kq=(--model kmer3 --threads 1)
 "$PDR" makedb "$DATA/demo/targets.fasta" "$T/ivf" --index IVF32,Flat "${kq[@]}" 2>/dev/null
 "$PDR" search "$T/ivf" "$Q" "$T/np32.tsv" -k 3 --align 0 --nprobe 32 "${kq[@]}" 2>/dev/null
