@@ -204,12 +204,14 @@ static int check_store_options(const char *path, const pdr_store *st, const pdr_
     return PDR_OK;
 }
 
-/* Check that an existing store was made with the same model and options and add its ids to
- * the set: *ret_known of its *ret_rows ids were in the set already. */
-static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
-                           size_t *ret_rows, size_t *ret_known, pdr_err *err)
+/* absorb_existing for a part: also adds the ids it adds to ids to opt_new (when given), and
+ * gives a copy of the store's first id in *opt_first (when given; NULL for an empty store). */
+static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
+                       pdr_strset *opt_new, char **opt_first, size_t *ret_rows, size_t *ret_known, pdr_err *err)
 {
     size_t known = 0;
+    if (opt_first)
+        *opt_first = NULL;
     pdr_store *st = NULL;
     int rc = pdr_store_open(path, &st, err);
     if (rc)
@@ -225,10 +227,14 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_b
         rc = pdr_store_read_ids(st, start, m_rows, chunk, NULL, err);
         if (rc)
             break;
+        if (start == 0 && opt_first && !(*opt_first = strdup(chunk[0])))
+            rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < m_rows; i++) {
             int added = 0;
             rc = pdr_strset_add(ids, chunk[i], &added, err);
             known += !added;
+            if (!rc && added && opt_new)
+                rc = pdr_strset_add(opt_new, chunk[i], NULL, err);
         }
         pdr_store_free_ids(chunk, m_rows);
     }
@@ -236,6 +242,14 @@ static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_b
     *ret_rows = n;
     *ret_known = known;
     return rc;
+}
+
+/* Check that an existing store was made with the same model and options and add its ids to
+ * the set: *ret_known of its *ret_rows ids were in the set already. */
+static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
+                           size_t *ret_rows, size_t *ret_known, pdr_err *err)
+{
+    return absorb_part(path, enc, o, ids, NULL, NULL, ret_rows, ret_known, err);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -416,15 +430,17 @@ typedef struct stored {
     size_t part_rows; /* rows in the live parts */
     char **parts;     /* live parts, in order */
     size_t n_parts;
-    size_t next_part;     /* one past the highest part number found, leftovers included */
-    pdr_strset *part_ids; /* the ids the live parts hold */
-    char **first_ids;     /* the first id of each live part */
+    size_t next_part;      /* one past the highest part number found, leftovers included */
+    pdr_strset *part_ids;  /* the ids the live parts hold */
+    char **first_ids;      /* the first id of each live part */
+    pdr_strset *first_set; /* the same ids, to look up */
 } stored;
 
 static void stored_free(stored *s)
 {
     pdr_strset_free(s->ids);
     pdr_strset_free(s->part_ids);
+    pdr_strset_free(s->first_set);
     free_names(s->first_ids, s->n_parts);
     free_names(s->parts, s->n_parts);
     memset(s, 0, sizeof *s);
@@ -437,28 +453,6 @@ static size_t part_number(const char *path)
     base = base ? base + 1 : path;
     size_t n = 0;
     return sscanf(base, "part-%zu", &n) == 1 ? n : 0;
-}
-
-/* Add the ids of the part at path to set; *ret_first gets a copy of its first id. */
-static int part_ids_load(const char *path, pdr_strset *set, char **ret_first, pdr_err *err)
-{
-    *ret_first = NULL;
-    pdr_store *st = NULL;
-    int rc = pdr_store_open(path, &st, err);
-    size_t n = rc ? 0 : pdr_store_count(st);
-    char *chunk[MERGE_ROWS];
-    for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
-        size_t m = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
-        if ((rc = pdr_store_read_ids(st, start, m, chunk, NULL, err)))
-            break;
-        if (start == 0 && !(*ret_first = strdup(chunk[0])))
-            rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
-        for (size_t i = 0; !rc && i < m; i++)
-            rc = pdr_strset_add(set, chunk[i], NULL, err);
-        pdr_store_free_ids(chunk, m);
-    }
-    pdr_store_free(st);
-    return rc;
 }
 
 /* Read what OUT and the partial dir hold, checking each store's model and options. A part is
@@ -480,15 +474,22 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
     for (size_t i = 0; i < s->n_parts; i++) /* new parts never overwrite one, whatever the gaps */
         if (part_number(s->parts[i]) + 1 > s->next_part)
             s->next_part = part_number(s->parts[i]) + 1;
+    if (!rc && !(s->first_ids = calloc(s->n_parts ? s->n_parts : 1, sizeof(char *))))
+        rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
+    if (!rc && !(rc = pdr_strset_create(&s->part_ids, err)))
+        rc = pdr_strset_create(&s->first_set, err);
     for (size_t i = 0; !rc && i < s->n_parts; i++) {
         size_t rows = 0, known = 0;
-        if ((rc = absorb_existing(s->parts[i], enc, o, s->ids, &rows, &known, err)))
+        /* a leftover adds no id (all are in OUT), so part_ids gets the live parts' ids only */
+        if ((rc = absorb_part(s->parts[i], enc, o, s->ids, s->part_ids, &s->first_ids[i], &rows, &known, err)))
             break;
         if (known == rows) {
             if (tidy)
                 unlink(s->parts[i]);
             free(s->parts[i]);
             s->parts[i] = NULL;
+            free(s->first_ids[i]);
+            s->first_ids[i] = NULL;
         } else if (known != 0) {
             rc = pdr_fail(err, PDR_EFORMAT, "%s: %zu of its %zu ids are also stored elsewhere; remove %s to start over",
                           s->parts[i], known, rows, partial);
@@ -502,15 +503,14 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
     }
     size_t live = 0;
     for (size_t i = 0; i < s->n_parts; i++)
-        if (s->parts[i])
+        if (s->parts[i]) {
+            s->first_ids[live] = s->first_ids[i];
             s->parts[live++] = s->parts[i];
+        }
     s->n_parts = live;
-    if (!(s->first_ids = calloc(live ? live : 1, sizeof(char *))))
-        rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
-    if (!rc)
-        rc = pdr_strset_create(&s->part_ids, err);
     for (size_t i = 0; !rc && i < live; i++)
-        rc = part_ids_load(s->parts[i], s->part_ids, &s->first_ids[i], err);
+        if (s->first_ids[i])
+            rc = pdr_strset_add(s->first_set, s->first_ids[i], NULL, err);
     if (rc)
         stored_free(s);
     return rc;
@@ -777,10 +777,14 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
                 st.n_existing++;
                 if (!pdr_strset_contains(done.part_ids, s.id))
                     continue;
-                for (size_t p = 0; p < done.n_parts; p++)
-                    if (strcmp(done.first_ids[p], s.id) == 0 &&
-                        (rc = part_order_set(&order, part_number(done.parts[p]), st.n_records, err)))
+                /* the first record of a stored part: that part's place in the merge */
+                for (size_t p = 0; pdr_strset_contains(done.first_set, s.id) && p < done.n_parts; p++) {
+                    if (strcmp(done.first_ids[p], s.id) != 0)
+                        continue;
+                    if ((rc = part_order_set(&order, part_number(done.parts[p]), st.n_records, err)))
                         goto done;
+                    break;
+                }
                 if (b.n > 0)
                     break; /* the batch must not straddle a stored part */
                 continue;
