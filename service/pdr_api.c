@@ -260,6 +260,11 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
     }
     for (size_t i = 0; i < req->n_args; i++) {
         const char *name = req->arg_names[i], *value = req->arg_values[i];
+        if (req->arg_name_has_nul[i]) {
+            pdr_api_reply_error(rep, 400, "unknown_parameter", "query parameter name '%.64s%%00...' holds a NUL byte",
+                                name);
+            return -1;
+        }
         int is_k = search && strcmp(name, "k") == 0;
         int is_min = search && strcmp(name, "min_score") == 0;
         int is_format = search && strcmp(name, "format") == 0;
@@ -272,6 +277,15 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         if ((is_k && sp->has_k) || (is_min && sp->has_min_score) || (is_format && seen_format) ||
             (is_expand && sp->has_expand)) {
             pdr_api_reply_error(rep, 400, "duplicate_parameter", "query parameter '%s' given twice", name);
+            return -1;
+        }
+        if (req->arg_value_has_nul[i]) { /* "?k=5%00junk": never read as "5" */
+            pdr_api_reply_error(rep, 400,
+                                is_k        ? "bad_k"
+                                : is_min    ? "bad_min_score"
+                                : is_expand ? "bad_expand"
+                                            : "bad_format",
+                                "query parameter '%s' holds a NUL byte (%%00) after '%.32s'", name, value ? value : "");
             return -1;
         }
         if (is_k) {

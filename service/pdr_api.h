@@ -69,7 +69,10 @@ typedef struct pdr_api_request {
     size_t n_args; /* query-string parameters, in order (at most PDR_API_MAX_ARGS) */
     const char *arg_names[PDR_API_MAX_ARGS];
     const char *arg_values[PDR_API_MAX_ARGS]; /* NULL for "?name" without '=' */
-    int too_many_args;                        /* the query string held more than PDR_API_MAX_ARGS parameters */
+    /* The name or the value held an encoded NUL ("?k=5%00junk"): the C string above stops at it,
+     * so the parameter is refused rather than read as "5". */
+    unsigned char arg_name_has_nul[PDR_API_MAX_ARGS], arg_value_has_nul[PDR_API_MAX_ARGS];
+    int too_many_args; /* the query string held more than PDR_API_MAX_ARGS parameters */
 } pdr_api_request;
 
 /* A reply: status, headers and the body the caller sends and then frees (pdr_api_reply_clear). */

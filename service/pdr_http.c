@@ -64,7 +64,6 @@ typedef struct request {
     char *body;
     size_t body_len, body_cap;
     int too_large;
-    size_t discarded;
     int status, endpoint;
     size_t n_queries;
     /* Set while the request waits for a worker (state REQ_QUEUED) and when it comes back. */
@@ -118,9 +117,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type ? rep->content_type : "text/plain");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (rep->endpoint == PDR_EP_PAGE)
-        MHD_add_response_header(resp, "Content-Security-Policy",
-                                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    if (rep->endpoint == PDR_EP_PAGE) /* img-src data: the page's empty icon, which spares a /favicon.ico 404 */
+        MHD_add_response_header(
+            resp, "Content-Security-Policy",
+            "default-src 'self'; img-src data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
     if (rep->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rep->auth_challenge)
@@ -154,7 +154,10 @@ static enum MHD_Result send_too_large(const pdr_http *h, struct MHD_Connection *
 
 /* ================================================================ request handling */
 
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/* One query-string parameter, with its decoded lengths: "?k=5%00junk" decodes to "5", NUL,
+ * "junk", which as a C string would read as "5"; pdr_api refuses it instead. */
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
 {
     (void)kind;
     pdr_api_request *q = cls;
@@ -164,8 +167,38 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     }
     q->arg_names[q->n_args] = key;
     q->arg_values[q->n_args] = value;
+    q->arg_name_has_nul[q->n_args] = strlen(key) != key_size;
+    q->arg_value_has_nul[q->n_args] = value && strlen(value) != value_size;
     q->n_args++;
     return MHD_YES;
+}
+
+/* Per connection (MHD_OPTION_NOTIFY_CONNECTION): how many requests reached on_request. A
+ * connection closed with none was idle, or was answered by libmicrohttpd itself (a malformed
+ * request line or Content-Length, oversize headers, an unsupported HTTP version): those replies
+ * never reach this file, so they are counted here, as connections. */
+typedef struct connection_state {
+    size_t n_requests;
+} connection_state;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    pdr_http *h = cls;
+    pdr_metrics *m = pdr_api_metrics(h->api);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(connection_state)); /* NULL (out of memory): not counted */
+        if (*socket_context)
+            pdr_metrics_connection_opened(m);
+        return;
+    }
+    connection_state *cs = *socket_context;
+    if (!cs)
+        return;
+    pdr_metrics_connection_closed(m, cs->n_requests > 0);
+    free(cs);
+    *socket_context = NULL;
 }
 
 /* Set up the per-request state when the headers are in. */
@@ -193,13 +226,19 @@ static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const ch
     }
     if (!r->client[0])
         snprintf(r->client, sizeof r->client, "-");
+    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (sc && sc->socket_context)
+        ((connection_state *)sc->socket_context)->n_requests++;
     atomic_fetch_add(&h->in_flight, 1);
     pdr_metrics_request_started(pdr_api_metrics(h->api));
     return r;
 }
 
-/* Append a chunk of body, or count it as discarded past the limit. Returns 0, or -1 when the
- * connection should be dropped (a client that keeps sending far past the limit). */
+/* Append a chunk of body, or discard it past the limit. A body past the limit is read to its
+ * end and discarded, so that the client gets its 413 (libmicrohttpd 0.9.75 refuses to queue a
+ * reply while the body is arriving: MHD_queue_response returns MHD_NO then); an endless upload
+ * is cut off by the request deadline instead (on_request). Returns 0, or -1 when out of memory
+ * (the connection is dropped). */
 static int body_append(pdr_http *h, request *r, const char *data, size_t n)
 {
     if (r->too_large || n > h->max_body_bytes - r->body_len) {
@@ -209,8 +248,7 @@ static int body_append(pdr_http *h, request *r, const char *data, size_t n)
             r->body = NULL;
             r->body_len = r->body_cap = 0;
         }
-        r->discarded += n;
-        return r->discarded > 4 * h->max_body_bytes ? -1 : 0;
+        return 0;
     }
     if (r->body_len + n > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 16384;
@@ -297,7 +335,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     q->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     q->body = r->body;
     q->body_len = r->body_len;
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
     int stopping = 0;
     if (r->endpoint == PDR_EP_SEARCH || r->endpoint == PDR_EP_EMBED) {
         pthread_mutex_lock(&h->mu);
@@ -500,7 +538,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
         flags, (uint16_t)opts->port, NULL, NULL, on_request, h, /* the logger first, to catch every message */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     if (!d) {
         int rc = pdr_fail(err, PDR_EIO, "cannot listen on %s port %d: %s", host, opts->port,
                           h->mhd_error[0] ? h->mhd_error : "libmicrohttpd refused to start");

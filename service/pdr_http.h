@@ -9,12 +9,17 @@
  *    meanwhile), so `threads` of them run at once whichever connections they came on. Health,
  *    info, metrics and the page are answered on the event-loop thread without queueing;
  *  - transport limits: the request body (max_body_bytes: 413 before reading the body when
- *    Content-Length says it is too large, or once a chunked body has grown past it), the number
- *    of open connections (further ones wait in the kernel's accept queue until one closes), an
- *    idle timeout per connection, and a deadline for a request's whole body (408 when a client
- *    trickles its upload);
- *  - one log line per request (timestamp, client, method, path, status, milliseconds, queries)
- *    and the request metrics (pdr_metrics.h);
+ *    Content-Length says it is too large; a chunked body that grows past it is read to its end,
+ *    discarded, and answered 413, since libmicrohttpd cannot reply while a body arrives), the
+ *    number of open connections (further ones wait in the kernel's accept queue until one
+ *    closes), an idle timeout per connection, and a deadline for a request's whole body (the
+ *    connection is closed, logged and counted as 408, when a client trickles its upload or
+ *    sends an endless one);
+ *  - one log line per request (timestamp, client, method, path, status, milliseconds, queries;
+ *    status 0 when the connection closed before a reply) and the request and connection
+ *    metrics (pdr_metrics.h). Replies libmicrohttpd makes itself (400 for a malformed request
+ *    line or Content-Length, 431, 505) never reach this layer: they are neither logged nor
+ *    counted by status, only as connections without a request;
  *  - a clean stop: stop accepting, let the requests in flight finish, close.
  *
  * Thread-safety: start and stop from one thread; the api must outlive the server.

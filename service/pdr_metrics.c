@@ -20,6 +20,8 @@ struct pdr_metrics {
     double seconds_sum;
     uint64_t n_done;
     int64_t in_flight;
+    uint64_t closed[PDR_EP_COUNT]; /* requests closed before a reply */
+    uint64_t n_connections, n_connections_without_request;
     uint64_t n_queries, n_sequences, n_residues;
 };
 
@@ -74,7 +76,25 @@ void pdr_metrics_request_done(pdr_metrics *m, int endpoint, int status, double s
         m->buckets[b]++;
         m->seconds_sum += seconds;
         m->n_done++;
+    } else {
+        m->closed[endpoint]++;
     }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pdr_metrics_connection_opened(pdr_metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->n_connections++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pdr_metrics_connection_closed(pdr_metrics *m, int had_request)
+{
+    if (had_request)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->n_connections_without_request++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -110,6 +130,23 @@ void pdr_metrics_render(pdr_metrics *m, pdr_buf *out)
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_sum %.6f\n", m->seconds_sum);
     pdr_buf_printf(out, "pdr_http_request_duration_seconds_count %llu\n", (unsigned long long)m->n_done);
+    pdr_buf_puts(out, "# HELP pdr_http_requests_closed_total HTTP requests whose connection closed before a reply "
+                      "was sent (logged as status 0), by endpoint.\n"
+                      "# TYPE pdr_http_requests_closed_total counter\n");
+    for (int e = 0; e < PDR_EP_COUNT; e++)
+        if (m->closed[e])
+            pdr_buf_printf(out, "pdr_http_requests_closed_total{endpoint=\"%s\"} %llu\n", endpoint_names[e],
+                           (unsigned long long)m->closed[e]);
+    pdr_buf_printf(out,
+                   "# HELP pdr_http_connections_total TCP connections accepted.\n"
+                   "# TYPE pdr_http_connections_total counter\n"
+                   "pdr_http_connections_total %llu\n"
+                   "# HELP pdr_http_connections_without_request_total Connections closed before any request reached "
+                   "pdr: idle, or answered by libmicrohttpd itself (400 malformed request, 431, 505), which "
+                   "pdr_http_requests_total does not count.\n"
+                   "# TYPE pdr_http_connections_without_request_total counter\n"
+                   "pdr_http_connections_without_request_total %llu\n",
+                   (unsigned long long)m->n_connections, (unsigned long long)m->n_connections_without_request);
     pdr_buf_printf(
         out,
         "# HELP pdr_http_requests_in_flight Requests being received, processed or sent (this scrape included).\n"

@@ -6,6 +6,13 @@
  *                                                            from the first byte of the request
  *                                                            to the last byte of the reply
  *   pdr_http_requests_in_flight                              requests being read, run or sent
+ *   pdr_http_requests_closed_total{endpoint="search"}        requests whose connection closed before
+ *                                                            a reply was sent (logged as status 0)
+ *   pdr_http_connections_total                               connections accepted
+ *   pdr_http_connections_without_request_total               connections closed before any request
+ *                                                            reached pdr: idle, or answered by
+ *                                                            libmicrohttpd itself (400, 431, 505),
+ *                                                            which requests_total cannot count
  *   pdr_queries_total                                        query sequences searched
  *   pdr_sequences_embedded_total, pdr_residues_embedded_total  what the encoder did (search + embed)
  *
@@ -42,8 +49,12 @@ void pdr_metrics_free(pdr_metrics *m);
 const char *pdr_endpoint_name(int endpoint);
 
 void pdr_metrics_request_started(pdr_metrics *m);
-/* A request has ended (reply sent, or the connection died: status 0, not counted by code). */
+/* A request has ended: reply sent (counted by status, and in the latency histogram), or the
+ * connection closed before a reply (status 0: counted in pdr_http_requests_closed_total only). */
 void pdr_metrics_request_done(pdr_metrics *m, int endpoint, int status, double seconds);
+/* A connection was accepted; a connection closed, with or without a request that reached pdr. */
+void pdr_metrics_connection_opened(pdr_metrics *m);
+void pdr_metrics_connection_closed(pdr_metrics *m, int had_request);
 /* Work done by the encoder and the index for one request. */
 void pdr_metrics_add_work(pdr_metrics *m, size_t n_queries, size_t n_sequences, size_t n_residues);
 

@@ -4,8 +4,12 @@
 # DevTools protocol the way a person would: load the page, paste the demo queries into the
 # textarea, set k, click Search (real mouse events), and asserts that the hits table shows, for
 # every query, the top hit `pdr search` finds; then pastes a malformed record and asserts that the
-# page shows the error naming it. A screenshot of the result is left in $PDR_TMP/e2e_browser.png
-# (a build directory, outside git).
+# page shows the error naming it. Also: no console errors and no /favicon.ico request; k typed
+# as "1e1" is sent as 10; a new #q=...&k=N fragment typed into the open page runs that search;
+# a non-JSON error reply (libmicrohttpd's own 431 page) shows "HTTP 431 ..."; and against a
+# second server with --max-k 5 --token-file: the banner loads once the token is entered, the
+# default k becomes 5, and #q= links with k missing, empty, 50 or "abc" still search (k 5).
+# A screenshot of the result is left in $PDR_TMP/e2e_browser.png (a build directory, outside git).
 # Skipped (exit 0, "skipped" line) only when /usr/bin/chromium is absent (Debian: apt-get
 # install chromium). The DevTools client is Python's standard library (/usr/bin/python3).
 # Env: PDR (binary), PDR_DATA (data dir), PDR_TMP (scratch). Ends with "N passed, N failed".
@@ -34,20 +38,28 @@ trap cleanup EXIT
 }
 "$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/expected.tsv" -k 5 2>/dev/null
 
-"$PDR" serve "$T/db" --port 0 --threads 2 2>"$T/serve.err" &
-server=$!
-pids+=("$server")
-port=
-for _ in $(seq 1 600); do
-    [ -z "$port" ] && port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/serve.err" 2>/dev/null | head -1)
-    [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ] && break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    cat "$T/serve.err" >&2
+# Start `pdr serve` with stderr in $1 (more options after it); sets $server and $port once
+# /v1/health answers 200, or fails the test.
+start_server() {
+    local log=$1
+    shift
+    "$PDR" serve "$T/db" --port 0 --threads 2 "$@" 2>"$log" &
+    server=$!
+    pids+=("$server")
+    port=
+    for _ in $(seq 1 600); do
+        [ -z "$port" ] && port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" 2>/dev/null | head -1)
+        [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ] && return 0
+        sleep 0.1
+    done
+    cat "$log" >&2
     echo "0 passed, 1 failed"
     exit 1
-fi
+}
+printf 'tok-%s\n' "$$" >"$T/token"
+start_server "$T/serve2.err" --max-k 5 --token-file "$T/token"
+server2=$server port2=$port
+start_server "$T/serve.err"
 
 # --remote-debugging-port=0: Chromium picks a port and writes it to DevToolsActivePort.
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
@@ -71,7 +83,7 @@ cat >"$T/drive.py" <<'EOF'
 """Drive the page through the Chrome DevTools protocol (stdlib websocket client)."""
 import base64, json, os, socket, struct, sys, time, urllib.request
 
-devtools_port, page_url, query_path, expected_tsv, screenshot = sys.argv[1:6]
+devtools_port, page_url, query_path, expected_tsv, screenshot, serve_log, page2_url, token = sys.argv[1:9]
 passed = failed = 0
 
 
@@ -147,12 +159,15 @@ class WebSocket:
 class Page:
     def __init__(self, ws):
         self.ws, self.next_id = ws, 0
+        self.events = []  # DevTools events seen while waiting for replies (console, network)
 
     def call(self, method, **params):
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
             msg = json.loads(self.ws.recv())
+            if "method" in msg:
+                self.events.append(msg)
             if msg.get("id") == self.next_id:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
@@ -190,6 +205,8 @@ page_target = next(t for t in targets if t.get("type") == "page")
 page = Page(WebSocket(page_target["webSocketDebuggerUrl"]))
 page.call("Page.enable")
 page.call("Runtime.enable")
+page.call("Log.enable")
+page.call("Network.enable")
 page.call("Page.navigate", url=page_url)
 check("page loads", page.wait_for("document.readyState === 'complete' && !!document.getElementById('search')"))
 check("info banner shows the database size",
@@ -231,14 +248,111 @@ check("malformed FASTA: error shown", state == "error" and "invalid_fasta" in er
       repr(error))
 check("malformed FASTA: no stale table", page.eval("document.getElementById('hits').hidden"))
 
+def console_errors():
+    """Console and browser-log errors seen so far (a 404 for /favicon.ico, a CSP violation), less
+    the 4xx replies of the API calls the tests provoke (the page shows those itself)."""
+    out = []
+    for e in page.events:
+        if e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error":
+            entry = e["params"]["entry"]
+            if entry.get("text", "").startswith("Failed to load resource") and "/v1/" in entry.get("url", ""):
+                continue
+            out.append(entry.get("text", "") + " " + entry.get("url", ""))
+        elif e["method"] == "Runtime.exceptionThrown":
+            out.append(str(e["params"]["exceptionDetails"].get("text")))
+        elif e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error":
+            out.append(str(e["params"]["args"]))
+    return out
+
+
+def search_urls():
+    return [e["params"]["request"]["url"] for e in page.events
+            if e["method"] == "Network.requestWillBeSent" and "/v1/search" in e["params"]["request"]["url"]]
+
+
+def rows_per_query():
+    rows = json.loads(page.eval("JSON.stringify([...document.querySelectorAll('#hits-body tr')]"
+                                ".map(tr => tr.cells[0].textContent))"))
+    return {q: rows.count(q) for q in rows}
+
+
+def run_and_wait(action):
+    """Mark the page idle, do action (a click, a new fragment), wait for the search to end."""
+    page.eval("document.body.dataset.state = 'idle'")
+    action()
+    state = page.wait_for("['done', 'error'].includes(document.body.dataset.state) && document.body.dataset.state")
+    return state, page.eval("document.getElementById('error').textContent")
+
+
+def set_hash(fragment):
+    page.eval(f"location.hash = {json.dumps(fragment)}")
+
+
+def q_fragment(fasta, k=None):
+    import urllib.parse
+    return "#q=" + urllib.parse.quote(fasta) + ("" if k is None else "&k=" + urllib.parse.quote(k))
+
+
+# The favicon: no request for /favicon.ico (its 404 was a console error on every load).
+time.sleep(0.3)
+check("no console errors on load", console_errors() == [], repr(console_errors()))
+check("no /favicon.ico request", "/favicon.ico" not in open(serve_log).read())
+
+# k typed as "1e1": a number to the browser; the page sends the integer 10.
+one = ">one\nMKVLAAGIVGLLLAQWERTYHHHHKLMNPQRSTV\n"
+page.paste_into("fasta", one)
+page.paste_into("k", "1e1")
+state, error = run_and_wait(lambda: page.click("search"))
+check("k 1e1: search runs with k=10", state == "done" and rows_per_query() == {"one": 10} and
+      search_urls() and search_urls()[-1].endswith("k=10"), f"{state} {error} {search_urls()[-1:]}")
+page.paste_into("k", "2.5")
+state, error = run_and_wait(lambda: page.click("search"))
+check("k 2.5: the page says k must be a whole number", state == "error" and "whole number" in error, repr(error))
+
+# A new #q= fragment typed into the open page runs that search (hashchange).
+state, error = run_and_wait(lambda: set_hash(q_fragment(">hash1\nMKVLAAGIVGLLLAQWERTY\n", "2")))
+check("hashchange: the fragment's query runs with its k", state == "done" and rows_per_query() == {"hash1": 2} and
+      page.eval("document.getElementById('k').value") == "2", f"{state} {error} {rows_per_query()}")
+state, error = run_and_wait(lambda: set_hash(q_fragment(">hash2\nMKVLAAGIVGLLLAQWERTY\n", "3")))
+check("hashchange again: the new query runs", state == "done" and rows_per_query() == {"hash2": 3}, f"{state} {error}")
+
+# A reply that is not JSON (libmicrohttpd's HTML 431 for headers past 32 KiB): HTTP status text.
+page.paste_into("k", "5")
+page.eval("document.getElementById('token').value = 'x'.repeat(40000)")
+state, error = run_and_wait(lambda: page.click("search"))
+check("HTML error reply: 'HTTP 431 ...', not a JSON parse error",
+      state == "error" and error.startswith("HTTP 431") and "JSON" not in error, repr(error))
+page.eval("document.getElementById('token').value = ''")
+
+# Second server: --max-k 5 --token-file. The banner waits for the token, then the default k is 5.
+page.events.clear()
+page.call("Page.navigate", url=page2_url)
+check("token server: page loads and asks for the token",
+      page.wait_for("document.readyState === 'complete' && !document.getElementById('token-row').hidden"))
+check("token server: k starts at the page default", page.eval("document.getElementById('k').value") == "10")
+page.paste_into("token", token)
+page.eval("document.getElementById('token').blur()")  # 'change': the page retries /v1/info
+check("token server: banner loads once the token is entered",
+      page.wait_for("document.getElementById('info').textContent.includes('k up to 5')"),
+      repr(page.eval("document.getElementById('info').textContent")))
+check("token server: default k clamped to max-k 5", page.eval("document.getElementById('k').value") == "5")
+page.paste_into("fasta", one)
+state, error = run_and_wait(lambda: page.click("search"))
+check("max-k 5: Search with the default k runs", state == "done" and rows_per_query() == {"one": 5}, f"{state} {error}")
+for k in (None, "50", "abc", ""):
+    state, error = run_and_wait(lambda: set_hash(q_fragment(f">link{k}\nMKVLAAGIVGLLLAQWERTY\n", k)))
+    check(f"max-k 5: #q= link with k {k} searches with k 5", state == "done" and rows_per_query() == {f"link{k}": 5},
+          f"{state} {error} {rows_per_query()}")
+check("no console errors on the token server's page", console_errors() == [], repr(console_errors()))
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF
 
 /usr/bin/python3 "$T/drive.py" "$devtools_port" "http://127.0.0.1:$port/" "$DATA/demo/query.fasta" \
-    "$T/expected.tsv" "$OUT/e2e_browser.png"
+    "$T/expected.tsv" "$OUT/e2e_browser.png" "$T/serve.err" "http://127.0.0.1:$port2/" "tok-$$"
 rc=$?
 [ $rc -eq 0 ] && echo "e2e_browser: screenshot in $OUT/e2e_browser.png"
-kill -TERM "$server"
-wait "$server" 2>/dev/null
+kill -TERM "$server" "$server2"
+wait "$server" "$server2" 2>/dev/null
 exit $rc

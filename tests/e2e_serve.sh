@@ -116,6 +116,11 @@ printf '>good\nMKV\n>bad_rec\nMK9V\n' >"$T/bad.fa"
 check "malformed FASTA 400 naming record and id" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/bad.fa $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = invalid_fasta ] && grep -q 'record 2 (bad_rec)' '$T/body'"
 { printf '>big\n'; head -c 2000000 /dev/zero | tr '\0' 'A'; } >"$T/big.fa"
 check "2 MB body 413" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big.fa $base/v1/search)\" = 413 ] && [ \"\$(err_code)\" = body_too_large ]"
+# chunked, 6 MB (past 4x the limit, where the connection used to be dropped): read, then refused
+$PY -c "print(('>s\n' + 'A' * 300 + '\n') * 20000)" >"$T/big6.fa"
+check "6 MB chunked body 413" "[ \"\$(call -H 'Content-Type: text/x-fasta' -H 'Transfer-Encoding: chunked' --data-binary @$T/big6.fa $base/v1/search)\" = 413 ] && [ \"\$(err_code)\" = body_too_large ]"
+check "k with an encoded NUL 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?k=5%00junk')\" = 400 ] && [ \"\$(err_code)\" = bad_k ]"
+check "format with an encoded NUL 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?format=tsv%00x')\" = 400 ] && [ \"\$(err_code)\" = bad_format ]"
 for i in $(seq 1 101); do printf '>q%d\nMKVLAAGIVG\n' "$i"; done >"$T/many.fa"
 check "101 queries 400" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/many.fa $base/v1/search)\" = 400 ] && [ \"\$(err_code)\" = too_many_queries ]"
 { printf '>long1\n'; head -c 10001 /dev/zero | tr '\0' 'M'; echo; } >"$T/long.fa"
@@ -141,11 +146,50 @@ for i in $(seq 1 8); do
 done
 check "8 concurrent searches: all 200 and identical to pdr search" "[ $wait_ok = 1 ]"
 
+# --- a request whose client goes away before the reply; a reply libmicrohttpd makes itself (505)
+# (Python, not bash's /dev/tcp: a write racing the server's close must not SIGPIPE the script)
+$PY - "$port" >"$T/h2.reply" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: 100\r\n\r\n>gone\nMKV")
+time.sleep(0.2)
+s.close()
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+try:
+    s.sendall(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+except OSError:
+    pass
+print(s.recv(64).split(b"\r\n")[0].decode())
+s.close()
+EOF
+check "HTTP/2.0 request line: libmicrohttpd's 505" "grep -q '^HTTP/1.1 505' '$T/h2.reply'"
+sleep 0.3
+
 # --- metrics and request log
 call "$base/metrics" >/dev/null
-check "metrics count searches by status" "grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"200\"\} [0-9]+' '$T/body' && grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"413\"\} 1$' '$T/body'"
+check "metrics count searches by status" "grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"200\"\} [0-9]+' '$T/body' && grep -Eq '^pdr_http_requests_total\{endpoint=\"search\",code=\"413\"\} 2$' '$T/body'"
+check "metrics count the request closed before its reply" "grep -Eq '^pdr_http_requests_closed_total\{endpoint=\"search\"\} 1$' '$T/body'"
+check "metrics count connections without a request (the 505)" "grep -Eq '^pdr_http_connections_without_request_total [1-9]' '$T/body' && grep -Eq '^pdr_http_connections_total [1-9][0-9]' '$T/body'"
+check "metrics are valid Prometheus text" "$PY - '$T/body' <<'EOF'
+import re, sys
+declared = set()
+for line in open(sys.argv[1]).read().splitlines():
+    m = re.match(r'# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$', line)
+    if m:
+        declared.add(m.group(1))
+        continue
+    if line.startswith('# HELP '):
+        continue
+    m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? (\S+)$', line)
+    assert m, line
+    float(m.group(4))
+    name = re.sub(r'_(bucket|sum|count)$', '', m.group(1))
+    assert m.group(1) in declared or name in declared, line
+EOF"
 check "metrics have the latency histogram and work counters" "grep -q '^pdr_http_request_duration_seconds_bucket{le=\"+Inf\"}' '$T/body' && grep -Eq '^pdr_queries_total [1-9]' '$T/body' && grep -Eq '^pdr_residues_embedded_total [1-9]' '$T/body'"
 check "log: one line per request with method, path, status, ms, queries" "grep -Eq 'POST /v1/search 200 [0-9.]+ms queries=3$' '$T/serve.err' && grep -Eq 'GET /v1/nothing 404 [0-9.]+ms queries=0$' '$T/serve.err'"
+check "log: the closed request as status 0" "grep -Eq 'POST /v1/search 0 [0-9.]+ms queries=0 \(connection closed before the reply was sent\)$' '$T/serve.err'"
 
 # --- busy port
 "$PDR" serve "$T/db" --port "$port" 2>"$T/busy.err"

@@ -979,6 +979,120 @@ TEST(bad_query_parameters_are_400)
     reply_free(&plain);
 }
 
+/* "?k=5%00junk" decodes to "5", NUL, "junk": read as a C string it would be k=5. Every such
+ * value is refused with the parameter's own code, as any other bad value. */
+TEST(query_values_with_an_encoded_nul_are_400)
+{
+    static const struct {
+        const char *target, *code;
+    } cases[] = {
+        {"/v1/search?k=5%00junk", "bad_k"},
+        {"/v1/search?k=1%00", "bad_k"},
+        {"/v1/search?format=tsv%00x", "bad_format"},
+        {"/v1/search?format=json%00", "bad_format"},
+        {"/v1/search?min_score=0%00x", "bad_min_score"},
+        {"/v1/search?expand=false%00", "bad_expand"},
+        {"/v1/search?k%00x=5", "unknown_parameter"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = post_fasta(port, cases[i].target, ">a\nMKV\n");
+        CHECKF(r.status == 400, "%s: status %d: %s", cases[i].target, r.status, r.body);
+        CHECK_ERROR(r, 400, cases[i].code, "NUL");
+        reply_free(&r);
+    }
+    /* the same values without the NUL are fine */
+    reply r = post_fasta(port, "/v1/search?k=5&format=tsv&min_score=0&expand=false", ">a\nMKVLAAGIVG\n");
+    CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
+    reply_free(&r);
+}
+
+/* Send body as chunks of chunk bytes (Transfer-Encoding: chunked), then the last chunk. Returns
+ * 0, or -1 when the server closed the connection while we sent. */
+static int send_chunked(conn *c, const char *target, const char *body, size_t n, size_t chunk)
+{
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nTransfer-Encoding: chunked\r\n"
+             "Connection: close\r\n\r\n",
+             target);
+    if (send_all(c, head, strlen(head)))
+        return -1;
+    char chunk_head[32];
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        snprintf(chunk_head, sizeof chunk_head, "%zx\r\n", len);
+        if (send_all(c, chunk_head, strlen(chunk_head)) || send_all(c, body + off, len) || send_all(c, "\r\n", 2))
+            return -1;
+    }
+    return send_all(c, "0\r\n\r\n", 5);
+}
+
+/* A chunked body far past --max-body (5x here; the audit's curl upload of 6 MB) still gets the
+ * JSON 413, not a dropped connection; an endless chunked upload is still cut off, by the request
+ * deadline. */
+TEST(chunked_bodies_far_past_the_limit_get_413)
+{
+    size_t n = 5 * PDR_API_MAX_BODY_BYTES_DEFAULT;
+    char *body = malloc(n);
+    memset(body, 'A', n);
+    memcpy(body, ">big\n", 5);
+    double bad0 = fmax(metric(port, "pdr_http_requests_total{endpoint=\"search\",code=\"413\"}"), 0);
+    conn c;
+    CHECK(conn_open(&c, port) == 0);
+    int sent = send_chunked(&c, "/v1/search", body, n, 65536);
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&c, 0, 0, &r);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    CHECKF(sent == 0, "the server closed the connection during a %zu-byte chunked upload", n);
+    CHECK_ERROR(r, 413, "body_too_large", "1048576");
+    reply_free(&r);
+    conn_close(&c);
+    CHECK(metric_wait(port, "pdr_http_requests_total{endpoint=\"search\",code=\"413\"}", bad0 + 1) == bad0 + 1);
+    free(body);
+
+    /* Endless: chunks as fast as the socket takes them, for up to 10 s; the deadline is 1 s. */
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    l.max_body_bytes = 1000;
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.request_timeout_s = 1;
+    pdr_http *h = NULL;
+    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    CHECK(conn_open(&c, p) == 0);
+    const char *head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    send_all(&c, head, strlen(head));
+    static char chunk[8192 + 16];
+    int len = snprintf(chunk, sizeof chunk, "%x\r\n", 8192);
+    memset(chunk + len, 'A', 8192);
+    memcpy(chunk + len + 8192, "\r\n", 2);
+    double t0 = now_wall();
+    int closed = 0;
+    while (!closed && now_wall() - t0 < 10)
+        closed = send_all(&c, chunk, (size_t)len + 8194) != 0;
+    double waited = now_wall() - t0;
+    CHECKF(closed && waited > 0.9 && waited < 5, "endless chunked upload: closed %d after %.2f s", closed, waited);
+    conn_close(&c);
+    CHECK(metric_wait(p, "pdr_http_requests_total{endpoint=\"search\",code=\"408\"}", 1) == 1);
+    reply hr = get(p, "/v1/health");
+    CHECK(hr.status == 200);
+    reply_free(&hr);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
 TEST(bad_json_bodies_are_400_with_their_code)
 {
     static const struct {
@@ -1104,6 +1218,146 @@ TEST(garbage_requests_do_not_hurt_the_server)
     r = get(port, "/v1/health");
     CHECK(r.status == 200);
     reply_free(&r);
+}
+
+/* /metrics is the text exposition format: every sample line is `name{labels} value` of a family
+ * declared by # HELP and # TYPE lines before it. Returns the number of problems (printed). */
+static int prometheus_problems(const char *text)
+{
+    int problems = 0;
+    char declared[64][96];
+    size_t n_declared = 0;
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        char l[512];
+        snprintf(l, sizeof l, "%.*s", (int)(len < sizeof l ? len : sizeof l - 1), line);
+        line += len + (line[len] == '\n');
+        char name[96] = "", kind[32] = "";
+        if (strncmp(l, "# HELP ", 7) == 0)
+            continue;
+        if (sscanf(l, "# TYPE %95s %31s", name, kind) == 2) {
+            if (n_declared < 64)
+                snprintf(declared[n_declared++], sizeof declared[0], "%s", name);
+            if (strcmp(kind, "counter") && strcmp(kind, "gauge") && strcmp(kind, "histogram")) {
+                fprintf(stderr, "metrics: bad TYPE line '%s'\n", l);
+                problems++;
+            }
+            continue;
+        }
+        size_t nl = strspn(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:0123456789");
+        const char *rest = l + nl;
+        if (*rest == '{') {
+            const char *close = strchr(rest, '}');
+            rest = close ? close + 1 : rest + strlen(rest);
+        }
+        char *end = NULL;
+        int ok = nl > 0 && *rest == ' ' && (strtod(rest + 1, &end), end && end != rest + 1 && *end == '\0');
+        int known = 0;
+        for (size_t i = 0; i < n_declared && ok; i++) {
+            size_t dl = strlen(declared[i]);
+            known |= dl <= nl && strncmp(l, declared[i], dl) == 0 &&
+                     (dl == nl || strncmp(l + dl, "_bucket", 7) == 0 || strncmp(l + dl, "_sum", 4) == 0 ||
+                      strncmp(l + dl, "_count", 6) == 0);
+        }
+        if (!ok || !known) {
+            fprintf(stderr, "metrics: bad sample line '%s' (%s)\n", l, ok ? "no TYPE before it" : "syntax");
+            problems++;
+        }
+    }
+    return problems;
+}
+
+/* Requests whose connection closes before the reply are logged as status 0 and counted in
+ * pdr_http_requests_closed_total; replies libmicrohttpd makes itself (505, 431, 400 for a bad
+ * Content-Length) never reach pdr, and show as connections without a request. */
+TEST(closed_requests_and_libmicrohttpd_replies_are_counted)
+{
+    const char *closed_name = "pdr_http_requests_closed_total{endpoint=\"search\"}";
+    const char *bare_name = "pdr_http_connections_without_request_total";
+    double closed0 = fmax(metric(port, closed_name), 0), bare0 = metric(port, bare_name);
+    double conns0 = metric(port, "pdr_http_connections_total");
+    CHECKF(bare0 >= 0 && conns0 > 0, "connection metrics missing: %g %g", bare0, conns0);
+    /* Headers and half a body, then the client goes away. */
+    conn c;
+    CHECK(conn_open(&c, port) == 0);
+    const char *half = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+                       "Content-Length: 100\r\n\r\n>gone\nMKV";
+    send_all(&c, half, strlen(half));
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    conn_close(&c);
+    CHECKF(metric_wait(port, closed_name, closed0 + 1) == closed0 + 1, "closed %g, want %g", metric(port, closed_name),
+           closed0 + 1);
+    /* Three replies from libmicrohttpd itself. */
+    const char *junk[] = {"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", NULL};
+    char *big = malloc(40000);
+    memset(big, 'a', 40000);
+    memcpy(big, "GET / HTTP/1.1\r\nX-Big: ", 23);
+    memcpy(big + 40000 - 5, "\r\n\r\n", 5);
+    junk[2] = big;
+    int want_status[] = {505, 400, 431};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK(conn_open(&c, port) == 0);
+        send_all(&c, junk[i], strlen(junk[i]));
+        reply r;
+        memset(&r, 0, sizeof r);
+        conn_read_reply(&c, 0, 0, &r);
+        CHECKF(r.status == want_status[i], "junk %zu: status %d, want %d", i, r.status, want_status[i]);
+        reply_free(&r);
+        conn_close(&c);
+    }
+    free(big);
+    CHECKF(metric_wait(port, bare_name, bare0 + 3) == bare0 + 3, "connections without a request %g, want %g",
+           metric(port, bare_name), bare0 + 3);
+    CHECK(metric(port, "pdr_http_connections_total") > conns0 + 4);
+    /* The log says status 0 for the closed request. */
+    int found = 0;
+    for (int attempt = 0; attempt < 100 && !found; attempt++) {
+        char *text = read_file(log_path, NULL);
+        found = text && strstr(text, "POST /v1/search 0 ") && strstr(text, "(connection closed before the reply");
+        free(text);
+        if (!found)
+            nanosleep(&pause, NULL);
+    }
+    CHECK(found);
+    reply m = get(port, "/metrics");
+    CHECK(m.status == 200 && prometheus_problems(m.body) == 0);
+    CHECK(strstr(m.body, "# TYPE pdr_http_requests_closed_total counter\n") &&
+          strstr(m.body, "# TYPE pdr_http_connections_without_request_total counter\n"));
+    reply_free(&m);
+}
+
+/* The page and the API document say what the server does (the browser test drives the page). */
+TEST(page_and_openapi_describe_the_server)
+{
+    /* page: an icon of its own (no /favicon.ico 404), fragments followed after load, non-JSON
+     * replies and k handled, the score as README "Scores" defines it */
+    const char *page_has[] = {
+        "<link rel=\"icon\" href=\"data:,\">",         "\"hashchange\"",    "resp.statusText",
+        "mean of the two proteins' background levels", "ranked by E-value", "setTimeout(loadInfo"};
+    for (size_t i = 0; i < sizeof page_has / sizeof page_has[0]; i++)
+        CHECKF(strstr(pdr_page_html, page_has[i]) != NULL, "page lacks %s", page_has[i]);
+    CHECK(strstr(pdr_page_html, "less the two proteins' background levels") == NULL);
+    reply r = get(port, "/");
+    char csp[256] = "";
+    CHECKF(find_header(r.head, "Content-Security-Policy", csp, sizeof csp) && strstr(csp, "img-src data:"),
+           "CSP '%s' blocks the page's data: icon", csp);
+    reply_free(&r);
+    r = get(port, "/favicon.ico");
+    CHECK(r.status == 404); /* not served: the page names its own icon */
+    reply_free(&r);
+    /* openapi: bearer applied (optional), every accepted FASTA type, 404 and 405 described */
+    const char *doc_has[] = {"\"security\": [{}, {\"bearer\": []}]",
+                             "--token-file",
+                             "text/fasta",
+                             "application/x-fasta",
+                             "\"NotFound\"",
+                             "\"MethodNotAllowed\"",
+                             "\"$ref\": \"#/components/responses/MethodNotAllowed\"",
+                             "%00"};
+    for (size_t i = 0; i < sizeof doc_has / sizeof doc_has[0]; i++)
+        CHECKF(strstr(pdr_openapi_json, doc_has[i]) != NULL, "openapi lacks %s", doc_has[i]);
 }
 
 /* ================================================================ connections and concurrency */
@@ -1826,11 +2080,15 @@ int main(void)
     RUN(too_many_queries_are_400_and_the_limit_itself_is_fine);
     RUN(too_large_bodies_are_413);
     RUN(bad_query_parameters_are_400);
+    RUN(query_values_with_an_encoded_nul_are_400);
+    RUN(chunked_bodies_far_past_the_limit_get_413);
     RUN(bad_json_bodies_are_400_with_their_code);
     RUN(unsupported_content_types_are_415);
     RUN(wrong_methods_are_405_with_allow);
     RUN(unknown_paths_are_404);
     RUN(garbage_requests_do_not_hurt_the_server);
+    RUN(closed_requests_and_libmicrohttpd_replies_are_counted);
+    RUN(page_and_openapi_describe_the_server);
     RUN(keep_alive_serves_several_requests_on_one_connection);
     RUN(concurrent_requests_all_get_the_same_right_answer);
     RUN(loading_server_answers_503_until_ready);
