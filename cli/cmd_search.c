@@ -400,6 +400,9 @@ static int out_commit(search_out *o, pdr_err *err)
 {
     if (fflush(o->f) != 0)
         return pdr_fail(err, PDR_EIO, "%s: write failed: %s", out_name(o), strerror(errno));
+    /* a write that failed earlier (disk full for a while) must not pass as a complete OUT */
+    if (ferror(o->f))
+        return pdr_fail(err, PDR_EIO, "%s: write failed earlier in the run", out_name(o));
     if (o->f == stdout)
         return PDR_OK;
     int bad = fclose(o->f) != 0;

@@ -135,7 +135,7 @@ void pdr_align_walk(const uint8_t *la, const uint8_t *lb, size_t i, size_t j, pd
 double pdr_align_bits(double score);
 
 /* Probability that two unrelated sequences of m and n residues align at least this well:
- * 1 - exp(-K m n exp(-lambda score)). */
+ * 1 - exp(-K m n exp(-lambda score)); 1 for a score <= 0 (nothing aligned). */
 double pdr_align_pvalue(double score, size_t m, size_t n);
 
 /* Composition-based statistics, as BLAST's mode 1 (Schaffer et al. 2001): two sequences rich

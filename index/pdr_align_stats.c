@@ -13,6 +13,10 @@ double pdr_align_bits(double score) { return (PDR_ALIGN_LAMBDA * score - log(PDR
 
 double pdr_align_pvalue(double score, size_t m, size_t n)
 {
+    /* no residue pair scores above 0: no alignment, no evidence (the formula would give short
+     * sequences a p-value well below 1 for nothing) */
+    if (!(score > 0))
+        return 1.0;
     double e = PDR_ALIGN_K * (double)m * (double)n * exp(-PDR_ALIGN_LAMBDA * score);
     return e < 1e-5 ? e : -expm1(-e);
 }

@@ -18,17 +18,20 @@
 
 /* Database rows expanded per search call at makedb. */
 #define EXPAND_BATCH 4096
-/* Hits fetched per row to pick PDR_EXPAND_K from (room for skipped copies of the row). */
+/* Hits fetched per row to pick PDR_EXPAND_K from (room for skipped copies of the row; a row
+ * with more copies is searched again, further: expand_row). */
 #define EXPAND_FETCH (PDR_EXPAND_K + 5)
 
-size_t pdr_expand_pick(const pdr_hit *hits, size_t m, int64_t *rows, float *w)
+size_t pdr_expand_pick(const pdr_hit *hits, const float *cosine, size_t m, int64_t *rows, float *w)
 {
     size_t c = 0;
     for (size_t j = 0; j < m && c < PDR_EXPAND_K; j++) {
-        if (hits[j].cosine >= PDR_EXPAND_SAME || !(hits[j].score > 0.0f))
+        /* the adjusted score is the cosine less the pair's levels: move it with the cosine */
+        float cos = cosine ? cosine[j] : hits[j].cosine, score = hits[j].score + (cos - hits[j].cosine);
+        if (cos >= PDR_EXPAND_SAME || !(score > 0.0f))
             continue;
         rows[c] = hits[j].row;
-        w[c++] = hits[j].score;
+        w[c++] = score;
     }
     return c;
 }
@@ -133,8 +136,21 @@ int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_i
     *ret = NULL;
     char path[4096];
     join(path, sizeof path, dbdir, PDR_DB_EXPANSION);
-    if (access(path, F_OK) != 0)
+    if (access(path, F_OK) != 0) {
+        /* no expansion, unless its other files say one was made (or is being made): then
+         * searching unexpanded would silently be another search */
+        static const char *const parts[] = {PDR_DB_INDEX_X, PDR_DB_CALIB_X};
+        char other[4096];
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            join(other, sizeof other, dbdir, parts[i]);
+            if (access(other, F_OK) == 0)
+                return pdr_fail(err, PDR_EIO,
+                                "%s: the database's expansion is incomplete (%s without %s: pdr makedb --expand "
+                                "was interrupted, or the file was removed); rerun 'pdr makedb --expand'",
+                                dbdir, parts[i], PDR_DB_EXPANSION);
+        }
         return PDR_OK;
+    }
     pdr_db_expansion *x = calloc(1, sizeof *x);
     if (!x || !(x->levels = malloc((n ? n : 1) * sizeof(float)))) {
         free(x);
@@ -234,6 +250,86 @@ int pdr_db_expansion_remove(const char *dbdir, pdr_err *err)
     return PDR_OK;
 }
 
+/* ---------------------------------------------------------------- one vector's expansion */
+
+/* Where the database rows' original vectors come from: memory at makedb (mem), expansion.h5 at
+ * search (x). */
+typedef struct orig_src {
+    const float *mem;
+    const pdr_db_expansion *x;
+    int dim;
+} orig_src;
+
+static int orig_row(const orig_src *o, int64_t row, float *out, pdr_err *err)
+{
+    if (o->mem) {
+        memcpy(out, o->mem + (size_t)row * (size_t)o->dim, (size_t)o->dim * sizeof(float));
+        return PDR_OK;
+    }
+    return pdr_db_expansion_read(o->x, 0, row, out, err);
+}
+
+static float dot(const float *a, const float *b, int dim)
+{
+    double s = 0.0;
+    for (int i = 0; i < dim; i++)
+        s += (double)a[i] * b[i];
+    return (float)s;
+}
+
+/* Expand e (its m hits, best first, of a search for `fetch`) into out. Which hits are copies of
+ * e is decided on the exact cosine of the original vectors, not the index's (a quantized index
+ * scores a protein against itself anywhere in 0.998-1.001). When copies leave fewer than
+ * PDR_EXPAND_K neighbours and the search may have stopped short of the next one, e is searched
+ * again, further. tmp holds PDR_EXPAND_K vectors. */
+static int expand_row(const pdr_db *db, const pdr_background *bg, const orig_src *o, const float *e,
+                      const pdr_hit *hits, size_t m, size_t fetch, float *tmp, float *out, pdr_err *err)
+{
+    int dim = o->dim, rc = PDR_OK;
+    pdr_hit *more = NULL;
+    float *cos = NULL;
+    int64_t rows[PDR_EXPAND_K];
+    float w[PDR_EXPAND_K];
+    size_t n_db = pdr_db_count(db);
+    for (;;) {
+        float *c2 = realloc(cos, (m ? m : 1) * sizeof *cos);
+        if (!c2) {
+            rc = pdr_fail(err, PDR_ENOMEM, "expansion: out of memory");
+            goto done;
+        }
+        cos = c2;
+        for (size_t j = 0; j < m && !rc; j++)
+            if (!(rc = orig_row(o, hits[j].row, tmp, err)))
+                cos[j] = dot(e, tmp, dim);
+        if (rc)
+            goto done;
+        size_t got = pdr_expand_pick(hits, cos, m, rows, w);
+        /* stop: enough, the search gave all it had, or its last hit scores <= 0 (so do all later) */
+        if (got == PDR_EXPAND_K || m < fetch || fetch >= n_db || !(hits[m - 1].score > 0.0f)) {
+            for (size_t j = 0; j < got && !rc; j++)
+                rc = orig_row(o, rows[j], tmp + j * (size_t)dim, err);
+            if (!rc)
+                pdr_expand_vector(e, tmp, w, got, dim, PDR_EXPAND_ALPHA, out);
+            goto done;
+        }
+        fetch = fetch * 4 < n_db ? fetch * 4 : n_db;
+        pdr_hit *h2 = realloc(more, fetch * sizeof *more);
+        if (!h2) {
+            rc = pdr_fail(err, PDR_ENOMEM, "expansion: out of memory for %zu hits", fetch);
+            goto done;
+        }
+        more = h2;
+        pdr_db_queries qs = {.n = 1, .vec = e, .bg = bg, .no_expand = 1};
+        if ((rc = pdr_db_search(db, &qs, (int)fetch, -HUGE_VALF, HUGE_VAL, more, &m, err)))
+            goto done;
+        hits = more;
+    }
+done:
+    free(more);
+    free(cos);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- expanding queries */
 
 int pdr_db_expand_queries(const pdr_db *db, const pdr_background *bg, const float *vec, size_t n, float *out,
@@ -252,16 +348,12 @@ int pdr_db_expand_queries(const pdr_db *db, const pdr_background *bg, const floa
         goto done;
     }
     pdr_db_queries qs = {.n = n, .vec = vec, .bg = bg, .no_expand = 1};
+    orig_src src = {.x = x, .dim = dim};
     if ((rc = pdr_db_search(db, &qs, EXPAND_FETCH, -HUGE_VALF, HUGE_VAL, hits, counts, err)))
         goto done;
     for (size_t q = 0; q < n && !rc; q++) {
-        int64_t rows[PDR_EXPAND_K];
-        float w[PDR_EXPAND_K];
-        size_t m = pdr_expand_pick(hits + q * EXPAND_FETCH, counts[q], rows, w);
-        for (size_t j = 0; j < m && !rc; j++)
-            rc = pdr_db_expansion_read(x, 0, rows[j], nb + j * (size_t)dim, err);
-        if (!rc)
-            pdr_expand_vector(vec + q * (size_t)dim, nb, w, m, dim, PDR_EXPAND_ALPHA, out + q * (size_t)dim);
+        rc = expand_row(db, bg, &src, vec + q * (size_t)dim, hits + q * EXPAND_FETCH, counts[q], EXPAND_FETCH, nb,
+                        out + q * (size_t)dim, err);
     }
     if (!rc)
         rc = pdr_background_levels(bg, out, n, out_levels, err);
@@ -377,15 +469,12 @@ int pdr_db_write_expansion(const char *dbdir, const char *index_spec, const pdr_
         pdr_db_queries qs = {.n = c, .vec = orig + lo * (size_t)dim, .bg = bg, .no_expand = 1};
         if ((rc = pdr_db_search(db, &qs, EXPAND_FETCH, -HUGE_VALF, HUGE_VAL, hits, counts, err)))
             goto done;
-        for (size_t q = 0; q < c; q++) {
-            int64_t rows[PDR_EXPAND_K];
-            float w[PDR_EXPAND_K];
-            size_t m = pdr_expand_pick(hits + q * EXPAND_FETCH, counts[q], rows, w);
-            for (size_t j = 0; j < m; j++)
-                memcpy(nb + j * (size_t)dim, orig + (size_t)rows[j] * dim, (size_t)dim * sizeof(float));
-            pdr_expand_vector(orig + (lo + q) * (size_t)dim, nb, w, m, dim, PDR_EXPAND_ALPHA,
-                              xvec + (lo + q) * (size_t)dim);
-        }
+        orig_src src = {.mem = orig, .dim = dim};
+        for (size_t q = 0; q < c && !rc; q++)
+            rc = expand_row(db, bg, &src, orig + (lo + q) * (size_t)dim, hits + q * EXPAND_FETCH, counts[q],
+                            EXPAND_FETCH, nb, xvec + (lo + q) * (size_t)dim, err);
+        if (rc)
+            goto done;
         if (progress)
             progress(progress_arg, lo + c, n);
     }

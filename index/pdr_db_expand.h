@@ -48,9 +48,11 @@
 struct pdr_hit;
 
 /* Which of a row's m hits (best first, as pdr_db_search gives them) expand it: at most
- * PDR_EXPAND_K, cosine below PDR_EXPAND_SAME, score above 0. Writes their rows and weights
- * (rows[], w[] of PDR_EXPAND_K) and returns how many. */
-size_t pdr_expand_pick(const struct pdr_hit *hits, size_t m, int64_t *rows, float *w);
+ * PDR_EXPAND_K, cosine below PDR_EXPAND_SAME, score above 0. cosine[j], when not NULL, is hit
+ * j's exact cosine (of the original vectors; the hit's own may come from a quantized index's
+ * codes) and moves its score by the same amount. Writes their rows and weights (rows[], w[] of
+ * PDR_EXPAND_K) and returns how many. */
+size_t pdr_expand_pick(const struct pdr_hit *hits, const float *cosine, size_t m, int64_t *rows, float *w);
 
 /* out = normalize(e + alpha * sum_j w[j] nb[j] / sum_j w[j]) over the m neighbours nb (m x dim,
  * row-major); out = e when m is 0 or no weight is positive. out may be e. */

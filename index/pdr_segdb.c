@@ -78,8 +78,16 @@ int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_er
     size_t m = pdr_store_segment_count(st);
     if ((rc = pdr_db_load_segment_levels(dbdir, m, &lev, &sd->window, &sd->stride, sd->bg_id, sizeof sd->bg_id, err)))
         goto done;
-    if (!lev)
-        goto done; /* not a segment database */
+    if (!lev) {
+        /* not a segment database; unless its store has segments (only makedb --segments
+         * embeds them), when the levels were lost and a search would silently be another */
+        if (m)
+            rc = pdr_fail(err, PDR_EFORMAT,
+                          "%s: the store has %zu segment vectors but %s has no segment_levels (damaged or "
+                          "replaced?); rerun 'pdr makedb --segments'",
+                          dbdir, m, PDR_DB_LEVELS);
+        goto done;
+    }
     sd->n = n;
     sd->m = m;
     sd->dim = dim;

@@ -107,6 +107,10 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     # the same hits and scores as embedding them
     "$PDR" easy-search "$small" "$small" "$T/eseg.tsv" -k 4 --segments 2>"$T/err"
     check "easy-search --segments = makedb --segments + search" "[ $? -eq 0 ] && cmp -s <(cut -f1-3,5-8 '$T/eseg.tsv') <(cut -f1-3,5-8 '$T/seg.tsv')"
+    cp -r "$T/segdb" "$T/segnolev"
+    /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1], "r+"); del f["segment_levels"]' "$T/segnolev/background.h5"
+    "$PDR" search "$T/segnolev" "$small" - -k 2 >/dev/null 2>"$T/err"
+    check "a segment database that lost its segment levels is refused (not searched as a plain one)" "[ $? -eq 1 ] && grep -q 'no segment_levels' '$T/err'"
 else
     "$PDR" makedb "$small" "$T/segdb" --segments 2>"$T/err"
     check "makedb --segments without a segment background: exit 1, says so" "[ $? -eq 1 ] && grep -q 'no background of segment windows' '$T/err'"
@@ -133,6 +137,22 @@ assert np.array_equal(o, e[\"embeddings\"][:].astype(np.float32))
 assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4) and x[\"levels\"].shape == (len(o),)
 assert (np.abs(v - o).max(axis=1) > 1e-3).sum() > len(o) // 2 and x.attrs[\"neighbours\"] == 3
 ' '$T/xdb/expansion.h5' '$T/xdb/embeddings.h5'"
+    # copies of a protein are skipped as neighbours on the exact cosine, whatever the index, and
+    # however many copies there are (once: only the first 5 looked at, the codes' cosine used)
+    "$PDR" makedb "$fam" "$T/xsq" --expand --index SQ8 >/dev/null 2>"$T/err"
+    check "makedb --expand --index SQ8: the same expansion as Flat (copies judged on exact vectors)" "[ $? -eq 0 ] && /usr/bin/python3 -c '
+import h5py, numpy as np, sys
+a, b = h5py.File(sys.argv[1])[\"expanded\"][:], h5py.File(sys.argv[2])[\"expanded\"][:]
+assert np.abs(a - b).max() < 1e-3, np.abs(a - b).max(axis=1)
+' '$T/xdb/expansion.h5' '$T/xsq/expansion.h5'"
+    awk 'NR<=2{h[NR]=$0} {print} END{for (c=1; c<=9; c++) {print h[1] "_copy" c; print h[2]}}' "$fam" >"$T/famc.fasta"
+    "$PDR" makedb "$T/famc.fasta" "$T/xcp" --expand >/dev/null 2>"$T/err"
+    check "a protein with 9 identical copies is still expanded (and so are its copies)" "[ $? -eq 0 ] && /usr/bin/python3 -c '
+import h5py, numpy as np, sys
+x = h5py.File(sys.argv[1]); o, v = x[\"original\"][:], x[\"expanded\"][:]
+moved = np.abs(v - o).max(axis=1) > 1e-3
+assert moved[0] and moved[-9:].all(), moved
+' '$T/xcp/expansion.h5'"
     "$PDR" search "$T/xdb" "$fam" "$T/x.tsv" -k 4 --align 0 2>"$T/err"
     check "expanded search: every query finds itself first" "[ $? -eq 0 ] && [ \$(wc -l <'$T/x.tsv') -eq $((n_fam * 4)) ] && awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/x.tsv'"
     "$PDR" search "$T/xdb" "$fam" "$T/nx.tsv" -k 4 --align 0 --no-expand 2>"$T/err"
@@ -143,6 +163,9 @@ assert (np.abs(v - o).max(axis=1) > 1e-3).sum() > len(o) // 2 and x.attrs[\"neig
     cp -r "$T/xdb" "$T/xbroken" && rm "$T/xbroken/calibration_expanded.txt"
     "$PDR" search "$T/xbroken" "$fam" - -k 2 >/dev/null 2>"$T/err"
     check "an interrupted expansion is refused, naming the missing file" "[ $? -eq 1 ] && grep -q 'calibration_expanded.txt' '$T/err' && grep -q 'makedb --expand' '$T/err'"
+    cp -r "$T/xdb" "$T/xnoexp" && rm "$T/xnoexp/expansion.h5"
+    "$PDR" search "$T/xnoexp" "$fam" - -k 2 >/dev/null 2>"$T/err"
+    check "an expansion without expansion.h5 is refused (not searched unexpanded)" "[ $? -eq 1 ] && grep -q 'expansion.h5' '$T/err' && grep -q 'makedb --expand' '$T/err'"
     "$PDR" makedb "$fam" "$T/xdb" 2>"$T/err"
     check "makedb without --expand removes a stale expansion" "[ $? -eq 0 ] && [ ! -e '$T/xdb/expansion.h5' ] && [ ! -e '$T/xdb/calibration_expanded.txt' ]"
     "$PDR" makedb "$fam" "$T/xseg" --expand --segments >/dev/null 2>"$T/err"

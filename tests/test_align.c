@@ -355,6 +355,9 @@ TEST(statistics)
     CHECK(pdr_align_pvalue(200, 300, 300) < pdr_align_pvalue(100, 300, 300));
     CHECK(pdr_align_pvalue(100, 300, 3000) > pdr_align_pvalue(100, 300, 300));
     CHECK(pdr_align_pvalue(0, 300, 300) <= 1.0 && pdr_align_pvalue(0, 300, 300) > 0.99);
+    /* nothing aligned is no evidence, however short the sequences (the formula gives 0.18 for 1 x 5) */
+    CHECK(pdr_align_pvalue(0, 1, 5) == 1.0 && pdr_align_pvalue(-3, 10, 39) == 1.0);
+    CHECK(pdr_align_pvalue(1, 1, 5) < 1.0);
     /* Bonferroni: twice the smaller p-value, at most 1, whatever the other */
     CHECK(pdr_align_combine(0.25, 1.0) == 0.5);
     CHECK(pdr_align_combine(1e-10, 1.0) == 2e-10 && pdr_align_combine(1.0, 1e-10) == 2e-10);
