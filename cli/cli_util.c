@@ -116,6 +116,16 @@ pdr_encoder *cli_open_db_model(const char *verb, const pdr_db *db, const char *m
         pdr_encoder_free(enc);
         return NULL;
     }
+    /* the same name and version with another background (an edited file): refused here, not by
+     * every search (a service would otherwise start and answer 500s) */
+    pdr_err err;
+    pdr_err_clear(&err);
+    if (pdr_db_check_backgrounds(db, pdr_encoder_background(enc), pdr_encoder_segment_background(enc, NULL, NULL),
+                                 &err)) {
+        cli_error(verb, "%s", err.msg);
+        pdr_encoder_free(enc);
+        return NULL;
+    }
     return enc;
 }
 

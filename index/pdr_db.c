@@ -341,21 +341,44 @@ static size_t filter_hits(const pdr_db *db, const pdr_calib *cal, const pdr_hit 
     return c;
 }
 
-static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue,
-                           pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+static int check_segment_background(const pdr_db *db, const pdr_background *seg_bg, pdr_err *err)
 {
-    if (!qs->seg_bg || strcmp(pdr_background_id(qs->seg_bg), pdr_segdb_background_id(db->seg)) != 0)
+    if (!seg_bg || strcmp(pdr_background_id(seg_bg), pdr_segdb_background_id(db->seg)) != 0)
         return pdr_fail(err, PDR_EINPUT,
                         "%s: the database's segment levels (%s) do not come from this model's segment background "
                         "(%s); rebuild it with 'pdr makedb --segments'",
-                        db->dir, pdr_segdb_background_id(db->seg), qs->seg_bg ? pdr_background_id(qs->seg_bg) : "none");
+                        db->dir, pdr_segdb_background_id(db->seg), seg_bg ? pdr_background_id(seg_bg) : "none");
+    return PDR_OK;
+}
+
+static int check_background(const pdr_db *db, const pdr_background *bg, pdr_err *err)
+{
+    if (db->levels && (!bg || strcmp(pdr_background_id(bg), db->bg_id) != 0))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s: the database's background levels (%s) do not come from this model's background (%s); "
+                        "rebuild it with 'pdr makedb'",
+                        db->dir, db->bg_id, bg ? pdr_background_id(bg) : "none");
+    return PDR_OK;
+}
+
+int pdr_db_check_backgrounds(const pdr_db *db, const pdr_background *bg, const pdr_background *seg_bg, pdr_err *err)
+{
+    int rc = check_background(db, bg, err);
+    return rc || !db->seg ? rc : check_segment_background(db, seg_bg, err);
+}
+
+static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, float min_score, double max_evalue,
+                           pdr_hit *hits, size_t *ret_counts, pdr_err *err)
+{
+    int rc = check_segment_background(db, qs->seg_bg, err);
+    if (rc)
+        return rc;
     if (!qs->seg)
         return pdr_fail(err, PDR_EINPUT, "%s: a segment database needs the queries' segment vectors", db->dir);
     float *qlev = malloc(qs->n * sizeof(float));
     pdr_segdb_hit *sh = malloc(qs->n * (size_t)k * sizeof *sh);
     size_t *cnt = malloc(qs->n * sizeof *cnt);
     pdr_hit *cand = malloc((size_t)k * sizeof *cand);
-    int rc = PDR_OK;
     if (!qlev || !sh || !cnt || !cand) {
         rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %d hits", qs->n, k);
         goto done;
@@ -433,11 +456,9 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_s
     if (k < 1)
         return pdr_fail(err, PDR_EINPUT, "k must be >= 1 (got %d)", k);
     const pdr_background *bg = qs->bg;
-    if (db->levels && (!bg || strcmp(pdr_background_id(bg), db->bg_id) != 0))
-        return pdr_fail(err, PDR_EINPUT,
-                        "%s: the database's background levels (%s) do not come from this model's background (%s); "
-                        "rebuild it with 'pdr makedb'",
-                        db->dir, db->bg_id, bg ? pdr_background_id(bg) : "none");
+    int brc = check_background(db, bg, err);
+    if (brc)
+        return brc;
     size_t nq = qs->n;
     if (nq == 0)
         return PDR_OK;

@@ -115,6 +115,12 @@ double pdr_db_evalue(const pdr_db *db, float score);
 int pdr_db_adjusted(const pdr_db *db);
 const char *pdr_db_background_id(const pdr_db *db);
 
+/* Whether a model's backgrounds (pdr_encoder_background, pdr_encoder_segment_background) are
+ * the ones the database's levels came from, as pdr_db_search checks on every call: PDR_EINPUT
+ * with a message saying to rebuild when not. For a service, to refuse at start what every
+ * search would refuse. */
+int pdr_db_check_backgrounds(const pdr_db *db, const pdr_background *bg, const pdr_background *seg_bg, pdr_err *err);
+
 /* Whether the database was made with --expand (pdr_db_expand.h): pdr_db_search then expands
  * each query from its first search and scores it against the expanded database (scores,
  * cosines and E-values are those of the expanded vectors) unless queries->no_expand. */

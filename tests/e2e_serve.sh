@@ -269,6 +269,14 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     else
         bad "segment database server did not come up"
     fi
+    # a model of the same name and version whose background was edited: every search would
+    # refuse it, so serve refuses it while loading (it went ready and answered 500s)
+    for which in background background_segments; do
+        cp "$DATA/pdr_cnn_v1.h5" "$T/otherbg.h5"
+        $PY -c 'import h5py,sys; f=h5py.File(sys.argv[1], "r+"); b=f[sys.argv[2]]; a=b[()]; a[0]*=1.01; b[...]=a' "$T/otherbg.h5" "$which"
+        timeout 120 "$PDR" serve "$T/segdb" --port 0 --model "$T/otherbg.h5" 2>"$T/otherbg.err"
+        check "serve with a model whose $which was edited: exit 1 while loading, says to rebuild" "[ $? -eq 1 ] && grep -q 'do not come from this model' '$T/otherbg.err'"
+    done
 fi
 
 # --- an expanded database (makedb --expand) answers as `pdr search` does, expanded queries and all;
