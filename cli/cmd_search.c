@@ -770,9 +770,14 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }
-    if (so->align < 0)
+    if (so->align < 0) {
         so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
-    else if (so->align > 0 && !pdr_db_has_sequences(db)) {
+        if (!so->align) /* say so: the E-values and ranking differ from an aligned search's */
+            fprintf(stderr,
+                    "pdr %s: note: %s has no sequences (no %s: made from stdin, by an older pdr, or the file was "
+                    "removed): searching by embedding alone, without alignment\n",
+                    verb, dbdir, PDR_DB_SEQS);
+    } else if (so->align > 0 && !pdr_db_has_sequences(db)) {
         char n_align[16] = "all";
         if (so->align != ALIGN_ALL)
             snprintf(n_align, sizeof n_align, "%d", so->align);

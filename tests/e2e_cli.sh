@@ -183,7 +183,9 @@ check "queries from stdin" "[ \$(wc -l <'$T/stdin.tsv') -eq 2 ] && cut -f1 '$T/s
 # default, and --align N says why it cannot
 cp -r "$T/db" "$T/noseq" && rm "$T/noseq/sequences.h5"
 "$PDR" search "$T/noseq" "$small" "$T/noseq.tsv" -k 3 2>"$T/err"
-check "no sequences: search works, nothing aligned" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/noseq.tsv' && [ -s '$T/noseq.tsv' ]"
+check "no sequences: search works, nothing aligned, and says so" "[ $? -eq 0 ] && awk -F'\t' '\$9!=\"-\"{exit 1}' '$T/noseq.tsv' && [ -s '$T/noseq.tsv' ] && grep -q 'embedding alone' '$T/err'"
+"$PDR" search "$T/db" "$small" - -k 3 >/dev/null 2>"$T/err"
+check "with sequences: no such note" "! grep -q 'embedding alone' '$T/err'"
 "$PDR" search "$T/noseq" "$small" - -k 3 --align 10 >/dev/null 2>"$T/err"
 check "no sequences: --align 10 exits 1 and says to rebuild" "[ $? -eq 1 ] && grep -q 'no sequences' '$T/err' && grep -q 'makedb' '$T/err'"
 "$PDR" search "$T/noseq" "$small" - -k 3 --format blast6 >/dev/null 2>"$T/err"
