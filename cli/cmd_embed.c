@@ -13,7 +13,7 @@ static const char embed_usage[] =
     "it was made with: a rerun with another model, --fp16, --segments, --window or --stride is\n"
     "refused (exit 1). Invalid records are reported on stderr and skipped.\n\n"
     "options:\n"
-    "  -o, --out FILE          output HDF5 store (required)\n"
+    "  -o, --out FILE          output HDF5 store (required; a file path: HDF5 cannot go to stdout)\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
     "      --batch-residues R  residues per batch and part file (default 2000000)\n"
     "      --fp16              store embeddings as float16\n"
@@ -91,8 +91,20 @@ int cmd_embed(int argc, char **argv)
         fputs(embed_usage, stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(out, "-") == 0) {
+        cli_error("embed", "-o -: embed writes an HDF5 store to a file path, and stdout cannot take HDF5 "
+                           "(it needs a seekable file); give a file name, e.g. -o out.h5");
+        return EXIT_USAGE;
+    }
     if (!opts.segments && (window_given || stride_given)) {
         cli_error("embed", "%s sets the segment windows: it needs --segments", window_given ? "--window" : "--stride");
+        return EXIT_USAGE;
+    }
+    if (opts.segments && opts.stride > opts.window) { /* the defaults are 100 and 50 */
+        cli_error("embed",
+                  "--stride %d is larger than --window %d: residues between windows would be in no segment; "
+                  "use a stride of at most the window",
+                  opts.stride, opts.window);
         return EXIT_USAGE;
     }
     opts.threads = cli_set_threads(threads);

@@ -98,7 +98,8 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     }
     /* refuses, before anything in an existing DBDIR is changed, a rerun that could not finish
      * (another FASTA, other options); then removes the calibration, which is written last */
-    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &err)) {
+    pdr_lock *lock = NULL;
+    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &lock, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -106,23 +107,22 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
     pdr_bulk_stats stats;
     pdr_db_index_report rep;
-    if (pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
-        pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
-        pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
-        (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err)) ||
-        pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err)) {
+    expand_progress xp = {verb, isatty(STDERR_FILENO), time(NULL)};
+    int failed = pdr_bulk_embed(enc, fasta, store, bopts, &stats, &err) ||
+                 pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
+                 pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
+                 (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err)) ||
+                 pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err) ||
+                 (expand && (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress,
+                                                    &xp, &err) ||
+                             pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err)));
+    pdr_lock_release(lock, 1);
+    if (failed) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
     if (opt_stats)
         *opt_stats = stats;
-    expand_progress xp = {verb, isatty(STDERR_FILENO), time(NULL)};
-    if (expand &&
-        (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp, &err) ||
-         pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err))) {
-        cli_error(verb, "%s", err.msg);
-        return EXIT_RUNTIME;
-    }
     if (strcmp(fasta, "-") == 0)
         fprintf(stderr,
                 "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "

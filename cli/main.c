@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pdr_store.h"
 
 typedef struct subcommand {
     const char *name;
@@ -45,8 +46,14 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* HDF5's exit-time cleanup crashes after a failed close (disk full): only a run that
+             * succeeded is known to have closed every file (pdr_store.h) */
+            pdr_store_process_begin();
+            int rc = commands[i].run(argc - 1, argv + 1);
+            pdr_store_process_end(rc == EXIT_OK);
+            return rc;
+        }
     fprintf(stderr, "pdr: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

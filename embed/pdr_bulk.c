@@ -15,6 +15,7 @@
 
 #include "pdr_batch.h"
 #include "pdr_fasta.h"
+#include "pdr_lock.h"
 #include "pdr_store.h"
 #include "pdr_strset.h"
 
@@ -135,6 +136,14 @@ static int fsync_path(const char *path)
     return rc;
 }
 
+/* The fsync or rename of a finished file failed (errno says why). */
+static int finish_failed(const char *path, pdr_err *err)
+{
+    if (errno == ENOSPC || errno == EDQUOT)
+        return pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
+    return pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", path, strerror(errno));
+}
+
 static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim, int segments,
                             pdr_err *err)
 {
@@ -166,7 +175,7 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
     }
     (void)dim;
     if (fsync_path(tmp) != 0 || rename(tmp, path) != 0) {
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", path, strerror(errno));
+        rc = finish_failed(path, err);
         unlink(tmp);
     }
     return rc;
@@ -388,7 +397,7 @@ static int merge(const char *out_path, int have_base, char **parts, size_t n_par
     if (!rc)
         rc = rc2;
     if (!rc && (fsync_path(tmp) != 0 || rename(tmp, out_path) != 0))
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", out_path, strerror(errno));
+        rc = finish_failed(out_path, err);
     if (rc)
         unlink(tmp);
     *ret_total = rows;
@@ -713,6 +722,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     size_t n_parts = 0;
     batch b;
     memset(&b, 0, sizeof b);
+    pdr_lock *lock = NULL;
     pdr_encoder_ws **ws = calloc((size_t)o.threads, sizeof(pdr_encoder_ws *));
     int rc;
 
@@ -735,6 +745,13 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     /* The input first: a run that cannot read it creates nothing (not even the partial dir). */
     pdr_fasta_opts fopts = {.max_length = o.max_length, .check_duplicates = 1};
     if ((rc = pdr_fasta_open(fasta_path, &fopts, &fa, err)))
+        goto done;
+    /* One run at a time per OUT, from before the first look at what is stored (which tidies
+     * OUT.partial/) until the parts are merged and removed: two runs would each merge only the
+     * parts they saw, and the last rename would win. */
+    char lock_path[4200];
+    snprintf(lock_path, sizeof lock_path, "%s.lock", out_path);
+    if ((rc = pdr_lock_acquire(lock_path, out_path, &lock, err)))
         goto done;
     /* What is already stored: a finished OUT, and parts of an interrupted run. */
     if ((rc = stored_load(enc, out_path, partial, &o, 1, &done, err)))
@@ -838,8 +855,11 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         unlink(parts[i]);
 
 done:
-    /* Only an empty partial dir goes: one with parts is the state a rerun resumes from. */
-    rmdir(partial);
+    /* Only an empty partial dir goes: one with parts is the state a rerun resumes from. A run
+     * refused the lock leaves it alone (it may be the lock holder's, about to get its first part). */
+    if (lock)
+        rmdir(partial);
+    pdr_lock_release(lock, 1);
     st.seconds = now_s() - t0;
     if (ret_stats)
         *ret_stats = st;

@@ -12,6 +12,13 @@
  * with another model, --fp16, --segments or --window/--stride than OUT (or its parts) holds is
  * refused before anything is written.
  *
+ * One run at a time per OUT: a run holds an exclusive lock on OUT.lock (pdr_lock.h) from before
+ * it looks at OUT and OUT.partial/ until the parts are merged and removed, and deletes OUT.lock
+ * when done. A second run into the same OUT meanwhile is refused at once (PDR_EINPUT, "OUT:
+ * another pdr run is writing it") and changes nothing there; a lock file left by a killed run
+ * does not block (the kernel drops the lock with its holder). `pdr makedb` embeds through here,
+ * so DBDIR/embeddings.h5 is covered the same way (its later steps are not).
+ *
  * Invalid records are reported through on_warning and skipped, unless strict is set, in which
  * case the first one is fatal. Callers should run OpenBLAS single-threaded (workers are threads).
  * HDF5 I/O happens on the calling thread only.

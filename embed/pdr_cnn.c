@@ -10,6 +10,7 @@
 
 #include "pdr_bf16.h"
 #include "pdr_fma.h"
+#include "pdr_sha256.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -267,14 +268,20 @@ typedef struct cnn_loader {
     const char *path;
     hid_t file;
     pdr_err *err;
+    pdr_sha256 hash; /* over every tensor as read, in export.py's order: the model_version */
 } cnn_loader;
 
 /* HDF5 keeps a stack of errors; the innermost says what was wrong with the file ("file signature
  * not found", "truncated file: eof = ..."), which is what the user needs to see. */
 static herr_t h5_innermost_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
-    if (n == 0 && e->desc)
-        snprintf((char *)data, 256, "%s", e->desc);
+    if (n == 0 && e->desc) {
+        char *s = data;
+        snprintf(s, 256, "%s", e->desc);
+        for (; *s; s++) /* a failed read's message holds ctime()'s newline: keep one line */
+            if (*s == '\n' || *s == '\r')
+                *s = ' ';
+    }
     return 0;
 }
 
@@ -498,6 +505,7 @@ static int read_tensor(cnn_loader *ld, const char *name, int rank, const hsize_t
             status = pdr_fail(ld->err, PDR_EFORMAT, "%s: dataset %s: value %zu is not finite", ld->path, name, i);
             goto done;
         }
+    pdr_sha256_update_f32le(&ld->hash, out, n); /* as export.py hashes it: PyTorch layout, "<f4" */
     status = PDR_OK;
 done:
     if (space >= 0)
@@ -543,7 +551,8 @@ static size_t layout_tensors(pdr_cnn *m, int place)
 }
 
 /* Read every tensor; conv and pointwise weights go through `scratch` ([d, d, k] floats) and are
- * stored transposed so that the forward multiplies activations [rows, d_in] by [d_in, d_out]. */
+ * stored transposed so that the forward multiplies activations [rows, d_in] by [d_in, d_out].
+ * The order is export.py's tensors_in_order, which model_version hashes in. */
 static int read_weights(cnn_loader *ld, pdr_cnn *m, float *scratch)
 {
     const int d = m->d, k = m->kernel;
@@ -660,6 +669,23 @@ static int read_header(cnn_loader *ld, pdr_cnn *m)
     return PDR_OK;
 }
 
+/* model_version is export.py's hash of the tensors (first 12 hex digits of sha256 over their
+ * float32 little-endian bytes): recomputed here, so that a damaged or edited weight file is
+ * refused instead of giving other embeddings under the name of the model a database was made
+ * with. About 1 ms per million weights. */
+static int check_model_version(cnn_loader *ld, const pdr_cnn *m)
+{
+    char hex[65];
+    pdr_sha256_final_hex(&ld->hash, hex);
+    hex[12] = '\0';
+    if (strcmp(m->version, hex) != 0)
+        return pdr_fail(ld->err, PDR_EFORMAT,
+                        "%s: its tensors do not match its model_version (damaged or edited file): model_version "
+                        "is '%.32s', the tensors hash to %s",
+                        ld->path, m->version, hex);
+    return PDR_OK;
+}
+
 int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
 {
     int status;
@@ -667,7 +693,7 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
     pdr_cnn *m = NULL;
     float *scratch = NULL;
     hid_t fapl = -1;
-    cnn_loader ld = {path, -1, err};
+    cnn_loader ld = {.path = path, .file = -1, .err = err};
     H5E_auto2_t old_print = NULL;
     void *old_print_data = NULL;
 
@@ -715,7 +741,8 @@ int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err)
         status = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if ((status = read_weights(&ld, m, scratch)))
+    pdr_sha256_init(&ld.hash);
+    if ((status = read_weights(&ld, m, scratch)) || (status = check_model_version(&ld, m)))
         goto fail;
 
     pdr_cnn_products products = PDR_CNN_SGEMM;

@@ -37,8 +37,10 @@ typedef struct pdr_cnn_ws pdr_cnn_ws; /* per-thread workspace, reused across cal
 #define PDR_CNN_SEG_STRIDE 50
 
 /* Load and validate a model file: format name and version, every attribute (types, ranges,
- * alphabet, pooling), every dataset's presence, type and shape against the attributes, and that
- * every weight is finite. A missing, truncated, foreign or malformed file gives PDR_EFORMAT (or
+ * alphabet, pooling), every dataset's presence, type and shape against the attributes, that
+ * every weight is finite, and that model_version is the hash of the tensors that export.py
+ * defines (a damaged or edited file is refused: "its tensors do not match its model_version").
+ * A missing, truncated, foreign or malformed file gives PDR_EFORMAT (or
  * PDR_EIO when it cannot be read at all) with a message naming the file and the dataset or
  * attribute at fault; *ret_model is then NULL. On success the caller owns *ret_model. */
 int pdr_cnn_open(const char *path, pdr_cnn **ret_model, pdr_err *err);

@@ -131,33 +131,68 @@ static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 typedef struct {
     char *buf;
     size_t cap;
+    int no_space; /* a system call on the stack failed with ENOSPC or EDQUOT */
 } h5_detail_buf;
+
+/* HDF5's message for a failed read or write (the sec2 driver's) reads "file write failed: time =
+ * <ctime, with its newline>, filename = ..., errno = 28, error message = 'No space left on
+ * device', buf = 0x..., ...": keep "file write failed: No space left on device", on one line. */
+static void h5_tidy_desc(char *buf, size_t cap, const char *desc)
+{
+    const char *time_at = strstr(desc, ": time = ");
+    const char *msg_at = strstr(desc, "error message = '");
+    if (time_at && msg_at) {
+        msg_at += strlen("error message = '");
+        const char *msg_end = strchr(msg_at, '\'');
+        int msg_len = msg_end ? (int)(msg_end - msg_at) : (int)strlen(msg_at);
+        snprintf(buf, cap, "%.*s: %.*s", (int)(time_at - desc), desc, msg_len, msg_at);
+    } else {
+        snprintf(buf, cap, "%s", desc);
+    }
+    for (char *c = buf; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+}
 
 static herr_t h5_detail_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
     h5_detail_buf *d = data;
-    if (n == 0 && e && e->desc && e->desc[0])
-        snprintf(d->buf, d->cap, "%s", e->desc);
+    if (!e || !e->desc)
+        return 0;
+    char enospc[32], edquot[32];
+    snprintf(enospc, sizeof enospc, "errno = %d,", ENOSPC);
+    snprintf(edquot, sizeof edquot, "errno = %d,", EDQUOT);
+    if (strstr(e->desc, enospc) || strstr(e->desc, edquot))
+        d->no_space = 1;
+    if (n == 0 && e->desc[0])
+        h5_tidy_desc(d->buf, d->cap, e->desc);
     return 0;
 }
 
-/* The most specific message on HDF5's error stack (walking upward starts there). */
-static const char *h5_detail(char *buf, size_t cap)
+/* The most specific message on HDF5's error stack (walking upward starts there); *opt_no_space
+ * tells whether the disk was full. */
+static const char *h5_detail(char *buf, size_t cap, int *opt_no_space)
 {
-    h5_detail_buf d = {buf, cap};
+    h5_detail_buf d = {buf, cap, 0};
     buf[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_detail_cb, &d);
     if (!buf[0])
         snprintf(buf, cap, "no detail from HDF5");
+    if (opt_no_space)
+        *opt_no_space = d.no_space;
     return buf;
 }
 
-/* "<file>: <object>: <what> (HDF5: <detail>)"; obj NULL for the file as a whole. Call it right
- * after the failing HDF5 call: any other HDF5 call clears the error stack. */
+/* "<file>: <object>: <what> (HDF5: <detail>)"; obj NULL for the file as a whole. A full disk is
+ * "<file>: write failed (disk full?)", whatever was being written. Call it right after the
+ * failing HDF5 call: any other HDF5 call clears the error stack. */
 static int h5_fail(pdr_err *err, int code, const char *path, const char *obj, const char *what)
 {
     char detail[256];
-    h5_detail(detail, sizeof detail);
+    int no_space = 0;
+    h5_detail(detail, sizeof detail, &no_space);
+    if (no_space)
+        return pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
     if (!obj)
         return pdr_fail(err, code, "%s: %s (HDF5: %s)", path, what, detail);
     return pdr_fail(err, code, "%s: %s: %s (HDF5: %s)", path, obj, what, detail);
@@ -660,6 +695,14 @@ int pdr_store_close(pdr_store *st, pdr_err *err)
         rc = h5_fail(err, PDR_EIO, st->path, NULL, "cannot flush");
     int rc2 = store_release(st, rc ? NULL : err);
     return rc ? rc : rc2;
+}
+
+void pdr_store_process_begin(void) { H5dont_atexit(); }
+
+void pdr_store_process_end(int clean)
+{
+    if (clean)
+        H5close();
 }
 
 void pdr_store_free(pdr_store *st)

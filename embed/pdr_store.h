@@ -155,6 +155,16 @@ int pdr_store_read_all(const char *path, pdr_store_meta *meta, size_t *ret_n, ch
  * (it may be on the stack). ids = NULL is fine. */
 void pdr_store_free_ids(char **ids, size_t n);
 
+/* Process-wide HDF5 setup for an executable (main calls these; libraries and tests need not).
+ * HDF5 closes every file still open at exit, from an atexit handler; a file whose H5Fclose
+ * failed (a full disk while writing) stays registered half torn down, and that handler then
+ * crashes (SIGSEGV in H5F__close_cb, HDF5 1.10). pdr_store_process_begin, called before any
+ * other HDF5 call, turns the handler off; pdr_store_process_end(clean) shuts HDF5 down (H5close,
+ * freeing its memory) when clean is 1, which the caller passes only when the run succeeded (so
+ * every file closed), and otherwise leaves the library to the operating system. */
+void pdr_store_process_begin(void);
+void pdr_store_process_end(int clean);
+
 /* IEEE 754 binary16 conversion used by fp16 stores, round to nearest even; NaN stays NaN,
  * values past the half range become infinity. Exposed so that tests and other modules agree. */
 uint16_t pdr_half_from_float(float f);

@@ -27,6 +27,7 @@
 #include "pdr_encoder.h"
 #include "pdr_segdb.h"
 #include "pdr_err.h"
+#include "pdr_lock.h"
 #include "pdr_store.h"
 
 #define PDR_DB_STORE "embeddings.h5"
@@ -34,6 +35,7 @@
 #define PDR_DB_CALIB "calibration.txt"
 #define PDR_DB_LEVELS "background.h5"
 #define PDR_DB_SEQS "sequences.h5"
+#define PDR_DB_LOCK "makedb.lock"
 
 typedef struct pdr_db pdr_db;
 
@@ -81,11 +83,13 @@ int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err);
  * (pdr_bulk_check_rerun on its store with bopts, which must carry the --segments, window and
  * stride the run will use): same model and options, its proteins the first valid records of
  * fasta, in order. A refusal (PDR_EINPUT, message naming the first mismatch) leaves dbdir as it
- * was. Then dbdir is created if needed, and the calibration (written last, so that a run killed
- * from here on leaves a directory search refuses and a rerun resumes) and any expansion are
- * removed. */
+ * was. dbdir is created if needed and locked (DBDIR/makedb.lock, pdr_lock.h: a second makedb
+ * into it while this one runs is refused, PDR_EINPUT); then the calibration (written last, so
+ * that a run killed from here on leaves a directory search refuses and a rerun resumes) and any
+ * expansion are removed. On success *ret_lock is the caller's, to release (pdr_lock_release,
+ * removing the file) when makedb ends; NULL on failure. */
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_err *err);
+                        pdr_lock **ret_lock, pdr_err *err);
 
 /* Open dbdir. Refused (with a message naming the file): no calibration (an interrupted makedb),
  * an index or levels that disagree with the store, and a calibration fitted on adjusted scores

@@ -15,6 +15,7 @@
 #include "pdr_db.h"
 #include "pdr_db_expand.h"
 #include "pdr_fasta.h"
+#include "pdr_lock.h"
 
 /* dbdir is a directory (*ret_exists = 1) or does not exist (0). */
 static int check_dbdir(const char *dbdir, int *ret_exists, pdr_err *err)
@@ -61,20 +62,35 @@ static int check_existing(const pdr_encoder *enc, const char *fasta, const char 
 }
 
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_err *err)
+                        pdr_lock **ret_lock, pdr_err *err)
 {
+    *ret_lock = NULL;
     int exists = 0, rc;
     if ((rc = check_dbdir(dbdir, &exists, err)) || (rc = check_fasta_opens(fasta, err)))
         return rc;
-    if (exists && (rc = check_existing(enc, fasta, dbdir, bopts, err)))
-        return rc;
     if (!exists && mkdir(dbdir, 0777) != 0)
         return pdr_fail(err, PDR_EIO, "%s: cannot create directory: %s", dbdir, strerror(errno));
+    /* one makedb at a time: a second one would remove the calibration the first just wrote, or
+     * write the same temporary files */
+    char path[4096];
+    pdr_lock *lock = NULL;
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LOCK);
+    if ((rc = pdr_lock_acquire(path, dbdir, &lock, err)))
+        return rc;
+    if (exists && (rc = check_existing(enc, fasta, dbdir, bopts, err)))
+        goto fail;
     /* the calibration is written last and a database without one does not open: a makedb killed
      * from here on (a rebuild too) leaves a directory that search refuses and a rerun resumes */
-    char calib[4096];
-    snprintf(calib, sizeof calib, "%s/%s", dbdir, PDR_DB_CALIB);
-    if (unlink(calib) != 0 && errno != ENOENT)
-        return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", calib, strerror(errno));
-    return pdr_db_expansion_remove(dbdir, err); /* a rebuild without --expand keeps no stale one */
+    snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_CALIB);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = pdr_db_expansion_remove(dbdir, err))) /* a rebuild without --expand keeps no stale one */
+        goto fail;
+    *ret_lock = lock;
+    return PDR_OK;
+fail: /* refused: DBDIR as it was, lock file included */
+    pdr_lock_release(lock, 1);
+    return rc;
 }

@@ -35,6 +35,10 @@ check "--align all equals --align <database size>" "cmp -s '$T/hits_all.tsv' '$T
 check "--align most is a usage error naming the option and 'all'" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err' && grep -q \"'all'\" '$T/err'"
 "$PDR" embed "$small" -o "$T/w.h5" --window 30 2>"$T/err"
 check "embed --window without --segments is a usage error, nothing written" "[ $? -eq 2 ] && grep -q -- '--segments' '$T/err' && [ ! -e '$T/w.h5' ]"
+"$PDR" embed "$small" -o "$T/w.h5" --segments --window 10 --stride 20 2>"$T/err"
+check "embed --stride larger than --window is a usage error (residues in no window), nothing written" "[ $? -eq 2 ] && grep -q -- 'larger than --window' '$T/err' && [ ! -e '$T/w.h5' ]"
+"$PDR" embed "$small" -o "$T/w.h5" --segments --stride 1000 2>"$T/err"
+check "  also against the default window 100" "[ $? -eq 2 ] && grep -q -- '--window 100' '$T/err'"
 check "each query's rank-1 hit is itself" "awk -F'\t' '\$5==1 && \$1!=\$2{exit 1}' '$T/hits.tsv'"
 check "self cosine is 1" "awk -F'\t' '\$5==1 && (\$8<0.999){exit 1}' '$T/hits.tsv'"
 # with a model background (the default model has one), score = cosine - mean level: the self

@@ -71,6 +71,52 @@ cp "$T/ref.h5" "$T/stale.h5"
 "$PDR" embed "$input" -o "$T/stale.h5" "${common[@]}" 2>"$T/err"
 check "stale parts after a finished run are dropped" "same_store '$T/ref.h5' '$T/stale.h5'"
 
+# Two runs into one OUT at once: the second is refused at once (exit 1, naming OUT), the first
+# finishes with every record. The first reads its FASTA from a FIFO that this script feeds, so it
+# is still running, OUT locked, while the second starts.
+fifo=$T/in.fifo
+mkfifo "$fifo"
+wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
+"$PDR" embed - -o "$T/cc.h5" "${common[@]}" <"$fifo" 2>"$T/cc1.err" &
+pid=$!
+exec 3>"$fifo"
+head -n 20 "$input" >&3
+wait_for "$T/cc.h5.lock"
+"$PDR" embed "$input" -o "$T/cc.h5" "${common[@]}" 2>"$T/cc2.err"
+rc=$?
+check "a second embed into the same OUT: exit 1, says another run writes OUT" "[ $rc -eq 1 ] && grep -q 'cc.h5: another pdr run is writing it' '$T/cc2.err'"
+tail -n +21 "$input" >&3
+exec 3>&-
+wait "$pid"
+rc=$?
+check "the first run finishes with every record" "[ $rc -eq 0 ] && same_store '$T/ref.h5' '$T/cc.h5'"
+check "and removes its lock file" "[ ! -e '$T/cc.h5.lock' ] && [ ! -e '$T/cc.h5.partial' ]"
+# the same for makedb (its store is DBDIR/embeddings.h5)
+"$PDR" makedb - "$T/ccdb" "${common[@]}" <"$fifo" 2>"$T/cc3.err" &
+pid=$!
+exec 3>"$fifo"
+head -n 20 "$input" >&3
+wait_for "$T/ccdb/embeddings.h5.lock"
+"$PDR" makedb "$input" "$T/ccdb" "${common[@]}" 2>"$T/cc4.err"
+rc=$?
+check "a second makedb into the same DBDIR: exit 1, says another run writes it" "[ $rc -eq 1 ] && grep -q 'another pdr run is writing it' '$T/cc4.err'"
+tail -n +21 "$input" >&3
+exec 3>&-
+wait "$pid"
+check "the first makedb finishes" "[ $? -eq 0 ] && same_store '$T/ref.h5' '$T/ccdb/embeddings.h5'"
+# a lock left by a killed run does not block the next one
+"$PDR" embed - -o "$T/kl.h5" "${common[@]}" <"$fifo" 2>/dev/null &
+pid=$!
+exec 3>"$fifo"
+head -n 20 "$input" >&3
+wait_for "$T/kl.h5.lock"
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+exec 3>&-
+check "a killed run leaves its lock file behind" "[ -e '$T/kl.h5.lock' ]"
+"$PDR" embed "$input" -o "$T/kl.h5" "${common[@]}" 2>"$T/err"
+check "the next run is not blocked by it and stores every record" "[ $? -eq 0 ] && same_store '$T/ref.h5' '$T/kl.h5' && [ ! -e '$T/kl.h5.lock' ]"
+
 # makedb: killed at random moments, search either refuses the directory or works; the final
 # database answers like one built without interruption.
 "$PDR" makedb "$input" "$T/dbref" "${common[@]}" 2>/dev/null

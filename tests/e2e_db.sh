@@ -174,6 +174,18 @@ echo keep >"$T/afile"
 "$PDR" makedb "$T/t4.fa" "$T/afile" "${common[@]}" 2>"$T/err"
 check "makedb into a regular file: exit 1, says it is not a directory, file kept" "[ $? -eq 1 ] && grep -q 'exists and is not a directory' '$T/err' && [ \"\$(cat '$T/afile')\" = keep ]"
 
+# ---- 6b. one makedb at a time per DBDIR: a second one while the first runs is refused at once
+# (it would remove the calibration the first just wrote); the first is unharmed. The first
+# reads its targets from a pipe held open, so it is surely still running.
+k6=(--model kmer3 --threads 1)
+( cat "$DATA/test/small.fasta"; sleep "${PDR_UNDER_VALGRIND:+1}4" ) | "$PDR" makedb - "$T/lock6" "${k6[@]}" 2>"$T/lock6a.err" &
+lock_pid=$!
+for _ in $(seq 1 100); do [ -e "$T/lock6/makedb.lock" ] && break; sleep 0.1; done
+"$PDR" makedb "$DATA/test/small.fasta" "$T/lock6" "${k6[@]}" 2>"$T/err"
+check "a second makedb into a DBDIR being made: exit 1, says another run is writing it" "[ $? -eq 1 ] && grep -q 'another pdr run is writing it' '$T/err'"
+wait "$lock_pid"
+check "the first makedb finishes, its database searchable, no lock file left" "[ $? -eq 0 ] && \"$PDR\" search '$T/lock6' '$Q' - -k 1 >/dev/null 2>&1 && [ ! -e '$T/lock6/makedb.lock' ]"
+
 # ---- 7. a resume whose parts have gaps (a part lost, or OUT removed after its merge) keeps every
 # protein once, in input order, and never overwrites a part; invalid input fails over an OUT
 # (kmer3: cheap under valgrind; the resume logic is the same for every model)

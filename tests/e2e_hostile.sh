@@ -5,7 +5,7 @@ set -u
 PDR=${PDR:-build/pdr}
 DATA=${PDR_DATA:-data}
 T=$(mktemp -d "${PDR_TMP:-/tmp}/e2e_hostile.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap 'umount "$T/full" 2>/dev/null; rm -rf "$T"' EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
@@ -101,6 +101,57 @@ if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
     "$PDR" makedb "$DATA/test/small.fasta" "$T/bgdb" 2>/dev/null
     "$PDR" search "$T/bgdb" "$DATA/test/small.fasta" - --model "$T/other.h5" >/dev/null 2>"$T/bg3.err"
     check "levels from another background: exit 1, says rebuild" "[ $? -eq 1 ] && grep -q 'do not come from this model' '$T/bg3.err'"
+fi
+
+# -o -: HDF5 needs a seekable file, so embed refuses stdout (exit 2) instead of writing a file "-"
+P_ABS=$(realpath "$PDR")
+(cd "$T" && "$P_ABS" embed "$T/lf.fa" -o - --model kmer3 >"$T/dash.out" 2>"$T/dash.err")
+rc=$?
+check "embed -o -: exit 2, says stdout cannot take HDF5, writes no file '-'" "[ $rc -eq 2 ] && grep -q 'stdout cannot take HDF5' '$T/dash.err' && [ ! -e '$T/-' ] && [ ! -s '$T/dash.out' ]"
+
+# A model whose weights were changed after export (4 bytes flipped inside /proj_w): its tensors no
+# longer hash to its model_version, so it is refused instead of giving other embeddings.
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  cp "$DATA/pdr_cnn_v1.h5" "$T/flipped.h5"
+  at=$(/usr/bin/python3 -c 'import h5py,sys; print(h5py.File(sys.argv[1],"r")["proj_w"].id.get_offset())' "$T/flipped.h5")
+  printf '\x5a\xa5\x0f\x00' | dd of="$T/flipped.h5" bs=1 seek=$((at + 4000)) conv=notrunc status=none
+  "$PDR" embed "$T/lf.fa" -o "$T/flipped_out.h5" --model "$T/flipped.h5" 2>"$T/flipped.err"
+  rc=$?
+  check "model with flipped weight bytes: exit 1, says its tensors do not match its model_version" "[ $rc -eq 1 ] && grep -q 'its tensors do not match its model_version (damaged or edited file)' '$T/flipped.err' && [ ! -e '$T/flipped_out.h5' ]"
+else
+  echo "skipped: damaged-model case (python3-h5py is needed to find /proj_w)"
+fi
+
+# A full disk while a store is written: exit 1 with one line naming the file, never a crash (HDF5's
+# exit-time cleanup used to segfault on the file whose close had failed). A 2 MiB tmpfs (root only),
+# else strace's fault injection (ENOSPC from the 14th pwrite on), else skipped.
+awk 'BEGIN{srand(7); aa="ACDEFGHIKLMNPQRSTVWY"; for(i=0;i<3000;i++){n=50+int(rand()*450); s="";
+     for(j=0;j<n;j++) s=s substr(aa,1+int(rand()*20),1); printf ">r%d\n%s\n",i,s}}' >"$T/r3000.fa"
+full_msg_ok() { # rc 1, the disk-full message, one line, no crash report or raw HDF5 stack
+  [ "$1" -eq 1 ] && grep -q 'write failed (disk full?)' "$2" && [ "$(wc -l <"$2")" -eq 1 ] &&
+    ! grep -qi 'sanitizer\|segmentation\|HDF5-DIAG\|filename = ' "$2"
+}
+mkdir -p "$T/full"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=2m tmpfs "$T/full" 2>/dev/null; then
+  "$PDR" embed "$T/r3000.fa" -o "$T/full/e.h5" --model kmer3 -t 1 2>"$T/full1.err"
+  rc=$?
+  check "disk full under embed: exit 1, one line (rc $rc: $(head -c 300 "$T/full1.err"))" "full_msg_ok $rc '$T/full1.err'"
+  rm -rf "$T/full/"*
+  "$PDR" makedb "$T/r3000.fa" "$T/full/db" --model kmer3 -t 1 2>"$T/full2.err"
+  rc=$?
+  check "disk full under makedb: exit 1, one line (rc $rc)" "full_msg_ok $rc '$T/full2.err'"
+  rm -rf "$T/full/"*
+  "$PDR" easy-search "$DATA/test/small.fasta" "$T/r3000.fa" "$T/full_hits.tsv" --model kmer3 -t 1 --tmp-dir "$T/full" 2>"$T/full3.err"
+  rc=$?
+  check "disk full under easy-search --tmp-dir: exit 1, one line (rc $rc)" "full_msg_ok $rc '$T/full3.err'"
+  umount "$T/full"
+elif command -v strace >/dev/null && [ -z "${PDR_UNDER_VALGRIND:-}" ]; then
+  strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:error=ENOSPC:when=14+ \
+    "$PDR" makedb "$T/r3000.fa" "$T/fulldb" --model kmer3 -t 1 --batch-residues 40000 2>"$T/full2.err"
+  rc=$?
+  check "disk full (injected) under makedb: exit 1, one line (rc $rc)" "full_msg_ok $rc '$T/full2.err'"
+else
+  echo "skipped: disk-full cases (need root for a tmpfs, or strace)"
 fi
 
 echo "$pass passed, $fail failed"

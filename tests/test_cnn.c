@@ -15,6 +15,7 @@
 #include "check.h"
 #include "pdr_cnn.h"
 #include "pdr_fma.h"
+#include "pdr_sha256.h"
 
 static const char *data_dir = "data";
 static const char *tmp_dir = "/tmp";
@@ -805,6 +806,107 @@ TEST(cnn_open_rejects_bad_files)
     }
 }
 
+static void sha256_hex_of(const void *data, size_t n, char hex[65])
+{
+    pdr_sha256 h;
+    pdr_sha256_init(&h);
+    pdr_sha256_update(&h, data, n);
+    pdr_sha256_final_hex(&h, hex);
+}
+
+/* FIPS 180-4 examples and NIST's one-million-'a' vector; hashlib.sha256 gives the same. */
+TEST(sha256_matches_known_vectors)
+{
+    char hex[65];
+    sha256_hex_of("", 0, hex);
+    CHECKF(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0, "'' -> %s", hex);
+    sha256_hex_of("abc", 3, hex);
+    CHECKF(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0, "abc -> %s", hex);
+    const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56 bytes: padding spills */
+    sha256_hex_of(two_blocks, strlen(two_blocks), hex);
+    CHECKF(strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0, "448 bits -> %s", hex);
+    /* a million 'a' in uneven pieces, so that updates straddle blocks */
+    static char a[1000];
+    memset(a, 'a', sizeof a);
+    pdr_sha256 h;
+    pdr_sha256_init(&h);
+    for (size_t done = 0, step = 1; done < 1000000; done += step, step = step % 997 + 1)
+        pdr_sha256_update(&h, a, done + step > 1000000 ? 1000000 - done : step);
+    pdr_sha256_final_hex(&h, hex);
+    CHECKF(strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0") == 0, "1e6 x a -> %s", hex);
+    /* floats as numpy's "<f4" bytes: 1.0 = 00 00 80 3f, -2.5 = 00 00 20 c0 */
+    const unsigned char le[8] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x20, 0xc0};
+    const float f[2] = {1.0f, -2.5f};
+    char want[65];
+    sha256_hex_of(le, sizeof le, want);
+    pdr_sha256_init(&h);
+    pdr_sha256_update_f32le(&h, f, 2);
+    pdr_sha256_final_hex(&h, hex);
+    CHECKF(strcmp(hex, want) == 0, "f32le %s, bytes %s", hex, want);
+}
+
+/* Every model pdr ships or tests with carries the model_version export.py computed. */
+TEST(cnn_model_version_is_the_hash_of_the_tensors)
+{
+    static const char *models[] = {"cnn_tiny.h5", "cnn_tiny_seg.h5", "cnn_tiny_dil.h5", "cnn_bench.h5",
+                                   "../pdr_cnn_v1.h5"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        pdr_cnn *m = open_model(models[i]);
+        CHECKF(m && strlen(pdr_cnn_version(m)) == 12, "%s: version %s", models[i], m ? pdr_cnn_version(m) : "-");
+        pdr_cnn_free(m);
+    }
+}
+
+/* A weight changed after export (a damaged file, an h5py edit) must be refused, not give other
+ * embeddings under the original model_version. */
+TEST(cnn_open_rejects_edited_weights)
+{
+    char path[512];
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* an h5py-style edit: proj_w *= 0.5, written back as valid float32 */
+    hid_t f = broken_copy("halved_proj.h5", path, sizeof path);
+    if (f >= 0) {
+        hid_t ds = H5Dopen2(f, "/proj_w", H5P_DEFAULT);
+        float w[16 * 64];
+        CHECK(ds >= 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+            w[i] *= 0.5f;
+        CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+        H5Dclose(ds);
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "its tensors do not match its model_version (damaged or edited file)");
+    }
+    /* damage on disk: 4 bytes flipped inside /proj_w (one weight, still finite at most places) */
+    f = broken_copy("flipped_proj.h5", path, sizeof path);
+    if (f >= 0) {
+        hid_t ds = H5Dopen2(f, "/proj_w", H5P_DEFAULT);
+        haddr_t at = ds >= 0 ? H5Dget_offset(ds) : HADDR_UNDEF;
+        H5Dclose(ds);
+        H5Fclose(f);
+        CHECKF(at != HADDR_UNDEF, "/proj_w of %s is not contiguous", path);
+        FILE *fp = fopen(path, "r+b");
+        unsigned char b[4];
+        /* byte 100 of the tensor: the exponent bits stay, so the value stays finite */
+        CHECK(fp && fseek(fp, (long)at + 100, SEEK_SET) == 0 && fread(b, 1, 4, fp) == 4);
+        if (fp) {
+            b[0] ^= 0xff;
+            b[1] ^= 0xff;
+            b[2] ^= 0x0f;
+            b[3] ^= 0x01;
+            CHECK(fseek(fp, (long)at + 100, SEEK_SET) == 0 && fwrite(b, 1, 4, fp) == 4);
+            fclose(fp);
+        }
+        expect_rejected(path, PDR_EFORMAT, "do not match its model_version");
+    }
+    /* a model_version edited to another value is refused the same way */
+    f = broken_copy("other_version.h5", path, sizeof path);
+    if (f >= 0) {
+        set_string_attr(f, "model_version", "0123456789ab");
+        H5Fclose(f);
+        expect_rejected(path, PDR_EFORMAT, "model_version is '0123456789ab'");
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (getenv("PDR_DATA"))
@@ -830,5 +932,8 @@ int main(int argc, char **argv)
     RUN(cnn_segment_count_follows_the_formula);
     RUN(cnn_segment_of_a_short_sequence_is_the_protein_vector);
     RUN(cnn_open_rejects_bad_files);
+    RUN(sha256_matches_known_vectors);
+    RUN(cnn_model_version_is_the_hash_of_the_tensors);
+    RUN(cnn_open_rejects_edited_weights);
     return CHECK_DONE();
 }
