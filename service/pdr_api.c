@@ -559,10 +559,17 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
 
 /* ================================================================ handlers */
 
+/* k when the request gives none: PDR_API_DEFAULT_K, or --max-k when that is smaller (a request
+ * without k never gets more hits than one may ask for). */
+static int default_k(const pdr_api *api)
+{
+    return api->limits.max_k < PDR_API_DEFAULT_K ? api->limits.max_k : PDR_API_DEFAULT_K;
+}
+
 static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
 {
     double t0 = now_s();
-    search_params sp = {.k = PDR_API_DEFAULT_K, .min_score = -2.0f};
+    search_params sp = {.k = default_k(api), .min_score = -2.0f};
     pdr_json_request json = {0};
     query_set qs = {0};
     float *emb = NULL;
@@ -741,7 +748,7 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
                    "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",
                    api->n_ws, api->token ? "true" : "false", l->max_body_bytes, l->max_queries, l->max_length, l->max_k,
-                   PDR_API_DEFAULT_K);
+                   default_k(api));
 }
 
 static void handle_metrics(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)

@@ -1553,6 +1553,14 @@ TEST(custom_limits_connection_limit_and_idle_timeout)
     reply_free(&r);
     r = get(p, "/v1/info");
     CHECK(strstr(r.body, "\"max_body_bytes\":200,\"max_queries\":2,\"max_length\":50,\"max_k\":3"));
+    CHECK(strstr(r.body, "\"default_k\":3"));
+    reply_free(&r);
+    /* no k: the default 10 is capped at --max-k (it gave 10 hits, more than k may ask for) */
+    r = post_fasta(p, "/v1/search?format=tsv", ">a\nMKVLAAGIVGLLLAQ\n");
+    size_t lines = 0;
+    for (const char *c = r.body; c && *c; c++)
+        lines += *c == '\n';
+    CHECKF(r.status == 200 && lines == 3, "no k under --max-k 3: status %d, %zu hits", r.status, lines);
     reply_free(&r);
 
     /* Two idle connections fill the server: a third waits in the kernel's backlog, unanswered,
