@@ -60,6 +60,18 @@ def read_fasta(path):
     return out
 
 
+def sequence_twins(seqs, pool_path):
+    """Accessions of seqs (held-out proteins) whose exact sequence (upper case) is also a
+    sequence of the FASTA pool_path under any accession."""
+    by_seq = {}
+    for acc, seq in seqs.items():
+        by_seq.setdefault(seq.upper(), []).append(acc)
+    twins = set()
+    for _, seq in read_fasta(pool_path).items():
+        twins.update(by_seq.get(seq.upper(), ()))
+    return twins
+
+
 def read_pair_file(shared, fn, present):
     """(a, b, label string) of every listed pair whose two proteins are in present; total lines."""
     rows, total = [], 0
@@ -372,6 +384,10 @@ def main():
     ap.add_argument("--pool", default=os.path.join(HERE, "work", "train_pool.fasta"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--exclude-twins", action="store_true",
+                    help="leave out the pairs of held-out proteins whose exact sequence is also in --pool "
+                         "(under another accession: the held-out rule is by accession, so training may have "
+                         "seen the same chain; train/README.md, 'Sequence twins')")
     ap.add_argument("--by-label", action="store_true", help="also the AUC of each homolog label "
                     "(hom-pfam, hom-clan, hom-mixed, localhom) against the nonhom pairs")
     ap.add_argument("--expand", type=int, default=0, help="query expansion over K neighbours (needs --adjust)")
@@ -379,6 +395,8 @@ def main():
     ap.add_argument("--expand-pool", action="append", default=None, help="pdr store of the expansion database "
                     "(repeat for several; default: the evaluated held-out proteins)")
     a = ap.parse_args()
+    if a.exclude_twins and not a.pool:
+        ap.error("--exclude-twins needs --pool")
     if a.expand and not a.adjust:
         ap.error("--expand needs --adjust (neighbours are chosen by adjusted score)")
 
@@ -397,6 +415,11 @@ def main():
         m = load_h5_model(a.model) if a.model else load_checkpoint_model(a.checkpoint)
         m = m.to(dev)
         present = set(seqs)
+    if a.exclude_twins:
+        twins = sequence_twins(seqs, a.pool)
+        print("--exclude-twins: %d held-out proteins have an identical sequence in %s; their pairs are left out"
+              % (len(twins & present), a.pool), flush=True)
+        present -= twins
     bench = load_pairs(a.shared, present)
     need = set()
     for name, _ in DATASETS:
