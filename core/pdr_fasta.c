@@ -41,8 +41,9 @@ typedef struct fa_idset { /* open addressing, power-of-2 capacity, load <= 1/2 *
 } fa_idset;
 
 struct pdr_fasta {
-    char *name; /* for messages */
-    gzFile gz;  /* NULL for memory input */
+    char *name;       /* for messages */
+    gzFile gz;        /* NULL for memory input */
+    off_t file_bytes; /* size of a regular input file (plain or gzip), 0 when unknown (stdin, pipes) */
     unsigned char *chunk;
     const unsigned char *pos, *end; /* unread part of the current chunk */
     int eof;                        /* no more bytes to come */
@@ -344,6 +345,8 @@ int pdr_fasta_open(const char *path, const pdr_fasta_opts *opts, pdr_fasta **ret
         status = pdr_fail(err, PDR_EIO, "%s: is a directory, not a FASTA file", fa->name);
         goto fail;
     }
+    if (!is_stdin && S_ISREG(st.st_mode))
+        fa->file_bytes = st.st_size;
     fa->chunk = malloc(FA_CHUNK);
     if (!fa->chunk) {
         status = pdr_fail(err, PDR_ENOMEM, "%s: out of memory opening a FASTA reader", fa->name);
@@ -392,6 +395,17 @@ void pdr_fasta_close(pdr_fasta *fa)
 }
 
 size_t pdr_fasta_records_read(const pdr_fasta *fa) { return fa ? fa->n_returned : 0; }
+
+double pdr_fasta_fraction_read(const pdr_fasta *fa)
+{
+    if (!fa || !fa->gz || fa->file_bytes <= 0)
+        return -1.0;
+    off_t at = gzoffset(fa->gz); /* bytes of the file zlib has taken in (compressed ones for gzip) */
+    if (at < 0)
+        return -1.0;
+    double f = (double)at / (double)fa->file_bytes;
+    return f > 1.0 ? 1.0 : f;
+}
 
 size_t pdr_fasta_seq_capacity(const pdr_fasta *fa) { return fa ? fa->seq_cap : 0; }
 

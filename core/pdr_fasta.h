@@ -103,6 +103,11 @@ void pdr_fasta_close(pdr_fasta *fa);
 /* Records returned so far, good and bad alike (those ended by PDR_EIO are not counted). */
 size_t pdr_fasta_records_read(const pdr_fasta *fa);
 
+/* How much of a regular input file has been read, 0..1 (by file bytes: compressed ones for a
+ * gzip file; a little ahead of the records returned, by zlib's buffer), for progress; -1 when
+ * unknown (stdin, a pipe, memory input). */
+double pdr_fasta_fraction_read(const pdr_fasta *fa);
+
 /* Bytes the reader holds for the current sequence (its buffer capacity); lets tests check that
  * an over-long record was not buffered. */
 size_t pdr_fasta_seq_capacity(const pdr_fasta *fa);

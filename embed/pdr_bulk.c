@@ -831,6 +831,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         st.n_embedded += b.n;
         st.n_residues += b.residues;
         st.seconds = now_s() - t0;
+        st.input_fraction = pdr_fasta_fraction_read(fa);
         if (o.on_progress)
             o.on_progress(o.ctx, &st, 0);
         batch_clear(&b);

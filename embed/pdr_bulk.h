@@ -42,7 +42,7 @@ typedef struct pdr_bulk_stats {
     size_t n_residues;     /* residues embedded in this run */
     size_t n_total;        /* rows in the final store */
     double seconds;        /* wall time so far */
-    double input_fraction; /* 0..1 of the input consumed, -1 when unknown (stdin, gzip) */
+    double input_fraction; /* 0..1 of the input file read (pdr_fasta_fraction_read), -1 when unknown (stdin, pipes) */
 } pdr_bulk_stats;
 
 typedef struct pdr_bulk_opts {

@@ -681,6 +681,45 @@ TEST(fasta_reads_plain_file)
     remove(path);
 }
 
+/* Progress: the share of a regular file read grows from near 0 to 1; unknown (-1) for memory
+ * input. 4 MiB of records, far more than zlib's 128 KiB buffer. */
+TEST(fasta_fraction_read_follows_the_file)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "fraction.fa");
+    size_t n = 4096, len = 0;
+    char *text = malloc(n * 1100), *p = text;
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        p += sprintf(p, ">r%zu\n", i);
+        memset(p, 'A' + (int)(i % 7), 1000);
+        p += 1000;
+        *p++ = '\n';
+    }
+    len = (size_t)(p - text);
+    CHECK(write_file(path, text, len) == 0);
+    free(text);
+    pdr_fasta *fa = NULL;
+    pdr_err err;
+    CHECK(pdr_fasta_open(path, NULL, &fa, &err) == PDR_OK);
+    pdr_seq s;
+    double before = pdr_fasta_fraction_read(fa), mid = -1.0;
+    for (size_t i = 0; i < n / 2; i++)
+        CHECK(pdr_fasta_read(fa, &s, &err) == PDR_OK);
+    mid = pdr_fasta_fraction_read(fa);
+    while (pdr_fasta_read(fa, &s, &err) == PDR_OK)
+        ;
+    double end = pdr_fasta_fraction_read(fa);
+    CHECKF(before >= 0.0 && before < 0.1 && mid > 0.4 && mid < 0.6 && end == 1.0, "%.3f %.3f %.3f", before, mid, end);
+    pdr_fasta_close(fa);
+    remove(path);
+    CHECK(pdr_fasta_open_mem(">a\nMK\n", 7, NULL, &fa, &err) == PDR_OK);
+    CHECK(pdr_fasta_fraction_read(fa) == -1.0);
+    pdr_fasta_close(fa);
+}
+
 TEST(fasta_reads_gzip_file)
 {
     char path[512];
@@ -852,6 +891,7 @@ int main(void)
     RUN(fasta_eof_is_sticky);
     RUN(fasta_streams_10000_tiny_records);
     RUN(fasta_reads_plain_file);
+    RUN(fasta_fraction_read_follows_the_file);
     RUN(fasta_reads_gzip_file);
     RUN(fasta_truncated_gzip_is_eio);
     RUN(fasta_corrupt_gzip_is_eio);
