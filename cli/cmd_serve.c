@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -154,12 +155,18 @@ static void restore_stop_handler(void)
     }
 }
 
-/* Sleep until a stop signal has arrived. */
+/* Sleep until a stop signal has arrived. The wait is a poll of at most a second at a time, not a
+ * plain read: a signal runtime that defers handlers to the next intercepted call (ThreadSanitizer)
+ * would otherwise never run the handler while the read, restarted by SA_RESTART, waits. */
 static void wait_for_stop_signal(void)
 {
     while (!stop_signal) {
+        struct pollfd pfd = {stop_pipe[0], POLLIN, 0};
+        int r = poll(&pfd, 1, 1000);
+        if (r < 0 && errno != EINTR)
+            break;
         char c;
-        if (read(stop_pipe[0], &c, 1) < 0 && errno != EINTR)
+        if (r > 0 && read(stop_pipe[0], &c, 1) < 0 && errno != EINTR)
             break;
     }
 }
