@@ -77,7 +77,7 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
     sp = f >= 0 ? H5Screate_simple(1, &total, NULL) : -1;
     d = sp >= 0 ? H5Dcreate2(f, "/residues", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     if (d < 0) {
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot create", tmp);
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot create (directory not writable, or disk full?)", tmp);
         goto done;
     }
     /* The store's rows are the FASTA's valid records in order (pdr_bulk_embed): walk both. */
@@ -112,7 +112,7 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
             i += m;
             if (fill == WRITE_CHUNK) {
                 if (write_at(d, pos, buf, fill)) {
-                    rc = pdr_fail(err, PDR_EIO, "%s: write failed", tmp);
+                    rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
                     goto done;
                 }
                 pos += fill;
@@ -122,14 +122,14 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
         row++;
     }
     if (fill && write_at(d, pos, buf, fill)) {
-        rc = pdr_fail(err, PDR_EIO, "%s: write failed", tmp);
+        rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
         goto done;
     }
     H5Sclose(sp);
     sp = H5Screate_simple(1, &n1, NULL);
     od = sp >= 0 ? H5Dcreate2(f, "/offsets", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     if (od < 0 || H5Dwrite(od, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets) < 0) {
-        rc = pdr_fail(err, PDR_EIO, "%s: write failed", tmp);
+        rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
         goto done;
     }
 done:
@@ -140,7 +140,7 @@ done:
     if (sp >= 0)
         H5Sclose(sp);
     if (f >= 0 && H5Fclose(f) < 0 && !rc)
-        rc = pdr_fail(err, PDR_EIO, "%s: write failed", tmp);
+        rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
     if (!rc && rename(tmp, path) != 0)
         rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s", tmp, path);
     if (rc)
