@@ -3,12 +3,14 @@
  * call per chunk of queries) -> pdr_report (TSV/JSON) -> output file. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -347,14 +349,29 @@ typedef struct search_out {
     FILE *f;
 } search_out;
 
-/* Refuse an OUT that cannot be written before any work: a directory (checked again on open). */
+/* Refuse an OUT that cannot be written before any work (easy-search embeds the whole target
+ * set first): a directory, or a new OUT in a directory that does not exist (checked again on
+ * open). */
 static int out_check(const char *path, pdr_err *err)
 {
     struct stat st;
-    if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return pdr_fail(err, PDR_EINPUT, "%s: is a directory (OUT must be a file, '-' or a FIFO)", path);
+    if (strcmp(path, "-") == 0)
+        return PDR_OK;
     if (strlen(path) + sizeof ".tmp" > OUT_PATH_MAX)
         return pdr_fail(err, PDR_EINPUT, "%s: path too long", path);
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return pdr_fail(err, PDR_EINPUT, "%s: is a directory (OUT must be a file, '-' or a FIFO)", path);
+        return PDR_OK;
+    }
+    char dir[OUT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return PDR_OK; /* the working directory */
+    slash[slash == dir ? 1 : 0] = '\0';
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pdr_fail(err, PDR_EINPUT, "%s: cannot write: directory %s does not exist", path, dir);
     return PDR_OK;
 }
 
@@ -385,9 +402,28 @@ static int out_open(search_out *o, const char *path, pdr_err *err)
             return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", path, strerror(errno));
         return PDR_OK;
     }
+    /* OUT.tmp is locked while it is written (flock, dropped by the kernel when this process
+     * ends): a second search into the same OUT is refused rather than writing into the same
+     * file, whose rename one of the two would then report as its own complete output */
     snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path);
-    if (!(o->f = fopen(o->tmp, "w"))) {
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
         rc = pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->tmp, strerror(errno));
+        o->tmp[0] = '\0';
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        close(fd);
+        o->tmp[0] = '\0'; /* the other run's: left alone */
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s: another pdr run is writing it (its %s.tmp is locked); wait for that run to end, or "
+                        "write elsewhere",
+                        path, path);
+    }
+    if (ftruncate(fd, 0) != 0 || !(o->f = fdopen(fd, "w"))) {
+        rc = pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->tmp, strerror(errno));
+        close(fd);
+        unlink(o->tmp);
         o->tmp[0] = '\0';
     }
     return rc;

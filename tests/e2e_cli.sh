@@ -260,6 +260,18 @@ fi
 mkdir "$T/outdir"
 "$PDR" search "$T/db" "$small" "$T/outdir" -k 2 2>"$T/err"
 check "OUT a directory: exit 1 before searching, no outdir.tmp left" "[ $? -eq 1 ] && grep -q 'is a directory' '$T/err' && ! grep -q 'queries searched' '$T/err' && [ ! -e '$T/outdir.tmp' ]"
+"$PDR" easy-search "$small" "$small" "$T/nodir/o.tsv" -k 2 --tmp-dir "$T" 2>"$T/err"
+check "easy-search into a missing directory: exit 1 before building anything" "[ $? -eq 1 ] && grep -q 'nodir does not exist' '$T/err' && ! grep -q 'embedded' '$T/err' && ! ls -d '$T'/pdr-easy-* >/dev/null 2>&1"
+# two searches into one OUT: the second is refused while the first writes OUT.tmp (it got the
+# first's complete output and reported it as its own); the first, reading its queries from a
+# pipe held open, finishes with its own hits
+( cat "$small"; sleep "${PDR_UNDER_VALGRIND:+1}3" ) | "$PDR" search "$T/db" - "$T/same.tsv" -k 2 2>"$T/same1.err" &
+same_pid=$!
+for _ in $(seq 1 100); do [ -e "$T/same.tsv.tmp" ] && break; sleep 0.1; done
+"$PDR" search "$T/db" "$small" "$T/same.tsv" -k 1 2>"$T/err"
+check "a second search into an OUT being written: exit 1, says another run is writing it" "[ $? -eq 1 ] && grep -q 'another pdr run is writing it' '$T/err'"
+wait "$same_pid"
+check "the first search finishes with its own hits, no OUT.tmp left" "[ $? -eq 0 ] && [ \$(wc -l <'$T/same.tsv') -eq $((n_small * 2)) ] && [ ! -e '$T/same.tsv.tmp' ]"
 printf '>bad\nMK1V\n' >"$T/badq.fasta"
 "$PDR" search "$T/db" "$T/badq.fasta" "$T/badq.tsv" -k 2 2>"$T/err"
 check "no valid query: exit 1, neither OUT nor OUT.tmp left" "[ $? -eq 1 ] && [ ! -e '$T/badq.tsv' ] && [ ! -e '$T/badq.tsv.tmp' ]"
