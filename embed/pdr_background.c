@@ -146,6 +146,23 @@ int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, fl
     return PDR_OK;
 }
 
+int pdr_background_levels_each(const pdr_background *bg, const float *x, size_t n, float *levels, pdr_err *err)
+{
+    if (n == 0)
+        return PDR_OK;
+    float *scores = malloc(bg->n * sizeof(float));
+    if (!scores)
+        return pdr_fail(err, PDR_ENOMEM, "background levels: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg->n, bg->dim, 1.0f, bg->vec, bg->dim, x + i * bg->dim, 1, 0.0f,
+                    scores, 1);
+        float v = select_kth(scores, bg->n, bg->rank);
+        levels[i] = isfinite(v) ? v : 0.0f;
+    }
+    free(scores);
+    return PDR_OK;
+}
+
 /* ---- reading a model file's /background ---- */
 
 /* One numeric root attribute of class cls (H5T_FLOAT or H5T_INTEGER), read as a double. */

@@ -46,8 +46,14 @@ double pdr_background_percentile(const pdr_background *bg);
  * it, so levels from another background are refused. */
 const char *pdr_background_id(const pdr_background *bg);
 
-/* levels[i] for the n vectors x (n x dim, L2-normalized, row-major). Thread-safe. */
+/* levels[i] for the n vectors x (n x dim, L2-normalized, row-major), by matrix products over
+ * tiles of the n rows (fast for a database's rows). Thread-safe. */
 int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, float *levels, pdr_err *err);
+
+/* The same, each row by itself (one matrix-vector product per row): a row's level does not
+ * depend on the other rows passed with it, in the last bits either, as it does through the tiled
+ * products' rounding. For queries, so that a query's scores do not depend on its batch. */
+int pdr_background_levels_each(const pdr_background *bg, const float *x, size_t n, float *levels, pdr_err *err);
 
 static inline float pdr_adjusted_score(float cosine, float level_a, float level_b)
 {

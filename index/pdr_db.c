@@ -383,7 +383,7 @@ static int search_segments(const pdr_db *db, const pdr_db_queries *qs, int k, fl
         rc = pdr_fail(err, PDR_ENOMEM, "search: out of memory for %zu queries x %d hits", qs->n, k);
         goto done;
     }
-    if ((rc = pdr_background_levels(qs->bg, qs->vec, qs->n, qlev, err)) ||
+    if ((rc = pdr_background_levels_each(qs->bg, qs->vec, qs->n, qlev, err)) ||
         (rc = pdr_segdb_search(db->seg, db->levels, qs->seg_bg, qs->vec, qlev, qs->seg, qs->n, k, qs->threads, sh, cnt,
                                err)))
         goto done;
@@ -479,7 +479,7 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *qs, int k, float min_s
             rc = search_side_k(db, &side, xvec, qlev, nq, k, min_score, max_evalue, hits, ret_counts, err);
     } else {
         search_side side = {db->index, db->levels, &db->calib};
-        if (!db->levels || !(rc = pdr_background_levels(bg, qs->vec, nq, qlev, err)))
+        if (!db->levels || !(rc = pdr_background_levels_each(bg, qs->vec, nq, qlev, err)))
             rc = search_side_k(db, &side, qs->vec, qlev, nq, k, min_score, max_evalue, hits, ret_counts, err);
     }
 done:

@@ -356,7 +356,7 @@ int pdr_db_expand_queries(const pdr_db *db, const pdr_background *bg, const floa
                         out + q * (size_t)dim, err);
     }
     if (!rc)
-        rc = pdr_background_levels(bg, out, n, out_levels, err);
+        rc = pdr_background_levels_each(bg, out, n, out_levels, err);
 done:
     free(hits);
     free(counts);

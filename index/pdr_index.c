@@ -25,6 +25,7 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PDR_HAVE_LSAN 1
@@ -634,6 +635,12 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
         (status = check_finite(queries, nq, ix->dim, "query", 0, err)) != PDR_OK)
         return status;
 
+    /* FAISS scores a flat index one query at a time below this many queries and by a matrix
+     * product over the batch above it, whose rounding depends on a query's place in the batch:
+     * per query always, so that a query's hits and scores (to the last bit) do not depend on the
+     * other queries searched with it. Process-wide FAISS setting; set on every search so that
+     * nothing else in the process can have changed it. */
+    faiss_set_distance_compute_blas_threshold(INT_MAX);
     size_t count = pdr_index_count(ix);
     size_t k_out = (size_t)k;
     size_t k_eff = count < k_out ? count : k_out;

@@ -290,19 +290,25 @@ static int search_blocks(const seg_search *job, size_t t, pdr_err *err)
             r += s->n;
         }
         first_row[nb] = r;
-        if ((rc = pdr_background_levels(seg_bg, rows_v, r, rows_half, err)))
+        /* levels, whole cosines and window products one query at a time: a query's scores must
+         * not depend, in the last bits either, on the other queries of its block (a matrix
+         * product over the block rounds by a row's place in it) */
+        if ((rc = pdr_background_levels_each(seg_bg, rows_v, r, rows_half, err)))
             goto done;
         for (size_t i = 0; i < r; i++)
             rows_half[i] *= 0.5f;
-        if (n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n, (int)dim, 1.0f, queries + q0 * dim,
-                        (int)dim, sd->vec, (int)dim, 0.0f, cos_w, (int)n);
+        for (size_t b = 0; b < nb && n; b++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)dim, 1.0f, sd->vec, (int)dim,
+                        queries + (q0 + b) * dim, 1, 0.0f, cos_w + b * n, 1);
         for (size_t i = 0; i < nb * n; i++)
             best[i] = -FLT_MAX;
         for (size_t j0 = 0; j0 < m; j0 += tile) {
             size_t tj = m - j0 < tile ? m - j0 : tile;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)tj, (int)dim, 1.0f, rows_v, (int)dim,
-                        sd->seg_vec + j0 * dim, (int)dim, 0.0f, prod, (int)tj);
+            /* one product per query (its own windows), while the tile stays in cache */
+            for (size_t b = 0; b < nb; b++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(first_row[b + 1] - first_row[b]), (int)tj,
+                            (int)dim, 1.0f, rows_v + first_row[b] * dim, (int)dim, sd->seg_vec + j0 * dim, (int)dim,
+                            0.0f, prod + first_row[b] * tj, (int)tj);
             for (size_t b = 0; b < nb; b++) {
                 /* vmax[j] = max over the query's segments i of prod[i][j] - level_i / 2 */
                 const float *lev = sd->seg_lev + j0;

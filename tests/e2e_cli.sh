@@ -111,6 +111,15 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     # the same hits and scores as embedding them
     "$PDR" easy-search "$small" "$small" "$T/eseg.tsv" -k 4 --segments 2>"$T/err"
     check "easy-search --segments = makedb --segments + search" "[ $? -eq 0 ] && cmp -s <(cut -f1-3,5-8 '$T/eseg.tsv') <(cut -f1-3,5-8 '$T/seg.tsv')"
+    # a query's segment hits do not depend on the other queries of its batch (e2e_db.sh 7b for
+    # plain databases): 200 demo proteins against a segment database of 300, in order and reversed
+    awk '/^>/{n++} n<=300' "$DATA/demo/targets.fasta" >"$T/t300.fa"
+    awk '/^>/{n++} n<=200' "$DATA/demo/targets.fasta" >"$T/q200.fa"
+    awk '/^>/{if (s) print s; s=$0 "\t"; next} {s=s $0} END{print s}' "$T/q200.fa" | tac | tr '\t' '\n' >"$T/q200r.fa"
+    "$PDR" makedb "$T/t300.fa" "$T/seg300" --segments 2>/dev/null
+    "$PDR" search "$T/seg300" "$T/q200.fa" "$T/sinv1.tsv" --align 0 2>/dev/null
+    "$PDR" search "$T/seg300" "$T/q200r.fa" "$T/sinv2.tsv" --align 0 2>/dev/null
+    check "segment database: 200 queries in order and reversed give the same hits and scores" "[ -s '$T/sinv1.tsv' ] && cmp -s <(sort '$T/sinv1.tsv') <(sort '$T/sinv2.tsv')"
     cp -r "$T/segdb" "$T/segnolev"
     /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1], "r+"); del f["segment_levels"]' "$T/segnolev/background.h5"
     "$PDR" search "$T/segnolev" "$small" - -k 2 >/dev/null 2>"$T/err"

@@ -215,6 +215,21 @@ printf '>a\nMK1T\n>a\nMKTA\n>b\nMKT\n' >"$T/dup7.fa"
 "$PDR" embed "$T/dup7.fa" -o "$T/dup7.h5" "${km[@]}" 2>/dev/null
 check "an invalid record takes no id: the valid 'a' after it is stored" "[ $? -eq 0 ] && [ \"\$(nrows '$T/dup7.h5')\" = 2 ]"
 
+# ---- 7b. a query's hits do not depend on the other queries searched with it (a pipeline splits
+# its FASTA into chunks): 200 demo proteins as queries, in order and reversed, and one alone,
+# give the same lines to the last digit (they differed: BLAS products over the batch rounded by
+# a query's place in it). Plain database; segment databases in e2e_cli.sh.
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/inv" "${common[@]}" 2>/dev/null
+awk '/^>/{n++} n<=200' "$DATA/demo/targets.fasta" >"$T/q200.fa"
+awk '/^>/{if (s) print s; s=$0 "\t"; next} {s=s $0} END{print s}' "$T/q200.fa" | tac | tr '\t' '\n' >"$T/q200r.fa"
+awk '/^>/{n++} n==3' "$DATA/demo/targets.fasta" >"$T/q1.fa"
+q1=$(head -1 "$T/q1.fa" | cut -c2- | cut -d' ' -f1)
+"$PDR" search "$T/inv" "$T/q200.fa" "$T/inv1.tsv" --align 0 "${common[@]}" 2>/dev/null
+"$PDR" search "$T/inv" "$T/q200r.fa" "$T/inv2.tsv" --align 0 "${common[@]}" 2>/dev/null
+"$PDR" search "$T/inv" "$T/q1.fa" "$T/inv3.tsv" --align 0 "${common[@]}" 2>/dev/null
+check "200 queries in order and reversed: the same hits and scores per query" "[ -s '$T/inv1.tsv' ] && cmp -s <(sort '$T/inv1.tsv') <(sort '$T/inv2.tsv')"
+check "a query alone: the same lines as in the batch of 200" "[ -s '$T/inv3.tsv' ] && cmp -s <(grep \"^\$q1	\" '$T/inv1.tsv') '$T/inv3.tsv'"
+
 # ---- 8. approximate indexes: --nprobe past the IVF's lists, a tuning that misses its target,
 # and an HNSW graph asked for more hits than its tuned breadth (not under valgrind: training
 # PQ codes and tuning on 1,000 queries there take many minutes; the index code is FAISS's and
