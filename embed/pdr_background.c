@@ -119,6 +119,14 @@ static float select_kth(float *a, size_t n, size_t k)
     return a[k];
 }
 
+/* The level of one row x, by one matrix-vector product (scores: bg->n floats of scratch). */
+static float row_level(const pdr_background *bg, const float *x, float *scores)
+{
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg->n, bg->dim, 1.0f, bg->vec, bg->dim, x, 1, 0.0f, scores, 1);
+    float v = select_kth(scores, bg->n, bg->rank);
+    return isfinite(v) ? v : 0.0f;
+}
+
 int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, float *levels, pdr_err *err)
 {
     if (n == 0)
@@ -129,16 +137,15 @@ int pdr_background_levels(const pdr_background *bg, const float *x, size_t n, fl
         return pdr_fail(err, PDR_ENOMEM, "background levels: out of memory");
     for (size_t lo = 0; lo < n; lo += tile) {
         size_t m = n - lo < tile ? n - lo : tile;
-        if (m < 4) /* a few rows (one query per request): sgemv, without sgemm's packing of the sample */
+        if (m < 4) { /* a few rows: sgemv, without sgemm's packing of the sample */
             for (size_t i = 0; i < m; i++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg->n, bg->dim, 1.0f, bg->vec, bg->dim,
-                            x + (lo + i) * bg->dim, 1, 0.0f, scores + i * bg->n, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)bg->n, bg->dim, 1.0f, x + lo * bg->dim,
-                        bg->dim, bg->vec, bg->dim, 0.0f, scores, (int)bg->n);
+                levels[lo + i] = row_level(bg, x + (lo + i) * bg->dim, scores);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)bg->n, bg->dim, 1.0f, x + lo * bg->dim,
+                    bg->dim, bg->vec, bg->dim, 0.0f, scores, (int)bg->n);
         for (size_t i = 0; i < m; i++) {
-            float *row = scores + i * bg->n;
-            float v = select_kth(row, bg->n, bg->rank);
+            float v = select_kth(scores + i * bg->n, bg->n, bg->rank);
             levels[lo + i] = isfinite(v) ? v : 0.0f;
         }
     }
@@ -153,12 +160,8 @@ int pdr_background_levels_each(const pdr_background *bg, const float *x, size_t 
     float *scores = malloc(bg->n * sizeof(float));
     if (!scores)
         return pdr_fail(err, PDR_ENOMEM, "background levels: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg->n, bg->dim, 1.0f, bg->vec, bg->dim, x + i * bg->dim, 1, 0.0f,
-                    scores, 1);
-        float v = select_kth(scores, bg->n, bg->rank);
-        levels[i] = isfinite(v) ? v : 0.0f;
-    }
+    for (size_t i = 0; i < n; i++)
+        levels[i] = row_level(bg, x + i * bg->dim, scores);
     free(scores);
     return PDR_OK;
 }
