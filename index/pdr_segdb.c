@@ -15,8 +15,8 @@
 #include "pdr_db.h"
 #include "pdr_store.h"
 
-/* Queries scored together (one matrix product against all whole vectors) and database
- * segments per product tile. */
+/* Queries scored against each database tile while it is in cache (each query by its own
+ * products, so that its scores do not depend on the others), and database segments per tile. */
 #define QUERY_BLOCK 32
 #define SEG_TILE 4096
 
