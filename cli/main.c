@@ -43,12 +43,18 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0)
+    if (strcmp(argv[1], "--version") == 0) {
+        argv[1] = "pdr";
         return cmd_version(argc - 1, argv + 1);
+    }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             /* HDF5's exit-time cleanup crashes after a failed close (disk full): only a run that
              * succeeded is known to have closed every file (pdr_store.h) */
+            /* getopt names argv[0] in its messages: "pdr search: unrecognized option" */
+            char prog[64];
+            snprintf(prog, sizeof prog, "pdr %s", commands[i].name);
+            argv[1] = prog;
             pdr_store_process_begin();
             int rc = commands[i].run(argc - 1, argv + 1);
             pdr_store_process_end(rc == EXIT_OK);

@@ -329,7 +329,8 @@ check "easy-search X X on a clean file (stored vectors reused): the same as X co
 # --- errors and exit codes
 "$PDR" >/dev/null 2>&1; check "no command: exit 2" "[ $? -eq 2 ]"
 "$PDR" frobnicate >/dev/null 2>&1; check "unknown command: exit 2" "[ $? -eq 2 ]"
-"$PDR" search --bogus >/dev/null 2>&1; check "unknown option: exit 2" "[ $? -eq 2 ]"
+"$PDR" search --bogus >/dev/null 2>"$T/err"; check "unknown option: exit 2, message names 'pdr search'" "[ $? -eq 2 ] && grep -q \"^pdr search: unrecognized option '--bogus'\" '$T/err'"
+"$PDR" embed -Z x >/dev/null 2>"$T/err"; check "unknown short option: message names 'pdr embed'" "[ $? -eq 2 ] && grep -q '^pdr embed: invalid option' '$T/err'"
 "$PDR" search "$T/db" >/dev/null 2>&1; check "missing args: exit 2" "[ $? -eq 2 ]"
 "$PDR" search "$T/db" "$small" - -k 0 >/dev/null 2>&1; check "-k 0: exit 2" "[ $? -eq 2 ]"
 "$PDR" embed "$T/nonexistent.fasta" -o "$T/x.h5" 2>"$T/err"; check "missing input: exit 1" "[ $? -eq 1 ]"
