@@ -36,6 +36,9 @@ double cli_parse_double(const char *verb, const char *opt, const char *value, in
 /* Process-wide thread settings, set once: OpenBLAS single-threaded (workers are threads),
  * OpenMP (FAISS) to n. Returns the effective worker count (n <= 0: all cores). */
 int cli_set_threads(int n);
+/* The default model (pdr_encoder_default_model) into buf; when that is the kmer3 baseline because
+ * no trained model was found, says so on stderr (a baseline is not the product). */
+const char *cli_default_model(const char *verb, char *buf, size_t size);
 /* Open the model (NULL = default), printing the error. */
 pdr_encoder *cli_open_model(const char *verb, const char *model);
 /* The model a database was built with: the kmer3 baseline by name, otherwise the given (or

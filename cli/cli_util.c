@@ -86,10 +86,22 @@ int cli_set_threads(int n)
     return n;
 }
 
+const char *cli_default_model(const char *verb, char *buf, size_t size)
+{
+    const char *model = pdr_encoder_default_model(buf, size);
+    const char *env = getenv("PDR_MODEL");
+    if (strcmp(model, PDR_MODEL_BUILTIN_KMER) == 0 && !(env && *env))
+        cli_error(verb, "note: no trained model found (neither share/pdr/pdr_cnn_v1.h5 beside the binary's directory "
+                        "nor the source tree's data/pdr_cnn_v1.h5): using the NON-LEARNED kmer3 baseline; set "
+                        "PDR_MODEL or pass --model");
+    return model;
+}
+
 pdr_encoder *cli_open_model(const char *verb, const char *model)
 {
+    char path[4096];
     if (!model)
-        model = pdr_encoder_default_model();
+        model = cli_default_model(verb, path, sizeof path);
     pdr_encoder *enc = NULL;
     pdr_err err;
     pdr_err_clear(&err);

@@ -37,8 +37,9 @@ int cmd_version(int argc, char **argv)
     }
     printf("pdr %s\n", PDR_VERSION);
     int is_default = model == NULL, default_broken = 0;
+    char path[4096];
     if (is_default)
-        model = pdr_encoder_default_model();
+        model = cli_default_model("version", path, sizeof path);
     pdr_encoder *enc = NULL;
     pdr_err err;
     pdr_err_clear(&err);

@@ -1,6 +1,8 @@
 /* pdr_encoder.c: dispatch between the trained CNN and the kmer3 baseline. */
 #include "pdr_encoder.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,14 +25,38 @@ struct pdr_encoder_ws {
     pdr_cnn_ws *cnn_ws;
 };
 
-const char *pdr_encoder_default_model(void)
+/* BINDIR/../share/pdr/pdr_cnn_v1.h5 of the running binary into buf; 0 if there is none */
+static int installed_model(char *buf, size_t size)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    char path[4096 + 64], full[PATH_MAX];
+    snprintf(path, sizeof path, "%s/../share/pdr/pdr_cnn_v1.h5", exe);
+    if (access(path, R_OK) != 0 || !realpath(path, full) || strlen(full) >= size)
+        return 0;
+    memcpy(buf, full, strlen(full) + 1);
+    return 1;
+}
+
+const char *pdr_encoder_default_model(char *buf, size_t size)
 {
     const char *env = getenv("PDR_MODEL");
+    const char *choice = PDR_MODEL_BUILTIN_KMER;
     if (env && *env)
-        return env;
-    if (access(PDR_SHIPPED_MODEL, R_OK) == 0)
-        return PDR_SHIPPED_MODEL;
-    return PDR_MODEL_BUILTIN_KMER;
+        choice = env;
+    else if (installed_model(buf, size))
+        return buf;
+    else if (access(PDR_SHIPPED_MODEL, R_OK) == 0)
+        choice = PDR_SHIPPED_MODEL;
+    snprintf(buf, size, "%s", choice);
+    return buf;
 }
 
 int pdr_encoder_open(const char *model, pdr_encoder **ret_enc, pdr_err *err)

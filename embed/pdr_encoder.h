@@ -20,9 +20,11 @@ typedef struct pdr_encoder_ws pdr_encoder_ws;
 
 #define PDR_MODEL_BUILTIN_KMER "kmer3"
 
-/* The model used when none is named: $PDR_MODEL if set, else the trained model shipped in
- * data/ if present, else the kmer3 baseline. Returns a static string. */
-const char *pdr_encoder_default_model(void);
+/* The model used when none is named: $PDR_MODEL if set; else the trained model installed beside
+ * the binary (BINDIR/../share/pdr/pdr_cnn_v1.h5, as `cmake --install` lays it out); else the
+ * source tree's data/pdr_cnn_v1.h5; else the kmer3 baseline. Writes the choice into buf (size
+ * bytes) and returns buf. */
+const char *pdr_encoder_default_model(char *buf, size_t size);
 
 /* Open a model: "kmer3" for the baseline, otherwise a path to a pdr-cnn HDF5 weights file.
  * *ret_enc is the caller's, freed with pdr_encoder_free. */

@@ -347,6 +347,14 @@ done
 "$PDR" version --model kmer3 >"$T/v"; check "version --model names that model" "[ $? -eq 0 ] && grep -q 'NON-LEARNED' '$T/v'"
 "$PDR" version --model "$T/none.h5" >"$T/v" 2>&1; check "version --model of a missing file: exit 1" "[ $? -eq 1 ] && grep -q 'none.h5' '$T/v'"
 PDR_MODEL="$T/none.h5" "$PDR" version >"$T/v" 2>&1; check "version with a broken default model (\$PDR_MODEL): exit 1, names it" "[ $? -eq 1 ] && grep -q 'none.h5' '$T/v' && grep -q '^hdf5' '$T/v'"
+# cmake --install: the installed binary finds its model beside itself, from any directory
+if [ -n "${PDR_BUILD:-}" ]; then
+  cmake --install "$PDR_BUILD" --prefix "$T/inst" >/dev/null 2>"$T/err"
+  check "cmake --install lays out bin/pdr and share/pdr/pdr_cnn_v1.h5" "[ -x '$T/inst/bin/pdr' ] && cmp -s '$T/inst/share/pdr/pdr_cnn_v1.h5' '$PDR_DATA/pdr_cnn_v1.h5'"
+  inst=$(cd "$T/inst" && pwd -P)
+  (cd / && env -u PDR_MODEL "$T/inst/bin/pdr" version) >"$T/v" 2>"$T/err"
+  check "the installed binary's default model is the installed one, no note" "[ $? -eq 0 ] && grep -q \"from $inst/share/pdr/pdr_cnn_v1.h5\$\" '$T/v' && [ ! -s '$T/err' ]"
+fi
 "$PDR" version --modle x >/dev/null 2>"$T/err"; check "version: unknown option is a usage error" "[ $? -eq 2 ] && grep -q -- '--modle' '$T/err'"
 
 echo "$pass passed, $fail failed"
