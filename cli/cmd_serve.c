@@ -81,26 +81,30 @@ static char *read_token(const char *path)
         cli_error("serve", "%s: cannot read the token file: %s", path, strerror(errno));
         return NULL;
     }
-    char *line = calloc(1, MAX_TOKEN_BYTES + 2);
-    if (!line) {
-        fclose(f);
-        cli_error("serve", "out of memory");
-        return NULL;
-    }
-    if (!fgets(line, MAX_TOKEN_BYTES + 2, f))
-        line[0] = '\0';
+    /* the whole first line, then trimmed: a limit checked on the raw line would count its
+     * newline (a 4096-byte token was refused with "\n", taken without) */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got = getline(&line, &cap, f);
+    int read_errno = errno, failed = got < 0 && ferror(f);
     fclose(f);
-    size_t n = strlen(line);
-    if (n > MAX_TOKEN_BYTES) {
-        cli_error("serve", "%s: the token is longer than %d bytes", path, MAX_TOKEN_BYTES);
+    if (failed || (got < 0 && !line)) {
         free(line);
+        cli_error("serve", "%s: cannot read the token file: %s", path, strerror(read_errno));
         return NULL;
     }
+    size_t n = got < 0 ? 0 : (size_t)got;
+    line[n] = '\0';
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
         line[--n] = '\0';
     size_t start = strspn(line, " \t");
     if (start == n) {
         cli_error("serve", "%s: the first line holds no token", path);
+        free(line);
+        return NULL;
+    }
+    if (n - start > MAX_TOKEN_BYTES) {
+        cli_error("serve", "%s: the token is longer than %d bytes", path, MAX_TOKEN_BYTES);
         free(line);
         return NULL;
     }

@@ -48,7 +48,7 @@ int pdr_db_embed_and_search(const pdr_db *db, const pdr_encoder *enc, pdr_encode
                          .no_expand = p->no_expand};
     rc = pdr_db_search_aligned(db, &qs, (const char *const *)job->seqs, job->lengths, 0, p, hits, counts, err);
 done:
-    for (size_t i = 0; embs && i < n; i++) {
+    for (size_t i = 0; embs && starts && ends && i < n; i++) {
         free(starts[i]);
         free(ends[i]);
         free(embs[i]);

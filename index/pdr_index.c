@@ -674,6 +674,15 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
                           k_eff, faiss_msg());
         goto done;
     }
+    /* A row outside the index is a damaged or foreign index.faiss (an IDMap's ids, say): callers
+     * index arrays of count rows with these. */
+    for (size_t i = 0; i < nq * k_eff; i++)
+        if (out_rows[i] < -1 || out_rows[i] >= (int64_t)count) {
+            status = pdr_fail(err, PDR_EFORMAT,
+                              "index \"%s\": FAISS returned row %lld, outside its %zu vectors (damaged index file?)",
+                              ix->spec, (long long)out_rows[i], count);
+            goto done;
+        }
     if (k_eff < k_out) {
         for (size_t q = 0; q < nq; q++) {
             memcpy(scores + q * k_out, tmp_scores + q * k_eff, k_eff * sizeof *scores);

@@ -111,7 +111,7 @@ int pdr_segdb_load(const char *dbdir, size_t n, int dim, pdr_segdb **ret, pdr_er
         int64_t p = sd->owner[j];
         if (p == next)
             sd->first[next++] = j;
-        else if (p != next - 1) {
+        else if (next == 0 || p != next - 1) { /* next == 0: the first must be protein 0 (not -1) */
             rc = pdr_fail(err, PDR_EFORMAT,
                           "%s: segment %zu belongs to protein %lld, expected %lld or %lld (segments out of order, "
                           "or proteins without segments: was the store made without --segments?); remove %s and "

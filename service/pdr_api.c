@@ -172,7 +172,7 @@ int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pd
     if (api->limits.align > 0 && !pdr_db_has_sequences(db))
         return pdr_fail(err, PDR_EINPUT,
                         "--align %d: %s has no sequences; rebuild it with 'pdr makedb', or use --align 0",
-                        api->limits.align, path);
+                        api->limits.align, pdr_db_path(db));
     if (api->limits.align < 0)
         api->limits.align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
     api->db = db;

@@ -12,6 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+
 #include "check.h"
 #include "pdr_index.h"
 #include "pdr_report.h"
@@ -545,6 +549,34 @@ TEST(load_rejects_missing_garbage_and_truncated_files)
     free(db);
 }
 
+/* An index file whose labels are not row numbers (an IDMap's ids, as a foreign or damaged
+ * index.faiss can give) is refused at search: callers index their per-row arrays with them. */
+TEST(rows_outside_the_index_are_refused)
+{
+    enum { N = 50, DIM = 8 };
+    float *db = random_unit(N, DIM);
+    int64_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = 1000 + i;
+    char path[512];
+    tmp_path(path, sizeof path, "idmap.faiss");
+    FaissIndex *fi = NULL;
+    CHECK(faiss_index_factory(&fi, DIM, "IDMap,Flat", METRIC_INNER_PRODUCT) == 0);
+    CHECK(fi && faiss_Index_add_with_ids(fi, N, db, ids) == 0);
+    CHECK(fi && faiss_write_index_fname(fi, path) == 0);
+    faiss_Index_free(fi);
+    pdr_index *ix = NULL;
+    pdr_err err = {0};
+    CHECKF(pdr_index_load(path, &ix, &err) == PDR_OK, "%s", err.msg);
+    float scores[5];
+    int64_t rows[5];
+    CHECK(ix && pdr_index_search(ix, db, 1, 5, scores, rows, &err) == PDR_EFORMAT);
+    CHECKF(strstr(err.msg, "outside its 50 vectors") != NULL, "message: %s", err.msg);
+    pdr_index_free(ix);
+    unlink(path);
+    free(db);
+}
+
 TEST(ivf_recall_on_clustered_data)
 {
     enum { N = 20000, DIM = 32, NQ = 200, K = 10 };
@@ -824,6 +856,7 @@ int main(void)
     RUN(nan_and_bad_arguments_rejected);
     RUN(save_load_round_trip);
     RUN(load_rejects_missing_garbage_and_truncated_files);
+    RUN(rows_outside_the_index_are_refused);
     RUN(ivf_recall_on_clustered_data);
     RUN(ivf_coarse_step_matches_faiss);
     RUN(ivf_streaming_create_train_add);
