@@ -15,7 +15,7 @@ the non-homologous pairs': what an alignment prefilter would have to find.
 usage: /usr/bin/python3 bench/candidate_sources.py DATASET STORE.h5 ALL_ALIGNED.tsv NONE_ALIGNED.tsv
            [--model data/pdr_cnn_v1.h5] [--depths 50,200,500,1000,2000] [--bits-depth 1000]
            [--shared ../shared/data]
-e.g.   ./build-main/pdr embed bench/out/data/pfam_local.fasta -o /tmp/local_seg.h5 --segments
+e.g.   ./build/pdr embed bench/out/data/pfam_local.fasta -o /tmp/local_seg.h5 --segments
        /usr/bin/python3 bench/candidate_sources.py pfam_local /tmp/local_seg.h5 \\
            bench/out/work/pfam_local/pdr-seg-aall/hits.tsv bench/out/work/pfam_local/pdr-seg-emb/hits.tsv
 (the two TSVs as for bench/align_depth.py).

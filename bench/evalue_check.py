@@ -20,7 +20,7 @@ whose every one of k hits passes that threshold may have lost hits to the limit:
 counted and reported (raise -k if any).
 
 The target is observed/expected within 2x (0.5 to 2) at E <= 1. Prints one table, writes
-bench/out/evalue_check_<dataset>.tsv.
+bench/out/evalue_check_<dataset>[_seg|_x].tsv (--segments, --expand).
 
 The labels are Pfam's, and a pair labelled non-homologous can still share a real similarity (a
 domain or repeat the labels do not name). So each labelled pair that pdr reports at E <= 1 is

@@ -221,8 +221,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pdr", default=common.default_pdr(), help="pdr binary (default $PDR, build/pdr, build-main/pdr)")
     ap.add_argument("--model", default=None, help="passed to pdr as --model (default: pdr's default model)")
-    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, pdr-seg, mmseqs-s7.5, mmseqs, mmseqs-prof3, diamond, "
-                                                   "blastp, phmmer (default all)")
+    ap.add_argument("--tools", default=None, help="comma-separated subset of: pdr, pdr-a100, pdr-seg, pdr-a1000, pdr-seg-a1000, "
+                    "pdr-aall, pdr-seg-aall, pdr-emb, pdr-seg-emb, pdr-x, pdr-x-emb, pdr-x-a1000, mmseqs-s7.5, mmseqs, "
+                    "mmseqs-prof3, diamond, blastp, phmmer (default all; an unknown name lists them)")
     ap.add_argument("--blast-evalue", default="1000", help="blastp -evalue (default 1000)")
     ap.add_argument("--phmmer-max", action="store_true", help="phmmer --max (no heuristic filters; slow)")
     ap.add_argument("--keep-hits", action="store_true", help="keep each tool's output under bench/out/work")

@@ -9,7 +9,7 @@ minus the mean of the two background levels); mix0.4 (0.4 x adjusted + 0.6 x the
 window pair, a segment database). ROC AUC for all positives, the remote ones (E > 1e-10) and the
 local ones (alignment covers under half the first protein).
 
-    ./build-main/pdr embed train/work/teacher40k_s3/subset.fasta -o /tmp/s3seg.h5 --segments
+    ./build/pdr embed train/work/teacher40k_s3/subset.fasta -o /tmp/s3seg.h5 --segments
     /usr/bin/python3 train/check_teacher.py --store /tmp/s3seg.h5 [--teacher train/work/teacher40k_s3]
         [--model data/pdr_cnn_v1.h5] [--n 30000] [--seed 3] [--expand 3 [--expand-alpha 1]]
 

@@ -224,6 +224,8 @@ def load_checkpoint_model(path):
     except TypeError:
         ck = torch.load(path, map_location="cpu")
     m = Encoder(**ck["config"])
+    if "seg_proj.weight" in ck["model"]:  # trained with --w-seg or from a model file with one
+        m.add_segment_projection()
     m.load_state_dict(ck["model"])
     return m
 

@@ -235,6 +235,7 @@ def main():
     p.add_argument("--seed", type=int, default=1, help="weights (--random) and reference sequences")
     p.add_argument("--seg-proj", action="store_true", help="with --random: a segment projection too")
     args = p.parse_args()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     if args.random:
         model = random_model(args)
@@ -245,6 +246,8 @@ def main():
             raise SystemExit(f"export.py: {args.checkpoint}: expected a dict with 'model' and 'config'")
         keys = ("d", "n_blocks", "kernel", "dilations", "out_dim")  # the rest is training's
         model = Encoder(**{k: v for k, v in ckpt["config"].items() if k in keys})
+        if "seg_proj.weight" in ckpt["model"]:  # trained with --w-seg or from a model file with one
+            model.add_segment_projection()
         model.load_state_dict(ckpt["model"])
         description = args.description or str(ckpt.get("description", ""))
     model.eval()

@@ -23,7 +23,7 @@ rm heldout.fasta.gz shared/homology/*.pair
 gunzip -c pos.tsv.gz | awk 'BEGIN { FS = OFS = "\t" } { $3 = "-"; print }' > pos.tsv
 rm pos.tsv.gz
 cd - >/dev/null
-/usr/bin/python3 -c "import sys, torch; sys.path.insert(0, 'train'); from train import read_init; c = read_init(sys.argv[1]); torch.save({k: c[k] for k in ('config', 'model', 'step')}, sys.argv[2])" "$INIT" "$tmp/$NAME/init.pt"
+/usr/bin/python3 -c "import sys, torch; sys.path.insert(0, 'train'); from train import read_init; c = read_init(sys.argv[1]); torch.save({k: c[k] for k in ('config', 'model', 'step', 'origin') if k in c}, sys.argv[2])" "$INIT" "$tmp/$NAME/init.pt"
 tar cf - -C "$tmp" "$NAME" | xz -T2 -6 > "train/work/$NAME.tar.xz.tmp"
 mv "train/work/$NAME.tar.xz.tmp" "train/work/$NAME.tar.xz"
 ls -la "train/work/$NAME.tar.xz"

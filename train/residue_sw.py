@@ -10,7 +10,7 @@ compiled into train/work/) over that matrix. It prints the ROC AUC of the alignm
 the shipped scores on the same pairs (adjusted whole protein, best adjusted window pair, mix0.4),
 for a few (C, gap open, gap extend) settings.
 
-    ./build-main/pdr embed train/work/heldout.fasta -o /tmp/hd_seg.h5 --segments
+    ./build/pdr embed train/work/heldout.fasta -o /tmp/hd_seg.h5 --segments
     /usr/bin/python3 train/residue_sw.py --store /tmp/hd_seg.h5 [--dataset pfam_local] [--pairs 3000]
 """
 import argparse, ctypes, os, subprocess, sys, time

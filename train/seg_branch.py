@@ -232,6 +232,9 @@ def main():
     ap.add_argument("--branch", default=None)
     ap.add_argument("--out-branch", default=None)
     a = ap.parse_args()
+    for out_path in (a.out, a.out_branch):  # the recipe's output folders need not exist
+        if out_path:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     import torch
     from eval import load_h5_model, read_fasta
     torch.set_num_threads(a.threads)

@@ -18,7 +18,7 @@ ones:
 Input: a pdr store with segments of the held-out FASTA and the model file whose backgrounds
 adjust it (as pdr search does):
 
-    ./build-main/pdr embed train/work/heldout.fasta -o /tmp/hd_seg.h5 --segments
+    ./build/pdr embed train/work/heldout.fasta -o /tmp/hd_seg.h5 --segments
     /usr/bin/python3 train/seg_chain.py --store /tmp/hd_seg.h5 [--model data/pdr_cnn_v1.h5]
 
 With --teacher DIR (a teacher set never trained on, as check_teacher.py uses), the same scores on

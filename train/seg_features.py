@@ -85,6 +85,9 @@ def main():
     ap.add_argument("--stride", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    for out_path in (a.out,):  # the recipe's output folders need not exist
+        if out_path:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     import torch
     from eval import load_h5_model, read_fasta
     torch.set_num_threads(a.threads)

@@ -15,7 +15,7 @@ random windows of the teacher's hard-negative proteins; candidates from the anch
 or a known teacher partner are masked. Loss: symmetric InfoNCE (tau). The model file gets
 /seg_proj_w, /seg_proj_b (export), and its /background_segments is recomputed with them.
 
-    /usr/bin/python3 train/seg_head.py --sets train/work/segf/teacher40k:train/work/teacher40k,... \
+    /usr/bin/python3 train/seg_head.py --sets train/work/segf/teacher40k.npz:train/work/teacher40k,... \
         --steps 3000 --out-head H.npz            # train, then evaluate on the held-out pairs
     /usr/bin/python3 train/seg_head.py --eval-only [--head H.npz]    # the held-out table only
 """
@@ -285,6 +285,9 @@ def main():
                     help="write the model with the head here (and OUT_ref.h5), then evaluate nothing")
     ap.add_argument("--note", default="", help="appended to the description attribute by --install")
     a = ap.parse_args()
+    for out_path in (a.out_head, a.install):  # the recipe's output folders need not exist
+        if out_path:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     import torch
     torch.set_num_threads(a.threads)
     w, b = load_proj(a.model)

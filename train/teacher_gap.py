@@ -9,7 +9,7 @@ positive against the negatives both teachers agree on. A high AUC on the pairs o
 teacher finds means the student already ranks them; a low one, that the second teacher holds
 signal the student has not learnt (or that its extra pairs are wrong: independent labels decide).
 
-    ./build-main/pdr embed train/work/teacher20k_s7/subset.fasta -o /tmp/s7.h5 --segments
+    ./build/pdr embed train/work/teacher20k_s7/subset.fasta -o /tmp/s7.h5 --segments
     /usr/bin/python3 train/teacher_gap.py --store /tmp/s7.h5 --first train/work/teacher20k_s7 \
         --second train/work/teacher20k_s7_prof3
 """

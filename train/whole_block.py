@@ -174,6 +174,9 @@ def main():
                     help="write the model with --branch's weights (and OUT_ref.h5), evaluate nothing")
     ap.add_argument("--note", default="", help="appended to the description attribute by --install")
     a = ap.parse_args()
+    for out_path in (a.out, a.install):  # the recipe's output folders need not exist
+        if out_path:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     import torch
     import seg_head
     from eval import load_h5_model

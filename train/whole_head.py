@@ -150,6 +150,9 @@ def main():
                     help="write the model with the projection of the first --alpha (and OUT_ref.h5), evaluate nothing")
     ap.add_argument("--note", default="", help="appended to the description attribute by --install")
     a = ap.parse_args()
+    for out_path in (a.out_head, a.install):  # the recipe's output folders need not exist
+        if out_path:
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     import h5py
     import torch
     import seg_head as sh
