@@ -456,17 +456,22 @@ done:
     return rc;
 }
 
+static void unsupported_media_type(const pdr_api_request *req, pdr_api_reply *rep)
+{
+    pdr_api_reply_error(rep, 415, "unsupported_media_type",
+                        "Content-Type '%.100s' is not accepted: send FASTA as text/x-fasta or text/plain, or JSON "
+                        "{\"fasta\": ...} as application/json",
+                        req->content_type);
+}
+
 /* The FASTA text of a POST body, and the JSON fields that came with it. Returns 0, or -1 with
  * the error reply set. json must be cleared by the caller in both cases. */
 static int read_body(const pdr_api_request *req, int search, search_params *sp, pdr_json_request *json,
                      const char **ret_text, size_t *ret_len, const char **ret_name, pdr_api_reply *rep)
 {
     int kind = body_kind(req->content_type);
-    if (kind == BODY_UNSUPPORTED) {
-        pdr_api_reply_error(rep, 415, "unsupported_media_type",
-                            "Content-Type '%.100s' is not accepted: send FASTA as text/x-fasta or text/plain, or "
-                            "JSON {\"fasta\": ...} as application/json",
-                            req->content_type);
+    if (kind == BODY_UNSUPPORTED) { /* pdr_api_precheck refuses it first; kept for direct callers */
+        unsupported_media_type(req, rep);
         return -1;
     }
     if (req->body_len == 0) {
@@ -524,7 +529,8 @@ static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply 
     int rc = pdr_batch_embed(api->enc, &ws, 1, &job, &err);
     ws_release(api, ws);
     if (rc) {
-        pdr_api_reply_error(rep, 500, "internal", "embedding failed: %s", err.msg);
+        pdr_api_reply_error(rep, 500, "internal", "embedding failed (a server error, in the server's log)");
+        snprintf(rep->log_note, sizeof rep->log_note, "embedding failed: %s", err.msg);
         return -1;
     }
     return 0;
@@ -551,7 +557,8 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
     int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
     if (rc) {
-        pdr_api_reply_error(rep, 500, "internal", "search failed: %s", err.msg);
+        pdr_api_reply_error(rep, 500, "internal", "search failed (a server error, in the server's log)");
+        snprintf(rep->log_note, sizeof rep->log_note, "search failed: %s", err.msg);
         return -1;
     }
     return 0;
@@ -614,6 +621,20 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     if (read_queries(api, text, text_len, name, &qs, rep))
         goto done;
     rep->n_queries = qs.n;
+    /* blast6 aligns k hits per query, up to --max-k: bound a request's alignment work by what
+     * the largest request of the default format may cost (every query residue aligned against
+     * --align candidates), so that one request cannot hold a worker for many minutes. */
+    double work = (double)qs.n_residues * (double)n_align;
+    double budget = (double)api->limits.max_queries * (double)api->limits.max_length *
+                    (double)(api->limits.align > PDR_DB_ALIGN_DEFAULT ? api->limits.align : PDR_DB_ALIGN_DEFAULT);
+    if (n_align > api->limits.align && work > budget) {
+        pdr_api_reply_error(rep, 400, "too_much_alignment",
+                            "format=blast6 aligns every hit: %zu query residues x k %d = %.3g residue-alignments, "
+                            "over this server's limit of %.3g (--max-queries x --max-length x --align); lower k or "
+                            "send fewer residues per request",
+                            qs.n_residues, sp.k, work, budget);
+        goto done;
+    }
 
     int dim = pdr_db_dim(api->db);
     emb = malloc(qs.n * (size_t)dim * sizeof *emb);
@@ -839,34 +860,46 @@ static int token_ok(const pdr_api *api, const char *authorization)
     return diff == 0;
 }
 
-void pdr_api_handle(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
 {
     const route *r = find_route(req->path);
     rep->endpoint = r ? r->endpoint : PDR_EP_OTHER;
     if (!r) {
         pdr_api_reply_error(rep, 404, "not_found", "no endpoint %.16s %.200s (see GET /openapi.json)", req->method,
                             req->path);
-        return;
+        return 1;
     }
     int is_get = strcmp(r->method, "GET") == 0;
     if (strcmp(req->method, r->method) != 0 && !(is_get && strcmp(req->method, "HEAD") == 0)) {
         rep->allow = is_get ? "GET, HEAD" : r->method;
         pdr_api_reply_error(rep, 405, "method_not_allowed", "%s takes %s, not %.16s", r->path,
                             is_get ? "GET" : r->method, req->method);
-        return;
+        return 1;
     }
     if (r->needs_auth && !token_ok(api, req->authorization)) {
         rep->auth_challenge = 1;
         pdr_api_reply_error(rep, 401, "unauthorized",
                             req->authorization ? "wrong token in the Authorization header"
                                                : "this server requires 'Authorization: Bearer <token>'");
-        return;
+        return 1;
     }
     if (r->needs_db && !pdr_api_is_ready(api)) {
         rep->retry_after_s = 1;
         pdr_api_reply_error(rep, 503, "loading", "the database is still loading; retry shortly");
-        return;
+        return 1;
     }
+    if (!is_get && body_kind(req->content_type) == BODY_UNSUPPORTED) {
+        unsupported_media_type(req, rep);
+        return 1;
+    }
+    return 0;
+}
+
+void pdr_api_handle(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+{
+    if (pdr_api_precheck(api, req, rep))
+        return;
+    const route *r = find_route(req->path);
     r->fn(api, req, rep);
     if (pdr_buf_failed(&rep->body))
         pdr_api_reply_error(rep, 500, "internal", "out of memory formatting the reply");

@@ -84,6 +84,9 @@ typedef struct pdr_api_reply {
     int retry_after_s;        /* > 0: send Retry-After (503 while loading) */
     int endpoint;             /* metrics label (enum pdr_endpoint) */
     size_t n_queries;         /* query records in the request, for the request log */
+    int close_connection;     /* send Connection: close (the request's framing was ambiguous) */
+    /* For the server's log only: what a 500 hides from the client (paths of the server's files). */
+    char log_note[PDR_ERRLEN + 32];
     pdr_buf body;
 } pdr_api_reply;
 
@@ -114,7 +117,14 @@ pdr_metrics *pdr_api_metrics(pdr_api *api);
 /* The metrics label of a path (PDR_EP_OTHER for unknown paths). */
 int pdr_api_endpoint(const char *path);
 
-/* Answer one request. Never fails: every outcome, our own failures included, is a reply. */
+/* The checks that need no body: route (404), method (405), token (401), database loaded (503)
+ * and, for the POST endpoints, the media type (415). req's body and arguments are not read.
+ * Returns 1 with reply set when the request is refused, else 0 (reply untouched). pdr_http calls
+ * it as soon as the headers are in, so that a refused upload is neither read nor queued. */
+int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *reply);
+
+/* Answer one request (pdr_api_precheck's checks first). Never fails: every outcome, our own
+ * failures included, is a reply. */
 void pdr_api_handle(pdr_api *api, const pdr_api_request *req, pdr_api_reply *reply);
 
 #endif

@@ -11,6 +11,13 @@
  * health check never waits behind queued searches. on_completed runs after the reply is sent
  * (or the connection died): it logs, counts, frees.
  *
+ * Deadlines: libmicrohttpd's --timeout is an idle timeout, which a client sending a byte now
+ * and then never reaches. A watchdog thread closes (shutdown) every connection whose next
+ * request has not arrived in full within --request-timeout of the connection opening or of its
+ * previous reply: headers trickled line by line included (slowloris). Requests whose body is in
+ * are never closed by it. At stop it closes the connections that wait for a request (a request
+ * whose headers are in may still finish within the grace period).
+ *
  * Why a queue: with libmicrohttpd's own thread pool each thread keeps the connections it
  * accepted, and when a client's keep-alive connections all land on one thread the other cores
  * sit idle (seen with wrk: half the throughput in every other run). Here any idle worker takes
@@ -28,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +60,16 @@ struct pdr_http {
     int stopping; /* set by pdr_http_stop after the grace period: queued jobs get a 503 */
     int n_workers;
     pthread_t *workers;
+
+    /* Open connections, for the watchdog (file comment). conn_mu guards the list and every
+     * connection_state's phase, since and timed_out. */
+    pthread_mutex_t conn_mu;
+    pthread_cond_t conn_cv; /* wakes the watchdog at stop */
+    struct connection_state *conns;
+    int closing;       /* pdr_http_stop: close every connection that waits for a request */
+    int watchdog_stop; /* the watchdog returns */
+    int has_watchdog;
+    pthread_t watchdog;
 };
 
 enum { REQ_READING, REQ_QUEUED, REQ_ANSWERED };
@@ -63,8 +81,11 @@ typedef struct request {
     char client[INET6_ADDRSTRLEN];
     char *body;
     size_t body_len, body_cap;
-    int too_large;
+    int too_large; /* or refused before its body: the body is discarded */
+    int skipped;   /* its client hung up while it was queued: not computed */
     int status, endpoint;
+    struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
+    char log_note[PDR_ERRLEN + 32];
     size_t n_queries;
     /* Set while the request waits for a worker (state REQ_QUEUED) and when it comes back. */
     atomic_int state;
@@ -125,6 +146,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rep->auth_challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (rep->close_connection)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (rep->retry_after_s > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", rep->retry_after_s);
@@ -133,6 +156,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
     r->status = rep->status;
     r->endpoint = rep->endpoint;
     r->n_queries = rep->n_queries;
+    memcpy(r->log_note, rep->log_note, sizeof r->log_note);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -177,28 +201,123 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
  * connection closed with none was idle, or was answered by libmicrohttpd itself (a malformed
  * request line or Content-Length, oversize headers, an unsupported HTTP version): those replies
  * never reach this file, so they are counted here, as connections. */
+enum { CONN_WAITING, CONN_READING, CONN_ANSWERING };
+
 typedef struct connection_state {
     size_t n_requests;
+    MHD_socket fd;
+    int phase;                            /* CONN_*: waiting for a request, reading one, answering one */
+    double since;                         /* when it began waiting for its current request (opened, or last reply) */
+    int timed_out;                        /* closed by the watchdog */
+    const char *decoded_nul;              /* the last decoded string that held a NUL (unescape; event loop only) */
+    struct connection_state *prev, *next; /* h->conns */
 } connection_state;
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
     pdr_http *h = cls;
     pdr_metrics *m = pdr_api_metrics(h->api);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(connection_state)); /* NULL (out of memory): not counted */
-        if (*socket_context)
-            pdr_metrics_connection_opened(m);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        connection_state *cs = ci ? calloc(1, sizeof *cs) : NULL; /* NULL (out of memory): not counted */
+        *socket_context = cs;
+        if (!cs)
+            return;
+        cs->fd = ci->connect_fd;
+        cs->phase = CONN_WAITING;
+        cs->since = now_s();
+        pthread_mutex_lock(&h->conn_mu);
+        cs->next = h->conns;
+        if (h->conns)
+            h->conns->prev = cs;
+        h->conns = cs;
+        pthread_mutex_unlock(&h->conn_mu);
+        pdr_metrics_connection_opened(m);
         return;
     }
     connection_state *cs = *socket_context;
     if (!cs)
         return;
+    /* before libmicrohttpd closes the socket: the watchdog never shuts down a reused fd */
+    pthread_mutex_lock(&h->conn_mu);
+    if (cs->prev)
+        cs->prev->next = cs->next;
+    else
+        h->conns = cs->next;
+    if (cs->next)
+        cs->next->prev = cs->prev;
+    pthread_mutex_unlock(&h->conn_mu);
     pdr_metrics_connection_closed(m, cs->n_requests > 0);
     free(cs);
     *socket_context = NULL;
+}
+
+static void set_phase(pdr_http *h, connection_state *cs, int phase)
+{
+    if (!cs)
+        return;
+    pthread_mutex_lock(&h->conn_mu);
+    cs->phase = phase;
+    if (phase == CONN_WAITING)
+        cs->since = now_s();
+    pthread_mutex_unlock(&h->conn_mu);
+}
+
+/* The watchdog (file comment): every quarter second, shut down the connections past their
+ * deadline, or every one not being answered once the server is closing. */
+static void *watchdog_main(void *arg)
+{
+    pdr_http *h = arg;
+    pthread_mutex_lock(&h->conn_mu);
+    while (!h->watchdog_stop) {
+        double now = now_s();
+        for (connection_state *cs = h->conns; cs; cs = cs->next)
+            if (cs->phase != CONN_ANSWERING && !cs->timed_out &&
+                ((h->closing && cs->phase == CONN_WAITING) || now - cs->since > h->request_timeout_s)) {
+                cs->timed_out = 1;
+                shutdown(cs->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
+            }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &until);
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    return NULL;
+}
+
+/* The client closed its end (or reset) while its request waited in the queue. */
+static int client_gone(const connection_state *cs)
+{
+    if (!cs)
+        return 0;
+    char c;
+    ssize_t n = recv(cs->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* The log must stay one printable line that cannot be forged: bytes outside '!'..'~' (CR, ESC;
+ * spaces too unless spaces) are written %XX. */
+static void log_text(char *out, size_t size, const char *in, int spaces)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *in && o + 4 < size; in++) {
+        unsigned char c = (unsigned char)*in;
+        if ((c > 0x20 && c < 0x7f) || (spaces && c == ' ')) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
 }
 
 /* Set up the per-request state when the headers are in. */
@@ -210,11 +329,8 @@ static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const ch
     r->t0 = now_s();
     atomic_init(&r->state, REQ_READING);
     r->endpoint = pdr_api_endpoint(url);
-    snprintf(r->method, sizeof r->method, "%s", method);
-    size_t i = 0;
-    for (; url[i] && i + 1 < sizeof r->path; i++) /* the log must stay one printable line */
-        r->path[i] = (unsigned char)url[i] < 0x20 || (unsigned char)url[i] >= 0x7f ? '?' : url[i];
-    r->path[i] = '\0';
+    log_text(r->method, sizeof r->method, method, 0);
+    log_text(r->path, sizeof r->path, url, 0);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
@@ -227,8 +343,11 @@ static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const ch
     if (!r->client[0])
         snprintf(r->client, sizeof r->client, "-");
     const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (sc && sc->socket_context)
-        ((connection_state *)sc->socket_context)->n_requests++;
+    r->cs = sc ? sc->socket_context : NULL;
+    if (r->cs) {
+        r->cs->n_requests++;
+        set_phase(h, r->cs, CONN_READING);
+    }
     atomic_fetch_add(&h->in_flight, 1);
     pdr_metrics_request_started(pdr_api_metrics(h->api));
     return r;
@@ -275,6 +394,60 @@ static void request_drop_body(request *r)
     r->body_len = r->body_cap = 0;
 }
 
+/* How the request says where its body ends. Behind a proxy that reads it otherwise, an ambiguous
+ * framing lets a body pass as a second request (request smuggling): libmicrohttpd 0.9.75 takes
+ * chunked over Content-Length, the first of two Content-Lengths, and ignores "Content-Length :"
+ * or a folded header. Refused instead. */
+typedef struct framing {
+    int n_length, n_encoding, not_chunked, bad_name;
+} framing;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)value_size;
+    framing *f = cls;
+    static const char cl[] = "Content-Length", te[] = "Transfer-Encoding";
+    if (key_size == 0 || strcspn(key, " \t") < key_size)
+        f->bad_name = 1;
+    else if (key_size == sizeof cl - 1 && strncasecmp(key, cl, key_size) == 0)
+        f->n_length++;
+    else if (key_size == sizeof te - 1 && strncasecmp(key, te, key_size) == 0) {
+        f->n_encoding++;
+        f->not_chunked |= !value || strcasecmp(value, "chunked") != 0;
+    } else if (strncasecmp(key, cl, sizeof cl - 1) == 0 || strncasecmp(key, te, sizeof te - 1) == 0)
+        f->bad_name = 1; /* "Content-Length18": how libmicrohttpd stores a folded header */
+    return MHD_YES;
+}
+
+/* 0, or the reason the framing is refused. */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &f);
+    if (f.bad_name)
+        return "a header name with a space or tab, or a folded Content-Length or Transfer-Encoding";
+    if (f.n_length > 1 || f.n_encoding > 1)
+        return "more than one Content-Length or Transfer-Encoding header";
+    if (f.n_length && f.n_encoding)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.not_chunked)
+        return "a Transfer-Encoding other than chunked";
+    return NULL;
+}
+
+/* A reply from the first call, before the body is read (libmicrohttpd then closes the
+ * connection rather than read a body nobody wants). */
+static enum MHD_Result reply_at_once(pdr_http *h, struct MHD_Connection *conn, request *r, pdr_api_reply *rep)
+{
+    r->too_large = 1; /* discard any body */
+    set_phase(h, r->cs, CONN_ANSWERING);
+    enum MHD_Result ret = send_reply(conn, r, rep);
+    pdr_api_reply_clear(rep);
+    return ret;
+}
+
 /* 503 for a search or embed that arrives or waits past pdr_http_stop's grace period. */
 static void reply_stopping(pdr_api_reply *rep, int endpoint)
 {
@@ -295,6 +468,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
+        pdr_api_reply rep;
+        pdr_api_reply_init(&rep);
+        if (r->cs && r->cs->decoded_nul == url) {
+            r->cs->decoded_nul = NULL;
+            rep.endpoint = r->endpoint = PDR_EP_OTHER;
+            pdr_api_reply_error(&rep, 404, "not_found", "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)",
+                                method, url);
+            return reply_at_once(h, conn, r, &rep);
+        }
+        const char *problem = framing_problem(conn);
+        if (problem) {
+            rep.endpoint = r->endpoint;
+            rep.close_connection = 1;
+            pdr_api_reply_error(&rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
+            return reply_at_once(h, conn, r, &rep);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
@@ -302,9 +491,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unsigned long long v = strtoull(cl, &end, 10);
             if (!errno && end && end != cl && v > h->max_body_bytes) {
                 r->too_large = 1;
+                set_phase(h, r->cs, CONN_ANSWERING);
                 return send_too_large(h, conn, r);
             }
         }
+        /* Route, method, token, loading, media type: refused before the body is read or queued. */
+        pdr_api_request pre = {
+            .method = method,
+            .path = url,
+            .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+            .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)};
+        if (pdr_api_precheck(h->api, &pre, &rep))
+            return reply_at_once(h, conn, r, &rep);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -324,6 +522,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pdr_api_reply_clear(&r->rep);
         return ret;
     }
+    set_phase(h, r->cs, CONN_ANSWERING); /* the request is in: no deadline while it is answered */
     if (r->too_large)
         return send_too_large(h, conn, r);
 
@@ -374,10 +573,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void answer_job(pdr_http *h, request *r, int stopping)
 {
     pdr_api_reply_init(&r->rep);
-    if (stopping)
+    if (stopping) {
         reply_stopping(&r->rep, r->endpoint);
-    else
+    } else if (client_gone(r->cs)) { /* nobody would read the answer: not computed */
+        r->skipped = 1;
+        pdr_api_reply_error(&r->rep, 400, "client_closed", "the client closed the connection");
+    } else {
         pdr_api_handle(h->api, &r->q, &r->rep);
+    }
     request_drop_body(r);
     struct MHD_Connection *conn = r->conn; /* r may be freed once the connection runs again */
     atomic_store(&r->state, REQ_ANSWERED);
@@ -415,6 +618,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     *req_cls = NULL;
     double seconds = now_s() - r->t0;
+    int timed_out = 0;
+    if (r->cs) {
+        r->cs->decoded_nul = NULL; /* the next request's strings may reuse the buffer */
+        pthread_mutex_lock(&h->conn_mu);
+        timed_out = r->cs->timed_out;
+        pthread_mutex_unlock(&h->conn_mu);
+        set_phase(h, r->cs, CONN_WAITING);
+    }
+    const char *why =
+        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed before the reply was sent)";
+    if (r->skipped) {
+        r->status = 0;
+        why = " (the client closed the connection while the request waited: not computed)";
+    } else if (timed_out && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0) {
+        r->status = 408;
+        why = " (closed: the request had not arrived in full within --request-timeout)";
+    }
     pdr_metrics_request_done(pdr_api_metrics(h->api), r->endpoint, r->status, seconds);
     if (h->log) {
         char stamp[32];
@@ -423,13 +643,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         gmtime_r(&t, &tm);
         strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
         /* One fprintf per line: stdio locks the stream, so lines from workers do not mix. */
-        fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s\n", stamp, r->client, r->method, r->path,
-                r->status, 1e3 * seconds, r->n_queries,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed before the reply was sent)");
+        char note[sizeof r->log_note + 16] = "";
+        if (r->log_note[0]) { /* a 500's detail, for the operator */
+            char text[sizeof r->log_note];
+            log_text(text, sizeof text, r->log_note, 1);
+            snprintf(note, sizeof note, " error=%s", text);
+        }
+        fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s%s\n", stamp, r->client, r->method, r->path,
+                r->status, 1e3 * seconds, r->n_queries, why, note);
     }
     free(r->body);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
+}
+
+/* libmicrohttpd decodes the path and the query in place, and "%00" would end the path early
+ * ("/metrics%00x" was answered as /metrics, past a proxy rule for exactly /metrics). Remember
+ * which string held one: libmicrohttpd decodes the path last, in the buffer it then hands
+ * on_request as url, which refuses it when that is the one. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    size_t n = MHD_http_unescape(s);
+    if (strlen(s) != n) { /* query parameters are checked by their lengths (collect_arg) */
+        const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (sc && sc->socket_context)
+            ((connection_state *)sc->socket_context)->decoded_nul = s;
+    }
+    return n;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -472,10 +714,24 @@ static int stop_workers(pdr_http *h)
     return refused;
 }
 
+static void stop_watchdog(pdr_http *h)
+{
+    if (!h->has_watchdog)
+        return;
+    pthread_mutex_lock(&h->conn_mu);
+    h->watchdog_stop = 1;
+    pthread_cond_broadcast(&h->conn_cv);
+    pthread_mutex_unlock(&h->conn_mu);
+    pthread_join(h->watchdog, NULL);
+    h->has_watchdog = 0;
+}
+
 static void free_http(pdr_http *h)
 {
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->conn_mu);
+    pthread_cond_destroy(&h->conn_cv);
     free(h->workers);
     free(h);
 }
@@ -514,6 +770,12 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     atomic_init(&h->started, 0);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    pthread_mutex_init(&h->conn_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the watchdog's waits, by now_s's clock */
+    pthread_cond_init(&h->conn_cv, &ca);
+    pthread_condattr_destroy(&ca);
     h->workers = calloc((size_t)opts->threads, sizeof *h->workers);
     if (!h->workers) {
         free_http(h);
@@ -538,7 +800,8 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
         flags, (uint16_t)opts->port, NULL, NULL, on_request, h, /* the logger first, to catch every message */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!d) {
         int rc = pdr_fail(err, PDR_EIO, "cannot listen on %s port %d: %s", host, opts->port,
                           h->mhd_error[0] ? h->mhd_error : "libmicrohttpd refused to start");
@@ -548,6 +811,14 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     }
     h->daemon = d;
     atomic_store(&h->started, 1);
+    int e = pthread_create(&h->watchdog, NULL, watchdog_main, h);
+    if (e) {
+        MHD_stop_daemon(d);
+        stop_workers(h);
+        free_http(h);
+        return pdr_fail(err, PDR_ENOMEM, "cannot start the connection watchdog thread: %s", strerror(e));
+    }
+    h->has_watchdog = 1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : opts->port;
     *ret_http = h;
@@ -568,6 +839,12 @@ int pdr_http_stop(pdr_http *http, int grace_ms)
     MHD_socket listen_fd = MHD_quiesce_daemon(http->daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         shutdown(listen_fd, SHUT_RDWR);
+    /* Connections that wait for a request (idle keep-alive, headers not yet in) are closed now
+     * (the watchdog); requests whose headers are in may finish within the grace period. */
+    pthread_mutex_lock(&http->conn_mu);
+    http->closing = 1;
+    pthread_cond_broadcast(&http->conn_cv);
+    pthread_mutex_unlock(&http->conn_mu);
     for (int waited = 0; pdr_http_in_flight(http) > 0 && waited < grace_ms; waited += 10) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -582,6 +859,7 @@ int pdr_http_stop(pdr_http *http, int grace_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(http->daemon);
+    stop_watchdog(http);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     free_http(http);

@@ -254,6 +254,17 @@ kill -INT "$pid"
 wait "$pid"
 check "SIGINT: exit 0" "[ $? -eq 0 ] && grep -q 'pdr serve: stopped' '$T/serve2.err'"
 
+# --- format=blast6 aligns k hits per query: past the alignment budget of the largest request of
+# the default format (--max-queries x --max-length x --align = 2 x 1000 x 50) it is refused
+start_server "$T/serve3.err" --max-queries 2 --max-length 1000 || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+base="http://127.0.0.1:$port"
+$PY -c 'print(">big\n" + "MKVLAAGIVGLLLAQ" * 40)' >"$T/big600.fa"
+check "blast6, 600 residues x k 500: 400 too_much_alignment" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?format=blast6&k=500')\" = 400 ] && [ \"\$(err_code)\" = too_much_alignment ]"
+check "blast6, 600 residues x k 150 (within): 200" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?format=blast6&k=150')\" = 200 ]"
+check "json, k 500 (aligns --align, not k): 200" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?k=500')\" = 200 ]"
+kill -TERM "$pid"
+wait "$pid"
+
 # --- a segment database (makedb --segments) answers as `pdr search` does; needs a model with a
 # segment background (the shipped one), so not under valgrind (kmer3 there)
 if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): available'; then

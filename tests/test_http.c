@@ -1181,6 +1181,91 @@ TEST(unknown_paths_are_404)
     }
 }
 
+/* "%00" in the path would end it early for a C string: "/metrics%00x" was answered as /metrics
+ * (past a proxy rule for exactly /metrics). */
+TEST(paths_with_an_encoded_nul_are_404)
+{
+    const char *paths[] = {"/metrics%00x", "/v1/health%00", "/%00", "/v1/info%00.html"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        reply r = get(port, paths[i]);
+        CHECK_ERROR(r, 404, "not_found", "encoded NUL");
+        reply_free(&r);
+    }
+    reply r = get(port, "/v1/health"); /* the connection state does not leak into the next request */
+    CHECKF(r.status == 200, "health after: %d", r.status);
+    reply_free(&r);
+}
+
+/* Raw bytes on a fresh connection: the reply, then whether the server closed the connection. */
+static reply raw_request(int p, const char *bytes, int *ret_closed)
+{
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn c;
+    *ret_closed = 0;
+    if (conn_open(&c, p) != 0)
+        return r;
+    send_all(&c, bytes, strlen(bytes));
+    conn_read_reply(&c, 0, 0, &r);
+    struct pollfd pfd = {c.fd, POLLIN, 0};
+    char buf[64];
+    *ret_closed = poll(&pfd, 1, 2000) > 0 && recv(c.fd, buf, sizeof buf, 0) <= 0;
+    conn_close(&c);
+    return r;
+}
+
+/* Behind a proxy that reads the framing otherwise, a body could pass as a second request
+ * (request smuggling): libmicrohttpd takes chunked over Content-Length, the first of two
+ * Content-Lengths, and ignores "Content-Length :" or a folded header, so the "body" below, a
+ * GET, was answered as a request of its own. Each is a 400 now, and the connection closes. */
+TEST(ambiguous_framing_is_400_and_closes)
+{
+    const char *tail = "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *heads[] = {
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length : 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        char bytes[512];
+        snprintf(bytes, sizeof bytes, "%s%s", heads[i], tail);
+        int closed = 0;
+        reply r = raw_request(port, bytes, &closed);
+        CHECK_ERROR(r, 400, "bad_framing", "ambiguous request framing");
+        CHECKF(closed, "case %zu: the connection stayed open (its rest could be read as a request)", i);
+        reply_free(&r);
+    }
+    /* chunked alone, in any case, is fine */
+    int closed = 0;
+    reply r = raw_request(port,
+                          "POST /v1/search?k=1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+                          "Transfer-Encoding: CHUNKED\r\nConnection: close\r\n\r\n8\r\n>a\nMKVLA\r\n0\r\n\r\n",
+                          &closed);
+    CHECKF(r.status == 200, "chunked: %d %s", r.status, r.body ? r.body : "");
+    reply_free(&r);
+}
+
+/* Method, path and other bytes of a request reach the log escaped: a CR, an ESC or spaces
+ * could otherwise forge log lines or fields. */
+TEST(log_lines_cannot_be_forged)
+{
+    int closed = 0;
+    reply r = raw_request(port, "GET /x%20200%201.00ms%0d%0apdr HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+    reply_free(&r);
+    r = raw_request(port, "G\x1bT / HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+    reply_free(&r);
+    fflush(server_log);
+    size_t len = 0;
+    char *text = read_file(log_path, &len);
+    CHECKF(text && strstr(text, " GET /x%20200%201.00ms%0D%0Apdr 404 "), "log: %s", text ? text : "(none)");
+    CHECKF(text && strstr(text, " G%1BT / "), "log lacks the escaped method");
+    CHECKF(text && !strchr(text, '\r') && !strchr(text, 0x1b), "raw CR or ESC in the log");
+    free(text);
+}
+
 TEST(garbage_requests_do_not_hurt_the_server)
 {
     const char *junk[] = {"NOT HTTP AT ALL\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "\x01\x02\x03\r\n\r\n",
@@ -1832,6 +1917,33 @@ TEST(stop_answers_queued_jobs_503)
     slow_server_free(&ss);
 }
 
+/* A client that hangs up while its job waits in the queue: the job is not computed (its answer
+ * would go nowhere), and the request counts as closed before its reply. */
+TEST(queued_jobs_of_clients_that_hung_up_are_not_computed)
+{
+    slow_server ss;
+    if (slow_server_start(&ss, "queued_jobs_of_clients_that_hung_up_are_not_computed"))
+        return;
+    double before = metric(ss.port, "pdr_sequences_embedded_total");
+    conn cb;
+    CHECK(conn_open(&cb, ss.port) == 0 && send_embed(&cb, 5000) > 0); /* 2 sequences */
+    wait_in_flight(ss.h, 2);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    conn_close(&cb);
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn_read_reply(&ss.busy, 0, 0, &r);
+    CHECKF(r.status == 200, "running job: status %d", r.status);
+    reply_free(&r);
+    CHECK(metric_wait(ss.port, "pdr_http_requests_closed_total{endpoint=\"embed\"}", 1) == 1);
+    double after = metric(ss.port, "pdr_sequences_embedded_total");
+    CHECKF(after - before == (double)ss.sent, "embedded %.0f sequences, want the running job's %zu only",
+           after - before, ss.sent);
+    pdr_http_stop(ss.h, 1000);
+    slow_server_free(&ss);
+}
+
 /* While a stop waits for a long job: a new connection is refused at once (not queued
  * unanswered), and a queued job gets its 503 when the grace period ends, before the running
  * job's reply. */
@@ -1962,6 +2074,105 @@ static long rss_kib(void)
 /* 10,000 clients connect and send nothing. The server holds at most --max-connections of them
  * (the rest wait in the kernel's queues, costing the server nothing), its memory stays bounded,
  * and once they go away it answers at once. */
+/* Headers trickled one line at a time: libmicrohttpd's idle timeout never fires, and enough
+ * such clients held every connection slot for good (slowloris). The watchdog closes a
+ * connection whose request has not arrived within --request-timeout. */
+TEST(trickled_headers_are_cut_off_at_the_request_deadline)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.max_connections = 4;
+    o.timeout_s = 5;
+    o.request_timeout_s = 1;
+    pdr_http *h = NULL;
+    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    conn c[4];
+    for (int i = 0; i < 4; i++) { /* every slot */
+        CHECK(conn_open(&c[i], p) == 0);
+        send_all(&c[i], "GET /v1/health HTTP/1.1\r\nHost: x\r\n", 34);
+    }
+    double t0 = now_wall();
+    int open = 4;
+    for (int step = 0; step < 100 && open > 0; step++) { /* a header line every 100 ms, 10 s at most */
+        open = 0;
+        for (int i = 0; i < 4; i++) {
+            if (c[i].fd < 0)
+                continue;
+            struct pollfd pfd = {c[i].fd, POLLIN, 0};
+            char buf[256];
+            if (send_all(&c[i], "X-a: b\r\n", 8) != 0 ||
+                (poll(&pfd, 1, 0) > 0 && recv(c[i].fd, buf, sizeof buf, 0) <= 0))
+                conn_close(&c[i]);
+            else
+                open++;
+        }
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    double waited = now_wall() - t0;
+    CHECKF(open == 0 && waited < 5, "%d of 4 trickling connections still open after %.1f s", open, waited);
+    for (int i = 0; i < 4; i++)
+        conn_close(&c[i]);
+    reply r = get(p, "/v1/health"); /* the slots are free again */
+    CHECKF(r.status == 200, "health after: %d", r.status);
+    reply_free(&r);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* A refused upload (no token, wrong method or media type) is answered as soon as its headers
+ * are in: it used to be read to its end (up to --max-body each) and to queue behind the jobs. */
+TEST(refused_uploads_are_answered_before_their_body)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, "tok", 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http *h = start_server(a, 16, 30);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    struct {
+        const char *head;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n", 401, "unauthorized"},
+        {"PUT /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n", 405, "method_not_allowed"},
+        {"POST /v1/embed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: image/png\r\n", 415,
+         "unsupported_media_type"},
+        {"POST /v1/nothing HTTP/1.1\r\nHost: x\r\n", 404, "not_found"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char bytes[512];
+        snprintf(bytes, sizeof bytes, "%sContent-Length: 500000\r\n\r\n", cases[i].head); /* no body follows */
+        double t0 = now_wall();
+        int closed = 0;
+        reply r = raw_request(p, bytes, &closed);
+        double waited = now_wall() - t0;
+        CHECK_ERROR(r, cases[i].status, cases[i].code, NULL);
+        CHECKF(waited < 10, "case %zu: the reply waited %.1f s for a body", i, waited);
+        reply_free(&r);
+    }
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
 TEST(ten_thousand_idle_connections_stay_bounded)
 {
     enum { N = 10000, MAXCONN = 256 };
@@ -2094,6 +2305,9 @@ int main(void)
     RUN(unsupported_content_types_are_415);
     RUN(wrong_methods_are_405_with_allow);
     RUN(unknown_paths_are_404);
+    RUN(paths_with_an_encoded_nul_are_404);
+    RUN(ambiguous_framing_is_400_and_closes);
+    RUN(log_lines_cannot_be_forged);
     RUN(garbage_requests_do_not_hurt_the_server);
     RUN(closed_requests_and_libmicrohttpd_replies_are_counted);
     RUN(page_and_openapi_describe_the_server);
@@ -2106,7 +2320,10 @@ int main(void)
     RUN(health_is_answered_while_the_worker_is_busy);
     RUN(stop_answers_queued_jobs_503);
     RUN(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline);
+    RUN(queued_jobs_of_clients_that_hung_up_are_not_computed);
     RUN(slow_uploads_are_cut_off_at_the_request_deadline);
+    RUN(trickled_headers_are_cut_off_at_the_request_deadline);
+    RUN(refused_uploads_are_answered_before_their_body);
     RUN(ten_thousand_idle_connections_stay_bounded);
     RUN(start_reports_a_busy_port);
     teardown();
