@@ -1987,25 +1987,36 @@ TEST(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline)
  * is disconnected once the request deadline (1 s here) has passed, and the server goes on
  * answering others. (libmicrohttpd cannot queue a reply in the middle of an upload, so the
  * deadline closes the connection; the log and the metrics count it as a 408.) */
-TEST(slow_uploads_are_cut_off_at_the_request_deadline)
+/* A server with a request deadline of 1 s (idle timeout 5 s); *ret_a is its api (freed by the
+ * caller, also when NULL is returned). */
+static pdr_http *start_deadline_server(pdr_api **ret_a, unsigned max_connections, FILE *log)
 {
     pdr_api_limits l;
     pdr_api_limits_default(&l);
-    pdr_api *a = NULL;
     pdr_err err;
-    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    *ret_a = NULL;
+    CHECK(pdr_api_create(&l, NULL, 1, ret_a, &err) == PDR_OK && pdr_api_set_ready(*ret_a, db, enc, &err) == PDR_OK);
     pdr_http_opts o;
     pdr_http_opts_default(&o);
     o.port = 0;
     o.threads = 2;
+    o.max_connections = max_connections;
     o.timeout_s = 5;
     o.request_timeout_s = 1;
+    o.log = log;
+    pdr_http *h = NULL;
+    CHECK(*ret_a && pdr_http_start(*ret_a, &o, &h, &err) == PDR_OK);
+    return h;
+}
+
+TEST(slow_uploads_are_cut_off_at_the_request_deadline)
+{
     char logp[1200];
     snprintf(logp, sizeof logp, "%s.slow", log_path);
-    o.log = fopen(logp, "w");
-    CHECK(o.log != NULL);
-    pdr_http *h = NULL;
-    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    FILE *log = fopen(logp, "w");
+    CHECK(log != NULL);
+    pdr_api *a = NULL;
+    pdr_http *h = start_deadline_server(&a, PDR_HTTP_MAX_CONNECTIONS_DEFAULT, log);
     if (!h) {
         pdr_api_free(a);
         return;
@@ -2037,7 +2048,7 @@ TEST(slow_uploads_are_cut_off_at_the_request_deadline)
     reply_free(&r);
     CHECK(metric_wait(p, "pdr_http_requests_total{endpoint=\"search\",code=\"408\"}", 1) == 1);
     pdr_http_stop(h, 1000);
-    fclose(o.log);
+    fclose(log);
     size_t text_len = 0;
     char *text = read_file(logp, &text_len);
     CHECKF(text && strstr(text, "POST /v1/search 408 "), "log: %s", text ? text : "(none)");
@@ -2079,20 +2090,8 @@ static long rss_kib(void)
  * connection whose request has not arrived within --request-timeout. */
 TEST(trickled_headers_are_cut_off_at_the_request_deadline)
 {
-    pdr_api_limits l;
-    pdr_api_limits_default(&l);
     pdr_api *a = NULL;
-    pdr_err err;
-    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
-    pdr_http_opts o;
-    pdr_http_opts_default(&o);
-    o.port = 0;
-    o.threads = 1;
-    o.max_connections = 4;
-    o.timeout_s = 5;
-    o.request_timeout_s = 1;
-    pdr_http *h = NULL;
-    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    pdr_http *h = start_deadline_server(&a, 4, NULL);
     if (!h) {
         pdr_api_free(a);
         return;
