@@ -22,6 +22,7 @@
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/clone_index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
@@ -526,13 +527,14 @@ int pdr_index_set_nprobe(pdr_index *ix, int nprobe, pdr_err *err)
 }
 
 /* ---- IVF search with the coarse step in OpenBLAS ----
- * Debian's FAISS is built for baseline x86-64, and for fewer than 20 queries it scores each
- * query against the IVF centroids with a scalar loop: ~1 ms per query for 4096 x 256, a quarter
- * of a served request. For an IVF whose coarse quantizer is a flat inner-product index, pdr does
- * that step itself (one sgemm, then the nprobe best lists per query) and hands the lists to
- * FAISS's own scan (search_preassigned). Same lists, same scan; only the coarse scores can
- * differ from FAISS's in the last bits of rounding. */
-enum { IVF_FAST_MAX_QUERIES = 19 }; /* FAISS itself uses BLAS from 20 queries on */
+ * Debian's FAISS is built for baseline x86-64 and scores each query against the IVF centroids
+ * with a scalar loop (pdr_index_search keeps FAISS per query): ~1 ms per query for 4096 x 256, a
+ * quarter of a served request. For an IVF whose coarse quantizer is a flat inner-product index,
+ * pdr does that step itself, one matrix-vector product per query (a product over the batch
+ * would round a query's coarse scores, which SQ8 adds to its distances, by its place in the
+ * batch), then the nprobe best lists per query, and hands the lists to FAISS's own scan
+ * (search_preassigned). Asked for every vector (k >= ntotal: `--align all`), it probes every
+ * list (pdr_index_search), where nprobe alone would return only what the probed lists hold. */
 
 /* The IVF and its centroids (nlist x dim, row-major), or NULL when the fast path does not apply. */
 static FaissIndexIVF *ivf_flat_coarse(const pdr_index *ix, const float **ret_centroids, size_t *ret_nlist)
@@ -594,10 +596,11 @@ static int ivf_search_preassigned(const pdr_index *ix, FaissIndexIVF *ivf, const
         status = pdr_fail(err, PDR_ENOMEM, "index \"%s\": no memory for the coarse step", ix->spec);
         goto done;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nlist, ix->dim, 1.0f, queries, ix->dim,
-                centroids, ix->dim, 0.0f, cs, (int)nlist);
     size_t keep = nprobe < nlist ? nprobe : nlist;
+#pragma omp parallel for schedule(static) if (nq > 64) /* makedb --expand: every protein a query */
     for (size_t q = 0; q < nq; q++) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nlist, ix->dim, 1.0f, centroids, ix->dim,
+                    queries + q * (size_t)ix->dim, 1, 0.0f, cs + q * nlist, 1);
         top_lists(cs + q * nlist, nlist, keep, assign + q * nprobe, adis + q * nprobe);
         for (size_t j = keep; j < nprobe; j++) {
             assign[q * nprobe + j] = -1;
@@ -663,9 +666,24 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
     }
     const float *centroids = NULL;
     size_t nlist = 0;
-    FaissIndexIVF *ivf =
-        nq <= IVF_FAST_MAX_QUERIES && !getenv("PDR_FAISS_COARSE") ? ivf_flat_coarse(ix, &centroids, &nlist) : NULL;
-    if (ivf) {
+    FaissIndexIVF *ivf = !getenv("PDR_FAISS_COARSE") ? ivf_flat_coarse(ix, &centroids, &nlist) : NULL;
+    if (ivf && k_eff >= count) {
+        /* Every vector (`--align all`): FAISS's scan reads nprobe lists per query, so a private
+         * copy probes them all (the shared index's nprobe may be read by other searches). */
+        FaissIndex *copy = NULL;
+        FaissIndexIVF *all = NULL;
+        if (faiss_clone_index(ix->faiss, &copy) != 0 || !(all = faiss_IndexIVF_cast(copy))) {
+            faiss_Index_free(copy);
+            status = pdr_fail(err, PDR_ENOMEM, "index \"%s\": cannot copy it to probe every list: %s", ix->spec,
+                              faiss_msg());
+            goto done;
+        }
+        faiss_IndexIVF_set_nprobe(all, nlist);
+        status = ivf_search_preassigned(ix, all, centroids, nlist, queries, nq, k_eff, out_scores, out_rows, err);
+        faiss_Index_free(copy);
+        if (status != PDR_OK)
+            goto done;
+    } else if (ivf) {
         if ((status = ivf_search_preassigned(ix, ivf, centroids, nlist, queries, nq, k_eff, out_scores, out_rows,
                                              err)) != PDR_OK)
             goto done;

@@ -244,6 +244,21 @@ kq=(--model kmer3 --threads 1)
 "$PDR" search "$T/ivf" "$Q" "$T/np32.tsv" -k 3 --align 0 --nprobe 32 "${kq[@]}" 2>/dev/null
 "$PDR" search "$T/ivf" "$Q" "$T/np256.tsv" -k 3 --align 0 --nprobe 256 "${kq[@]}" 2>/dev/null
 check "IVF32: --nprobe 256 gives every query its hits, as --nprobe 32 (all lists)" "[ \$(wc -l <'$T/np256.tsv') -eq 9 ] && cmp -s '$T/np32.tsv' '$T/np256.tsv'"
+# --align all on an IVF database aligns every protein (it took only what the probed lists held)
+n_demo=$(grep -c '^>' "$DATA/demo/targets.fasta")
+"$PDR" search "$T/ivf" "$Q" "$T/ivfall.tsv" -k 5000 --align all --nprobe 2 "${kq[@]}" 2>/dev/null
+check "IVF32 --align all (nprobe 2): every query gets all $n_demo proteins" "[ \$(wc -l <'$T/ivfall.tsv') -eq \$((3 * n_demo)) ] && [ \$(cut -f1 '$T/ivfall.tsv' | sort | uniq -c | awk '{print \$1}' | sort -u) = $n_demo ]"
+# batch invariance on an IVF database (section 7b for Flat): the coarse step was one product
+# over batches of up to 19 queries and FAISS's own loop past them
+"$PDR" makedb "$DATA/demo/targets.fasta" "$T/ivfsq" --index IVF16,SQ8 "${kq[@]}" 2>/dev/null
+awk '/^>/{n++} n<=300' "$DATA/demo/targets.fasta" >"$T/q300.fa"
+"$PDR" search "$T/ivfsq" "$T/q300.fa" "$T/ivb1.tsv" --align 0 -k 20 "${kq[@]}" 2>/dev/null
+: >"$T/ivb2.tsv"
+for i in $(seq 0 9 299); do   # chunks of 9 (the old product's side of the switch)
+    awk -v a="$i" '/^>/{n++} n>a && n<=a+9' "$T/q300.fa" >"$T/qchunk.fa"
+    "$PDR" search "$T/ivfsq" "$T/qchunk.fa" - --align 0 -k 20 "${kq[@]}" 2>/dev/null >>"$T/ivb2.tsv"
+done
+check "IVF16,SQ8: 300 queries in one batch and in chunks of 9 give the same lines" "[ -s '$T/ivb1.tsv' ] && cmp -s <(sort '$T/ivb1.tsv') <(sort '$T/ivb2.tsv')"
 "$PDR" makedb "$DATA/demo/targets.fasta" "$T/pq" --index IVF8,PQ4 "${kq[@]}" 2>"$T/err"
 check "a tuning that cannot reach recall 0.95 says so and saves at most nlist" "grep -q 'warning: recall@10 stays below' '$T/err' && grep -q 'nprobe 8:' '$T/err'"
 "$PDR" makedb "$DATA/demo/targets.fasta" "$T/hnsw" --index HNSW32 "${kq[@]}" 2>/dev/null
