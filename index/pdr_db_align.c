@@ -149,6 +149,10 @@ static int align_query(const align_job *j, size_t q, align_bufs *b, pdr_err *err
     /* the first n_align candidates' residues, then all their scores in one call (related pairs
      * go to the inter-sequence kernel together); the others keep their embedding E-value */
     size_t n_al = m < (size_t)j->p->n_align ? m : (size_t)j->p->n_align, used = 0;
+    /* a candidate tied with the last one aligned (an identical sequence, say) is aligned too:
+     * which of the two fell inside the cut would otherwise set E-values 50 orders apart */
+    while (n_al > 0 && n_al < m && h[n_al].score == h[n_al - 1].score)
+        n_al++;
     for (size_t i = 0; i < m; i++)
         h[i].bits = 0;
     if (n_al)

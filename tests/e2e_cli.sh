@@ -218,6 +218,13 @@ timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T/tok4097" --port 0 >/dev
 check "a 4097-byte token is refused" "[ $? -eq 1 ] && grep -q 'token is longer than 4096 bytes' '$T/err'"
 timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T" --port 0 >/dev/null 2>"$T/err"
 check "a directory as token file: exit 1, says so" "[ $? -eq 1 ] && grep -q 'cannot read the token file: Is a directory' '$T/err'"
+# identical targets tied at the --align cut are aligned together (which copy fell inside the cut
+# set E-values 50 orders of magnitude apart for the same sequence)
+awk '/^>/{n++} n==1' "$small" >"$T/tie_q.fa"
+{ cat "$small"; sed 's/^>A6TEI5/>copy1/' "$T/tie_q.fa"; sed 's/^>A6TEI5/>copy2/' "$T/tie_q.fa"; } >"$T/tie_t.fa"
+"$PDR" makedb "$T/tie_t.fa" "$T/tiedb" 2>/dev/null
+"$PDR" search "$T/tiedb" "$T/tie_q.fa" "$T/tie.tsv" -k 5 --align 1 2>/dev/null
+check "--align 1: the query's two identical copies, tied with it, are aligned too" "[ \$(awk -F'\t' '(\$2==\"A6TEI5\" || \$2==\"copy1\" || \$2==\"copy2\") && \$9!=\"-\"' '$T/tie.tsv' | wc -l) -eq 3 ] && [ \$(awk -F'\t' '\$2!=\"A6TEI5\" && \$2!=\"copy1\" && \$2!=\"copy2\" && \$9!=\"-\"' '$T/tie.tsv' | wc -l) -eq 0 ]"
 # --- BLAST tabular output: 12 columns, every hit aligned (--align is raised to k)
 "$PDR" search "$T/db" "$small" "$T/b6.tsv" -k 12 --align 2 --format blast6 2>"$T/err"
 check "blast6 exits 0 with k hits per query" "[ $? -eq 0 ] && [ \$(wc -l <'$T/b6.tsv') -eq $((n_small * 12)) ]"
