@@ -145,6 +145,9 @@ typedef struct progress_ctx {
     const char *verb;
     int tty;
     size_t warnings;
+    /* the input's share read and the time when this run's first batch was embedded: a resumed run
+     * skips its stored records in moments, so the ETA is taken from the progress since then */
+    double f0, t0;
 } progress_ctx;
 
 static progress_ctx progress_state; /* one bulk run per process; set by cli_bulk_callbacks */
@@ -176,9 +179,17 @@ static void on_progress(void *ctx, const pdr_bulk_stats *s, int final)
         return;
     fprintf(stderr, "\r\033[Kpdr %s: %zu sequences, %.1fM residues, %.0f residues/s", p->verb, s->n_embedded,
             (double)s->n_residues / 1e6, rate);
-    if (s->input_fraction > 0.0 && s->input_fraction < 1.0) {
-        double eta = s->seconds * (1.0 - s->input_fraction) / s->input_fraction;
-        fprintf(stderr, ", %.0f%%, ETA %.0f s", 100.0 * s->input_fraction, eta);
+    if (s->n_existing)
+        fprintf(stderr, " (resuming: %zu already stored)", s->n_existing);
+    double f = s->input_fraction;
+    if (p->f0 < 0 && s->n_embedded > 0 && f >= 0) {
+        p->f0 = f;
+        p->t0 = s->seconds;
+    }
+    if (f > 0.0 && f < 1.0) {
+        fprintf(stderr, ", %.0f%%", 100.0 * f);
+        if (p->f0 >= 0 && f > p->f0 && s->seconds > p->t0)
+            fprintf(stderr, ", ETA %.0f s", (s->seconds - p->t0) * (1.0 - f) / (f - p->f0));
     }
     fflush(stderr);
 }
@@ -188,6 +199,8 @@ void cli_bulk_callbacks(pdr_bulk_opts *opts, const char *verb)
     progress_state.verb = verb;
     progress_state.tty = isatty(STDERR_FILENO);
     progress_state.warnings = 0;
+    progress_state.f0 = -1;
+    progress_state.t0 = 0;
     opts->on_warning = on_warning;
     opts->on_progress = on_progress;
     opts->ctx = &progress_state;
