@@ -71,7 +71,8 @@ int pdr_db_build_index_from(const float *vec, size_t n, int dim, const char *spe
     if (n == 0)
         return pdr_fail(err, PDR_EINPUT, "%s: no proteins to index", index_path);
     if (!spec || !*spec) {
-        /* IVF with SQ8 codes from PDR_DB_IVF_MIN_ROWS rows: about 4 sqrt(n) lists. */
+        /* IVF with SQ8 codes from PDR_DB_IVF_MIN_ROWS rows: 4 sqrt(n) lists, rounded up to a power
+         * of two. */
         size_t lists = 1;
         while (lists * lists < 16 * n)
             lists *= 2;
