@@ -652,6 +652,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s%s\n", stamp, r->client, r->method, r->path,
                 r->status, 1e3 * seconds, r->n_queries, why, note);
     }
+    if (atomic_load(&r->state) == REQ_ANSWERED) /* a worker's reply the connection closed before sending */
+        pdr_api_reply_clear(&r->rep);
     free(r->body);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
