@@ -13,6 +13,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,6 +618,15 @@ done:
     return status;
 }
 
+/* FAISS scores a flat index one query at a time below this many queries and by a matrix product
+ * over the batch above it, whose rounding depends on a query's place in the batch: per query
+ * always, so that a query's hits and scores (to the last bit) do not depend on the other queries
+ * searched with it. A process-wide FAISS setting, set once: writing it from every search raced
+ * between pdr serve's workers (ThreadSanitizer); nothing else in pdr sets it. */
+static pthread_once_t per_query_once = PTHREAD_ONCE_INIT;
+
+static void per_query_products(void) { faiss_set_distance_compute_blas_threshold(INT_MAX); }
+
 int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k, float *scores, int64_t *rows,
                      pdr_err *err)
 {
@@ -638,12 +648,7 @@ int pdr_index_search(const pdr_index *ix, const float *queries, size_t nq, int k
         (status = check_finite(queries, nq, ix->dim, "query", 0, err)) != PDR_OK)
         return status;
 
-    /* FAISS scores a flat index one query at a time below this many queries and by a matrix
-     * product over the batch above it, whose rounding depends on a query's place in the batch:
-     * per query always, so that a query's hits and scores (to the last bit) do not depend on the
-     * other queries searched with it. Process-wide FAISS setting; set on every search so that
-     * nothing else in the process can have changed it. */
-    faiss_set_distance_compute_blas_threshold(INT_MAX);
+    pthread_once(&per_query_once, per_query_products);
     size_t count = pdr_index_count(ix);
     size_t k_out = (size_t)k;
     size_t k_eff = count < k_out ? count : k_out;
