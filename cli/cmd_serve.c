@@ -49,8 +49,8 @@ static const char serve_usage[] =
     "                            has sequences; 0 = no alignment)\n"
     "      --max-connections N   open connections at most (default 256); more wait to be accepted\n"
     "      --timeout S           close a connection idle for S seconds (default 30)\n"
-    "      --request-timeout S   408 when a request body is still arriving S seconds after its\n"
-    "                            headers (default 60)\n"
+    "      --request-timeout S   close a connection whose request (line, headers and body) has not\n"
+    "                            arrived in full S seconds after its first line (408; default 60)\n"
     "      --token-file F        require 'Authorization: Bearer TOKEN' for search, embed, info and\n"
     "                            metrics; TOKEN is the first line of F\n"
     "      --nprobe N            IVF lists (or HNSW efSearch) to visit (approximate indexes)\n"
@@ -95,6 +95,11 @@ static char *read_token(const char *path)
     }
     size_t n = got < 0 ? 0 : (size_t)got;
     line[n] = '\0';
+    if (memchr(line, '\0', n)) { /* read as a C string it would be cut there, or be empty: no auth */
+        cli_error("serve", "%s: the token file holds a NUL byte (UTF-16? binary?): write the token as text", path);
+        free(line);
+        return NULL;
+    }
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
         line[--n] = '\0';
     size_t start = strspn(line, " \t");

@@ -12,10 +12,11 @@
  * (or the connection died): it logs, counts, frees.
  *
  * Deadlines: libmicrohttpd's --timeout is an idle timeout, which a client sending a byte now
- * and then never reaches. A watchdog thread closes (shutdown) every connection whose next
- * request has not arrived in full within --request-timeout of the connection opening or of its
- * previous reply: headers trickled line by line included (slowloris). Requests whose body is in
- * are never closed by it. At stop it closes the connections that wait for a request (a request
+ * and then never reaches. A watchdog thread closes (shutdown) every connection whose request has
+ * not arrived in full (headers and body) within --request-timeout of its first line, or whose
+ * first line has not come within max(--timeout, --request-timeout) of the connection opening or
+ * of its previous reply: headers trickled line by line included (slowloris). Requests whose
+ * body is in are never closed by it. At stop it closes the connections that wait for a request (a request
  * whose headers are in may still finish within the grace period).
  *
  * Why a queue: with libmicrohttpd's own thread pool each thread keeps the connections it
@@ -47,7 +48,8 @@ struct pdr_http {
     pdr_api *api;
     FILE *log;
     size_t max_body_bytes;
-    double request_timeout_s; /* a request's whole upload must arrive within this */
+    double request_timeout_s; /* a request must arrive in full within this of its first line */
+    double idle_timeout_s;    /* libmicrohttpd's --timeout */
     int port;
     atomic_int in_flight;
     atomic_int started;  /* MHD_start_daemon has returned */
@@ -81,7 +83,9 @@ typedef struct request {
     char client[INET6_ADDRSTRLEN];
     char *body;
     size_t body_len, body_cap;
-    int too_large; /* or refused before its body: the body is discarded */
+    int too_large; /* or refused at once: the body is discarded */
+    int refused;   /* refused when its headers came in (rep holds the reply): the body is read and
+                      discarded, then the reply is sent (keep-alive kept) */
     int skipped;   /* its client hung up while it was queued: not computed */
     int status, endpoint;
     struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
@@ -91,7 +95,7 @@ typedef struct request {
     atomic_int state;
     struct MHD_Connection *conn;
     pdr_api_request q; /* strings borrowed from libmicrohttpd: valid until the request completes */
-    pdr_api_reply rep; /* the worker's answer, sent by on_request (REQ_ANSWERED) */
+    pdr_api_reply rep; /* the worker's answer, sent by on_request (REQ_ANSWERED), or the refusal */
     struct request *next;
 } request;
 
@@ -272,9 +276,12 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&h->conn_mu);
     while (!h->watchdog_stop) {
         double now = now_s();
+        /* waiting for a first line: never before libmicrohttpd's idle timeout would close it */
+        double waiting_s = h->request_timeout_s > h->idle_timeout_s ? h->request_timeout_s : h->idle_timeout_s;
         for (connection_state *cs = h->conns; cs; cs = cs->next)
             if (cs->phase != CONN_ANSWERING && !cs->timed_out &&
-                ((h->closing && cs->phase == CONN_WAITING) || now - cs->since > h->request_timeout_s)) {
+                ((h->closing && cs->phase == CONN_WAITING) ||
+                 now - cs->since > (cs->phase == CONN_WAITING ? waiting_s : h->request_timeout_s))) {
                 cs->timed_out = 1;
                 shutdown(cs->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
             }
@@ -288,6 +295,23 @@ static void *watchdog_main(void *arg)
         pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &until);
     }
     pthread_mutex_unlock(&h->conn_mu);
+    return NULL;
+}
+
+/* libmicrohttpd has a request's first line (MHD_OPTION_URI_LOG_CALLBACK): its deadline starts.
+ * Returns the request's initial req_cls: none (on_request sets it up). */
+static void *on_first_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)uri;
+    pdr_http *h = cls;
+    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    connection_state *cs = sc ? sc->socket_context : NULL;
+    if (cs) {
+        pthread_mutex_lock(&h->conn_mu);
+        cs->phase = CONN_READING;
+        cs->since = now_s();
+        pthread_mutex_unlock(&h->conn_mu);
+    }
     return NULL;
 }
 
@@ -437,8 +461,10 @@ static const char *framing_problem(struct MHD_Connection *conn)
     return NULL;
 }
 
-/* A reply from the first call, before the body is read (libmicrohttpd then closes the
- * connection rather than read a body nobody wants). */
+/* A reply from the first call, before the body is read: libmicrohttpd then closes the
+ * connection rather than read a body nobody wants, and a client still sending one may lose the
+ * reply to the reset; so only for what must close anyway (ambiguous framing) or a client that
+ * waits for "100 Continue" before its body (refuse). */
 static enum MHD_Result reply_at_once(pdr_http *h, struct MHD_Connection *conn, request *r, pdr_api_reply *rep)
 {
     r->too_large = 1; /* discard any body */
@@ -446,6 +472,18 @@ static enum MHD_Result reply_at_once(pdr_http *h, struct MHD_Connection *conn, r
     enum MHD_Result ret = send_reply(conn, r, rep);
     pdr_api_reply_clear(rep);
     return ret;
+}
+
+/* A request refused when its headers came in (r->rep set): answered at once when the client
+ * waits for "100 Continue" (it has sent no body yet), else after its body, read and discarded,
+ * so that the client reads the reply and the connection stays open; never queued. */
+static enum MHD_Result refuse(pdr_http *h, struct MHD_Connection *conn, request *r)
+{
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        return reply_at_once(h, conn, r, &r->rep);
+    r->refused = 1;
+    return MHD_YES;
 }
 
 /* 503 for a search or embed that arrives or waits past pdr_http_stop's grace period. */
@@ -467,23 +505,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(r = request_begin(h, conn, url, method)))
             return MHD_NO;
         *req_cls = r;
-        /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
-        pdr_api_reply rep;
-        pdr_api_reply_init(&rep);
-        if (r->cs && r->cs->decoded_nul == url) {
-            r->cs->decoded_nul = NULL;
-            rep.endpoint = r->endpoint = PDR_EP_OTHER;
-            pdr_api_reply_error(&rep, 404, "not_found", "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)",
-                                method, url);
-            return reply_at_once(h, conn, r, &rep);
-        }
+        pdr_api_reply_init(&r->rep);
         const char *problem = framing_problem(conn);
         if (problem) {
-            rep.endpoint = r->endpoint;
-            rep.close_connection = 1;
-            pdr_api_reply_error(&rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
-            return reply_at_once(h, conn, r, &rep);
+            r->rep.endpoint = r->endpoint;
+            r->rep.close_connection = 1;
+            pdr_api_reply_error(&r->rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
+            return reply_at_once(h, conn, r, &r->rep);
         }
+        if (r->cs && r->cs->decoded_nul == url) {
+            r->cs->decoded_nul = NULL;
+            r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
+            pdr_api_reply_error(&r->rep, 404, "not_found",
+                                "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)", method, url);
+            return refuse(h, conn, r);
+        }
+        /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
@@ -501,8 +538,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .path = url,
             .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
             .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)};
-        if (pdr_api_precheck(h->api, &pre, &rep))
-            return reply_at_once(h, conn, r, &rep);
+        if (pdr_api_precheck(h->api, &pre, &r->rep))
+            return refuse(h, conn, r);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -512,7 +549,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->status = 408;
             return MHD_NO;
         }
-        int rc = body_append(h, r, upload_data, *upload_data_size);
+        int rc = r->refused ? 0 : body_append(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc ? MHD_NO : MHD_YES;
     }
@@ -523,6 +560,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return ret;
     }
     set_phase(h, r->cs, CONN_ANSWERING); /* the request is in: no deadline while it is answered */
+    if (r->refused) {
+        enum MHD_Result ret = send_reply(conn, r, &r->rep);
+        pdr_api_reply_clear(&r->rep);
+        return ret;
+    }
     if (r->too_large)
         return send_too_large(h, conn, r);
 
@@ -652,7 +694,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s%s\n", stamp, r->client, r->method, r->path,
                 r->status, 1e3 * seconds, r->n_queries, why, note);
     }
-    if (atomic_load(&r->state) == REQ_ANSWERED) /* a worker's reply the connection closed before sending */
+    if (atomic_load(&r->state) == REQ_ANSWERED || r->refused) /* a reply the connection closed before sending */
         pdr_api_reply_clear(&r->rep);
     free(r->body);
     free(r);
@@ -768,6 +810,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     h->log = opts->log;
     h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;
     h->request_timeout_s = opts->request_timeout_s > 0 ? opts->request_timeout_s : PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
+    h->idle_timeout_s = opts->timeout_s;
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->started, 0);
     pthread_mutex_init(&h->mu, NULL);
@@ -803,7 +846,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_URI_LOG_CALLBACK, on_first_line, h, MHD_OPTION_END);
     if (!d) {
         int rc = pdr_fail(err, PDR_EIO, "cannot listen on %s port %d: %s", host, opts->port,
                           h->mhd_error[0] ? h->mhd_error : "libmicrohttpd refused to start");

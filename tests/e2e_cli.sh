@@ -216,6 +216,9 @@ timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T/tok4096" --port 0 >/dev
 check "a 4096-byte token with its newline is taken (serve goes on to the database)" "[ $? -eq 1 ] && ! grep -q 'longer than' '$T/err' && grep -q 'not a pdr database' '$T/err'"
 timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T/tok4097" --port 0 >/dev/null 2>"$T/err"
 check "a 4097-byte token is refused" "[ $? -eq 1 ] && grep -q 'token is longer than 4096 bytes' '$T/err'"
+printf '\0secret-token\n' >"$T/toknul"
+timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T/toknul" --port 0 >/dev/null 2>"$T/err"
+check "a token file that starts with a NUL is refused (it turned authentication off)" "[ $? -eq 1 ] && grep -q 'holds a NUL byte' '$T/err'"
 timeout 60 "$PDR" serve "$T/missing_db" --token-file "$T" --port 0 >/dev/null 2>"$T/err"
 check "a directory as token file: exit 1, says so" "[ $? -eq 1 ] && grep -q 'cannot read the token file: Is a directory' '$T/err'"
 # identical targets tied at the --align cut are aligned together (which copy fell inside the cut

@@ -2131,8 +2131,39 @@ TEST(trickled_headers_are_cut_off_at_the_request_deadline)
     pdr_api_free(a);
 }
 
-/* A refused upload (no token, wrong method or media type) is answered as soon as its headers
- * are in: it used to be read to its end (up to --max-body each) and to queue behind the jobs. */
+/* The request deadline counts from a request's first line: a keep-alive connection idle longer
+ * than --request-timeout (within --timeout) still takes its next request (the deadline used to
+ * count from the previous reply, and closed it). */
+TEST(keep_alive_idle_past_the_request_deadline_stays_open)
+{
+    pdr_api *a = NULL;
+    pdr_http *h = start_deadline_server(&a, 16, NULL); /* request deadline 1 s, idle timeout 5 s */
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    conn c;
+    CHECK(conn_open(&c, p) == 0);
+    reply r;
+    conn_request(&c, "GET", "/v1/health", NULL, NULL, 0, 0, &r);
+    CHECKF(r.status == 200, "first request: %d", r.status);
+    reply_free(&r);
+    struct timespec idle = {1, 500 * 1000 * 1000};
+    nanosleep(&idle, NULL);
+    conn_request(&c, "POST", "/v1/search?k=1", "Content-Type: text/x-fasta\r\n", ">a\nMKVLAAGIVG\n", 14, 0, &r);
+    CHECKF(r.status == 200, "after 1.5 s idle: %d", r.status);
+    reply_free(&r);
+    conn_close(&c);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* A refused upload (no token, wrong method or media type, unknown path) is never buffered or
+ * queued: a client that waits for "100 Continue" gets the refusal at once, without sending its
+ * body (it used to be read to its end, up to --max-body each, and to queue behind the jobs); a
+ * client that sends its body first reads the refusal after it, on a connection that stays open
+ * (a reply sent before the body had been read was lost to the connection's reset). */
 TEST(refused_uploads_are_answered_before_their_body)
 {
     pdr_api_limits l;
@@ -2157,17 +2188,34 @@ TEST(refused_uploads_are_answered_before_their_body)
          "unsupported_media_type"},
         {"POST /v1/nothing HTTP/1.1\r\nHost: x\r\n", 404, "not_found"},
     };
+    enum { BODY = 200000 };
+    char *body = malloc(BODY);
+    memset(body, 'A', BODY);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char bytes[512];
-        snprintf(bytes, sizeof bytes, "%sContent-Length: 500000\r\n\r\n", cases[i].head); /* no body follows */
+        snprintf(bytes, sizeof bytes, "%sExpect: 100-continue\r\nContent-Length: 500000\r\n\r\n", cases[i].head);
         double t0 = now_wall();
         int closed = 0;
-        reply r = raw_request(p, bytes, &closed);
+        reply r = raw_request(p, bytes, &closed); /* no body follows */
         double waited = now_wall() - t0;
         CHECK_ERROR(r, cases[i].status, cases[i].code, NULL);
         CHECKF(waited < 10, "case %zu: the reply waited %.1f s for a body", i, waited);
         reply_free(&r);
+        /* the body sent before the reply is read, then a second request on the connection */
+        conn c;
+        CHECK(conn_open(&c, p) == 0);
+        snprintf(bytes, sizeof bytes, "%sContent-Length: %d\r\n\r\n", cases[i].head, BODY);
+        CHECK(send_all(&c, bytes, strlen(bytes)) == 0 && send_all(&c, body, BODY) == 0);
+        memset(&r, 0, sizeof r);
+        conn_read_reply(&c, 0, 0, &r);
+        CHECK_ERROR(r, cases[i].status, cases[i].code, NULL);
+        reply_free(&r);
+        conn_request(&c, "GET", "/v1/health", NULL, NULL, 0, 0, &r);
+        CHECKF(r.status == 200, "case %zu: the connection did not stay open (%d)", i, r.status);
+        reply_free(&r);
+        conn_close(&c);
     }
+    free(body);
     pdr_http_stop(h, 1000);
     pdr_api_free(a);
 }
@@ -2322,6 +2370,7 @@ int main(void)
     RUN(queued_jobs_of_clients_that_hung_up_are_not_computed);
     RUN(slow_uploads_are_cut_off_at_the_request_deadline);
     RUN(trickled_headers_are_cut_off_at_the_request_deadline);
+    RUN(keep_alive_idle_past_the_request_deadline_stays_open);
     RUN(refused_uploads_are_answered_before_their_body);
     RUN(ten_thousand_idle_connections_stay_bounded);
     RUN(start_reports_a_busy_port);
