@@ -42,8 +42,8 @@ typedef struct pdr_http_opts {
     int threads;              /* worker threads (>= 1) */
     unsigned max_connections; /* open connections at most */
     unsigned timeout_s;       /* close a connection idle this long */
-    double request_timeout_s; /* 408 when a request's body is still arriving this long after its
-                                 headers (slow uploads); > 0 */
+    double request_timeout_s; /* close a connection whose request has not arrived in full this long
+                                 after its first line (408; slow uploads, trickled headers); > 0 */
     FILE *log;                /* request log (one line each); NULL: none */
 } pdr_http_opts;
 
