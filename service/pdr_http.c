@@ -83,10 +83,11 @@ typedef struct request {
     char client[INET6_ADDRSTRLEN];
     char *body;
     size_t body_len, body_cap;
-    int too_large; /* or refused at once: the body is discarded */
-    int refused;   /* refused when its headers came in (rep holds the reply): the body is read and
+    int too_large;    /* or refused at once: the body is discarded */
+    int refused;      /* refused when its headers came in (rep holds the reply): the body is read and
                       discarded, then the reply is sent (keep-alive kept) */
-    int skipped;   /* its client hung up while it was queued: not computed */
+    size_t discarded; /* body bytes of a refused request, read and dropped */
+    int skipped;      /* its client hung up while it was queued: not computed */
     int status, endpoint;
     struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
     char log_note[PDR_ERRLEN + 32];
@@ -205,15 +206,16 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
  * connection closed with none was idle, or was answered by libmicrohttpd itself (a malformed
  * request line or Content-Length, oversize headers, an unsupported HTTP version): those replies
  * never reach this file, so they are counted here, as connections. */
-enum { CONN_WAITING, CONN_READING, CONN_ANSWERING };
+/* waiting for a request's first line, for its headers, reading its body, answering it */
+enum { CONN_WAITING, CONN_HEADERS, CONN_READING, CONN_ANSWERING };
 
 typedef struct connection_state {
     size_t n_requests;
     MHD_socket fd;
-    int phase;                            /* CONN_*: waiting for a request, reading one, answering one */
-    double since;                         /* when it began waiting for its current request (opened, or last reply) */
-    int timed_out;                        /* closed by the watchdog */
-    const char *decoded_nul;              /* the last decoded string that held a NUL (unescape; event loop only) */
+    int phase;               /* CONN_* */
+    double since;            /* WAITING: since it opened or its last reply; then: since the request's first line */
+    int timed_out;           /* closed by the watchdog */
+    const char *decoded_nul; /* the last decoded string that held a NUL (unescape; event loop only) */
     struct connection_state *prev, *next; /* h->conns */
 } connection_state;
 
@@ -276,11 +278,12 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&h->conn_mu);
     while (!h->watchdog_stop) {
         double now = now_s();
-        /* waiting for a first line: never before libmicrohttpd's idle timeout would close it */
+        /* waiting for a first line: never before libmicrohttpd's idle timeout would close it (or
+         * --request-timeout when there is none) */
         double waiting_s = h->request_timeout_s > h->idle_timeout_s ? h->request_timeout_s : h->idle_timeout_s;
         for (connection_state *cs = h->conns; cs; cs = cs->next)
             if (cs->phase != CONN_ANSWERING && !cs->timed_out &&
-                ((h->closing && cs->phase == CONN_WAITING) ||
+                ((h->closing && (cs->phase == CONN_WAITING || cs->phase == CONN_HEADERS)) ||
                  now - cs->since > (cs->phase == CONN_WAITING ? waiting_s : h->request_timeout_s))) {
                 cs->timed_out = 1;
                 shutdown(cs->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
@@ -308,7 +311,7 @@ static void *on_first_line(void *cls, const char *uri, struct MHD_Connection *co
     connection_state *cs = sc ? sc->socket_context : NULL;
     if (cs) {
         pthread_mutex_lock(&h->conn_mu);
-        cs->phase = CONN_READING;
+        cs->phase = CONN_HEADERS;
         cs->since = now_s();
         pthread_mutex_unlock(&h->conn_mu);
     }
@@ -477,10 +480,10 @@ static enum MHD_Result reply_at_once(pdr_http *h, struct MHD_Connection *conn, r
 /* A request refused when its headers came in (r->rep set): answered at once when the client
  * waits for "100 Continue" (it has sent no body yet), else after its body, read and discarded,
  * so that the client reads the reply and the connection stays open; never queued. */
-static enum MHD_Result refuse(pdr_http *h, struct MHD_Connection *conn, request *r)
+static enum MHD_Result refuse(pdr_http *h, struct MHD_Connection *conn, const char *version, request *r)
 {
     const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-    if (expect && strcasecmp(expect, "100-continue") == 0)
+    if (expect && strcasecmp(expect, "100-continue") == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
         return reply_at_once(h, conn, r, &r->rep);
     r->refused = 1;
     return MHD_YES;
@@ -498,7 +501,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls)
 {
-    (void)version;
     pdr_http *h = cls;
     request *r = *req_cls;
     if (!r) {
@@ -513,13 +515,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             pdr_api_reply_error(&r->rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
             return reply_at_once(h, conn, r, &r->rep);
         }
-        if (r->cs && r->cs->decoded_nul == url) {
-            r->cs->decoded_nul = NULL;
-            r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
-            pdr_api_reply_error(&r->rep, 404, "not_found",
-                                "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)", method, url);
-            return refuse(h, conn, r);
-        }
         /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -532,6 +527,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return send_too_large(h, conn, r);
             }
         }
+        if (r->cs && r->cs->decoded_nul == url) {
+            r->cs->decoded_nul = NULL;
+            r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
+            pdr_api_reply_error(&r->rep, 404, "not_found",
+                                "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)", method, url);
+            return refuse(h, conn, version, r);
+        }
         /* Route, method, token, loading, media type: refused before the body is read or queued. */
         pdr_api_request pre = {
             .method = method,
@@ -539,7 +541,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
             .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)};
         if (pdr_api_precheck(h->api, &pre, &r->rep))
-            return refuse(h, conn, r);
+            return refuse(h, conn, version, r);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -549,7 +551,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->status = 408;
             return MHD_NO;
         }
-        int rc = r->refused ? 0 : body_append(h, r, upload_data, *upload_data_size);
+        if (r->refused) { /* counted, not kept; past the body limit (chunked) the connection closes */
+            r->discarded += *upload_data_size;
+            *upload_data_size = 0;
+            if (r->discarded > h->max_body_bytes) {
+                r->status = 413;
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        int rc = body_append(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc ? MHD_NO : MHD_YES;
     }

@@ -1723,6 +1723,10 @@ TEST(stop_lets_the_request_in_flight_finish)
              strlen(body));
     send_all(&c, head, strlen(head));
     send_all(&c, body, 10);
+    /* and a client that has sent only a request's first line: closed by the stop */
+    conn d;
+    CHECK(conn_open(&d, p) == 0);
+    send_all(&d, "POST /v1/search HTTP/1.1\r\n", 26);
     struct timespec pause = {0, 300 * 1000 * 1000}, tick = {0, 10 * 1000 * 1000};
     for (int i = 0; i < 500 && pdr_http_in_flight(h) != 1; i++) /* until the server has the headers */
         nanosleep(&tick, NULL);
@@ -1731,6 +1735,11 @@ TEST(stop_lets_the_request_in_flight_finish)
     pthread_t t;
     pthread_create(&t, NULL, stop_thread, &s);
     nanosleep(&pause, NULL);
+    struct pollfd pd = {d.fd, POLLIN, 0};
+    char dbuf[64];
+    CHECKF(poll(&pd, 1, 5000) > 0 && recv(d.fd, dbuf, sizeof dbuf, 0) <= 0,
+           "a connection with only a first line stayed open through the stop");
+    conn_close(&d);
     send_all(&c, body + 10, strlen(body) - 10);
     reply r;
     memset(&r, 0, sizeof r);
@@ -2215,7 +2224,29 @@ TEST(refused_uploads_are_answered_before_their_body)
         reply_free(&r);
         conn_close(&c);
     }
+    /* a refused chunked upload is read only up to the body limit (1 MiB), then closed */
+    conn c;
+    CHECK(conn_open(&c, p) == 0);
+    const char *chead = "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    send_all(&c, chead, strlen(chead));
+    size_t sent = 0;
+    char size_line[32];
+    snprintf(size_line, sizeof size_line, "%x\r\n", BODY);
+    for (int i = 0; i < 200; i++) { /* 40 MB at most */
+        if (send_all(&c, size_line, strlen(size_line)) != 0 || send_all(&c, body, BODY) != 0 ||
+            send_all(&c, "\r\n", 2) != 0)
+            break;
+        sent += BODY;
+    }
+    CHECKF(sent < 40 * (size_t)BODY, "a refused chunked upload was read on and on: %zu bytes taken", sent);
+    conn_close(&c);
     free(body);
+    /* an encoded NUL in the path does not let a declared length past the limit in */
+    int closed = 0;
+    reply r =
+        raw_request(p, "POST /v1/search%00x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n", &closed);
+    CHECK_ERROR(r, 413, "body_too_large", NULL);
+    reply_free(&r);
     pdr_http_stop(h, 1000);
     pdr_api_free(a);
 }
