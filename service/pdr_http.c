@@ -265,7 +265,7 @@ static void set_phase(pdr_http *h, connection_state *cs, int phase)
         return;
     pthread_mutex_lock(&h->conn_mu);
     cs->phase = phase;
-    if (phase == CONN_WAITING)
+    if (phase == CONN_WAITING || phase == CONN_HEADERS) /* a deadline starts */
         cs->since = now_s();
     pthread_mutex_unlock(&h->conn_mu);
 }
@@ -308,13 +308,7 @@ static void *on_first_line(void *cls, const char *uri, struct MHD_Connection *co
     (void)uri;
     pdr_http *h = cls;
     const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    connection_state *cs = sc ? sc->socket_context : NULL;
-    if (cs) {
-        pthread_mutex_lock(&h->conn_mu);
-        cs->phase = CONN_HEADERS;
-        cs->since = now_s();
-        pthread_mutex_unlock(&h->conn_mu);
-    }
+    set_phase(h, sc ? sc->socket_context : NULL, CONN_HEADERS);
     return NULL;
 }
 

@@ -1557,14 +1557,22 @@ TEST(loading_server_answers_503_until_ready)
     pdr_api_free(a);
 }
 
-TEST(token_protects_data_endpoints)
+/* A ready api with a bearer token behind a one-worker server; *ret_a is freed by the caller, also
+ * when NULL is returned. */
+static pdr_http *start_token_server(pdr_api **ret_a, const char *token, unsigned timeout_s)
 {
     pdr_api_limits l;
     pdr_api_limits_default(&l);
-    pdr_api *a = NULL;
     pdr_err err;
-    CHECK(pdr_api_create(&l, "s3cret-token", 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
-    pdr_http *h = start_server(a, 16, 5);
+    *ret_a = NULL;
+    CHECK(pdr_api_create(&l, token, 1, ret_a, &err) == PDR_OK && pdr_api_set_ready(*ret_a, db, enc, &err) == PDR_OK);
+    return *ret_a ? start_server(*ret_a, 16, timeout_s) : NULL;
+}
+
+TEST(token_protects_data_endpoints)
+{
+    pdr_api *a = NULL;
+    pdr_http *h = start_token_server(&a, "s3cret-token", 5);
     if (!h) {
         pdr_api_free(a);
         return;
@@ -2175,12 +2183,8 @@ TEST(keep_alive_idle_past_the_request_deadline_stays_open)
  * (a reply sent before the body had been read was lost to the connection's reset). */
 TEST(refused_uploads_are_answered_before_their_body)
 {
-    pdr_api_limits l;
-    pdr_api_limits_default(&l);
     pdr_api *a = NULL;
-    pdr_err err;
-    CHECK(pdr_api_create(&l, "tok", 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
-    pdr_http *h = start_server(a, 16, 30);
+    pdr_http *h = start_token_server(&a, "tok", 30);
     if (!h) {
         pdr_api_free(a);
         return;
