@@ -17,7 +17,8 @@ enum pdr_status {
     PDR_ENOMEM = 4,   /* allocation failed */
     PDR_EFORMAT = 5,  /* a file (model, store, index) is malformed or of the wrong version */
     PDR_ELIMIT = 6,   /* a configured limit was exceeded (length, size, count) */
-    PDR_EINTERNAL = 7 /* a library (HDF5, FAISS) failed for a reason we did not foresee */
+    PDR_EINTERNAL = 7, /* a library (HDF5, FAISS) failed for a reason we did not foresee */
+    PDR_ECANCELLED = 8 /* the caller asked to stop (pdr_cancel.h) */
 };
 
 #define PDR_ERRLEN 1024

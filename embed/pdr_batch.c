@@ -47,7 +47,8 @@ static void *worker_main(void *arg)
         size_t i = atomic_fetch_add(&sh->next, 1);
         if (i >= sh->job->n)
             break;
-        int rc = embed_one(sh, me->ws, i, &err);
+        int rc = pdr_cancel_requested(sh->job->cancel) ? pdr_fail(&err, PDR_ECANCELLED, "cancelled")
+                                                       : embed_one(sh, me->ws, i, &err);
         if (rc) {
             pthread_mutex_lock(&sh->lock);
             if (!atomic_load(&sh->failed)) {

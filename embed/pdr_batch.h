@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pdr_cancel.h"
 #include "pdr_encoder.h"
 #include "pdr_err.h"
 
@@ -26,6 +27,9 @@ typedef struct pdr_batch_job {
     size_t *n_seg;
     int32_t **seg_start, **seg_end;
     float **seg_emb;
+    /* Optional: asked before each sequence; when it says stop, PDR_ECANCELLED (the embeddings
+     * and segments of the sequences done are left as they are). */
+    const pdr_cancel *cancel;
 } pdr_batch_job;
 
 int pdr_batch_embed(const pdr_encoder *enc, pdr_encoder_ws *const *ws, int threads, pdr_batch_job *job, pdr_err *err);

@@ -24,6 +24,7 @@
 #include "pdr_align.h"
 #include "pdr_bulk.h"
 #include "pdr_calib.h"
+#include "pdr_cancel.h"
 #include "pdr_encoder.h"
 #include "pdr_segdb.h"
 #include "pdr_err.h"
@@ -207,13 +208,14 @@ size_t pdr_db_candidates(const pdr_db *db, int k, int n_align);
 
 /* What a search keeps per query, and how it re-ranks. */
 typedef struct pdr_db_params {
-    int k;               /* hits kept per query */
-    int n_align;         /* best candidates aligned (pdr_db_align_hits); 0: none */
-    float min_score;     /* embedding score cut */
-    double max_evalue;   /* E-value cut, applied after re-ranking */
-    pdr_alignment *alns; /* NULL, or room like hits: every kept hit's traced alignment
+    int k;                    /* hits kept per query */
+    int n_align;              /* best candidates aligned (pdr_db_align_hits); 0: none */
+    float min_score;          /* embedding score cut */
+    double max_evalue;        /* E-value cut, applied after re-ranking */
+    pdr_alignment *alns;      /* NULL, or room like hits: every kept hit's traced alignment
                           * (pdr_align_trace); needs n_align >= k, so that every kept hit is aligned */
-    int no_expand;       /* pdr_db_embed_and_search: as pdr_db_queries' no_expand */
+    int no_expand;            /* pdr_db_embed_and_search: as pdr_db_queries' no_expand */
+    const pdr_cancel *cancel; /* NULL, or asked before each query's alignment: PDR_ECANCELLED */
 } pdr_db_params;
 
 /* Re-rank n queries' candidates (hits[q * kc ..], counts[q] of them, best first, as

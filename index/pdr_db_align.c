@@ -242,7 +242,8 @@ static void *align_worker(void *arg)
     align_job *j = arg;
     align_bufs b = {0};
     for (size_t q = (size_t)j->worker; q < j->n && !j->rc; q += (size_t)j->threads)
-        j->rc = align_query(j, q, &b, &j->err);
+        j->rc = pdr_cancel_requested(j->p->cancel) ? pdr_fail(&j->err, PDR_ECANCELLED, "alignment: cancelled")
+                                                   : align_query(j, q, &b, &j->err);
     free(b.query);
     free(b.target);
     free(b.all);

@@ -519,15 +519,27 @@ static int read_body(const pdr_api_request *req, int search, search_params *sp, 
     return 0;
 }
 
+/* The work stopped because the request's cancel said so: the reply is for nobody. */
+static void reply_cancelled(pdr_api_reply *rep)
+{
+    pdr_api_reply_error(rep, 400, "client_closed", "the client closed the connection");
+    rep->cancelled = 1;
+}
+
 /* Embed every query with one pooled workspace, in this thread. */
-static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply *rep)
+static int embed_queries(pdr_api *api, const pdr_api_request *req, query_set *qs, float *emb, pdr_api_reply *rep)
 {
     pdr_err err;
     pdr_err_clear(&err);
-    pdr_batch_job job = {.n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb};
+    pdr_batch_job job = {
+        .n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb, .cancel = req->cancel};
     pdr_encoder_ws *ws = ws_acquire(api);
     int rc = pdr_batch_embed(api->enc, &ws, 1, &job, &err);
     ws_release(api, ws);
+    if (rc == PDR_ECANCELLED) {
+        reply_cancelled(rep);
+        return -1;
+    }
     if (rc) {
         pdr_api_reply_error(rep, 500, "internal", "embedding failed (a server error, in the server's log)");
         snprintf(rep->log_note, sizeof rep->log_note, "embedding failed: %s", err.msg);
@@ -538,12 +550,14 @@ static int embed_queries(pdr_api *api, query_set *qs, float *emb, pdr_api_reply 
 
 /* Embed every query with one pooled workspace, in this thread, and search them (with segment
  * vectors for a segment database: pdr_db_embed_and_search). */
-static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const search_params *sp, int n_align,
-                            pdr_hit *hits, pdr_alignment *alns, size_t *counts, pdr_api_reply *rep)
+static int embed_and_search(pdr_api *api, const pdr_api_request *req, query_set *qs, float *emb,
+                            const search_params *sp, int n_align, pdr_hit *hits, pdr_alignment *alns, size_t *counts,
+                            pdr_api_reply *rep)
 {
     pdr_err err;
     pdr_err_clear(&err);
-    pdr_batch_job job = {.n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb};
+    pdr_batch_job job = {
+        .n = qs->n, .seqs = qs->seqs, .lengths = qs->lengths, .ids = qs->ids, .emb = emb, .cancel = req->cancel};
     pdr_encoder_ws *ws = ws_acquire(api);
     /* FAISS parallelizes with OpenMP; here concurrency comes from the worker threads, so each
      * request's search stays on its own thread (a per-thread setting). */
@@ -553,9 +567,14 @@ static int embed_and_search(pdr_api *api, query_set *qs, float *emb, const searc
                        .min_score = sp->min_score,
                        .max_evalue = 1e300,
                        .alns = alns,
-                       .no_expand = sp->has_expand && !sp->expand};
+                       .no_expand = sp->has_expand && !sp->expand,
+                       .cancel = req->cancel};
     int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
+    if (rc == PDR_ECANCELLED) {
+        reply_cancelled(rep);
+        return -1;
+    }
     if (rc) {
         pdr_api_reply_error(rep, 500, "internal", "search failed (a server error, in the server's log)");
         snprintf(rep->log_note, sizeof rep->log_note, "search failed: %s", err.msg);
@@ -646,7 +665,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
         goto done;
     }
-    if (embed_and_search(api, &qs, emb, &sp, n_align, hits, alns, counts, rep))
+    if (embed_and_search(api, req, &qs, emb, &sp, n_align, hits, alns, counts, rep))
         goto done;
     pdr_metrics_add_work(api->metrics, qs.n, qs.n, qs.n_residues);
 
@@ -700,7 +719,7 @@ static void handle_embed(pdr_api *api, const pdr_api_request *req, pdr_api_reply
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu embeddings", qs.n);
         goto done;
     }
-    if (embed_queries(api, &qs, emb, rep))
+    if (embed_queries(api, req, &qs, emb, rep))
         goto done;
     pdr_metrics_add_work(api->metrics, 0, qs.n, qs.n_residues);
     rep->status = 200;

@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include "pdr_buf.h"
+#include "pdr_cancel.h"
 #include "pdr_db.h"
 #include "pdr_encoder.h"
 #include "pdr_err.h"
@@ -73,6 +74,9 @@ typedef struct pdr_api_request {
      * so the parameter is refused rather than read as "5". */
     unsigned char arg_name_has_nul[PDR_API_MAX_ARGS], arg_value_has_nul[PDR_API_MAX_ARGS];
     int too_many_args; /* the query string held more than PDR_API_MAX_ARGS parameters */
+    /* NULL, or asked while a search or an embedding is computed (between sequences and between
+     * queries' alignments): when it says stop, the work ends early and the reply says cancelled. */
+    const pdr_cancel *cancel;
 } pdr_api_request;
 
 /* A reply: status, headers and the body the caller sends and then frees (pdr_api_reply_clear). */
@@ -85,6 +89,8 @@ typedef struct pdr_api_reply {
     int endpoint;             /* metrics label (enum pdr_endpoint) */
     size_t n_queries;         /* query records in the request, for the request log */
     int close_connection;     /* send Connection: close (the request's framing was ambiguous) */
+    int cancelled;            /* the request's cancel said stop: the work was not finished, and the
+                                 reply (a 400 client_closed) is for nobody */
     /* For the server's log only: what a 500 hides from the client (paths of the server's files). */
     char log_note[PDR_ERRLEN + 32];
     pdr_buf body;

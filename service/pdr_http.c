@@ -19,6 +19,10 @@
  * body is in are never closed by it. At stop it closes the connections that wait for a request (a request
  * whose headers are in may still finish within the grace period).
  *
+ * A client that hangs up: its queued job is not computed, and a running one stops at its next
+ * sequence or query (pdr_cancel, asked through a MSG_PEEK recv on the suspended connection's
+ * socket), so that nobody's abandoned work holds a worker.
+ *
  * Why a queue: with libmicrohttpd's own thread pool each thread keeps the connections it
  * accepted, and when a client's keep-alive connections all land on one thread the other cores
  * sit idle (seen with wrk: half the throughput in every other run). Here any idle worker takes
@@ -75,6 +79,7 @@ struct pdr_http {
 };
 
 enum { REQ_READING, REQ_QUEUED, REQ_ANSWERED };
+enum { SKIP_NONE, SKIP_QUEUED, SKIP_RUNNING };
 
 typedef struct request {
     double t0;
@@ -87,7 +92,7 @@ typedef struct request {
     int refused;      /* refused when its headers came in (rep holds the reply): the body is read and
                       discarded, then the reply is sent (keep-alive kept) */
     size_t discarded; /* body bytes of a refused request, read and dropped */
-    int skipped;      /* its client hung up while it was queued: not computed */
+    int skipped;      /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
     int status, endpoint;
     struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
     char log_note[PDR_ERRLEN + 32];
@@ -96,6 +101,7 @@ typedef struct request {
     atomic_int state;
     struct MHD_Connection *conn;
     pdr_api_request q; /* strings borrowed from libmicrohttpd: valid until the request completes */
+    pdr_cancel cancel; /* q.cancel of a queued job: its client hung up (client_gone) */
     pdr_api_reply rep; /* the worker's answer, sent by on_request (REQ_ANSWERED), or the refusal */
     struct request *next;
 } request;
@@ -321,6 +327,10 @@ static int client_gone(const connection_state *cs)
     ssize_t n = recv(cs->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
+
+/* pdr_cancel's callback of a job: its client hung up while it was answered. Called from the
+ * worker's threads; the connection is suspended meanwhile, so its socket stays open. */
+static int cancel_requested(void *ctx) { return client_gone(ctx); }
 
 /* The log must stay one printable line that cannot be forged: bytes outside '!'..'~' (CR, ESC;
  * spaces too unless spaces) are written %XX. */
@@ -581,6 +591,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     q->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     q->body = r->body;
     q->body_len = r->body_len;
+    r->cancel = (pdr_cancel){cancel_requested, r->cs};
+    q->cancel = &r->cancel;
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
     int stopping = 0;
     if (r->endpoint == PDR_EP_SEARCH || r->endpoint == PDR_EP_EMBED) {
@@ -623,10 +635,12 @@ static void answer_job(pdr_http *h, request *r, int stopping)
     if (stopping) {
         reply_stopping(&r->rep, r->endpoint);
     } else if (client_gone(r->cs)) { /* nobody would read the answer: not computed */
-        r->skipped = 1;
+        r->skipped = SKIP_QUEUED;
         pdr_api_reply_error(&r->rep, 400, "client_closed", "the client closed the connection");
     } else {
-        pdr_api_handle(h->api, &r->q, &r->rep);
+        pdr_api_handle(h->api, &r->q, &r->rep); /* stops early if the client hangs up meanwhile */
+        if (r->rep.cancelled)
+            r->skipped = SKIP_RUNNING;
     }
     request_drop_body(r);
     struct MHD_Connection *conn = r->conn; /* r may be freed once the connection runs again */
@@ -675,9 +689,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     const char *why =
         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed before the reply was sent)";
-    if (r->skipped) {
+    if (r->skipped == SKIP_QUEUED) {
         r->status = 0;
         why = " (the client closed the connection while the request waited: not computed)";
+    } else if (r->skipped == SKIP_RUNNING) {
+        r->status = 0;
+        why = " (the client closed the connection while the request was answered: stopped)";
     } else if (timed_out && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0) {
         r->status = 408;
         why = " (closed: the request had not arrived in full within --request-timeout)";

@@ -661,6 +661,64 @@ TEST(rerank_combines_embedding_and_alignment_evidence)
     free_db(&fx);
 }
 
+/* A pdr_cancel that says stop after `after` questions, and counts them. */
+typedef struct stop_counter {
+    int asked, after;
+} stop_counter;
+
+static int stop_after(void *ctx)
+{
+    stop_counter *c = ctx;
+    return ++c->asked > c->after;
+}
+
+/* Embedding and alignment ask the caller's cancel once per sequence and once per query, and stop
+ * with PDR_ECANCELLED as soon as it says so (pdr serve: a client that hung up). */
+TEST(embedding_and_alignment_stop_when_cancelled)
+{
+    fixture fx;
+    memset(&fx, 0, sizeof fx);
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECK(make_db(&fx) == 0);
+    CHECK(pdr_db_open(fx.dir, &db, &err) == 0);
+    if (!db) {
+        free_db(&fx);
+        return;
+    }
+    pdr_encoder_ws *ws = NULL;
+    CHECK(pdr_encoder_ws_create(fx.enc, &ws, &err) == 0);
+    size_t n = fx.n, kc = pdr_db_candidates(db, 10, 10);
+    int32_t lens[N_FAMILIES * PER_FAMILY + N_SINGLE];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = (int32_t)fx.lens[i];
+    float *emb = malloc(n * (size_t)pdr_db_dim(db) * sizeof *emb);
+    pdr_hit *hits = calloc(n * kc, sizeof *hits);
+    size_t *counts = calloc(n, sizeof *counts);
+    /* never: every sequence and every query asked once, the search done; at 5: the sixth sequence
+     * is not embedded; at n + 3: every sequence is, the fourth query's alignment is not */
+    int afters[3] = {1 << 30, 5, (int)n + 3}, rcs[3] = {PDR_OK, PDR_ECANCELLED, PDR_ECANCELLED};
+    int asked[3] = {2 * (int)n, 6, (int)n + 4};
+    for (int t = 0; t < 3 && ws && emb && hits && counts; t++) {
+        stop_counter c = {0, afters[t]};
+        pdr_cancel cancel = {stop_after, &c};
+        pdr_batch_job job = {.n = n, .seqs = fx.seqs, .lengths = lens, .emb = emb, .cancel = &cancel};
+        pdr_db_params p = {.k = 10, .n_align = 10, .min_score = -2.0f, .max_evalue = HUGE_VAL, .cancel = &cancel};
+        pdr_err_clear(&err);
+        int rc = pdr_db_embed_and_search(db, fx.enc, &ws, 1, &job, &p, hits, counts, &err);
+        CHECKF(rc == rcs[t] && c.asked == asked[t], "stop after %d: rc %d (%s), asked %d times, want rc %d, %d times",
+               afters[t], rc, err.msg, c.asked, rcs[t], asked[t]);
+        if (rcs[t])
+            CHECKF(strstr(err.msg, "cancelled") != NULL, "%s", err.msg);
+    }
+    free(emb);
+    free(hits);
+    free(counts);
+    pdr_encoder_ws_free(ws);
+    pdr_db_free(db);
+    free_db(&fx);
+}
+
 TEST(a_database_without_sequences_refuses_to_align)
 {
     fixture fx;
@@ -729,6 +787,7 @@ int main(void)
     RUN(statistics);
     RUN(composition_based_statistics);
     RUN(rerank_combines_embedding_and_alignment_evidence);
+    RUN(embedding_and_alignment_stop_when_cancelled);
     RUN(a_database_without_sequences_refuses_to_align);
     return CHECK_DONE();
 }

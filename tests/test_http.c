@@ -1961,6 +1961,31 @@ TEST(queued_jobs_of_clients_that_hung_up_are_not_computed)
     slow_server_free(&ss);
 }
 
+/* A client that hangs up while its job is computed: the embedding stops at the next sequence
+ * (nothing is counted as embedded), the request counts as closed, and the worker is free for the
+ * next request. */
+TEST(running_jobs_of_clients_that_hung_up_are_stopped)
+{
+    slow_server ss;
+    if (slow_server_start(&ss, "running_jobs_of_clients_that_hung_up_are_stopped"))
+        return;
+    CHECKF(ss.sent >= 3, "the busy job has %zu sequences: too few to stop in the middle", ss.sent);
+    double before = metric(ss.port, "pdr_sequences_embedded_total");
+    conn_close(&ss.busy); /* the job is running (slow_server_start waited for it) */
+    CHECK(metric_wait(ss.port, "pdr_http_requests_closed_total{endpoint=\"embed\"}", 1) == 1);
+    double after = metric(ss.port, "pdr_sequences_embedded_total");
+    CHECKF(after == before, "embedded %.0f sequences after the client left, want none counted", after - before);
+    char *seq = make_seq(100, 9), body[200];
+    snprintf(body, sizeof body, ">next\n%s\n", seq);
+    free(seq);
+    reply r = post_fasta(ss.port, "/v1/embed", body);
+    CHECKF(r.status == 200 && r.body && strstr(r.body, "\"next\""), "next request: status %d", r.status);
+    reply_free(&r);
+    CHECK(metric(ss.port, "pdr_sequences_embedded_total") == before + 1);
+    pdr_http_stop(ss.h, 1000);
+    slow_server_free(&ss);
+}
+
 /* While a stop waits for a long job: a new connection is refused at once (not queued
  * unanswered), and a queued job gets its 503 when the grace period ends, before the running
  * job's reply. */
@@ -2403,6 +2428,7 @@ int main(void)
     RUN(stop_answers_queued_jobs_503);
     RUN(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline);
     RUN(queued_jobs_of_clients_that_hung_up_are_not_computed);
+    RUN(running_jobs_of_clients_that_hung_up_are_stopped);
     RUN(slow_uploads_are_cut_off_at_the_request_deadline);
     RUN(trickled_headers_are_cut_off_at_the_request_deadline);
     RUN(keep_alive_idle_past_the_request_deadline_stays_open);
