@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "pdr_api.h"
 #include "pdr_db.h"
+#include "pdr_host.h"
 #include "pdr_http.h"
 
 #define STOP_GRACE_MS 30000
@@ -38,6 +39,11 @@ static const char serve_usage[] =
     "flight finish, exit 0.\n\n"
     "options:\n"
     "      --host H              address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
+    "      --allow-host NAMES    also answer requests whose Host is one of these names (comma-\n"
+    "                            separated, repeatable; '.example.org' for a domain and the names\n"
+    "                            under it; '*' for any). On a loopback address only localhost and\n"
+    "                            IP addresses are answered without it (403: DNS rebinding); on\n"
+    "                            other addresses any Host is, unless it is given\n"
     "  -p, --port P              port (default 8080; 0 = any free port, printed at start)\n"
     "  -t, --threads N           worker threads = searches/embeddings run at once, fed by one queue\n"
     "                            (default: all cores)\n"
@@ -70,7 +76,8 @@ enum {
     OPT_TIMEOUT,
     OPT_REQTIMEOUT,
     OPT_TOKEN,
-    OPT_NPROBE
+    OPT_NPROBE,
+    OPT_ALLOWHOST
 };
 
 /* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
@@ -197,6 +204,7 @@ int cmd_serve(int argc, char **argv)
                                              {"request-timeout", required_argument, 0, OPT_REQTIMEOUT},
                                              {"token-file", required_argument, 0, OPT_TOKEN},
                                              {"nprobe", required_argument, 0, OPT_NPROBE},
+                                             {"allow-host", required_argument, 0, OPT_ALLOWHOST},
                                              {"model", required_argument, 0, 'm'},
                                              {"quiet", no_argument, 0, 'q'},
                                              {"help", no_argument, 0, 'h'},
@@ -206,8 +214,10 @@ int cmd_serve(int argc, char **argv)
     pdr_api_limits limits;
     pdr_api_limits_default(&limits);
     const char *model = NULL, *token_file = NULL;
-    int threads = 0, quiet = 0, nprobe = 0, c;
+    int threads = 0, quiet = 0, nprobe = 0, any_host = 0, n_allow = 0, c;
     long v;
+    pdr_buf allow; /* --allow-host's names, comma-separated */
+    pdr_buf_init(&allow);
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:t:m:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -268,17 +278,42 @@ int cmd_serve(int argc, char **argv)
                 return EXIT_USAGE;
             nprobe = (int)v;
             break;
+        case OPT_ALLOWHOST:
+            if (strcmp(optarg, "*") == 0) {
+                any_host = 1;
+            } else {
+                pdr_buf_puts(&allow, n_allow++ ? "," : "");
+                pdr_buf_puts(&allow, optarg);
+            }
+            break;
         case 'm': model = optarg; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(serve_usage, stdout); return EXIT_OK;
-        default: fputs(serve_usage, stderr); return EXIT_USAGE;
+        case 'h':
+            pdr_buf_free(&allow);
+            fputs(serve_usage, stdout);
+            return EXIT_OK;
+        default:
+            pdr_buf_free(&allow);
+            fputs(serve_usage, stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind + 1 != argc) {
+        pdr_buf_free(&allow);
         cli_error("serve", "expected DBDIR");
         fputs(serve_usage, stderr);
         return EXIT_USAGE;
     }
+    hopts.allow_host = any_host ? "*" : n_allow ? (allow.data ? allow.data : "") : NULL;
+    pdr_host_policy *hosts = NULL; /* checked here, so that a bad name is a usage error */
+    pdr_err herr;
+    if (pdr_buf_failed(&allow) || pdr_host_policy_create(hopts.host, hopts.allow_host, &hosts, &herr)) {
+        cli_error("serve", "%s", pdr_buf_failed(&allow) ? "out of memory" : herr.msg);
+        pdr_buf_free(&allow);
+        return EXIT_USAGE;
+    }
+    int host_checked = pdr_host_policy_checks(hosts);
+    pdr_host_policy_free(hosts);
     const char *dbdir = argv[optind];
     hopts.threads = cli_set_threads(threads);
     hopts.log = quiet ? NULL : stderr;
@@ -291,8 +326,10 @@ int cmd_serve(int argc, char **argv)
     pdr_db *db = NULL;
     pdr_encoder *enc = NULL;
     int rc = EXIT_RUNTIME;
-    if (token_file && !(token = read_token(token_file)))
+    if (token_file && !(token = read_token(token_file))) {
+        pdr_buf_free(&allow);
         return EXIT_RUNTIME;
+    }
     if (pdr_api_create(&limits, token, hopts.threads, &api, &err)) {
         cli_error("serve", "%s", err.msg);
         goto done;
@@ -342,10 +379,13 @@ int cmd_serve(int argc, char **argv)
     }
     fprintf(stderr,
             "pdr serve: ready: %zu proteins, model %s (%d-d), index %s, %d worker threads; limits: body %zu bytes, "
-            "%zu queries, %zu residues per sequence, k <= %d%s\n",
+            "%zu queries, %zu residues per sequence, k <= %d%s%s\n",
             pdr_db_count(db), pdr_encoder_name(enc), pdr_encoder_dim(enc), pdr_db_index_spec(db), hopts.threads,
             limits.max_body_bytes, limits.max_queries, limits.max_length, limits.max_k,
-            token ? "; bearer token required" : "");
+            token ? "; bearer token required" : "",
+            !host_checked      ? "; any Host"
+            : hopts.allow_host ? "; Host: localhost, IP addresses and --allow-host's names"
+                               : "; Host: localhost and IP addresses");
 
     wait_for_stop_signal();
     fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
@@ -362,6 +402,7 @@ done:
     pdr_api_free(api);
     pdr_encoder_free(enc);
     pdr_db_free(db);
+    pdr_buf_free(&allow);
     if (token) {
         memset(token, 0, strlen(token));
         free(token);

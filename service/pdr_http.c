@@ -29,6 +29,7 @@
  * the next job, whatever connection it came on.
  */
 #include "pdr_http.h"
+#include "pdr_host.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,6 +53,7 @@ struct pdr_http {
     pdr_api *api;
     FILE *log;
     size_t max_body_bytes;
+    pdr_host_policy *hosts;   /* which Host headers are answered (DNS rebinding) */
     double request_timeout_s; /* a request must arrive in full within this of its first line */
     double idle_timeout_s;    /* libmicrohttpd's --timeout */
     int port;
@@ -122,6 +124,7 @@ void pdr_http_opts_default(pdr_http_opts *opts)
     opts->timeout_s = PDR_HTTP_TIMEOUT_S_DEFAULT;
     opts->request_timeout_s = PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
     opts->log = NULL;
+    opts->allow_host = NULL;
 }
 
 /* ================================================================ replies */
@@ -531,6 +534,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return send_too_large(h, conn, r);
             }
         }
+        const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (!pdr_host_allowed(h->hosts, host)) {
+            char shown[128];
+            log_text(shown, sizeof shown, host, 0);
+            pdr_api_reply_error(&r->rep, 403, "host_not_allowed",
+                                "Host '%s' is not allowed: this server answers only the names it was started with "
+                                "(by default on a loopback address: localhost and IP addresses, so that web pages "
+                                "cannot reach it through DNS rebinding); allow a name with 'pdr serve --allow-host'",
+                                shown);
+            return refuse(h, conn, version, r);
+        }
         if (r->cs && r->cs->decoded_nul == url) {
             r->cs->decoded_nul = NULL;
             r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
@@ -799,6 +813,7 @@ static void free_http(pdr_http *h)
     pthread_mutex_destroy(&h->conn_mu);
     pthread_cond_destroy(&h->conn_cv);
     free(h->workers);
+    pdr_host_policy_free(h->hosts);
     free(h);
 }
 
@@ -809,6 +824,10 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
         return pdr_fail(err, PDR_EINPUT, "bad server options (threads %d, port %d, max connections %u)", opts->threads,
                         opts->port, opts->max_connections);
     const char *host = opts->host && *opts->host ? opts->host : "127.0.0.1";
+    pdr_host_policy *hosts = NULL;
+    int host_rc = pdr_host_policy_create(host, opts->allow_host, &hosts, err);
+    if (host_rc)
+        return host_rc;
     char port_text[8];
     snprintf(port_text, sizeof port_text, "%d", opts->port);
     struct addrinfo hints, *ai = NULL;
@@ -817,8 +836,10 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(host, port_text, &hints, &ai);
-    if (gai != 0)
+    if (gai != 0) {
+        pdr_host_policy_free(hosts);
         return pdr_fail(err, PDR_EIO, "cannot resolve host '%s': %s", host, gai_strerror(gai));
+    }
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen < sizeof addr ? ai->ai_addrlen : sizeof addr);
@@ -826,8 +847,11 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     freeaddrinfo(ai);
 
     pdr_http *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h) {
+        pdr_host_policy_free(hosts);
         return pdr_fail(err, PDR_ENOMEM, "out of memory for the server");
+    }
+    h->hosts = hosts;
     h->api = api;
     h->log = opts->log;
     h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;

@@ -20,6 +20,8 @@
  *    metrics (pdr_metrics.h). Replies libmicrohttpd makes itself (400 for a malformed request
  *    line or Content-Length, 431, 505) never reach this layer: they are neither logged nor
  *    counted by status, only as connections without a request;
+ *  - the Host check (pdr_host.h): a request whose Host is not allowed gets a 403
+ *    host_not_allowed when its headers are in;
  *  - a clean stop: stop accepting, let the requests in flight finish, close.
  *
  * Thread-safety: start and stop from one thread; the api must outlive the server.
@@ -45,6 +47,8 @@ typedef struct pdr_http_opts {
     double request_timeout_s; /* close a connection whose request has not arrived in full this long
                                  after its first line (408; slow uploads, trickled headers); > 0 */
     FILE *log;                /* request log (one line each); NULL: none */
+    const char *allow_host;   /* Host names answered besides localhost and IP addresses (pdr_host.h):
+                                 NULL: check only on a loopback address; "*": never check */
 } pdr_http_opts;
 
 void pdr_http_opts_default(pdr_http_opts *opts);

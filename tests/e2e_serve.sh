@@ -71,6 +71,8 @@ check "health 200" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"databas
 check "info 200 with size and model" "[ \"\$(call $base/v1/info)\" = 200 ] && grep -q '\"proteins\":1049' '$T/body' && grep -q '\"dim\":' '$T/body'"
 check "info: 50 candidates aligned per query" "grep -q '\"align\":50' '$T/body'"
 check "info: not an expanded database" "grep -q '\"expanded\":false' '$T/body'"
+check "Host: another name 403 on 127.0.0.1 (DNS rebinding)" "[ \"\$(call -H 'Host: evil.example:8080' $base/v1/health)\" = 403 ] && [ \"\$(err_code)\" = host_not_allowed ]"
+check "Host: an IP address 200" "[ \"\$(call -H 'Host: 127.0.0.1' $base/v1/health)\" = 200 ]"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
 
@@ -152,12 +154,12 @@ $PY - "$port" >"$T/h2.reply" <<'EOF'
 import socket, sys, time
 port = int(sys.argv[1])
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: 100\r\n\r\n>gone\nMKV")
+s.sendall(b"POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\nContent-Length: 100\r\n\r\n>gone\nMKV")
 time.sleep(0.2)
 s.close()
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 try:
-    s.sendall(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n")
 except OSError:
     pass
 print(s.recv(64).split(b"\r\n")[0].decode())
@@ -242,6 +244,23 @@ if SERVE_DB="$T/db/." start_server "$T/serve_dot.err"; then
 else
     bad "server on db/. did not come up"
 fi
+
+# --- the Host check (DNS rebinding): on 127.0.0.1 only localhost and IP addresses are answered
+check "Host check: ready line says so" "grep -q 'Host: localhost and IP addresses' '$T/serve_dot.err'"
+if SERVE_DB="$T/db" start_server "$T/serve_host.err" --allow-host pdr.lab.example --allow-host .example.org; then
+    hb="http://127.0.0.1:$port"
+    check "Host: an allowed name 200" "[ \"\$(call -H 'Host: pdr.lab.example:8080' $hb/v1/health)\" = 200 ]"
+    check "Host: a name under an allowed domain 200" "[ \"\$(call -H 'Host: a.example.org' $hb/v1/info)\" = 200 ]"
+    check "Host: localhost 200" "[ \"\$(call -H \"Host: localhost:$port\" $hb/v1/health)\" = 200 ]"
+    check "Host: another name 403 host_not_allowed" "[ \"\$(call -H 'Host: evil.example' -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $hb/v1/search)\" = 403 ] && [ \"\$(err_code)\" = host_not_allowed ]"
+    check "Host: the refusal is logged" "grep -q 'POST /v1/search 403' '$T/serve_host.err'"
+    kill -TERM "$pid"
+    wait "$pid"
+else
+    bad "server with --allow-host did not come up"
+fi
+"$PDR" serve "$T/db" --port 0 --allow-host 'bad name' 2>"$T/allow.err"
+check "--allow-host with a bad name: exit 2, named" "[ $? -eq 2 ] && grep -q \"'bad name' is not a host name\" '$T/allow.err'"
 
 # --- bearer token; SIGINT stops too
 printf 'tok-%s\n' "$$" >"$T/token"

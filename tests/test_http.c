@@ -34,6 +34,7 @@
 #include "pdr_bulk.h"
 #include "pdr_db.h"
 #include "pdr_fasta.h"
+#include "pdr_host.h"
 #include "pdr_http.h"
 #include "pdr_json.h"
 #include "pdr_report.h"
@@ -891,7 +892,7 @@ TEST(too_large_bodies_are_413)
     reply_free(&r);
     /* Chunked, no Content-Length: refused when the body grows past the limit. */
     CHECK(conn_open(&c, port) == 0);
-    const char *head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+    const char *head = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
                        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     send_all(&c, head, strlen(head));
     char chunk_head[32];
@@ -1012,7 +1013,7 @@ static int send_chunked(conn *c, const char *target, const char *body, size_t n,
 {
     char head[512];
     snprintf(head, sizeof head,
-             "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nTransfer-Encoding: chunked\r\n"
+             "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\nTransfer-Encoding: chunked\r\n"
              "Connection: close\r\n\r\n",
              target);
     if (send_all(c, head, strlen(head)))
@@ -1071,7 +1072,7 @@ TEST(chunked_bodies_far_past_the_limit_get_413)
     }
     int p = pdr_http_port(h);
     CHECK(conn_open(&c, p) == 0);
-    const char *head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+    const char *head = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
                        "Transfer-Encoding: chunked\r\n\r\n";
     send_all(&c, head, strlen(head));
     static char chunk[8192 + 16];
@@ -1196,6 +1197,136 @@ TEST(paths_with_an_encoded_nul_are_404)
     reply_free(&r);
 }
 
+/* ================================================================ the Host check (DNS rebinding) */
+
+static reply raw_request(int p, const char *bytes, int *ret_closed);
+
+TEST(host_policy_allows_loopback_names_and_ip_literals)
+{
+    pdr_err err;
+    pdr_host_policy *loop = NULL, *any = NULL, *open_iface = NULL, *listed = NULL, *bad = NULL;
+    CHECK(pdr_host_policy_create("127.0.0.1", NULL, &loop, &err) == PDR_OK && pdr_host_policy_checks(loop));
+    CHECK(pdr_host_policy_create("127.0.0.1", "*", &any, &err) == PDR_OK && !pdr_host_policy_checks(any));
+    CHECK(pdr_host_policy_create("0.0.0.0", NULL, &open_iface, &err) == PDR_OK && !pdr_host_policy_checks(open_iface));
+    CHECK(pdr_host_policy_create("0.0.0.0", "pdr.lab.example,.Example.ORG.", &listed, &err) == PDR_OK &&
+          pdr_host_policy_checks(listed));
+    const char *bad_lists[] = {"", "a,,b", "a b", "a/b", "a,", "\xc3\xa9", "."};
+    for (size_t i = 0; i < sizeof bad_lists / sizeof bad_lists[0]; i++) {
+        CHECKF(pdr_host_policy_create("::1", bad_lists[i], &bad, &err) == PDR_EINPUT && !bad &&
+                   strstr(err.msg, "--allow-host"),
+               "list '%s' accepted", bad_lists[i]);
+        pdr_host_policy_free(bad);
+        bad = NULL;
+    }
+    pdr_host_policy *ip6 = NULL, *named = NULL;
+    CHECK(pdr_host_policy_create("::1", NULL, &ip6, &err) == PDR_OK && pdr_host_policy_checks(ip6));
+    CHECK(pdr_host_policy_create("localhost", NULL, &named, &err) == PDR_OK && pdr_host_policy_checks(named));
+    pdr_host_policy_free(ip6);
+    pdr_host_policy_free(named);
+    struct {
+        const char *host;
+        int loop, listed;
+    } cases[] = {
+        {NULL, 1, 1}, /* HTTP/1.0 without Host */
+        {"localhost", 1, 1},
+        {"LocalHost:8080", 1, 1},
+        {"localhost.", 1, 1},
+        {"127.0.0.1", 1, 1},
+        {"127.0.0.1:8080", 1, 1},
+        {"10.1.2.3:80", 1, 1}, /* an IP literal cannot be rebound */
+        {"[::1]:8080", 1, 1},
+        {"[::1]", 1, 1},
+        {"[fe80::1]:1", 1, 1},
+        {"evil.example", 0, 0},
+        {"evil.example:8080", 0, 0},
+        {"localhost.evil.example", 0, 0},
+        {"pdr.lab.example", 0, 1},
+        {"PDR.lab.example:443", 0, 1},
+        {"example.org", 0, 1},
+        {"a.b.example.org.", 0, 1},
+        {"badexample.org", 0, 0}, /* a suffix, but not under the domain */
+        {"", 0, 0},
+        {":8080", 0, 0},
+        {"localhost:", 0, 0},
+        {"localhost:123456", 0, 0},
+        {"localhost:80x", 0, 0},
+        {"[::1", 0, 0},
+        {"[not-v6]:80", 0, 0},
+        {"::1", 0, 0}, /* unbracketed IPv6: malformed */
+        {"local host", 0, 0},
+        {"evil.example\r\nX: y", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *h = cases[i].host;
+        CHECKF(pdr_host_allowed(loop, h) == cases[i].loop, "loopback policy, Host '%s'", h ? h : "(none)");
+        CHECKF(pdr_host_allowed(listed, h) == cases[i].listed, "listed policy, Host '%s'", h ? h : "(none)");
+        CHECKF(pdr_host_allowed(any, h) && pdr_host_allowed(open_iface, h), "unchecked policy, Host '%s'",
+               h ? h : "(none)");
+    }
+    char longname[400];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CHECK(!pdr_host_allowed(loop, longname));
+    pdr_host_policy_free(loop);
+    pdr_host_policy_free(any);
+    pdr_host_policy_free(open_iface);
+    pdr_host_policy_free(listed);
+}
+
+/* The test server listens on 127.0.0.1: a request naming another host (a page that rebound its
+ * name to 127.0.0.1) gets a 403 when its headers are in, cheap endpoints included; the names a
+ * local client uses are answered. A server started with --allow-host answers that name too. */
+TEST(requests_naming_other_hosts_are_403)
+{
+    const char *refused[] = {"GET /v1/health HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+                             "GET / HTTP/1.1\r\nHost: evil.example:8080\r\n\r\n",
+                             "POST /v1/search HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Type: text/x-fasta\r\n"
+                             "Content-Length: 12\r\n\r\n>q\nMKVLAAGG\n"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int closed = 0;
+        reply r = raw_request(port, refused[i], &closed);
+        CHECK_ERROR(r, 403, "host_not_allowed", "evil.example");
+        CHECKF(r.body && strstr(r.body, "--allow-host"), "request %zu: %s", i, r.body ? r.body : "");
+        reply_free(&r);
+    }
+    const char *answered[] = {"GET /v1/health HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
+                              "GET /v1/health HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+                              "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "GET /v1/health HTTP/1.0\r\n\r\n"};
+    for (size_t i = 0; i < sizeof answered / sizeof answered[0]; i++) {
+        int closed = 0;
+        reply r = raw_request(port, answered[i], &closed);
+        CHECKF(r.status == 200, "request %zu: status %d", i, r.status);
+        reply_free(&r);
+    }
+    /* --allow-host */
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.allow_host = "pdr.lab.example";
+    pdr_http *h = NULL;
+    CHECK(a && pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    if (h) {
+        int closed = 0;
+        reply r =
+            raw_request(pdr_http_port(h), "GET /v1/health HTTP/1.1\r\nHost: pdr.lab.example:8080\r\n\r\n", &closed);
+        CHECKF(r.status == 200, "allowed name: status %d", r.status);
+        reply_free(&r);
+        r = raw_request(pdr_http_port(h), "GET /v1/health HTTP/1.1\r\nHost: evil.example\r\n\r\n", &closed);
+        CHECKF(r.status == 403, "other name: status %d", r.status);
+        reply_free(&r);
+        pdr_http_stop(h, 1000);
+    }
+    o.allow_host = "bad name";
+    h = NULL;
+    CHECK(a && pdr_http_start(a, &o, &h, &err) == PDR_EINPUT && !h && strstr(err.msg, "'bad name'"));
+    pdr_api_free(a);
+}
+
 /* Raw bytes on a fresh connection: the reply, then whether the server closed the connection. */
 static reply raw_request(int p, const char *bytes, int *ret_closed)
 {
@@ -1220,14 +1351,16 @@ static reply raw_request(int p, const char *bytes, int *ret_closed)
  * GET, was answered as a request of its own. Each is a 400 now, and the connection closes. */
 TEST(ambiguous_framing_is_400_and_closes)
 {
-    const char *tail = "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *tail = "GET /v1/info HTTP/1.1\r\nHost: localhost\r\n\r\n";
     const char *heads[] = {
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 35\r\n\r\n",
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length : 35\r\n\r\n",
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 35\r\n\r\n",
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length : 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length:\r\n 35\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
         char bytes[512];
@@ -1241,7 +1374,7 @@ TEST(ambiguous_framing_is_400_and_closes)
     /* chunked alone, in any case, is fine */
     int closed = 0;
     reply r = raw_request(port,
-                          "POST /v1/search?k=1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+                          "POST /v1/search?k=1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
                           "Transfer-Encoding: CHUNKED\r\nConnection: close\r\n\r\n8\r\n>a\nMKVLA\r\n0\r\n\r\n",
                           &closed);
     CHECKF(r.status == 200, "chunked: %d %s", r.status, r.body ? r.body : "");
@@ -1253,9 +1386,9 @@ TEST(ambiguous_framing_is_400_and_closes)
 TEST(log_lines_cannot_be_forged)
 {
     int closed = 0;
-    reply r = raw_request(port, "GET /x%20200%201.00ms%0d%0apdr HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+    reply r = raw_request(port, "GET /x%20200%201.00ms%0d%0apdr HTTP/1.1\r\nHost: localhost\r\n\r\n", &closed);
     reply_free(&r);
-    r = raw_request(port, "G\x1bT / HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+    r = raw_request(port, "G\x1bT / HTTP/1.1\r\nHost: localhost\r\n\r\n", &closed);
     reply_free(&r);
     fflush(server_log);
     size_t len = 0;
@@ -1268,9 +1401,10 @@ TEST(log_lines_cannot_be_forged)
 
 TEST(garbage_requests_do_not_hurt_the_server)
 {
-    const char *junk[] = {"NOT HTTP AT ALL\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "\x01\x02\x03\r\n\r\n",
-                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"};
+    const char *junk[] = {
+        "NOT HTTP AT ALL\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "\x01\x02\x03\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n",
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999999\r\n\r\n"};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
         conn c;
         if (conn_open(&c, port))
@@ -1365,7 +1499,7 @@ TEST(closed_requests_and_libmicrohttpd_replies_are_counted)
     /* Headers and half a body, then the client goes away. */
     conn c;
     CHECK(conn_open(&c, port) == 0);
-    const char *half = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+    const char *half = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
                        "Content-Length: 100\r\n\r\n>gone\nMKV";
     send_all(&c, half, strlen(half));
     struct timespec pause = {0, 100 * 1000 * 1000};
@@ -1374,8 +1508,8 @@ TEST(closed_requests_and_libmicrohttpd_replies_are_counted)
     CHECKF(metric_wait(port, closed_name, closed0 + 1) == closed0 + 1, "closed %g, want %g", metric(port, closed_name),
            closed0 + 1);
     /* Three replies from libmicrohttpd itself. */
-    const char *junk[] = {"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
-                          "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", NULL};
+    const char *junk[] = {"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n",
+                          "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1x\r\n\r\n", NULL};
     char *big = malloc(40000);
     memset(big, 'a', 40000);
     memcpy(big, "GET / HTTP/1.1\r\nX-Big: ", 23);
@@ -1664,7 +1798,7 @@ TEST(custom_limits_connection_limit_and_idle_timeout)
     nanosleep(&pause, NULL);
     double t0 = now_wall();
     if (conn_open(&c3, p) == 0) {
-        send_all(&c3, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 36);
+        send_all(&c3, "GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 44);
         struct pollfd pfd = {c3.fd, POLLIN, 0};
         CHECKF(poll(&pfd, 1, 400) == 0, "a connection over the limit was answered at once");
         memset(&r, 0, sizeof r);
@@ -1726,9 +1860,10 @@ TEST(stop_lets_the_request_in_flight_finish)
     CHECK(conn_open(&c, p) == 0);
     const char *body = ">inflight\nMKVLAAGIVGLLLAQ\n";
     char head[256];
-    snprintf(head, sizeof head,
-             "POST /v1/search?k=2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
-             strlen(body));
+    snprintf(
+        head, sizeof head,
+        "POST /v1/search?k=2 HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
+        strlen(body));
     send_all(&c, head, strlen(head));
     send_all(&c, body, 10);
     /* and a client that has sent only a request's first line: closed by the stop */
@@ -1810,7 +1945,8 @@ static size_t send_embed(conn *c, size_t residues)
         used += (size_t)snprintf(body + used, cap - used, ">job%zu\n%s\n", i, seq);
     char head[256];
     snprintf(head, sizeof head,
-             "POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n", used);
+             "POST /v1/embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\nContent-Length: %zu\r\n\r\n",
+             used);
     int rc = send_all(c, head, strlen(head)) || send_all(c, body, used);
     free(seq);
     free(body);
@@ -2066,7 +2202,7 @@ TEST(slow_uploads_are_cut_off_at_the_request_deadline)
     int p = pdr_http_port(h);
     conn c;
     CHECK(conn_open(&c, p) == 0);
-    const char *head = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n"
+    const char *head = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
                        "Content-Length: 1000\r\n\r\n>slow\n";
     send_all(&c, head, strlen(head));
     double t0 = now_wall();
@@ -2142,7 +2278,7 @@ TEST(trickled_headers_are_cut_off_at_the_request_deadline)
     conn c[4];
     for (int i = 0; i < 4; i++) { /* every slot */
         CHECK(conn_open(&c[i], p) == 0);
-        send_all(&c[i], "GET /v1/health HTTP/1.1\r\nHost: x\r\n", 34);
+        send_all(&c[i], "GET /v1/health HTTP/1.1\r\nHost: localhost\r\n", 42);
     }
     double t0 = now_wall();
     int open = 4;
@@ -2220,11 +2356,11 @@ TEST(refused_uploads_are_answered_before_their_body)
         int status;
         const char *code;
     } cases[] = {
-        {"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: text/x-fasta\r\n", 401, "unauthorized"},
-        {"PUT /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n", 405, "method_not_allowed"},
-        {"POST /v1/embed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: image/png\r\n", 415,
+        {"POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n", 401, "unauthorized"},
+        {"PUT /v1/search HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer tok\r\n", 405, "method_not_allowed"},
+        {"POST /v1/embed HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer tok\r\nContent-Type: image/png\r\n", 415,
          "unsupported_media_type"},
-        {"POST /v1/nothing HTTP/1.1\r\nHost: x\r\n", 404, "not_found"},
+        {"POST /v1/nothing HTTP/1.1\r\nHost: localhost\r\n", 404, "not_found"},
     };
     enum { BODY = 200000 };
     char *body = malloc(BODY);
@@ -2256,7 +2392,7 @@ TEST(refused_uploads_are_answered_before_their_body)
     /* a refused chunked upload is read only up to the body limit (1 MiB), then closed */
     conn c;
     CHECK(conn_open(&c, p) == 0);
-    const char *chead = "POST /v1/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *chead = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
     send_all(&c, chead, strlen(chead));
     size_t sent = 0;
     char size_line[32];
@@ -2272,8 +2408,8 @@ TEST(refused_uploads_are_answered_before_their_body)
     free(body);
     /* an encoded NUL in the path does not let a declared length past the limit in */
     int closed = 0;
-    reply r =
-        raw_request(p, "POST /v1/search%00x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n", &closed);
+    reply r = raw_request(p, "POST /v1/search%00x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000000\r\n\r\n",
+                          &closed);
     CHECK_ERROR(r, 413, "body_too_large", NULL);
     reply_free(&r);
     pdr_http_stop(h, 1000);
@@ -2413,6 +2549,8 @@ int main(void)
     RUN(wrong_methods_are_405_with_allow);
     RUN(unknown_paths_are_404);
     RUN(paths_with_an_encoded_nul_are_404);
+    RUN(host_policy_allows_loopback_names_and_ip_literals);
+    RUN(requests_naming_other_hosts_are_403);
     RUN(ambiguous_framing_is_400_and_closes);
     RUN(log_lines_cannot_be_forged);
     RUN(garbage_requests_do_not_hurt_the_server);
