@@ -522,18 +522,26 @@ static int search(const pdr_db *db, fixture *fx, int k, int n_align, double max_
     return rc;
 }
 
+/* The fixture's database, made and opened; NULL (fixture freed) when that failed. */
+static pdr_db *open_fixture_db(fixture *fx)
+{
+    memset(fx, 0, sizeof *fx);
+    pdr_err err;
+    pdr_db *db = NULL;
+    CHECK(make_db(fx) == 0);
+    CHECK(pdr_db_open(fx->dir, &db, &err) == 0);
+    if (!db)
+        free_db(fx);
+    return db;
+}
+
 TEST(rerank_combines_embedding_and_alignment_evidence)
 {
     fixture fx;
-    memset(&fx, 0, sizeof fx);
     pdr_err err;
-    pdr_db *db = NULL;
-    CHECK(make_db(&fx) == 0);
-    CHECK(pdr_db_open(fx.dir, &db, &err) == 0);
-    if (!db) {
-        free_db(&fx);
+    pdr_db *db = open_fixture_db(&fx);
+    if (!db)
         return;
-    }
     CHECK(pdr_db_count(db) == fx.n && pdr_db_has_sequences(db));
     char *buf = NULL;
     size_t cap = 0;
@@ -677,15 +685,10 @@ static int stop_after(void *ctx)
 TEST(embedding_and_alignment_stop_when_cancelled)
 {
     fixture fx;
-    memset(&fx, 0, sizeof fx);
     pdr_err err;
-    pdr_db *db = NULL;
-    CHECK(make_db(&fx) == 0);
-    CHECK(pdr_db_open(fx.dir, &db, &err) == 0);
-    if (!db) {
-        free_db(&fx);
+    pdr_db *db = open_fixture_db(&fx);
+    if (!db)
         return;
-    }
     pdr_encoder_ws *ws = NULL;
     CHECK(pdr_encoder_ws_create(fx.enc, &ws, &err) == 0);
     size_t n = fx.n, kc = pdr_db_candidates(db, 10, 10);
