@@ -1,5 +1,7 @@
 /* cli_util.c: option parsing, thread settings, model opening and progress output. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,8 +75,9 @@ double cli_parse_double(const char *verb, const char *opt, const char *value, in
 
 int cli_set_threads(int n)
 {
-    if (n <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0) { /* the cores this process may run on (taskset, a container's cpuset), else all */
+        cpu_set_t set;
+        long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
     }
     /* PDR_BLAS_THREADS (default 1) exists to measure the other way of using the cores: fewer

@@ -1,7 +1,10 @@
 /* cmd_embed.c: `pdr embed`: FASTA in, HDF5 embedding store out (see embed/pdr_bulk.h). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,6 +29,31 @@ static const char embed_usage[] =
     "  -h, --help              this help\n";
 
 enum { OPT_BATCH = 256, OPT_FP16, OPT_STRICT, OPT_MAXLEN, OPT_SEGMENTS, OPT_WINDOW, OPT_STRIDE };
+
+/* A symlink OUT stands for its target (a link to a scratch disk): the store is written there
+ * and the link kept, rather than replaced by a regular file beside it. A dangling link names the
+ * file to create, relative to the link's directory. Returns out or buf. */
+static const char *resolve_out(const char *out, char *buf, size_t size)
+{
+    struct stat st;
+    if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode))
+        return out;
+    char *abs = realpath(out, NULL);
+    if (abs) {
+        snprintf(buf, size, "%s", abs);
+        free(abs);
+        return buf;
+    }
+    char target[4096];
+    ssize_t n = readlink(out, target, sizeof target - 1);
+    if (n <= 0)
+        return out;
+    target[n] = '\0';
+    const char *slash = strrchr(out, '/');
+    int dir_len = target[0] != '/' && slash ? (int)(slash - out + 1) : 0;
+    snprintf(buf, size, "%.*s%s", dir_len, out, target);
+    return buf;
+}
 
 int cmd_embed(int argc, char **argv)
 {
@@ -115,7 +143,8 @@ int cmd_embed(int argc, char **argv)
     pdr_err err;
     pdr_err_clear(&err);
     pdr_bulk_stats stats;
-    int rc = pdr_bulk_embed(enc, argv[optind], out, &opts, &stats, &err);
+    char resolved[4200];
+    int rc = pdr_bulk_embed(enc, argv[optind], resolve_out(out, resolved, sizeof resolved), &opts, &stats, &err);
     pdr_encoder_free(enc);
     if (rc) {
         cli_error("embed", "%s", err.msg);

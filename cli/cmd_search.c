@@ -2,6 +2,7 @@
  * The path of a query: FASTA reader -> encoder (threads) -> pdr_db_search (one batched FAISS
  * call per chunk of queries) -> pdr_report (TSV/JSON) -> output file. */
 #define _XOPEN_SOURCE 700 /* nftw */
+#define _GNU_SOURCE       /* _Fork (async-signal-safe), mkstemps */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,8 +48,9 @@ typedef struct search_opts {
     int threads;
     size_t max_length;
     int nprobe;
-    int align;     /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
-    int no_expand; /* --no-expand: do not use the database's query expansion */
+    int align;         /* candidates aligned per query; -1: PDR_DB_ALIGN_DEFAULT if the database can */
+    int no_expand;     /* --no-expand: do not use the database's query expansion */
+    char db_name[256]; /* "database" of --format json: DBDIR's name (pdr_db_name), or easy-search's TARGET's */
 } search_opts;
 
 /* ---------------------------------------------------------------- makedb */
@@ -67,6 +71,69 @@ static void on_expand_progress(void *arg, size_t done, size_t total)
         fprintf(stderr, "%spdr %s: expanded %zu proteins in %.0f s\n", p->tty ? "\r\033[K" : "", p->verb, total,
                 difftime(time(NULL), p->start));
     }
+}
+
+/* A target that can be read only once: stdin, a pipe (a process substitution's /dev/fd/N) or
+ * a FIFO. */
+static int target_is_stream(const char *fasta)
+{
+    struct stat st;
+    if (strcmp(fasta, "-") == 0)
+        return 1;
+    return stat(fasta, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+/* Copy a target that can be read only once into dbdir (created if missing), as a hidden
+ * .target-XXXXXX.fasta (plain or gzip, as it came): the database is made from the copy, which
+ * is read twice (embedding, then sequences for alignment) and can be checked against what dbdir
+ * holds. spool gets its path (the caller removes it). */
+static int spool_target(const char *verb, const char *fasta, const char *dbdir, char *spool, size_t size)
+{
+    struct stat st;
+    if (stat(dbdir, &st) != 0 && mkdir(dbdir, 0777) != 0 && errno != EEXIST) {
+        cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
+        return -1;
+    }
+    snprintf(spool, size, "%s/.target-XXXXXX.fasta", dbdir);
+    int out = mkstemps(spool, 6);
+    if (out < 0) {
+        cli_error(verb, "%s: cannot create a copy of the targets: %s", spool, strerror(errno));
+        spool[0] = '\0';
+        return -1;
+    }
+    int stdin_in = strcmp(fasta, "-") == 0, in = stdin_in ? STDIN_FILENO : open(fasta, O_RDONLY | O_CLOEXEC);
+    const char *name = stdin_in ? "stdin" : fasta;
+    fprintf(stderr, "pdr %s: copying the targets from %s into %s (a stream is read twice)\n", verb, name, spool);
+    char buf[1 << 16];
+    ssize_t n = 0;
+    int rc = in < 0 ? -1 : 0;
+    while (!rc && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (ssize_t off = 0, w = 0; n > 0 && off < n; off += w)
+            if ((w = write(out, buf + off, (size_t)(n - off))) < 0) {
+                cli_error(verb, "%s: write failed: %s", spool, strerror(errno));
+                rc = -1;
+                break;
+            }
+        if (n < 0) {
+            cli_error(verb, "%s: cannot read: %s", name, strerror(errno));
+            rc = -1;
+        }
+    }
+    if (in < 0)
+        cli_error(verb, "%s: cannot open: %s", name, strerror(errno));
+    if (in >= 0 && !stdin_in)
+        close(in);
+    if (close(out) != 0 && !rc) {
+        cli_error(verb, "%s: write failed: %s", spool, strerror(errno));
+        rc = -1;
+    }
+    if (rc) {
+        unlink(spool);
+        spool[0] = '\0';
+    }
+    return rc;
 }
 
 /* Embed fasta into dbdir, index, calibrate (and expand); opt_stats (may be NULL) gets the
@@ -98,11 +165,19 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         cli_error(verb, "--index: %s", err.msg);
         return EXIT_USAGE;
     }
+    char spool[4200] = "";
+    if (target_is_stream(fasta)) {
+        if (spool_target(verb, fasta, dbdir, spool, sizeof spool))
+            return EXIT_RUNTIME;
+        fasta = spool;
+    }
     /* refuses, before anything in an existing DBDIR is changed, a rerun that could not finish
      * (another FASTA, other options); then removes the calibration, which is written last */
     pdr_lock *lock = NULL;
     if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &lock, &err)) {
         cli_error(verb, "%s", err.msg);
+        if (spool[0])
+            unlink(spool);
         return EXIT_RUNTIME;
     }
     char store[4096];
@@ -116,23 +191,20 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
                 verb, expand ? ", then the expansion," : "", stats.n_total);
     failed = failed || pdr_db_build_index(dbdir, index_spec, bopts->threads, &rep, &err) ||
              pdr_db_write_levels(dbdir, pdr_encoder_background(enc), seg_bg, window, stride, &err) ||
-             (strcmp(fasta, "-") != 0 && pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err)) ||
+             pdr_db_write_sequences(dbdir, fasta, bopts->max_length, &err) ||
              pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err) ||
              (expand &&
               (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp, &err) ||
                pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err)));
     pdr_lock_release(lock, 1);
+    if (spool[0])
+        unlink(spool);
     if (failed) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
     if (opt_stats)
         *opt_stats = stats;
-    if (strcmp(fasta, "-") == 0)
-        fprintf(stderr,
-                "pdr %s: targets read from stdin: their sequences are not stored, so searches of this "
-                "database do not align\n",
-                verb);
     if (rep.nprobe > 0) {
         fprintf(stderr, "pdr %s: index %s, nprobe %d: recall@10 %.3f against exact search (%zu sampled proteins)\n",
                 verb, rep.spec, rep.nprobe, rep.recall_at_10, rep.n_sampled);
@@ -388,6 +460,14 @@ static int out_renames(const char *path)
     return S_ISREG(st.st_mode);
 }
 
+/* "-", or a name of this process's stdout: written as stdout, not opened again (an open would
+ * truncate the file a shell redirected stdout to, losing what was written there before). */
+static int is_stdout(const char *path)
+{
+    return strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0 || strcmp(path, "/dev/fd/1") == 0 ||
+           strcmp(path, "/proc/self/fd/1") == 0;
+}
+
 static int out_open(search_out *o, const char *path, pdr_err *err)
 {
     o->path = path;
@@ -396,7 +476,7 @@ static int out_open(search_out *o, const char *path, pdr_err *err)
     int rc = out_check(path, err);
     if (rc)
         return rc;
-    if (strcmp(path, "-") == 0) {
+    if (is_stdout(path)) {
         o->f = stdout;
         return PDR_OK;
     }
@@ -444,13 +524,15 @@ static int out_commit(search_out *o, pdr_err *err)
         return pdr_fail(err, PDR_EIO, "%s: write failed earlier in the run", out_name(o));
     if (o->f == stdout)
         return PDR_OK;
+    /* renamed while OUT.tmp is still open, so still locked: closed first, a second run could
+     * take the lock and truncate the finished file before the rename */
+    if (o->tmp[0] && rename(o->tmp, o->path) != 0)
+        return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->path, strerror(errno));
+    o->tmp[0] = '\0';
     int bad = fclose(o->f) != 0;
     o->f = NULL;
     if (bad)
         return pdr_fail(err, PDR_EIO, "%s: write failed: %s", o->path, strerror(errno));
-    if (o->tmp[0] && rename(o->tmp, o->path) != 0)
-        return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->path, strerror(errno));
-    o->tmp[0] = '\0';
     return PDR_OK;
 }
 
@@ -512,7 +594,7 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
         pdr_buf_puts(&out, "{\"model\":");
         pdr_buf_json_str(&out, pdr_encoder_name(enc));
         pdr_buf_puts(&out, ",\"database\":");
-        pdr_buf_json_str(&out, pdr_db_path(db));
+        pdr_buf_json_str(&out, so->db_name);
         pdr_buf_puts(&out, ",\"results\":[\n");
     }
     for (int eof = 0; !eof;) {
@@ -804,7 +886,7 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
     if (so->blast6 && !pdr_db_has_sequences(db)) {
         cli_error(verb,
                   "--format blast6: %s has no sequences to align (made before alignment re-ranking, or from "
-                  "stdin); rebuild it with 'pdr makedb'",
+                  "stdin by an older pdr); rebuild it with 'pdr makedb'",
                   dbdir);
         pdr_db_free(db);
         return EXIT_RUNTIME;
@@ -813,7 +895,7 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         so->align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
         if (!so->align) /* say so: the E-values and ranking differ from an aligned search's */
             fprintf(stderr,
-                    "pdr %s: note: %s has no sequences (no %s: made from stdin, by an older pdr, or the file was "
+                    "pdr %s: note: %s has no sequences (no %s: made by an older pdr, or the file was "
                     "removed): searching by embedding alone, without alignment\n",
                     verb, dbdir, PDR_DB_SEQS);
     } else if (so->align > 0 && !pdr_db_has_sequences(db)) {
@@ -821,7 +903,7 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         if (so->align != ALIGN_ALL)
             snprintf(n_align, sizeof n_align, "%d", so->align);
         cli_error(verb,
-                  "--align %s: %s has no sequences (made before alignment re-ranking, or from stdin); "
+                  "--align %s: %s has no sequences (made before alignment re-ranking, or from stdin by an older pdr); "
                   "rebuild it with 'pdr makedb', or use --align 0",
                   n_align, dbdir);
         pdr_db_free(db);
@@ -836,6 +918,8 @@ static int search_db(const char *verb, const char *dbdir, const char *query, con
         pdr_db_free(db);
         return EXIT_RUNTIME;
     }
+    if (!so->db_name[0])
+        pdr_db_name(db, so->db_name, sizeof so->db_name);
     pdr_encoder *enc = cli_open_db_model(verb, db, model);
     int rc = enc ? run_search(verb, db, enc, query, query_store, out, so) : EXIT_RUNTIME;
     pdr_encoder_free(enc);
@@ -889,6 +973,56 @@ static int reusable_store(const char *query, const char *target, const pdr_bulk_
     return same && stats->n_invalid == 0 && stats->n_existing == 0 && stats->n_embedded == stats->n_records;
 }
 
+/* The temporary database of easy-search, removed by a stop signal (SIGINT, SIGTERM, SIGHUP;
+ * SIGPIPE when OUT is a pipe closed early, as `| head` does) as well as at the end. A signal
+ * handler can only use async-signal-safe calls: it runs `rm -rf` in a child (_Fork runs no
+ * atfork handlers), waits for it, then dies of the signal as it would have. */
+static char easy_tmp_dir[4096];
+
+static void remove_easy_tmp_and_die(int sig)
+{
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        char *const args[] = {"rm", "-rf", "--", easy_tmp_dir, NULL};
+        char *const env[] = {NULL};
+        execve("/bin/rm", args, env);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_stop_signals(void (*handler)(int))
+{
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* QUERY is refused before the targets are embedded when it is a file that does not open (a
+ * stream is not tried: opening a FIFO would wait for its writer). */
+static int check_query(const char *query)
+{
+    struct stat st;
+    if (strcmp(query, "-") == 0 || (stat(query, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+        return 0;
+    pdr_err err;
+    pdr_fasta *fa = NULL;
+    int rc = pdr_fasta_open(query, NULL, &fa, &err);
+    pdr_fasta_close(fa);
+    if (rc)
+        cli_error("easy-search", "%s", err.msg);
+    return rc;
+}
+
 int cmd_easy_search(int argc, char **argv)
 {
     search_opts so;
@@ -902,7 +1036,7 @@ int cmd_easy_search(int argc, char **argv)
         cli_error("easy-search", "QUERY and TARGET cannot both be stdin");
         return EXIT_USAGE;
     }
-    if (check_out("easy-search", out))
+    if (check_out("easy-search", out) || check_query(query))
         return EXIT_RUNTIME;
     so.threads = cli_set_threads(threads);
     if (!tmpdir)
@@ -915,6 +1049,11 @@ int cmd_easy_search(int argc, char **argv)
         cli_error("easy-search", "%s: cannot create a temporary directory: %s", dbdir, strerror(errno));
         return EXIT_RUNTIME;
     }
+    snprintf(easy_tmp_dir, sizeof easy_tmp_dir, "%s", dbdir);
+    catch_stop_signals(remove_easy_tmp_and_die);
+    /* --format json names the database by TARGET, not by the temporary directory */
+    const char *base = strcmp(target, "-") == 0 ? "stdin" : strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+    snprintf(so.db_name, sizeof so.db_name, "%s", *base ? base : target);
     pdr_encoder *enc = cli_open_model("easy-search", model);
     rc = EXIT_RUNTIME;
     if (enc) {
@@ -934,5 +1073,6 @@ int cmd_easy_search(int argc, char **argv)
         pdr_encoder_free(enc);
     }
     nftw(dbdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    catch_stop_signals(SIG_DFL);
     return rc;
 }

@@ -282,6 +282,20 @@ size_t pdr_db_candidates(const pdr_db *db, int k, int n_align)
 int pdr_db_dim(const pdr_db *db) { return db->meta.dim; }
 const pdr_store_meta *pdr_db_meta(const pdr_db *db) { return &db->meta; }
 const char *pdr_db_path(const pdr_db *db) { return db->dir; }
+
+void pdr_db_name(const pdr_db *db, char *buf, size_t size)
+{
+    char *abs = realpath(db->dir, NULL);
+    const char *path = abs ? abs : db->dir;
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    snprintf(buf, size, "%.*s", (int)(end - start), path + start);
+    free(abs);
+}
 const char *pdr_db_index_spec(const pdr_db *db) { return pdr_index_spec(db->index); }
 const char *pdr_db_id(const pdr_db *db, int64_t row) { return db->ids[row]; }
 int32_t pdr_db_length(const pdr_db *db, int64_t row) { return db->lengths[row]; }

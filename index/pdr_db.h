@@ -102,6 +102,10 @@ size_t pdr_db_count(const pdr_db *db);
 int pdr_db_dim(const pdr_db *db);
 const pdr_store_meta *pdr_db_meta(const pdr_db *db);
 const char *pdr_db_path(const pdr_db *db);
+/* The database's name: the last component of its directory's absolute path, without trailing
+ * slashes (so that "." or "db/.." name the directory; reports and the service show it rather
+ * than the path), into buf (size bytes). */
+void pdr_db_name(const pdr_db *db, char *buf, size_t size);
 const char *pdr_db_index_spec(const pdr_db *db);
 const char *pdr_db_id(const pdr_db *db, int64_t row);
 int32_t pdr_db_length(const pdr_db *db, int64_t row);

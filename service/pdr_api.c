@@ -156,18 +156,7 @@ int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pd
     }
     api->n_free = api->n_ws;
 
-    /* The database's name: the last component of its absolute path (so that "." or "db/.."
-     * still name the directory), without trailing slashes. */
-    char *abs = realpath(pdr_db_path(db), NULL);
-    const char *path = abs ? abs : pdr_db_path(db);
-    size_t end = strlen(path);
-    while (end > 1 && path[end - 1] == '/')
-        end--;
-    size_t start = end;
-    while (start > 0 && path[start - 1] != '/')
-        start--;
-    snprintf(api->db_name, sizeof api->db_name, "%.*s", (int)(end - start), path + start);
-    free(abs);
+    pdr_db_name(db, api->db_name, sizeof api->db_name);
 
     if (api->limits.align > 0 && !pdr_db_has_sequences(db))
         return pdr_fail(err, PDR_EINPUT,

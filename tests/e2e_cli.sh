@@ -255,9 +255,23 @@ if command -v blastp >/dev/null && [ -f "$demo/query.fasta" ]; then
 else
     echo "SKIP: blastp not installed (apt-get install ncbi-blast+): blast6 not compared with BLASTp" >&2
 fi
-# the target FASTA from stdin cannot be read twice: the database is made, without sequences
+# a target that can be read only once (stdin, a pipe, a process substitution) is copied into
+# DBDIR first: the database has its sequences (hits aligned), the copy is removed, and a rerun
+# into an existing DBDIR is checked like a file's, never breaking the database
 "$PDR" makedb - "$T/stdindb" <"$small" 2>"$T/err"
-check "makedb from stdin: made, says searches will not align" "[ $? -eq 0 ] && grep -q 'do not align' '$T/err' && [ ! -e '$T/stdindb/sequences.h5' ]"
+check "makedb from stdin: made with sequences, the copy removed" "[ $? -eq 0 ] && [ -e '$T/stdindb/sequences.h5' ] && ! ls -A '$T/stdindb' | grep -q '^[.]target-'"
+"$PDR" search "$T/stdindb" "$small" "$T/stdin_db.tsv" -k 2 2>/dev/null
+"$PDR" search "$T/db" "$small" "$T/file_db.tsv" -k 2 2>/dev/null
+check "a database from stdin searches as one from the file (aligned)" "cmp -s '$T/stdin_db.tsv' '$T/file_db.tsv' && awk -F'\t' '\$9==\"-\"{exit 1}' '$T/stdin_db.tsv'"
+cat "$small" | "$PDR" makedb /dev/stdin "$T/stdindb" 2>"$T/err"
+check "makedb /dev/stdin into the same DBDIR: a resume, database intact" "[ $? -eq 0 ] && grep -q 'already stored' '$T/err' && \"$PDR\" search '$T/stdindb' '$small' - -k 2 2>/dev/null | cmp -s - '$T/file_db.tsv'"
+head -n 4 "$small" | "$PDR" makedb - "$T/stdindb" 2>"$T/err"
+check "makedb - with other records into it: refused, database still searchable" "[ $? -eq 1 ] && grep -q 'cannot extend' '$T/err' && \"$PDR\" search '$T/stdindb' '$small' - -k 2 2>/dev/null | cmp -s - '$T/file_db.tsv'"
+"$PDR" easy-search "$small" <(cat "$small") "$T/procsub_target.tsv" -k 2 2>"$T/err"
+"$PDR" easy-search "$small" "$small" "$T/file_target.tsv" -k 2 2>/dev/null
+check "easy-search with a process substitution as TARGET: exit 0, the file's hits" "cmp -s '$T/procsub_target.tsv' '$T/file_target.tsv'"
+cat "$small" | "$PDR" easy-search "$small" - "$T/stdin_target.tsv" -k 2 --format blast6 2>"$T/err"
+check "easy-search with TARGET on stdin: blast6 works (sequences stored)" "[ $? -eq 0 ] && [ \$(wc -l <'$T/stdin_target.tsv') -eq $((n_small * 2)) ]"
 
 # --- where OUT goes: a new name or a regular file via OUT.tmp and a rename; anything else (FIFO,
 # device, symlink, /dev/fd/N) written in place, never replaced by a regular file
@@ -296,6 +310,31 @@ mkdir "$T/outdir"
 check "OUT a directory: exit 1 before searching, no outdir.tmp left" "[ $? -eq 1 ] && grep -q 'is a directory' '$T/err' && ! grep -q 'queries searched' '$T/err' && [ ! -e '$T/outdir.tmp' ]"
 "$PDR" easy-search "$small" "$small" "$T/nodir/o.tsv" -k 2 --tmp-dir "$T" 2>"$T/err"
 check "easy-search into a missing directory: exit 1 before building anything" "[ $? -eq 1 ] && grep -q 'nodir does not exist' '$T/err' && ! grep -q 'embedded' '$T/err' && ! ls -d '$T'/pdr-easy-* >/dev/null 2>&1"
+"$PDR" easy-search "$T/no_such_query.fasta" "$small" "$T/o.tsv" -k 2 --tmp-dir "$T" 2>"$T/err"
+check "easy-search with a missing QUERY: exit 1 before building anything" "[ $? -eq 1 ] && grep -q 'no_such_query.fasta: cannot open' '$T/err' && ! grep -q 'embedded' '$T/err' && ! ls -d '$T'/pdr-easy-* >/dev/null 2>&1"
+# the temporary database goes also when a signal stops easy-search: SIGPIPE from '| head', SIGTERM
+mkdir -p "$T/etmp"
+"$PDR" easy-search "$small" "$small" - -k 5 --tmp-dir "$T/etmp" 2>/dev/null | true # its reader is gone before the first write
+check "easy-search into a closed pipe: dies of SIGPIPE (141), its temporary database removed" "[ \${PIPESTATUS[0]} -eq 141 ] && [ -z \"\$(ls -A '$T/etmp')\" ]"
+"$PDR" easy-search "$small" "$small" "$T/term.tsv" -k 5 --tmp-dir "$T/etmp" 2>"$T/err" & epid=$!
+for _ in $(seq 1 300); do grep -q 'records read' "$T/err" 2>/dev/null && break; ls -A "$T/etmp" | grep -q . && break; sleep 0.05; done
+kill -TERM "$epid"; wait "$epid"; rc=$?
+check "easy-search stopped by SIGTERM: exit 143, its temporary database removed" "[ $rc -eq 143 ] && [ -z \"\$(ls -A '$T/etmp')\" ]"
+# --format json names the database the same way however it is reached
+"$PDR" easy-search "$small" "$small" "$T/e1.json" -k 2 --format json 2>/dev/null
+"$PDR" easy-search "$small" "$small" "$T/e2.json" -k 2 --format json 2>/dev/null
+check "easy-search --format json: the same bytes twice, the database named by TARGET" "cmp -s '$T/e1.json' '$T/e2.json' && grep -q '\"database\":\"small.fasta\"' '$T/e1.json'"
+"$PDR" search "$T/db" "$small" "$T/s1.json" -k 2 --format json 2>/dev/null
+"$PDR" search "$T/db/./" "$small" "$T/s2.json" -k 2 --format json 2>/dev/null
+check "search --format json: DBDIR's name however the path is written" "cmp -s '$T/s1.json' '$T/s2.json' && grep -q '\"database\":\"db\"' '$T/s1.json'"
+# embed into a symlink (to a scratch disk): the store goes to the link's target, the link stays
+mkdir -p "$T/scratch"; ln -s scratch/linked.h5 "$T/link.h5"
+"$PDR" embed "$small" -o "$T/link.h5" 2>/dev/null
+"$PDR" embed "$small" -o "$T/link.h5" 2>"$T/err"
+check "embed -o a symlink: the link kept, its target the store (and a rerun finds it)" "[ -L '$T/link.h5' ] && [ -f '$T/scratch/linked.h5' ] && grep -q 'already stored' '$T/err'"
+# /dev/stdout is written as '-': what the shell wrote into the redirected file before stays
+{ echo '#header'; "$PDR" search "$T/db" "$small" /dev/stdout -k 2 2>/dev/null; echo '#end'; } >"$T/devstdout.txt"
+check "OUT /dev/stdout: appended to the redirected file, nothing truncated" "[ \"\$(head -n 1 '$T/devstdout.txt')\" = '#header' ] && [ \"\$(tail -n 1 '$T/devstdout.txt')\" = '#end' ] && [ \$(wc -l <'$T/devstdout.txt') -eq $((n_small * 2 + 2)) ]"
 # two searches into one OUT: the second is refused while the first writes OUT.tmp (it got the
 # first's complete output and reported it as its own); the first, reading its queries from a
 # pipe held open, finishes with its own hits

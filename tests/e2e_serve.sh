@@ -259,6 +259,15 @@ if SERVE_DB="$T/db" start_server "$T/serve_host.err" --allow-host pdr.lab.exampl
 else
     bad "server with --allow-host did not come up"
 fi
+# the default worker count is the cores this process may run on (taskset), not every core
+if command -v taskset >/dev/null && [ "$(nproc --all)" -gt 1 ]; then
+    taskset -c 0 "$PDR" serve "$T/db" --port 0 2>"$T/taskset.err" & tpid=$!
+    pids+=("$tpid")
+    for _ in $(seq 1 300); do grep -q 'ready:' "$T/taskset.err" && break; sleep 0.1; done
+    check "taskset -c 0: 1 worker thread by default" "grep -q ', 1 worker threads' '$T/taskset.err'"
+    kill -TERM "$tpid"
+    wait "$tpid"
+fi
 "$PDR" serve "$T/db" --port 0 --allow-host 'bad name' 2>"$T/allow.err"
 check "--allow-host with a bad name: exit 2, named" "[ $? -eq 2 ] && grep -q \"'bad name' is not a host name\" '$T/allow.err'"
 
