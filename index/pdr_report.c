@@ -50,7 +50,8 @@ size_t pdr_report_score(char *buf, float x)
 
 /* printf's "%.3g" for E-values (>= 0): three significant digits, trailing zeros dropped, the
  * exponent form below 1e-4 and from 1000 on. The scaling to three digits goes through a power
- * of ten, so in a rare exact tie the last digit can differ from glibc's by one. */
+ * of ten, which can round the wrong way next to a tie (3.835e-12): there glibc's snprintf, which
+ * rounds the exact binary value, decides, so the text is always printf's. */
 size_t pdr_report_evalue(char *buf, double x)
 {
     if (x == 0) {
@@ -60,14 +61,14 @@ size_t pdr_report_evalue(char *buf, double x)
     if (!isfinite(x) || x < 0 || x < 1e-300 || x > 1e300)
         return (size_t)snprintf(buf, 32, "%.3g", x);
     int e = (int)floor(log10(x));
-    long r = lrint(x / pow(10.0, e - 2));
-    if (r >= 1000) { /* rounded up to the next power of ten */
-        r /= 10;
-        e++;
-    } else if (r < 100) { /* log10 rounded up at a power of ten */
-        e--;
-        r = lrint(x / pow(10.0, e - 2));
+    double scaled = x / pow(10.0, e - 2);
+    if (scaled >= 999.5 || scaled < 99.5) { /* log10 rounded at a power of ten, or a carry: rescale */
+        e += scaled >= 999.5 ? 1 : -1;
+        scaled = x / pow(10.0, e - 2);
     }
+    if (fabs(scaled - floor(scaled) - 0.5) < 1e-6 || scaled >= 999.5 || scaled < 99.5)
+        return (size_t)snprintf(buf, 32, "%.3g", x); /* next to a tie, or still at a boundary */
+    long r = lrint(scaled);
     char d[3] = {(char)('0' + r / 100), (char)('0' + r / 10 % 10), (char)('0' + r % 10)};
     int nd = d[2] != '0' ? 3 : d[1] != '0' ? 2 : 1; /* significant digits after dropping zeros */
     char *p = buf;
@@ -130,11 +131,14 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
         const char *target = pdr_db_id(db, hits[j].row);
         size_t tlen_id = strlen(target);
         char line[512], *p = line;
-        if (qlen_id + tlen_id > sizeof line - 120) { /* very long ids: the general path */
-            char bits[32];
+        if (qlen_id + tlen_id > sizeof line - 120) { /* very long ids: the general path, the same numbers */
+            char bits[32], score[32], evalue[32], cosine[32];
             format_bits(bits, hits[j].bits, no_aln);
-            pdr_buf_printf(out, "%s\t%s\t%.4f\t%.3g\t%zu\t%zu\t%d\t%.4f\t%s\n", query_id, target, hits[j].score,
-                           hits[j].evalue, j + 1, query_len, (int)pdr_db_length(db, hits[j].row), hits[j].cosine, bits);
+            pdr_report_score(score, hits[j].score);
+            pdr_report_evalue(evalue, hits[j].evalue);
+            pdr_report_score(cosine, hits[j].cosine);
+            pdr_buf_printf(out, "%s\t%s\t%s\t%s\t%zu\t%zu\t%d\t%s\t%s\n", query_id, target, score, evalue, j + 1,
+                           query_len, (int)pdr_db_length(db, hits[j].row), cosine, bits);
             continue;
         }
         memcpy(p, query_id, qlen_id);
