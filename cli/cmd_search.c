@@ -641,17 +641,19 @@ static int run_search(const char *verb, const pdr_db *db, const pdr_encoder *enc
                                        counts, &out, &n_written, &err)))
             goto done;
         chunk_clear(q);
-        if ((rc = write_buf(dest.f, &out, out_name(&dest), &err)))
+        /* nothing is written before the first valid query: a run without one writes nothing
+         * (not an empty JSON document on stdout) and fails */
+        if (n_queries && (rc = write_buf(dest.f, &out, out_name(&dest), &err)))
             goto done;
+    }
+    if (n_queries == 0) {
+        rc = pdr_fail(&err, PDR_EINPUT, "%s: no valid query sequences (%zu invalid)", query_path, n_invalid);
+        goto done;
     }
     if (so->json)
         pdr_buf_puts(&out, "\n]}\n");
     if ((rc = write_buf(dest.f, &out, out_name(&dest), &err)))
         goto done;
-    if (n_queries == 0) {
-        rc = pdr_fail(&err, PDR_EINPUT, "%s: no valid query sequences (%zu invalid)", query_path, n_invalid);
-        goto done;
-    }
     if ((rc = out_commit(&dest, &err)))
         goto done;
     fprintf(stderr, "pdr %s: %zu queries searched against %zu proteins%s\n", verb, n_queries, pdr_db_count(db),

@@ -348,6 +348,8 @@ check "the first search finishes with its own hits, no OUT.tmp left" "[ $? -eq 0
 printf '>bad\nMK1V\n' >"$T/badq.fasta"
 "$PDR" search "$T/db" "$T/badq.fasta" "$T/badq.tsv" -k 2 2>"$T/err"
 check "no valid query: exit 1, neither OUT nor OUT.tmp left" "[ $? -eq 1 ] && [ ! -e '$T/badq.tsv' ] && [ ! -e '$T/badq.tsv.tmp' ]"
+"$PDR" search "$T/db" "$T/badq.fasta" - -k 2 --format json >"$T/badq.json" 2>"$T/err"
+check "no valid query, --format json to stdout: exit 1, nothing written" "[ $? -eq 1 ] && [ ! -s '$T/badq.json' ]"
 echo old >"$T/reg.tsv"
 "$PDR" search "$T/db" "$small" "$T/reg.tsv" -k 2 2>"$T/err"
 check "OUT an existing regular file: replaced, no OUT.tmp left" "[ $? -eq 0 ] && [ -f '$T/reg.tsv' ] && [ \$(wc -l <'$T/reg.tsv') -eq $((n_small * 2)) ] && [ ! -e '$T/reg.tsv.tmp' ]"
