@@ -1280,8 +1280,8 @@ TEST(requests_naming_other_hosts_are_403)
 {
     const char *refused[] = {"GET /v1/health HTTP/1.1\r\nHost: evil.example\r\n\r\n",
                              "GET / HTTP/1.1\r\nHost: evil.example:8080\r\n\r\n",
-                             "POST /v1/search HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Type: text/x-fasta\r\n"
-                             "Content-Length: 12\r\n\r\n>q\nMKVLAAGG\n"};
+                             ("POST /v1/search HTTP/1.1\r\nHost: rebind.evil.example\r\nContent-Type: text/x-fasta\r\n"
+                              "Content-Length: 12\r\n\r\n>q\nMKVLAAGG\n")};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         int closed = 0;
         reply r = raw_request(port, refused[i], &closed);
@@ -1933,11 +1933,14 @@ static size_t busy_residues(int p)
     return want < 500 ? 500 : want > 300000 ? 300000 : (size_t)want;
 }
 
-/* Send POST /v1/embed of about `residues` residues (sequences of at most 4,000) on c; the reply
- * is left to read. Returns the number of sequences sent, or 0 when sending failed. */
+/* Send POST /v1/embed of about `residues` residues (at least 8 sequences when there are 400
+ * residues, each of at most 4,000) on c; the reply is left to read. Returns the number of
+ * sequences sent, or 0 when sending failed. */
 static size_t send_embed(conn *c, size_t residues)
 {
-    size_t len = residues < 4000 ? residues : 4000, n = (residues + len - 1) / len;
+    size_t len = residues / 8 < 50 ? 50 : residues / 8;
+    len = len > residues ? residues : len > 4000 ? 4000 : len;
+    size_t n = (residues + len - 1) / len;
     char *seq = make_seq(len, 5);
     size_t cap = n * (len + 32) + 1, used = 0;
     char *body = malloc(cap);
@@ -2079,7 +2082,7 @@ TEST(queued_jobs_of_clients_that_hung_up_are_not_computed)
         return;
     double before = metric(ss.port, "pdr_sequences_embedded_total");
     conn cb;
-    CHECK(conn_open(&cb, ss.port) == 0 && send_embed(&cb, 5000) > 0); /* 2 sequences */
+    CHECK(conn_open(&cb, ss.port) == 0 && send_embed(&cb, 5000) > 0); /* 8 sequences */
     wait_in_flight(ss.h, 2);
     struct timespec pause = {0, 50 * 1000 * 1000};
     nanosleep(&pause, NULL);
