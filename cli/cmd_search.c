@@ -2,7 +2,7 @@
  * The path of a query: FASTA reader -> encoder (threads) -> pdr_db_search (one batched FAISS
  * call per chunk of queries) -> pdr_report (TSV/JSON) -> output file. */
 #define _XOPEN_SOURCE 700 /* nftw */
-#define _GNU_SOURCE       /* _Fork (async-signal-safe), mkstemps */
+#define _GNU_SOURCE       /* _Fork (async-signal-safe) */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -73,69 +73,6 @@ static void on_expand_progress(void *arg, size_t done, size_t total)
     }
 }
 
-/* A target that can be read only once: stdin, a pipe (a process substitution's /dev/fd/N) or
- * a FIFO. */
-static int target_is_stream(const char *fasta)
-{
-    struct stat st;
-    if (strcmp(fasta, "-") == 0)
-        return 1;
-    return stat(fasta, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
-}
-
-/* Copy a target that can be read only once into dbdir (created if missing), as a hidden
- * .target-XXXXXX.fasta (plain or gzip, as it came): the database is made from the copy, which
- * is read twice (embedding, then sequences for alignment) and can be checked against what dbdir
- * holds. spool gets its path (the caller removes it). */
-static int spool_target(const char *verb, const char *fasta, const char *dbdir, char *spool, size_t size)
-{
-    struct stat st;
-    if (stat(dbdir, &st) != 0 && mkdir(dbdir, 0777) != 0 && errno != EEXIST) {
-        cli_error(verb, "%s: cannot create directory: %s", dbdir, strerror(errno));
-        return -1;
-    }
-    snprintf(spool, size, "%s/.target-XXXXXX.fasta", dbdir);
-    int out = mkstemps(spool, 6);
-    if (out < 0) {
-        cli_error(verb, "%s: cannot create a copy of the targets: %s", spool, strerror(errno));
-        spool[0] = '\0';
-        return -1;
-    }
-    int stdin_in = strcmp(fasta, "-") == 0, in = stdin_in ? STDIN_FILENO : open(fasta, O_RDONLY | O_CLOEXEC);
-    const char *name = stdin_in ? "stdin" : fasta;
-    fprintf(stderr, "pdr %s: copying the targets from %s into %s (a stream is read twice)\n", verb, name, spool);
-    char buf[1 << 16];
-    ssize_t n = 0;
-    int rc = in < 0 ? -1 : 0;
-    while (!rc && (n = read(in, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        for (ssize_t off = 0, w = 0; n > 0 && off < n; off += w)
-            if ((w = write(out, buf + off, (size_t)(n - off))) < 0) {
-                cli_error(verb, "%s: write failed: %s", spool, strerror(errno));
-                rc = -1;
-                break;
-            }
-        if (n < 0) {
-            cli_error(verb, "%s: cannot read: %s", name, strerror(errno));
-            rc = -1;
-        }
-    }
-    if (in < 0)
-        cli_error(verb, "%s: cannot open: %s", name, strerror(errno));
-    if (in >= 0 && !stdin_in)
-        close(in);
-    if (close(out) != 0 && !rc) {
-        cli_error(verb, "%s: write failed: %s", spool, strerror(errno));
-        rc = -1;
-    }
-    if (rc) {
-        unlink(spool);
-        spool[0] = '\0';
-    }
-    return rc;
-}
-
 /* Embed fasta into dbdir, index, calibrate (and expand); opt_stats (may be NULL) gets the
  * embedding's counts. */
 static int make_db(const char *verb, const char *fasta, const char *dbdir, const pdr_encoder *enc, pdr_bulk_opts *bopts,
@@ -165,21 +102,20 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         cli_error(verb, "--index: %s", err.msg);
         return EXIT_USAGE;
     }
-    char spool[4200] = "";
-    if (target_is_stream(fasta)) {
-        if (spool_target(verb, fasta, dbdir, spool, sizeof spool))
-            return EXIT_RUNTIME;
-        fasta = spool;
-    }
     /* refuses, before anything in an existing DBDIR is changed, a rerun that could not finish
-     * (another FASTA, other options); then removes the calibration, which is written last */
+     * (another FASTA, other options); then removes the calibration, which is written last. A
+     * stream is copied into DBDIR first (spool), and the database made from the copy. */
     pdr_lock *lock = NULL;
-    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &lock, &err)) {
+    char spool[4200];
+    if (pdr_db_target_is_stream(fasta))
+        fprintf(stderr, "pdr %s: copying the targets from %s into %s first (a stream is read twice)\n", verb,
+                strcmp(fasta, "-") == 0 ? "stdin" : fasta, dbdir);
+    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &lock, spool, sizeof spool, &err)) {
         cli_error(verb, "%s", err.msg);
-        if (spool[0])
-            unlink(spool);
         return EXIT_RUNTIME;
     }
+    if (spool[0])
+        fasta = spool;
     char store[4096];
     snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
     pdr_bulk_stats stats;

@@ -7,7 +7,8 @@
 
 struct pdr_strset {
     char **slots;
-    size_t cap; /* power of two */
+    uint64_t *values; /* values[i] belongs to slots[i] */
+    size_t cap;       /* power of two */
     size_t count;
 };
 
@@ -23,8 +24,8 @@ int pdr_strset_create(pdr_strset **ret_set, pdr_err *err)
 {
     *ret_set = NULL;
     pdr_strset *set = calloc(1, sizeof *set);
-    if (!set || !(set->slots = calloc(64, sizeof(char *)))) {
-        free(set);
+    if (!set || !(set->slots = calloc(64, sizeof(char *))) || !(set->values = calloc(64, sizeof(uint64_t)))) {
+        pdr_strset_free(set);
         return pdr_fail(err, PDR_ENOMEM, "string set: out of memory");
     }
     set->cap = 64;
@@ -36,9 +37,10 @@ void pdr_strset_free(pdr_strset *set)
 {
     if (!set)
         return;
-    for (size_t i = 0; i < set->cap; i++)
+    for (size_t i = 0; set->slots && i < set->cap; i++)
         free(set->slots[i]);
     free(set->slots);
+    free(set->values);
     free(set);
 }
 
@@ -54,18 +56,32 @@ static int grow(pdr_strset *set, pdr_err *err)
 {
     size_t cap = set->cap * 2;
     char **slots = calloc(cap, sizeof(char *));
-    if (!slots)
+    uint64_t *values = calloc(cap, sizeof(uint64_t));
+    if (!slots || !values) {
+        free(slots);
+        free(values);
         return pdr_fail(err, PDR_ENOMEM, "string set: out of memory growing to %zu", cap);
+    }
     for (size_t i = 0; i < set->cap; i++)
-        if (set->slots[i])
-            slots[find_slot(slots, cap, set->slots[i])] = set->slots[i];
+        if (set->slots[i]) {
+            size_t j = find_slot(slots, cap, set->slots[i]);
+            slots[j] = set->slots[i];
+            values[j] = set->values[i];
+        }
     free(set->slots);
+    free(set->values);
     set->slots = slots;
+    set->values = values;
     set->cap = cap;
     return PDR_OK;
 }
 
 int pdr_strset_add(pdr_strset *set, const char *s, int *opt_added, pdr_err *err)
+{
+    return pdr_strset_add_value(set, s, 0, opt_added, err);
+}
+
+int pdr_strset_add_value(pdr_strset *set, const char *s, uint64_t value, int *opt_added, pdr_err *err)
 {
     if (opt_added)
         *opt_added = 0;
@@ -79,6 +95,7 @@ int pdr_strset_add(pdr_strset *set, const char *s, int *opt_added, pdr_err *err)
         return PDR_OK;
     if (!(set->slots[i] = strdup(s)))
         return pdr_fail(err, PDR_ENOMEM, "string set: out of memory");
+    set->values[i] = value;
     set->count++;
     if (opt_added)
         *opt_added = 1;
@@ -88,6 +105,16 @@ int pdr_strset_add(pdr_strset *set, const char *s, int *opt_added, pdr_err *err)
 int pdr_strset_contains(const pdr_strset *set, const char *s)
 {
     return set->slots[find_slot(set->slots, set->cap, s)] != NULL;
+}
+
+int pdr_strset_find(const pdr_strset *set, const char *s, uint64_t *opt_value)
+{
+    size_t i = find_slot(set->slots, set->cap, s);
+    if (!set->slots[i])
+        return 0;
+    if (opt_value)
+        *opt_value = set->values[i];
+    return 1;
 }
 
 size_t pdr_strset_count(const pdr_strset *set) { return set->count; }

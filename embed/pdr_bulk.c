@@ -30,6 +30,7 @@ typedef struct batch {
     char **ids;
     char **seqs;
     int32_t *lengths;
+    uint64_t *seq_hash; /* pdr_store_seq_hash of each record's residues */
     size_t residues;
     float *emb; /* n x dim, filled by workers */
     /* segments, filled by workers into per-record arrays */
@@ -62,6 +63,7 @@ static void batch_free(batch *b)
     free(b->ids);
     free(b->seqs);
     free(b->lengths);
+    free(b->seq_hash);
     free(b->emb);
     free(b->n_seg);
     free(b->seg_start);
@@ -77,8 +79,9 @@ static int batch_init(batch *b, int dim, int segments, pdr_err *err)
     b->ids = calloc(b->cap, sizeof(char *));
     b->seqs = calloc(b->cap, sizeof(char *));
     b->lengths = calloc(b->cap, sizeof(int32_t));
+    b->seq_hash = calloc(b->cap, sizeof(uint64_t));
     b->emb = malloc(b->cap * (size_t)dim * sizeof(float));
-    int ok = b->ids && b->seqs && b->lengths && b->emb;
+    int ok = b->ids && b->seqs && b->lengths && b->seq_hash && b->emb;
     if (segments) {
         b->n_seg = calloc(b->cap, sizeof(size_t));
         b->seg_start = calloc(b->cap, sizeof(int32_t *));
@@ -104,6 +107,7 @@ static int batch_push(batch *b, const pdr_seq *s, pdr_err *err)
     }
     memcpy(b->seqs[b->n], s->seq, s->len + 1);
     b->lengths[b->n] = (int32_t)s->len;
+    b->seq_hash[b->n] = pdr_store_seq_hash(s->seq, s->len);
     b->residues += s->len;
     b->n++;
     return PDR_OK;
@@ -153,7 +157,7 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
     int rc = pdr_store_create(tmp, meta, &st, err);
     if (rc)
         return rc;
-    rc = pdr_store_append(st, b->n, (const char *const *)b->ids, b->lengths, b->emb, err);
+    rc = pdr_store_append(st, b->n, (const char *const *)b->ids, b->lengths, b->seq_hash, b->emb, err);
     for (size_t i = 0; !rc && segments && i < b->n; i++) {
         size_t ns = b->n_seg[i];
         int64_t *prot = malloc((ns ? ns : 1) * sizeof(int64_t));
@@ -213,10 +217,25 @@ static int check_store_options(const char *path, const pdr_store *st, const pdr_
     return PDR_OK;
 }
 
+/* What a rerun compares a record with when its id is stored already: the hash of the residues
+ * where the store keeps one (/seq_hash), else the length alone (stores written before pdr kept
+ * hashes). The low bit says which; the hash keeps its other 63 bits. */
+static uint64_t stored_key(int hashed, uint64_t seq_hash, size_t length)
+{
+    return hashed ? seq_hash | 1u : (uint64_t)length << 1;
+}
+
+/* The record has the sequence a stored key was made from (as far as the key tells). */
+static int same_sequence(uint64_t key, const pdr_seq *s)
+{
+    return key == stored_key((int)(key & 1u), pdr_store_seq_hash(s->seq, s->len), s->len);
+}
+
 /* absorb_existing for a part: also adds the ids it adds to ids to opt_new (when given), and
  * gives a copy of the store's first id in *opt_first (when given; NULL for an empty store). */
 static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
-                       pdr_strset *opt_new, char **opt_first, size_t *ret_rows, size_t *ret_known, pdr_err *err)
+                       pdr_strset *opt_new, char **opt_first, size_t *ret_rows, size_t *ret_known, int *ret_hashed,
+                       pdr_err *err)
 {
     size_t known = 0;
     if (opt_first)
@@ -230,17 +249,23 @@ static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_
         return rc;
     }
     size_t n = pdr_store_count(st);
+    int hashed = pdr_store_meta_of(st)->seq_hash;
     char *chunk[MERGE_ROWS];
+    int32_t lengths[MERGE_ROWS];
+    uint64_t hashes[MERGE_ROWS];
     for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
         size_t m_rows = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
-        rc = pdr_store_read_ids(st, start, m_rows, chunk, NULL, err);
+        rc = pdr_store_read_ids(st, start, m_rows, chunk, lengths, err);
         if (rc)
             break;
-        if (start == 0 && opt_first && !(*opt_first = strdup(chunk[0])))
+        if (hashed)
+            rc = pdr_store_read_seq_hash(st, start, m_rows, hashes, err);
+        if (!rc && start == 0 && opt_first && !(*opt_first = strdup(chunk[0])))
             rc = pdr_fail(err, PDR_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < m_rows; i++) {
             int added = 0;
-            rc = pdr_strset_add(ids, chunk[i], &added, err);
+            uint64_t key = stored_key(hashed, hashed ? hashes[i] : 0, (size_t)lengths[i]);
+            rc = pdr_strset_add_value(ids, chunk[i], key, &added, err);
             known += !added;
             if (!rc && added && opt_new)
                 rc = pdr_strset_add(opt_new, chunk[i], NULL, err);
@@ -250,15 +275,16 @@ static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_
     pdr_store_free(st);
     *ret_rows = n;
     *ret_known = known;
+    *ret_hashed = hashed;
     return rc;
 }
 
 /* Check that an existing store was made with the same model and options and add its ids to
  * the set: *ret_known of its *ret_rows ids were in the set already. */
 static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
-                           size_t *ret_rows, size_t *ret_known, pdr_err *err)
+                           size_t *ret_rows, size_t *ret_known, int *ret_hashed, pdr_err *err)
 {
-    return absorb_part(path, enc, o, ids, NULL, NULL, ret_rows, ret_known, err);
+    return absorb_part(path, enc, o, ids, NULL, NULL, ret_rows, ret_known, ret_hashed, err);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -327,7 +353,8 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-/* Append all rows (and segments) of the store at path to dst. */
+/* Append all rows (and segments) of the store at path to dst, with their sequence hashes when dst
+ * keeps them (the store at path must have them then). */
 static int copy_store(pdr_store *dst, const char *path, int dim, size_t row_offset, pdr_err *err)
 {
     pdr_store *src = NULL;
@@ -335,13 +362,15 @@ static int copy_store(pdr_store *dst, const char *path, int dim, size_t row_offs
     if (rc)
         return rc;
     size_t n = pdr_store_count(src);
+    int hashed = pdr_store_meta_of(dst)->seq_hash; /* then every source has them (pdr_bulk_embed) */
     char **ids = malloc(MERGE_ROWS * sizeof(char *));
     int32_t *lengths = malloc(MERGE_ROWS * sizeof(int32_t));
+    uint64_t *hashes = malloc(MERGE_ROWS * sizeof(uint64_t));
     float *emb = malloc((size_t)MERGE_ROWS * dim * sizeof(float));
     int64_t *prot = malloc(MERGE_ROWS * sizeof(int64_t));
     int32_t *s0 = malloc(MERGE_ROWS * sizeof(int32_t));
     int32_t *s1 = malloc(MERGE_ROWS * sizeof(int32_t));
-    if (!ids || !lengths || !emb || !prot || !s0 || !s1) {
+    if (!ids || !lengths || !hashes || !emb || !prot || !s0 || !s1) {
         rc = pdr_fail(err, PDR_ENOMEM, "embed: out of memory merging %s", path);
         goto done;
     }
@@ -351,8 +380,10 @@ static int copy_store(pdr_store *dst, const char *path, int dim, size_t row_offs
         if (rc)
             break;
         rc = pdr_store_read(src, start, m, emb, err);
+        if (!rc && hashed)
+            rc = pdr_store_read_seq_hash(src, start, m, hashes, err);
         if (!rc)
-            rc = pdr_store_append(dst, m, (const char *const *)ids, lengths, emb, err);
+            rc = pdr_store_append(dst, m, (const char *const *)ids, lengths, hashed ? hashes : NULL, emb, err);
         pdr_store_free_ids(ids, m);
     }
     size_t ns = pdr_store_segment_count(src);
@@ -367,6 +398,7 @@ static int copy_store(pdr_store *dst, const char *path, int dim, size_t row_offs
 done:
     free(ids);
     free(lengths);
+    free(hashes);
     free(emb);
     free(prot);
     free(s0);
@@ -433,7 +465,8 @@ static void warn(const pdr_bulk_opts *o, const char *msg)
 
 /* A finished OUT and the live parts of an interrupted run, with every id they hold. */
 typedef struct stored {
-    pdr_strset *ids;
+    pdr_strset *ids;  /* each with its stored_key */
+    int all_hashed;   /* OUT and every live part have /seq_hash (1 when nothing is stored) */
     int have_base;    /* OUT exists */
     size_t base_rows; /* rows in OUT */
     size_t part_rows; /* rows in the live parts */
@@ -472,10 +505,11 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
                        int tidy, stored *s, pdr_err *err)
 {
     memset(s, 0, sizeof *s);
+    s->all_hashed = 1;
     int rc = pdr_strset_create(&s->ids, err);
     if (!rc && access(out_path, F_OK) == 0) {
         size_t known = 0;
-        rc = absorb_existing(out_path, enc, o, s->ids, &s->base_rows, &known, err);
+        rc = absorb_existing(out_path, enc, o, s->ids, &s->base_rows, &known, &s->all_hashed, err);
         s->have_base = !rc;
     }
     if (!rc)
@@ -489,8 +523,9 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
         rc = pdr_strset_create(&s->first_set, err);
     for (size_t i = 0; !rc && i < s->n_parts; i++) {
         size_t rows = 0, known = 0;
+        int hashed = 0;
         /* a leftover adds no id (all are in OUT), so part_ids gets the live parts' ids only */
-        if ((rc = absorb_part(s->parts[i], enc, o, s->ids, s->part_ids, &s->first_ids[i], &rows, &known, err)))
+        if ((rc = absorb_part(s->parts[i], enc, o, s->ids, s->part_ids, &s->first_ids[i], &rows, &known, &hashed, err)))
             break;
         if (known == rows) {
             if (tidy)
@@ -504,6 +539,7 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
                           s->parts[i], known, rows, partial);
         } else {
             s->part_rows += rows;
+            s->all_hashed = s->all_hashed && hashed;
         }
     }
     if (rc) {
@@ -606,6 +642,20 @@ static int sort_parts(char **parts, size_t n, const part_order *po, pdr_err *err
     return PDR_OK;
 }
 
+/* The refusal of a record whose id is stored with other residues: a rerun would skip it and keep
+ * the stored vector (and makedb would pair it with the new residues). opt_row: the stored
+ * protein's row (1-based) when known, else 0; advice ends the message. */
+static int sequence_differs(const char *fasta_path, const pdr_seq *s, const char *store_path, size_t opt_row,
+                            const char *advice, pdr_err *err)
+{
+    char row[48] = "";
+    if (opt_row)
+        snprintf(row, sizeof row, " (protein %zu)", opt_row);
+    return pdr_fail(err, PDR_EINPUT,
+                    "%s: record %zu (%s): the sequence differs from the one stored under that id in %s%s%s", fasta_path,
+                    s->record_no, s->id, store_path, row, advice);
+}
+
 /* The next record of fa that the embedding run would take; PDR_EOF at the end. An invalid
  * record is skipped, as the run skips it, unless strict (where the run would stop at it). */
 static int next_valid(pdr_fasta *fa, const pdr_bulk_opts *o, pdr_seq *s, pdr_err *err)
@@ -621,20 +671,27 @@ static int next_valid(pdr_fasta *fa, const pdr_bulk_opts *o, pdr_seq *s, pdr_err
     }
 }
 
-/* Check the rows of the store at path, in order, against the next valid records of fa.
- * *row counts the stored proteins checked so far (over OUT and the parts). */
+/* Check the rows of the store at path, in order, against the next valid records of fa: same ids,
+ * same lengths and, where the store keeps their hashes (/seq_hash), the same residues. *row
+ * counts the stored proteins checked so far (over OUT and the parts). */
 static int match_store_rows(const char *path, pdr_fasta *fa, const char *fasta_path, const pdr_bulk_opts *o,
                             size_t *row, pdr_err *err)
 {
     pdr_store *st = NULL;
     int rc = pdr_store_open(path, &st, err);
     size_t n = rc ? 0 : pdr_store_count(st);
+    int hashed = rc ? 0 : pdr_store_meta_of(st)->seq_hash;
     char *ids[MERGE_ROWS];
     int32_t lengths[MERGE_ROWS];
+    uint64_t hashes[MERGE_ROWS];
     for (size_t start = 0; !rc && start < n; start += MERGE_ROWS) {
         size_t m = n - start < MERGE_ROWS ? n - start : MERGE_ROWS;
         if ((rc = pdr_store_read_ids(st, start, m, ids, lengths, err)))
             break;
+        if (hashed && (rc = pdr_store_read_seq_hash(st, start, m, hashes, err))) {
+            pdr_store_free_ids(ids, m);
+            break;
+        }
         for (size_t i = 0; !rc && i < m; i++, (*row)++) {
             pdr_seq s;
             int r = next_valid(fa, o, &s, err);
@@ -650,6 +707,8 @@ static int match_store_rows(const char *path, pdr_fasta *fa, const char *fasta_p
                               "valid record %zu of %s is %s (%zu residues) but stored protein %zu of %s is %s (%d "
                               "residues): it was not made from the first records of this FASTA",
                               *row + 1, fasta_path, s.id, s.len, *row + 1, path, ids[i], (int)lengths[i]);
+            else if (hashed && pdr_store_seq_hash(s.seq, s.len) != hashes[i])
+                rc = sequence_differs(fasta_path, &s, path, *row + 1, ": it was not made from this FASTA", err);
         }
         pdr_store_free_ids(ids, m);
     }
@@ -687,6 +746,56 @@ int pdr_bulk_check_rerun(const pdr_encoder *enc, const char *fasta_path, const c
 done:
     pdr_fasta_close(fa);
     stored_free(&s);
+    return rc;
+}
+
+/* A record whose id is stored already must have the sequence stored under it: the run skips it,
+ * and would keep the stored vector for other residues. */
+static int check_stored_sequence(const stored *d, const pdr_seq *s, const char *fasta_path, const char *out_path,
+                                 pdr_err *err)
+{
+    uint64_t key;
+    if (!pdr_strset_find(d->ids, s->id, &key) || same_sequence(key, s))
+        return PDR_OK;
+    char base[4200] = "", part[4300] = "", where[8600], advice[8800];
+    if (d->have_base)
+        snprintf(base, sizeof base, "%s", out_path);
+    if (d->part_rows)
+        snprintf(part, sizeof part, "%s.partial/", out_path);
+    int both = base[0] && part[0];
+    snprintf(where, sizeof where, "%s%s%s", base, both ? " or " : "", part);
+    snprintf(advice, sizeof advice,
+             "; the stored rows are left as they were: use a new OUT, or remove %s%s%s to embed it again", base,
+             both ? " and " : "", part);
+    return sequence_differs(strcmp(fasta_path, "-") == 0 ? "stdin" : fasta_path, s, where, 0, advice, err);
+}
+
+/* Before anything is written: check_stored_sequence for every valid record of fasta_path (invalid
+ * ones are the run's to report). A stream (stdin, a pipe) cannot be read twice: there the run
+ * checks each record as it reads it instead. */
+static int check_stored_sequences(const stored *d, const char *fasta_path, const char *out_path, const pdr_bulk_opts *o,
+                                  pdr_err *err)
+{
+    struct stat sb;
+    if (pdr_strset_count(d->ids) == 0 || strcmp(fasta_path, "-") == 0 || stat(fasta_path, &sb) != 0 ||
+        !S_ISREG(sb.st_mode))
+        return PDR_OK;
+    pdr_fasta_opts fopts = {.max_length = o->max_length, .check_duplicates = 1};
+    pdr_fasta *fa = NULL;
+    int rc = pdr_fasta_open(fasta_path, &fopts, &fa, err);
+    while (!rc) {
+        pdr_seq s;
+        pdr_err rerr;
+        pdr_err_clear(&rerr);
+        int r = pdr_fasta_read(fa, &s, &rerr);
+        if (r == PDR_EOF)
+            break;
+        if (r == PDR_OK)
+            rc = check_stored_sequence(d, &s, fasta_path, out_path, err);
+        else if (r != PDR_EINPUT && r != PDR_ELIMIT)
+            rc = pdr_fail(err, r, "%s", rerr.msg);
+    }
+    pdr_fasta_close(fa);
     return rc;
 }
 
@@ -737,6 +846,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     meta.dim = dim;
     meta.normalized = 1;
     meta.fp16 = o.fp16;
+    meta.seq_hash = 1;
     if (o.segments) {
         meta.segment_window = o.window;
         meta.segment_stride = o.stride;
@@ -755,6 +865,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         goto done;
     /* What is already stored: a finished OUT, and parts of an interrupted run. */
     if ((rc = stored_load(enc, out_path, partial, &o, 1, &done, err)))
+        goto done;
+    if ((rc = check_stored_sequences(&done, fasta_path, out_path, &o, err)))
         goto done;
     if ((rc = batch_init(&b, dim, o.segments, err)))
         goto done;
@@ -791,6 +903,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
             }
             st.n_records++;
             if (pdr_strset_contains(done.ids, s.id)) {
+                if ((rc = check_stored_sequence(&done, &s, fasta_path, out_path, err))) /* a stream's check */
+                    goto done;
                 st.n_existing++;
                 if (!pdr_strset_contains(done.part_ids, s.id))
                     continue;
@@ -826,7 +940,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         if ((rc = write_store_file(part_path, &meta, &b, dim, o.segments, err)))
             goto done;
         for (size_t i = 0; i < b.n; i++)
-            if ((rc = pdr_strset_add(done.ids, b.ids[i], NULL, err)))
+            if ((rc = pdr_strset_add_value(done.ids, b.ids[i], stored_key(1, b.seq_hash[i], (size_t)b.lengths[i]), NULL,
+                                           err)))
                 goto done;
         st.n_embedded += b.n;
         st.n_residues += b.residues;
@@ -847,7 +962,10 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     if ((rc = list_parts(partial, 1, &parts, &n_parts, err)) || (rc = sort_parts(parts, n_parts, &order, err)))
         goto done;
     if (n_parts > 0) {
-        if ((rc = merge(out_path, done.have_base, parts, n_parts, &meta, dim, &st.n_total, err)))
+        /* /seq_hash only where every row has one: an older OUT or part keeps the merge without */
+        pdr_store_meta merged = meta;
+        merged.seq_hash = done.all_hashed;
+        if ((rc = merge(out_path, done.have_base, parts, n_parts, &merged, dim, &st.n_total, err)))
             goto done;
     } else {
         st.n_total = done.base_rows;

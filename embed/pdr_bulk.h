@@ -12,6 +12,16 @@
  * with another model, --fp16, --segments or --window/--stride than OUT (or its parts) holds is
  * refused before anything is written.
  *
+ * A skipped record must be the one stored: every part records the hash of each protein's
+ * residues (/seq_hash, pdr_store_seq_hash), the merge carries it into OUT, and a rerun in which a
+ * stored id comes with other residues is refused (PDR_EINPUT, naming the FASTA, the record number,
+ * the id and the store) before anything is written: the FASTA file is read once for this check
+ * before the run. A stream (stdin, a pipe) cannot be read twice; it is checked record by record as
+ * the run reads it, so parts of new records embedded before the mismatch stay in OUT.partial/.
+ * Stores written before pdr kept hashes (no /seq_hash) are checked on the length only, and so is
+ * OUT after a merge with such a store or part (the merge writes /seq_hash only when every row has
+ * one).
+ *
  * One run at a time per OUT: a run holds an exclusive lock on OUT.lock (pdr_lock.h) from before
  * it looks at OUT and OUT.partial/ until the parts are merged and removed, and deletes OUT.lock
  * when done. A second run into the same OUT meanwhile is refused at once (PDR_EINPUT, "OUT:
@@ -66,7 +76,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
 /* Check, changing nothing, that a rerun into out_path can extend what is stored there (OUT and
  * the live parts of an interrupted run, in that order) as a store of fasta_path in input order:
  * the model and options must match, and the stored proteins must be the first valid records of
- * fasta_path (same ids, same lengths, read with opts' max_length and strict). Nothing stored:
+ * fasta_path (same ids, same lengths and, where a store has /seq_hash, the same residues; read
+ * with opts' max_length and strict). Nothing stored:
  * fine. Something stored and fasta_path "-": refused, as stdin cannot be read twice.
  * PDR_EINPUT with a message naming the first mismatch; PDR_EIO / PDR_EFORMAT for unreadable
  * files. `pdr makedb` calls it before it touches a database (pdr_db_make_prepare). */

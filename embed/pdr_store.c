@@ -43,6 +43,7 @@ struct pdr_store {
     int broken; /* a write failed inside HDF5: datasets may disagree */
     hid_t file;
     hid_t emb, ids, lengths;                        /* datasets */
+    hid_t seq_hash;                                 /* H5I_INVALID_HID if absent */
     hid_t seg_emb, seg_protein, seg_start, seg_end; /* H5I_INVALID_HID if absent */
     hid_t half_mem;                                 /* native-order IEEE half */
     hid_t str_mem;                                  /* variable-length UTF-8 string */
@@ -635,7 +636,7 @@ static pdr_store *store_new(const char *path)
     pdr_store *st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
-    st->file = st->emb = st->ids = st->lengths = H5I_INVALID_HID;
+    st->file = st->emb = st->ids = st->lengths = st->seq_hash = H5I_INVALID_HID;
     st->seg_emb = st->seg_protein = st->seg_start = st->seg_end = H5I_INVALID_HID;
     st->half_mem = st->str_mem = st->vlen_dxpl = H5I_INVALID_HID;
     st->path = strdup(path);
@@ -666,6 +667,7 @@ static int store_release(pdr_store *st, pdr_err *err)
                  {&st->seg_start, "/segments/start"},
                  {&st->seg_protein, "/segments/protein"},
                  {&st->seg_emb, "/segments/embeddings"},
+                 {&st->seq_hash, "/seq_hash"},
                  {&st->lengths, "/lengths"},
                  {&st->ids, "/ids"},
                  {&st->emb, "/embeddings"}};
@@ -776,6 +778,7 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
     st->meta = *meta;
     st->meta.normalized = meta->normalized ? 1 : 0;
     st->meta.fp16 = meta->fp16 ? 1 : 0;
+    st->meta.seq_hash = meta->seq_hash ? 1 : 0;
     st->emb_bytes = emb_bytes;
     snprintf(st->meta.pdr_version, sizeof st->meta.pdr_version, "%s", PDR_VERSION);
     if (!st->meta.created[0])
@@ -819,6 +822,9 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
         (rc = create_dset(st, st->file, "/ids", "ids", st->str_mem, 0, row_chunk, lvl, 0, &st->ids, err)) ||
         (rc = create_dset(st, st->file, "/lengths", "lengths", H5T_STD_I32LE, 0, row_chunk, lvl, 1, &st->lengths, err)))
         goto fail;
+    if (st->meta.seq_hash && (rc = create_dset(st, st->file, "/seq_hash", "seq_hash", H5T_STD_U64LE, 0, row_chunk, lvl,
+                                               1, &st->seq_hash, err)))
+        goto fail;
     if ((seg = H5Gcreate2(st->file, "segments", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         rc = h5_fail(err, PDR_EIO, path, "/segments", "cannot create group");
         goto fail;
@@ -849,6 +855,32 @@ fail:
     st->broken = 1;
     store_release(st, NULL);
     return rc;
+}
+
+/* Open /seq_hash when the store has one (stores written before pdr kept it do not): 64-bit
+ * integers, one per row. */
+static int open_seq_hash(pdr_store *st, size_t cache_bytes, pdr_err *err)
+{
+    htri_t exists = H5Lexists(st->file, "/seq_hash", H5P_DEFAULT);
+    if (exists < 0)
+        return h5_fail(err, PDR_EFORMAT, st->path, "/seq_hash", "cannot look up dataset");
+    st->meta.seq_hash = exists > 0;
+    if (!exists)
+        return PDR_OK;
+    hsize_t dims[2];
+    int rc;
+    if ((rc = open_dset(st, "/seq_hash", 1, cache_bytes, dims, &st->seq_hash, err)) ||
+        (rc = check_dset_type(st, st->seq_hash, "/seq_hash", H5T_INTEGER, 0, err)))
+        return rc;
+    hid_t t = H5Dget_type(st->seq_hash);
+    size_t size = t >= 0 ? H5Tget_size(t) : 0;
+    close_id(&t, H5Tclose);
+    if (size != sizeof(uint64_t))
+        return pdr_fail(err, PDR_EFORMAT, "%s: dataset /seq_hash should hold 64-bit integers", st->path);
+    if (dims[0] != (hsize_t)st->n)
+        return pdr_fail(err, PDR_EFORMAT, "%s: /seq_hash has %llu rows, /embeddings %zu", st->path,
+                        (unsigned long long)dims[0], st->n);
+    return PDR_OK;
 }
 
 /* Validate the attributes and datasets of an opened file and fill st. */
@@ -918,6 +950,8 @@ static int store_validate(pdr_store *st, pdr_err *err)
         return pdr_fail(err, PDR_EFORMAT, "%s: row counts disagree: /embeddings %llu, /ids %llu, /lengths %llu",
                         st->path, (unsigned long long)de[0], (unsigned long long)di[0], (unsigned long long)dl[0]);
     st->n = (size_t)de[0];
+    if ((rc = open_seq_hash(st, row_cache, err)))
+        return rc;
 
     htri_t has_seg = H5Lexists(st->file, "segments", H5P_DEFAULT);
     if (has_seg < 0)
@@ -1044,14 +1078,18 @@ static int emb_for_write(pdr_store *st, size_t rows, const float *emb, const voi
     return PDR_OK;
 }
 
-int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths, const float *emb,
-                     pdr_err *err)
+int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths,
+                     const uint64_t *opt_seq_hash, const float *emb, pdr_err *err)
 {
     int rc = check_writable(st, err);
     if (rc || n == 0)
         return rc;
     if (!ids || !lengths || !emb)
         return pdr_fail(err, PDR_EINPUT, "%s: append: ids, lengths and embeddings are required", st->path);
+    if (st->meta.seq_hash && !opt_seq_hash)
+        return pdr_fail(err, PDR_EINPUT, "%s: append: the store has /seq_hash: sequence hashes are required", st->path);
+    if (!st->meta.seq_hash && opt_seq_hash)
+        return pdr_fail(err, PDR_EINPUT, "%s: append: the store has no /seq_hash to hold sequence hashes", st->path);
     if (n > (SIZE_MAX / sizeof(float)) / (size_t)st->meta.dim || n > SIZE_MAX - st->n)
         return pdr_fail(err, PDR_ELIMIT, "%s: append of %zu rows is too large", st->path, n);
     /* Check every record before touching the file, so a bad record leaves the store intact. */
@@ -1071,7 +1109,9 @@ int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int3
     hsize_t old = (hsize_t)st->n, rows = (hsize_t)n;
     if ((rc = append_rows(st, st->emb, "/embeddings", old, rows, (hsize_t)st->meta.dim, memtype, buf, err)) ||
         (rc = append_rows(st, st->ids, "/ids", old, rows, 0, st->str_mem, ids, err)) ||
-        (rc = append_rows(st, st->lengths, "/lengths", old, rows, 0, H5T_NATIVE_INT32, lengths, err))) {
+        (rc = append_rows(st, st->lengths, "/lengths", old, rows, 0, H5T_NATIVE_INT32, lengths, err)) ||
+        (opt_seq_hash &&
+         (rc = append_rows(st, st->seq_hash, "/seq_hash", old, rows, 0, H5T_NATIVE_UINT64, opt_seq_hash, err)))) {
         st->broken = 1;
         return rc;
     }
@@ -1203,6 +1243,29 @@ int pdr_store_read_ids(pdr_store *st, size_t start, size_t n, char **ids, int32_
         }
     }
     return PDR_OK;
+}
+
+int pdr_store_read_seq_hash(pdr_store *st, size_t start, size_t n, uint64_t *seq_hash, pdr_err *err)
+{
+    if (!st)
+        return pdr_fail(err, PDR_EINPUT, "store read seq_hash: no store");
+    if (!st->meta.seq_hash)
+        return pdr_fail(err, PDR_EINPUT, "%s: the store has no /seq_hash (written before pdr kept it)", st->path);
+    if (!range_ok(start, n, st->n))
+        return range_fail(err, st, "/seq_hash", start, n, st->n);
+    if (n == 0)
+        return PDR_OK;
+    if (!seq_hash)
+        return pdr_fail(err, PDR_EINPUT, "%s: read seq_hash: no output buffer", st->path);
+    return read_rows(st, st->seq_hash, "/seq_hash", start, n, 0, H5T_NATIVE_UINT64, H5P_DEFAULT, seq_hash, NULL, err);
+}
+
+uint64_t pdr_store_seq_hash(const char *residues, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64: offset basis and prime */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)residues[i]) * 1099511628211ULL;
+    return h;
 }
 
 int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *protein, int32_t *seg_start,

@@ -6,6 +6,9 @@
  *                                 unless pdr_store_opts asks for deflate
  *   /ids                   N      variable-length UTF-8 strings
  *   /lengths               N      int32, residues per protein
+ *   /seq_hash              N      uint64, pdr_store_seq_hash of each protein's residues (optional:
+ *                                 present when meta.seq_hash; stores written before pdr kept it
+ *                                 lack it). Lets a rerun tell a changed sequence from the stored one
  *   /segments/embeddings   M x D  same type as /embeddings (vectors of protein segments)
  *   /segments/protein      M      int64, row in /embeddings of the owning protein
  *   /segments/start        M      int32, 0-based first residue
@@ -15,7 +18,8 @@
  *   and, in a store whose segments were cut by pdr embed/makedb --segments, segment_window and
  *   segment_stride (residues; optional: stores written before pdr recorded them lack them).
  * pdr_store_create writes /segments with M = 0, so every store written here has the group;
- * pdr_store_open also accepts a store without it (M = 0).
+ * pdr_store_open also accepts a store without it (M = 0). /seq_hash is written when the creator
+ * asks for it (meta.seq_hash; pdr embed and makedb do) and read when present.
  *
  *   import h5py
  *   f = h5py.File("set.h5", "r")
@@ -72,6 +76,8 @@ typedef struct pdr_store_meta {
     int segment_window;      /* window and stride /segments was cut with (both >= 1), or both 0:
                               * no segments, or a store that predates these attributes */
     int segment_stride;
+    int seq_hash; /* 1: the store has /seq_hash (pdr_store_create makes it, and every
+                              * append must then give the hashes); 0: it has none */
 } pdr_store_meta;
 
 /* Storage choices that do not change what is stored. Zero-initialized means the defaults. */
@@ -93,12 +99,14 @@ int pdr_store_create(const char *path, const pdr_store_meta *meta, pdr_store **r
 int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts, pdr_store **ret_st,
                           pdr_err *err);
 
-/* Append n proteins: ids[i] (non-NULL UTF-8), lengths[i] >= 0, emb row-major n x dim. The rows
- * are converted to half here when the store is fp16 (round to nearest even). n = 0 is a no-op.
- * Append in batches (hundreds to thousands of rows): each call extends and writes each dataset
- * once, so 10^8 rows in batches of 1024 is 10^5 calls. */
-int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths, const float *emb,
-                     pdr_err *err);
+/* Append n proteins: ids[i] (non-NULL UTF-8), lengths[i] >= 0, opt_seq_hash[i] (the
+ * pdr_store_seq_hash of protein i's residues: required when the store has /seq_hash, NULL when it
+ * has none; PDR_EINPUT otherwise), emb row-major n x dim. The rows are converted to half here when
+ * the store is fp16 (round to nearest even). n = 0 is a no-op. Append in batches (hundreds to
+ * thousands of rows): each call extends and writes each dataset once, so 10^8 rows in batches of
+ * 1024 is 10^5 calls. */
+int pdr_store_append(pdr_store *st, size_t n, const char *const *ids, const int32_t *lengths,
+                     const uint64_t *opt_seq_hash, const float *emb, pdr_err *err);
 
 /* Append m segment vectors: protein[i] must be a row already appended (0 <= protein < count),
  * 0 <= start[i] < end[i]; emb is m x dim. That end does not pass the protein's length is the
@@ -120,8 +128,9 @@ void pdr_store_free(pdr_store *st);
 /* Open path read-only and validate it: the format and format_version attributes, every required
  * attribute (and segment_window/segment_stride when present: both, in range),
  * the datasets' ranks and types, /ids, /lengths and /embeddings with the same N, the
- * dim attribute equal to D, dtype agreeing with the stored type, and the four /segments
- * datasets (if present) with the same M. Any failure is PDR_EFORMAT (PDR_EIO if the file cannot
+ * dim attribute equal to D, dtype agreeing with the stored type, /seq_hash (if present: 64-bit
+ * integers, N of them; meta.seq_hash says whether it is), and the four /segments datasets (if
+ * present) with the same M. Any failure is PDR_EFORMAT (PDR_EIO if the file cannot
  * be read at all) with a message naming the file. */
 int pdr_store_open(const char *path, pdr_store **ret_st, pdr_err *err);
 
@@ -140,6 +149,10 @@ int pdr_store_read(pdr_store *st, size_t start, size_t n, float *emb, pdr_err *e
  * pointers. Each ids[i] is malloc'd: the caller frees them (pdr_store_free_ids). On error, ids[]
  * is all NULL (set before anything else is checked), so freeing it is always safe. */
 int pdr_store_read_ids(pdr_store *st, size_t start, size_t n, char **ids, int32_t *lengths, pdr_err *err);
+
+/* Read /seq_hash of rows start..start+n-1 into seq_hash (n values, caller-allocated). A store
+ * without /seq_hash (meta.seq_hash 0) is PDR_EINPUT. */
+int pdr_store_read_seq_hash(pdr_store *st, size_t start, size_t n, uint64_t *seq_hash, pdr_err *err);
 
 /* Read segment rows start..start+m-1; any output pointer may be NULL to skip that dataset. */
 int pdr_store_read_segments(pdr_store *st, size_t start, size_t m, int64_t *protein, int32_t *seg_start,
@@ -164,6 +177,11 @@ void pdr_store_free_ids(char **ids, size_t n);
  * every file closed), and otherwise leaves the library to the operating system. */
 void pdr_store_process_begin(void);
 void pdr_store_process_end(int clean);
+
+/* The hash /seq_hash keeps: 64-bit FNV-1a over the n residue bytes as embedded (the upper-case
+ * letters pdr_fasta hands out), e.g. "" -> 0xcbf29ce484222325. Not cryptographic: it tells an
+ * edited sequence from the stored one, it does not stop a forged one. */
+uint64_t pdr_store_seq_hash(const char *residues, size_t n);
 
 /* IEEE 754 binary16 conversion used by fp16 stores, round to nearest even; NaN stays NaN,
  * values past the half range become infinity. Exposed so that tests and other modules agree. */

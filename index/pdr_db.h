@@ -80,7 +80,7 @@ int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err);
 
 /* makedb's first step (pdr_db_make.c), before it writes anything: dbdir must be a directory or
  * not exist ("DBDIR exists and is not a directory": PDR_EINPUT), the target FASTA must open
- * (unless "-"), and a database already in dbdir must be one this run can extend
+ * (unless a stream: below), and a database already in dbdir must be one this run can extend
  * (pdr_bulk_check_rerun on its store with bopts, which must carry the --segments, window and
  * stride the run will use): same model and options, its proteins the first valid records of
  * fasta, in order. A refusal (PDR_EINPUT, message naming the first mismatch) leaves dbdir as it
@@ -90,7 +90,15 @@ int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err);
  * expansion are removed. On success *ret_lock is the caller's, to release (pdr_lock_release,
  * removing the file) when makedb ends; NULL on failure. */
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_lock **ret_lock, pdr_err *err);
+                        pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err);
+
+/* A target that can be read only once: "-" (stdin), a pipe (a process substitution's
+ * /dev/fd/N), a FIFO, a character device or a socket. pdr_db_make_prepare copies such a target
+ * into dbdir, once it holds the lock, as a hidden .target-XXXXXX.fasta whose path it gives in
+ * spool (spool_size bytes; "" for a file target): the caller makes the database from that copy
+ * (read twice: embedding, then sequences; and checked against what dbdir holds like a file) and
+ * removes it when makedb ends. On failure nothing is left. */
+int pdr_db_target_is_stream(const char *fasta);
 
 /* Open dbdir. Refused (with a message naming the file): no calibration (an interrupted makedb),
  * an index or levels that disagree with the store, and a calibration fitted on adjusted scores

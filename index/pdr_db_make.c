@@ -5,8 +5,11 @@
  * would fail halfway, after the calibration is gone, and leave a directory that neither search
  * nor a rerun could use; so it is refused here, before anything is touched.
  */
+#define _GNU_SOURCE /* mkstemps */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,10 +36,51 @@ static int check_dbdir(const char *dbdir, int *ret_exists, pdr_err *err)
     return PDR_OK;
 }
 
-/* The target FASTA opens (stdin is not tried: it can be read only once). */
+int pdr_db_target_is_stream(const char *fasta)
+{
+    struct stat st;
+    if (strcmp(fasta, "-") == 0)
+        return 1;
+    return stat(fasta, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+/* Copy a target stream into dbdir as a hidden .target-XXXXXX.fasta (as it came, plain or gzip);
+ * spool gets its path. */
+static int copy_stream(const char *fasta, const char *dbdir, char *spool, size_t size, pdr_err *err)
+{
+    snprintf(spool, size, "%s/.target-XXXXXX.fasta", dbdir);
+    int out = mkstemps(spool, 6);
+    if (out < 0) {
+        int rc = pdr_fail(err, PDR_EIO, "%s: cannot create a copy of the targets: %s", spool, strerror(errno));
+        spool[0] = '\0';
+        return rc;
+    }
+    int from_stdin = strcmp(fasta, "-") == 0, in = from_stdin ? STDIN_FILENO : open(fasta, O_RDONLY | O_CLOEXEC);
+    const char *name = from_stdin ? "stdin" : fasta;
+    int rc = in < 0 ? pdr_fail(err, PDR_EIO, "%s: cannot open: %s", name, strerror(errno)) : PDR_OK;
+    char buf[1 << 16];
+    for (ssize_t n; !rc && (n = read(in, buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno != EINTR)
+            rc = pdr_fail(err, PDR_EIO, "%s: cannot read: %s", name, strerror(errno));
+        for (ssize_t off = 0, w; !rc && n > 0 && off < n; off += w)
+            if ((w = write(out, buf + off, (size_t)(n - off))) < 0)
+                rc = pdr_fail(err, PDR_EIO, "%s: write failed: %s", spool, strerror(errno));
+    }
+    if (in >= 0 && !from_stdin)
+        close(in);
+    if (close(out) != 0 && !rc)
+        rc = pdr_fail(err, PDR_EIO, "%s: write failed: %s", spool, strerror(errno));
+    if (rc) {
+        unlink(spool);
+        spool[0] = '\0';
+    }
+    return rc;
+}
+
+/* The target FASTA opens (a stream is not tried: it can be read only once). */
 static int check_fasta_opens(const char *fasta, pdr_err *err)
 {
-    if (strcmp(fasta, "-") == 0)
+    if (pdr_db_target_is_stream(fasta))
         return PDR_OK;
     pdr_fasta *fa = NULL;
     int rc = pdr_fasta_open(fasta, NULL, &fa, err);
@@ -62,9 +106,10 @@ static int check_existing(const pdr_encoder *enc, const char *fasta, const char 
 }
 
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_lock **ret_lock, pdr_err *err)
+                        pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err)
 {
     *ret_lock = NULL;
+    spool[0] = '\0';
     int exists = 0, rc;
     if ((rc = check_dbdir(dbdir, &exists, err)) || (rc = check_fasta_opens(fasta, err)))
         return rc;
@@ -77,6 +122,11 @@ int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *d
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_LOCK);
     if ((rc = pdr_lock_acquire(path, dbdir, &lock, err)))
         return rc;
+    if (pdr_db_target_is_stream(fasta)) { /* read once into dbdir: the rest reads the copy */
+        if ((rc = copy_stream(fasta, dbdir, spool, spool_size, err)))
+            goto fail;
+        fasta = spool;
+    }
     if (exists && (rc = check_existing(enc, fasta, dbdir, bopts, err)))
         goto fail;
     /* the calibration is written last and a database without one does not open: a makedb killed
@@ -91,6 +141,9 @@ int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *d
     *ret_lock = lock;
     return PDR_OK;
 fail: /* refused: DBDIR as it was, lock file included */
+    if (spool[0])
+        unlink(spool);
+    spool[0] = '\0';
     pdr_lock_release(lock, 1);
     return rc;
 }

@@ -25,7 +25,7 @@ awk '/^>/{n++} n<=400' "$DATA/demo/targets.fasta" >"$input"
 n_input=$(grep -c '^>' "$input")
 common=(--model "$model" --batch-residues 8000 --threads 2)
 
-same_store() { # same ids, same order, same vectors
+same_store() { # same ids, same order, same vectors, same sequence hashes
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
@@ -34,6 +34,8 @@ assert ia == ib, "ids differ: %d vs %d rows" % (len(ia), len(ib))
 assert len(set(ia)) == len(ia), "duplicate ids"
 assert np.array_equal(a["embeddings"][:], b["embeddings"][:]), "embeddings differ"
 assert np.array_equal(a["lengths"][:], b["lengths"][:]), "lengths differ"
+assert "seq_hash" in a and "seq_hash" in b, "a store without /seq_hash"
+assert np.array_equal(a["seq_hash"][:], b["seq_hash"][:]), "sequence hashes differ"
 PY
 }
 
@@ -42,6 +44,22 @@ t0=$(date +%s.%N)
 check "uninterrupted run exits 0" "[ $? -eq 0 ]"
 t_full=$(awk -v a="$(date +%s.%N)" -v b="$t0" "BEGIN{printf \"%.3f\", a - b}")
 echo "uninterrupted embed: ${t_full}s"
+check "its /seq_hash is FNV-1a 64 of each protein's residues" "/usr/bin/python3 - '$input' '$T/ref.h5' <<'PY'
+import sys, h5py
+seqs, cur = [], None
+for line in open(sys.argv[1]):
+    if line.startswith('>'):
+        cur = []
+        seqs.append(cur)
+    else:
+        cur.append(line.strip().upper())
+def fnv1a64(s):
+    h = 0xcbf29ce484222325
+    for c in s.encode():
+        h = ((h ^ c) * 0x100000001b3) % 2**64
+    return h
+assert list(h5py.File(sys.argv[2], 'r')['seq_hash'][:]) == [fnv1a64(''.join(s)) for s in seqs]
+PY"
 
 kills=0
 for round in 1 2 3 4 5 6; do

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # e2e_db.sh: reruns of `pdr makedb` and `pdr embed` into what exists already, and databases
-# with a part missing. A rerun that cannot finish (another FASTA, other options, stdin) is
-# refused before anything changes, and the database stays searchable; a resume or an extension
-# at the end of the FASTA works; a store keeps the options it was made with; a calibration
-# fitted on background-adjusted scores is not used without the levels; failed runs whose input
-# cannot be read leave nothing behind.
+# with a part missing. A rerun that cannot finish (another FASTA, other options, stdin, a stored
+# id with other residues) is refused before anything changes, and the database stays searchable;
+# a resume or an extension at the end of the FASTA works; a store keeps the options it was made
+# with; a calibration fitted on background-adjusted scores is not used without the levels; failed
+# runs whose input cannot be read leave nothing behind.
 set -u
 PDR=${PDR:-build/pdr}
 DATA=${PDR_DATA:-data}
@@ -23,6 +23,11 @@ cat "$T/n3.fa" "$T/t4.fa" >"$T/first3.fa"
 cat "$T/t4.fa" "$T/n3.fa" >"$T/ext.fa"
 awk '/^>/{n++} n<=2' "$DATA/demo/targets.fasta" >"$T/t2.fa"
 id5=$(awk '/^>/{n++; if (n == 5) {print substr($1, 2); exit}}' "$DATA/demo/targets.fasta")
+# chg: t4 with protein 2's residues shuffled (each line reversed: same id, same length, same
+# letters); chglen: t4 with protein 2 one residue shorter
+id2=$(awk '/^>/{n++; if (n == 2) {print substr($1, 2); exit}}' "$T/t4.fa")
+awk '/^>/{n++; print; next} n == 2 {cmd = "rev"; print | cmd; close(cmd); next} {print}' "$T/t4.fa" >"$T/chg.fa"
+awk '/^>/{n++; print; if (n == 2) cut = 1; next} cut {print substr($0, 2); cut = 0; next} {print}' "$T/t4.fa" >"$T/chglen.fa"
 adjusted=0; "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted' && adjusted=1
 segments=0; "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): available' && segments=1
 nrows() { /usr/bin/python3 -c "import h5py, sys; print(len(h5py.File(sys.argv[1], 'r')['ids']))" "$1" 2>/dev/null; }
@@ -57,8 +62,23 @@ other=kmer3
 "$PDR" version 2>/dev/null | grep -q 'NON-LEARNED' && other=$DATA/pdr_cnn_v1.h5
 "$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" --model "$other" 2>"$T/err"
 check "makedb with another model: exit 1, says so, untouched" "[ $? -eq 1 ] && grep -q 'model' '$T/err' && still_intact"
-"$PDR" makedb - "$T/db" "${common[@]}" <"$T/ext.fa" 2>"$T/err"
-check "makedb from stdin into a database that holds proteins: exit 1, says stdin, untouched" "[ $? -eq 1 ] && grep -q 'stdin' '$T/err' && still_intact"
+# a stream (stdin, a pipe) is copied into DBDIR first and checked as a file is; the copy goes
+cat "$T/first3.fa" | "$PDR" makedb - "$T/db" "${common[@]}" 2>"$T/err"
+check "makedb from stdin with another FASTA: exit 1, names the first mismatch, untouched (no copy left)" "[ $? -eq 1 ] && grep -q \"$id5\" '$T/err' && still_intact"
+"$PDR" makedb <(cat "$T/chg.fa") "$T/db" "${common[@]}" 2>"$T/err"
+check "makedb from a pipe with a stored protein changed: exit 1, untouched" "[ $? -eq 1 ] && grep -q 'the sequence differs' '$T/err' && still_intact"
+# a stored protein whose residues changed (same id, same length): the rerun would keep its old
+# vector next to the new residues, so it is refused before anything is written
+check "  (the changed FASTA differs from t4 in protein $id2 only, same lengths)" "! cmp -s '$T/t4.fa' '$T/chg.fa' && [ \$(wc -c <'$T/t4.fa') -eq \$(wc -c <'$T/chg.fa') ]"
+"$PDR" makedb "$T/chg.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "makedb with a stored protein's residues shuffled: exit 1" "[ $? -eq 1 ]"
+check "  the message names the store, the record and the id, says the sequence differs and what to do" "grep -q 'db/embeddings.h5' '$T/err' && grep -q \"record 2 ($id2): the sequence differs from the one stored\" '$T/err' && grep -q 'new DBDIR' '$T/err'"
+check "  nothing embedded, the database untouched and still searchable" "! grep -q 'embedded' '$T/err' && still_intact"
+cat "$T/chg.fa" "$T/n3.fa" >"$T/chgext.fa"
+"$PDR" makedb "$T/chgext.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "the same with records added at the end: exit 1, untouched" "[ $? -eq 1 ] && grep -q \"($id2): the sequence differs\" '$T/err' && still_intact"
+"$PDR" makedb "$T/chglen.fa" "$T/db" "${common[@]}" 2>"$T/err"
+check "a stored protein one residue shorter: exit 1, untouched" "[ $? -eq 1 ] && grep -q \"$id2\" '$T/err' && still_intact"
 if [ $segments -eq 1 ]; then
   "$PDR" makedb "$T/t4.fa" "$T/db" "${common[@]}" --segments 2>"$T/err"
   check "makedb --segments over a plain database: exit 1, says --segments, untouched" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && still_intact"
@@ -68,6 +88,8 @@ if [ $segments -eq 1 ]; then
   check "makedb without --segments over a segment database: exit 1, untouched" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && diff -r '$T/segdb' '$T/segdb.orig' >/dev/null"
   "$PDR" makedb "$T/first3.fa" "$T/segdb" "${common[@]}" --segments 2>"$T/err"
   check "makedb --segments of another FASTA over a segment database: exit 1, untouched" "[ $? -eq 1 ] && diff -r '$T/segdb' '$T/segdb.orig' >/dev/null"
+  "$PDR" makedb "$T/chg.fa" "$T/segdb" "${common[@]}" --segments 2>"$T/err"
+  check "makedb --segments with a stored protein's residues shuffled: exit 1, untouched" "[ $? -eq 1 ] && grep -q \"($id2): the sequence differs\" '$T/err' && diff -r '$T/segdb' '$T/segdb.orig' >/dev/null"
   "$PDR" search "$T/segdb" "$Q" "$T/seg.tsv" "${common[@]}" 2>/dev/null
   check "  and it is still searchable" "[ $? -eq 0 ] && [ -s '$T/seg.tsv' ]"
 fi
@@ -130,6 +152,45 @@ cp "$T/r.h5" "$T/r.orig.h5"
 "$PDR" embed "$T/n3.fa" -o "$T/r.h5" "${common[@]}" --fp16 2>"$T/err"
 check "embed --fp16 into a float32 store: exit 1, names store and --fp16" "[ $? -eq 1 ] && grep -q 'r.h5' '$T/err' && grep -q -- '--fp16' '$T/err'"
 check "  the store is unchanged, no partial dir" "cmp -s '$T/r.h5' '$T/r.orig.h5' && [ ! -e '$T/r.h5.partial' ]"
+# a stored protein whose residues changed: the rerun would skip it and keep its old vector
+"$PDR" embed "$T/chg.fa" -o "$T/r.h5" "${common[@]}" 2>"$T/err"
+check "embed rerun with a stored protein's residues shuffled: exit 1, names store, record and id" "[ $? -eq 1 ] && grep -q \"chg.fa: record 2 ($id2): the sequence differs from the one stored under that id in $T/r.h5\" '$T/err' && grep -q 'new OUT' '$T/err'"
+check "  the store is unchanged, no partial dir" "cmp -s '$T/r.h5' '$T/r.orig.h5' && [ ! -e '$T/r.h5.partial' ]"
+# new records before the changed one, one part each: refused before any of them is written
+cat "$T/n3.fa" "$T/chg.fa" >"$T/newchg.fa"
+"$PDR" embed "$T/newchg.fa" -o "$T/r.h5" "${common[@]}" --batch-residues 1 2>"$T/err"
+check "  the same after new records: exit 1, none of them embedded, no partial dir" "[ $? -eq 1 ] && grep -q 'record 5 ($id2)' '$T/err' && cmp -s '$T/r.h5' '$T/r.orig.h5' && [ ! -e '$T/r.h5.partial' ]"
+"$PDR" embed - -o "$T/r.h5" "${common[@]}" <"$T/chg.fa" 2>"$T/err"
+check "  the same from stdin (checked as it is read): exit 1, store unchanged" "[ $? -eq 1 ] && grep -q \"stdin: record 2 ($id2): the sequence differs\" '$T/err' && cmp -s '$T/r.h5' '$T/r.orig.h5'"
+"$PDR" embed "$T/chglen.fa" -o "$T/r.h5" "${common[@]}" 2>"$T/err"
+check "  a stored protein one residue shorter: exit 1, store unchanged" "[ $? -eq 1 ] && grep -q \"($id2): the sequence differs\" '$T/err' && cmp -s '$T/r.h5' '$T/r.orig.h5'"
+# an interrupted run's parts are checked the same way
+mkdir -p "$T/rp.h5.partial"
+cp "$T/r.orig.h5" "$T/rp.h5.partial/part-000000.h5"
+"$PDR" embed "$T/chg.fa" -o "$T/rp.h5" "${common[@]}" 2>"$T/err"
+check "  the same over the parts of an interrupted run: exit 1, names the partial dir, part kept" "[ $? -eq 1 ] && grep -q \"($id2): the sequence differs from the one stored under that id in $T/rp.h5.partial/\" '$T/err' && cmp -s '$T/r.orig.h5' '$T/rp.h5.partial/part-000000.h5' && [ ! -e '$T/rp.h5' ]"
+"$PDR" embed "$T/ext.fa" -o "$T/rp.h5" "${common[@]}" 2>"$T/err"
+check "  and the unchanged FASTA resumes from them: exit 0" "[ $? -eq 0 ] && grep -q '3 embedded, 4 already stored' '$T/err' && [ ! -e '$T/rp.h5.partial' ]"
+if [ $have_h5py -eq 1 ]; then
+  hashes() { /usr/bin/python3 -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print(' '.join(map(str, f['seq_hash'][:])) if 'seq_hash' in f else 'none')" "$1" 2>/dev/null; }
+  check "  every stored protein has its sequence hash, carried through the merge" "[ \"\$(hashes '$T/rp.h5' | wc -w)\" = 7 ] && [ \"\$(hashes '$T/rp.h5' | cut -d' ' -f1-4)\" = \"\$(hashes '$T/r.orig.h5')\" ]"
+  # a store written before pdr kept sequence hashes: a rerun checks ids and lengths, as it did
+  cp "$T/r.orig.h5" "$T/old.h5"
+  /usr/bin/python3 -c "import h5py, sys; del h5py.File(sys.argv[1], 'r+')['seq_hash']" "$T/old.h5"
+  cp "$T/old.h5" "$T/old.orig.h5"
+  "$PDR" embed "$T/t4.fa" -o "$T/old.h5" "${common[@]}" 2>"$T/err"
+  check "a store without /seq_hash (older pdr): the same FASTA reruns, exit 0" "[ $? -eq 0 ] && grep -q '0 embedded, 4 already stored' '$T/err' && cmp -s '$T/old.h5' '$T/old.orig.h5'"
+  "$PDR" embed "$T/chglen.fa" -o "$T/old.h5" "${common[@]}" 2>"$T/err"
+  check "  a stored protein of another length is refused, exit 1" "[ $? -eq 1 ] && grep -q \"($id2): the sequence differs\" '$T/err' && cmp -s '$T/old.h5' '$T/old.orig.h5'"
+  "$PDR" embed "$T/ext.fa" -o "$T/old.h5" "${common[@]}" 2>"$T/err"
+  check "  an extension works, exit 0, and the store stays without /seq_hash" "[ $? -eq 0 ] && grep -q '3 embedded, 4 already stored' '$T/err' && [ \"\$(nrows '$T/old.h5')\" = 7 ] && [ \"\$(hashes '$T/old.h5')\" = none ]"
+  cp -r "$T/db.orig" "$T/olddb"
+  /usr/bin/python3 -c "import h5py, sys; del h5py.File(sys.argv[1], 'r+')['seq_hash']" "$T/olddb/embeddings.h5"
+  "$PDR" makedb "$T/chglen.fa" "$T/olddb" "${common[@]}" 2>"$T/err"
+  check "makedb into a database without /seq_hash: another length refused, exit 1" "[ $? -eq 1 ] && grep -q \"$id2\" '$T/err'"
+  "$PDR" makedb "$T/ext.fa" "$T/olddb" "${common[@]}" 2>"$T/err"
+  check "  an extension works, exit 0, and the database answers" "[ $? -eq 0 ] && grep -q '3 embedded, 4 already stored' '$T/err' && \"$PDR\" search '$T/olddb' '$Q' - ${common[*]} >/dev/null 2>&1"
+fi
 if [ $segments -eq 1 ]; then
   "$PDR" embed "$T/n3.fa" -o "$T/r.h5" "${common[@]}" --segments 2>"$T/err"
   check "embed --segments into a store without segments: exit 1, says --segments, unchanged" "[ $? -eq 1 ] && grep -q -- '--segments' '$T/err' && cmp -s '$T/r.h5' '$T/r.orig.h5'"

@@ -287,7 +287,7 @@ static int make_fixture_opt(fixture *fx, const char *name, size_t n, int with_le
     if (!rc)
         rc = pdr_store_create(path, &meta, &st, &err);
     if (!rc)
-        rc = pdr_store_append(st, n, (const char *const *)ids, lens, fx->rows, &err);
+        rc = pdr_store_append(st, n, (const char *const *)ids, lens, NULL, fx->rows, &err);
     if (!rc && with_segments) {
         /* 1..4 segments per protein: the protein's vector plus noise, some near another cluster */
         fx->seg_first = malloc((n + 1) * sizeof *fx->seg_first);

@@ -127,7 +127,7 @@ static float *write_store(const char *path, int dim, int fp16, const size_t *bat
             lengths[i] = (int32_t)(at + i);
         for (size_t i = 0; i < n * (size_t)dim; i++)
             all[at * (size_t)dim + i] = rng_float();
-        rc = pdr_store_append(st, n, (const char *const *)ids, lengths, all + at * (size_t)dim, &err);
+        rc = pdr_store_append(st, n, (const char *const *)ids, lengths, NULL, all + at * (size_t)dim, &err);
         CHECKF(rc == 0, "batch %zu: %s", b, err.msg);
         at += n;
         CHECK(pdr_store_count(st) == at);
@@ -433,7 +433,7 @@ TEST(store_round_trips_segments)
         const char *ids[] = {"a", "b", "c"};
         int32_t lengths[] = {100, 200, 300};
         float emb[3 * 4] = {0};
-        CHECK(pdr_store_append(st, 3, ids, lengths, emb, &err) == 0);
+        CHECK(pdr_store_append(st, 3, ids, lengths, NULL, emb, &err) == 0);
         int64_t prot[20];
         int32_t s0[20], s1[20];
         float semb[20 * 4];
@@ -494,20 +494,20 @@ TEST(store_append_rejects_bad_records_and_keeps_the_store)
     float emb[4] = {1, 2, 3, 4};
     int32_t lengths[2] = {10, 20};
     const char *null_id[] = {"ok", NULL};
-    rc = pdr_store_append(st, 2, null_id, lengths, emb, &err);
+    rc = pdr_store_append(st, 2, null_id, lengths, NULL, emb, &err);
     CHECKF(rc == PDR_EINPUT && contains(err.msg, "record 1") && contains(err.msg, path), "%d %s", rc, err.msg);
     const char *bad_utf8[] = {"ok", "bad\xff\xfeid"};
-    rc = pdr_store_append(st, 2, bad_utf8, lengths, emb, &err);
+    rc = pdr_store_append(st, 2, bad_utf8, lengths, NULL, emb, &err);
     CHECKF(rc == PDR_EINPUT && contains(err.msg, "UTF-8"), "%d %s", rc, err.msg);
     const char *surrogate[] = {"\xed\xa0\x80", "x"}; /* an encoded UTF-16 surrogate is not UTF-8 */
-    rc = pdr_store_append(st, 2, surrogate, lengths, emb, &err);
+    rc = pdr_store_append(st, 2, surrogate, lengths, NULL, emb, &err);
     CHECK(rc == PDR_EINPUT);
     const char *good[] = {"p1", "p2"};
     int32_t neg[2] = {5, -1};
-    rc = pdr_store_append(st, 2, good, neg, emb, &err);
+    rc = pdr_store_append(st, 2, good, neg, NULL, emb, &err);
     CHECKF(rc == PDR_EINPUT && contains(err.msg, "p2") && contains(err.msg, "negative"), "%d %s", rc, err.msg);
     CHECK(pdr_store_count(st) == 0);
-    rc = pdr_store_append(st, 2, good, lengths, emb, &err);
+    rc = pdr_store_append(st, 2, good, lengths, NULL, emb, &err);
     CHECKF(rc == 0, "%s", err.msg);
     CHECK(pdr_store_close(st, &err) == 0);
 
@@ -535,7 +535,7 @@ TEST(store_append_rejects_bad_records_and_keeps_the_store)
     /* read-only stores refuse appends */
     rc = pdr_store_open(path, &st, &err);
     CHECKF(rc == 0, "%s", err.msg);
-    rc = pdr_store_append(st, 2, good, lengths, emb, &err);
+    rc = pdr_store_append(st, 2, good, lengths, NULL, emb, &err);
     CHECKF(rc == PDR_EINPUT && contains(err.msg, "read-only"), "%d %s", rc, err.msg);
     pdr_store_free(st);
 
@@ -609,10 +609,10 @@ TEST(store_flush_leaves_a_readable_file)
     int32_t lengths[100];
     for (int i = 0; i < 100; i++)
         lengths[i] = i;
-    CHECK(pdr_store_append(st, 60, (const char *const *)ids, lengths, emb, &err) == 0);
+    CHECK(pdr_store_append(st, 60, (const char *const *)ids, lengths, NULL, emb, &err) == 0);
     CHECK(pdr_store_flush(st, &err) == 0);
     CHECK(copy_prefix(path, snap, -1));
-    CHECK(pdr_store_append(st, 40, (const char *const *)(ids + 60), lengths + 60, emb + 60 * dim, &err) == 0);
+    CHECK(pdr_store_append(st, 40, (const char *const *)(ids + 60), lengths + 60, NULL, emb + 60 * dim, &err) == 0);
 
     rc = pdr_store_open(snap, &rd, &err);
     CHECKF(rc == 0, "%s", err.msg);
@@ -657,9 +657,9 @@ TEST(store_default_chunks_and_deflate_round_trip)
         int32_t *lengths = calloc(n, sizeof *lengths);
         for (size_t i = 0; i < n; i++)
             lengths[i] = (int32_t)i;
-        CHECK(pdr_store_append(st, 1000, (const char *const *)ids, lengths, emb, &err) == 0);
-        CHECK(pdr_store_append(st, 500, (const char *const *)(ids + 1000), lengths + 1000, emb + 1000 * dim, &err) ==
-              0);
+        CHECK(pdr_store_append(st, 1000, (const char *const *)ids, lengths, NULL, emb, &err) == 0);
+        CHECK(pdr_store_append(st, 500, (const char *const *)(ids + 1000), lengths + 1000, NULL, emb + 1000 * dim,
+                               &err) == 0);
         CHECK(pdr_store_close(st, &err) == 0);
         rc = pdr_store_open(path, &st, &err);
         CHECKF(rc == 0, "%s", err.msg);
@@ -857,6 +857,87 @@ TEST(store_open_rejects_files_that_are_not_stores)
     pdr_store_free(st);
 }
 
+TEST(seq_hash_is_fnv1a_64_of_the_residues)
+{
+    CHECK(pdr_store_seq_hash("", 0) == 0xcbf29ce484222325ull);
+    CHECK(pdr_store_seq_hash("A", 1) == 0xaf63fc4c860222ecull);
+    CHECK(pdr_store_seq_hash("MKV", 3) == 0x1e709b19b570e98dull);
+    CHECK(pdr_store_seq_hash("MKVX", 3) == pdr_store_seq_hash("MKV", 3)); /* n bytes, not to the NUL */
+    CHECK(pdr_store_seq_hash("MVK", 3) != pdr_store_seq_hash("MKV", 3));  /* same letters, other order */
+}
+
+TEST(store_round_trips_seq_hash)
+{
+    char path[1024], old[1024];
+    tmp_path(path, sizeof path, "hash.h5");
+    tmp_path(old, sizeof old, "nohash.h5");
+    pdr_err err = {0, ""};
+    pdr_store_meta meta = test_meta(2, 0);
+    meta.seq_hash = 1;
+    pdr_store_opts opts = {2, 0};
+    pdr_store *st = NULL;
+    int rc = pdr_store_create_opts(path, &meta, &opts, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    CHECK(pdr_store_meta_of(st)->seq_hash == 1);
+    const char *ids[] = {"a", "b", "c"};
+    int32_t lengths[] = {3, 3, 1};
+    uint64_t hashes[] = {pdr_store_seq_hash("MKV", 3), pdr_store_seq_hash("MVK", 3), UINT64_MAX};
+    float emb[3 * 2] = {1, 0, 0, 1, 1, 0};
+    /* a store with /seq_hash takes no rows without their hashes, and stays as it was */
+    rc = pdr_store_append(st, 1, ids, lengths, NULL, emb, &err);
+    CHECKF(rc == PDR_EINPUT && contains(err.msg, "hashes are required"), "%d %s", rc, err.msg);
+    CHECK(pdr_store_count(st) == 0);
+    CHECK(pdr_store_append(st, 2, ids, lengths, hashes, emb, &err) == 0);
+    CHECK(pdr_store_append(st, 1, ids + 2, lengths + 2, hashes + 2, emb + 4, &err) == 0);
+    CHECK(pdr_store_close(st, &err) == 0);
+
+    rc = pdr_store_open(path, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    CHECK(pdr_store_meta_of(st)->seq_hash == 1 && pdr_store_count(st) == 3);
+    uint64_t got[3] = {0, 0, 0};
+    rc = pdr_store_read_seq_hash(st, 0, 3, got, &err);
+    CHECKF(rc == 0 && memcmp(got, hashes, sizeof got) == 0, "%d %s", rc, err.msg);
+    rc = pdr_store_read_seq_hash(st, 2, 1, got, &err);
+    CHECK(rc == 0 && got[0] == UINT64_MAX);
+    rc = pdr_store_read_seq_hash(st, 2, 2, got, &err);
+    CHECKF(rc == PDR_EINPUT && contains(err.msg, "/seq_hash"), "%d %s", rc, err.msg);
+    pdr_store_free(st);
+
+    /* a store made without it (as before pdr kept hashes) opens, says so, and takes no hashes */
+    pdr_store_meta plain = test_meta(2, 0);
+    rc = pdr_store_create(old, &plain, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    rc = pdr_store_append(st, 1, ids, lengths, hashes, emb, &err);
+    CHECKF(rc == PDR_EINPUT && contains(err.msg, "no /seq_hash"), "%d %s", rc, err.msg);
+    CHECK(pdr_store_append(st, 1, ids, lengths, NULL, emb, &err) == 0);
+    CHECK(pdr_store_close(st, &err) == 0);
+    rc = pdr_store_open(old, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc)
+        return;
+    CHECK(pdr_store_meta_of(st)->seq_hash == 0 && pdr_store_count(st) == 1);
+    rc = pdr_store_read_seq_hash(st, 0, 1, got, &err);
+    CHECKF(rc == PDR_EINPUT && contains(err.msg, "no /seq_hash"), "%d %s", rc, err.msg);
+    pdr_store_free(st);
+
+    /* /seq_hash with another row count than /ids is a damaged store */
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, "/seq_hash", H5P_DEFAULT) : H5I_INVALID_HID;
+    hsize_t two[1] = {2};
+    CHECK(d >= 0 && H5Dset_extent(d, two) >= 0);
+    if (d >= 0)
+        H5Dclose(d);
+    if (f >= 0)
+        H5Fclose(f);
+    expect_rejected(path, PDR_EFORMAT, "/seq_hash has 2 rows");
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* h5py interop: the layout promise in pdr_store.h, checked from both sides. Needs Debian's
  * python3-h5py for /usr/bin/python3; skipped (and said so) without it. */
@@ -925,7 +1006,7 @@ TEST(store_is_read_and_written_by_h5py)
         emb[i] = (float)i / 4;
     int64_t prot[] = {0, 2};
     int32_t s0[] = {0, 3}, s1[] = {5, 9};
-    CHECK(pdr_store_append(st, 3, ids, lengths, emb, &err) == 0);
+    CHECK(pdr_store_append(st, 3, ids, lengths, NULL, emb, &err) == 0);
     CHECK(pdr_store_append_segments(st, 2, prot, s0, s1, emb, &err) == 0);
     CHECK(pdr_store_close(st, &err) == 0);
     fflush(stdout);
@@ -976,6 +1057,8 @@ int main(int argc, char **argv)
     RUN(store_flush_leaves_a_readable_file);
     RUN(store_default_chunks_and_deflate_round_trip);
     RUN(store_open_rejects_files_that_are_not_stores);
+    RUN(seq_hash_is_fnv1a_64_of_the_residues);
+    RUN(store_round_trips_seq_hash);
     RUN(store_is_read_and_written_by_h5py);
     if (!getenv("PDR_KEEP_TMP"))
         for (int i = 0; i < n_made; i++)
