@@ -154,7 +154,8 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     pdr_store *st = NULL;
-    int rc = pdr_store_create(tmp, meta, &st, err);
+    pdr_store_opts so = {.rows_hint = b->n};
+    int rc = pdr_store_create_opts(tmp, meta, &so, &st, err);
     if (rc)
         return rc;
     rc = pdr_store_append(st, b->n, (const char *const *)b->ids, b->lengths, b->seq_hash, b->emb, err);
@@ -408,12 +409,13 @@ done:
 }
 
 static int merge(const char *out_path, int have_base, char **parts, size_t n_parts, const pdr_store_meta *meta, int dim,
-                 size_t *ret_total, pdr_err *err)
+                 size_t rows_hint, size_t *ret_total, pdr_err *err)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
     pdr_store *dst = NULL;
-    int rc = pdr_store_create(tmp, meta, &dst, err);
+    pdr_store_opts so = {.rows_hint = rows_hint};
+    int rc = pdr_store_create_opts(tmp, meta, &so, &dst, err);
     if (rc)
         return rc;
     size_t rows = 0;
@@ -965,7 +967,8 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         /* /seq_hash only where every row has one: an older OUT or part keeps the merge without */
         pdr_store_meta merged = meta;
         merged.seq_hash = done.all_hashed;
-        if ((rc = merge(out_path, done.have_base, parts, n_parts, &merged, dim, &st.n_total, err)))
+        size_t hint = done.base_rows + done.part_rows + st.n_embedded; /* about the rows merged */
+        if ((rc = merge(out_path, done.have_base, parts, n_parts, &merged, dim, hint, &st.n_total, err)))
             goto done;
     } else {
         st.n_total = done.base_rows;

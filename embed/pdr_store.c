@@ -735,7 +735,7 @@ int pdr_store_create(const char *path, const pdr_store_meta *meta, pdr_store **r
 int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pdr_store_opts *opts, pdr_store **ret_st,
                           pdr_err *err)
 {
-    static const pdr_store_opts defaults = {0, 0};
+    static const pdr_store_opts defaults = {0, 0, 0};
     if (ret_st)
         *ret_st = NULL;
     if (!path || !meta || !ret_st)
@@ -763,6 +763,10 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
         emb_chunk = 1;
     if (!opts->chunk_rows && emb_chunk > EMB_CHUNK_MAX_ROWS)
         emb_chunk = EMB_CHUNK_MAX_ROWS;
+    if (!opts->chunk_rows && opts->rows_hint) { /* a small store: chunks no larger than it */
+        emb_chunk = emb_chunk > opts->rows_hint ? opts->rows_hint : emb_chunk;
+        row_chunk = row_chunk > opts->rows_hint ? opts->rows_hint : row_chunk;
+    }
     if (emb_chunk > MAX_CHUNK_BYTES / row_bytes || row_chunk > MAX_CHUNK_BYTES / sizeof(int64_t))
         return pdr_fail(err, PDR_EINPUT, "%s: chunk of %zu rows is too large (limit %zu bytes per chunk)", path,
                         opts->chunk_rows, MAX_CHUNK_BYTES);

@@ -87,6 +87,9 @@ typedef struct pdr_store_opts {
                         * /lengths chunks of 8192 rows. A chunk is stored whole, so small values
                         * make small files (tests, fuzz corpus); large sets want the default. */
     int deflate_level; /* 0: no compression (default); 1..9: shuffle + deflate */
+    size_t rows_hint;  /* the proteins the caller will append, when known (a part file of one batch, a
+                        * merge), else 0: with the default chunking, chunks are cut to it, so that a
+                        * store of a few proteins is not a whole 1 MiB chunk */
 } pdr_store_opts;
 
 /* Create (or truncate) path and write the attributes and empty datasets. meta->dim must be in

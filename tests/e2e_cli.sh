@@ -33,6 +33,10 @@ check "--align all: all $n_small hits of every query aligned" "[ $? -eq 0 ] && [
 check "--align all equals --align <database size>" "cmp -s '$T/hits_all.tsv' '$T/hits_n.tsv'"
 "$PDR" easy-search "$small" "$small" - --align most >/dev/null 2>"$T/err"
 check "--align most is a usage error naming the option and 'all'" "[ $? -eq 2 ] && grep -q -- '--align' '$T/err' && grep -q \"'all'\" '$T/err'"
+# a store of a few proteins is not a whole 1 MiB chunk of /embeddings (chunks are cut to the
+# rows written: parts of small batches and small stores stay small)
+"$PDR" embed "$small" -o "$T/small_store.h5" --batch-residues 500 2>/dev/null
+check "embed of $n_small proteins: a store under 200 KB" "[ \$(stat -c %s '$T/small_store.h5') -lt 204800 ]"
 "$PDR" embed "$small" -o "$T/w.h5" --window 30 2>"$T/err"
 check "embed --window without --segments is a usage error, nothing written" "[ $? -eq 2 ] && grep -q -- '--segments' '$T/err' && [ ! -e '$T/w.h5' ]"
 "$PDR" embed "$small" -o "$T/w.h5" --segments --window 10 --stride 20 2>"$T/err"

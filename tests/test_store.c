@@ -109,7 +109,7 @@ static float *write_store(const char *path, int dim, int fp16, const size_t *bat
                           size_t chunk_rows, size_t *ret_total)
 {
     pdr_store_meta meta = test_meta(dim, fp16);
-    pdr_store_opts opts = {chunk_rows, 0};
+    pdr_store_opts opts = {chunk_rows, 0, 0};
     pdr_store *st = NULL;
     pdr_err err = {0, ""};
     size_t total = 0;
@@ -423,7 +423,7 @@ TEST(store_round_trips_segments)
     int dim = 4;
     for (int fp16 = 0; fp16 <= 1; fp16++) {
         pdr_store_meta meta = test_meta(dim, fp16);
-        pdr_store_opts opts = {8, 0};
+        pdr_store_opts opts = {8, 0, 0};
         pdr_store *st = NULL;
         pdr_err err = {0, ""};
         int rc = pdr_store_create_opts(path, &meta, &opts, &st, &err);
@@ -642,7 +642,7 @@ TEST(store_default_chunks_and_deflate_round_trip)
     for (int deflate = 0; deflate <= 6; deflate += 6) {
         tmp_path(path, sizeof path, deflate ? "deflate.h5" : "default.h5");
         pdr_store_meta meta = test_meta(dim, 0);
-        pdr_store_opts opts = {0, deflate};
+        pdr_store_opts opts = {0, deflate, 0};
         pdr_store *st = NULL;
         pdr_err err = {0, ""};
         int rc = pdr_store_create_opts(path, &meta, &opts, &st, &err);
@@ -874,7 +874,7 @@ TEST(store_round_trips_seq_hash)
     pdr_err err = {0, ""};
     pdr_store_meta meta = test_meta(2, 0);
     meta.seq_hash = 1;
-    pdr_store_opts opts = {2, 0};
+    pdr_store_opts opts = {2, 0, 0};
     pdr_store *st = NULL;
     int rc = pdr_store_create_opts(path, &meta, &opts, &st, &err);
     CHECKF(rc == 0, "%s", err.msg);
