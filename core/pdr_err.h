@@ -11,12 +11,12 @@
 
 enum pdr_status {
     PDR_OK = 0,
-    PDR_EOF = 1,      /* end of input: not an error, no message */
-    PDR_EINPUT = 2,   /* bad user input (a record, a request); the caller may go on */
-    PDR_EIO = 3,      /* file or socket I/O failed */
-    PDR_ENOMEM = 4,   /* allocation failed */
-    PDR_EFORMAT = 5,  /* a file (model, store, index) is malformed or of the wrong version */
-    PDR_ELIMIT = 6,   /* a configured limit was exceeded (length, size, count) */
+    PDR_EOF = 1,       /* end of input: not an error, no message */
+    PDR_EINPUT = 2,    /* bad user input (a record, a request); the caller may go on */
+    PDR_EIO = 3,       /* file or socket I/O failed */
+    PDR_ENOMEM = 4,    /* allocation failed */
+    PDR_EFORMAT = 5,   /* a file (model, store, index) is malformed or of the wrong version */
+    PDR_ELIMIT = 6,    /* a configured limit was exceeded (length, size, count) */
     PDR_EINTERNAL = 7, /* a library (HDF5, FAISS) failed for a reason we did not foresee */
     PDR_ECANCELLED = 8 /* the caller asked to stop (pdr_cancel.h) */
 };

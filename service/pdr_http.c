@@ -80,6 +80,11 @@ struct pdr_http {
     pthread_t watchdog;
 };
 
+/* A body declared over --max-body is read and discarded before its 413 up to this many times
+ * --max-body (so that clients that send it without waiting for 100 Continue read the reply);
+ * past that the 413 comes at once and the connection closes. */
+#define DISCARD_FACTOR 16
+
 enum { REQ_READING, REQ_QUEUED, REQ_ANSWERED };
 enum { SKIP_NONE, SKIP_QUEUED, SKIP_RUNNING };
 
@@ -90,11 +95,12 @@ typedef struct request {
     char client[INET6_ADDRSTRLEN];
     char *body;
     size_t body_len, body_cap;
-    int too_large;    /* or refused at once: the body is discarded */
-    int refused;      /* refused when its headers came in (rep holds the reply): the body is read and
+    int too_large;      /* or refused at once: the body is discarded */
+    int refused;        /* refused when its headers came in (rep holds the reply): the body is read and
                       discarded, then the reply is sent (keep-alive kept) */
-    size_t discarded; /* body bytes of a refused request, read and dropped */
-    int skipped;      /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
+    size_t discarded;   /* body bytes of a refused request, read and dropped */
+    size_t discard_cap; /* past this many the connection closes (0: --max-body) */
+    int skipped;        /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
     int status, endpoint;
     struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
     char log_note[PDR_ERRLEN + 32];
@@ -177,14 +183,20 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
 }
 
 /* 413, from this layer: the body limit is enforced while reading, before pdr_api sees anything. */
+/* The 413 of a body over --max-body, into rep. */
+static void too_large_reply(const pdr_http *h, const request *r, pdr_api_reply *rep)
+{
+    rep->endpoint = r->endpoint;
+    pdr_api_reply_error(rep, 413, "body_too_large",
+                        "the request body is larger than the limit of %zu bytes (pdr serve --max-body)",
+                        h->max_body_bytes);
+}
+
 static enum MHD_Result send_too_large(const pdr_http *h, struct MHD_Connection *conn, request *r)
 {
     pdr_api_reply rep;
     pdr_api_reply_init(&rep);
-    rep.endpoint = r->endpoint;
-    pdr_api_reply_error(&rep, 413, "body_too_large",
-                        "the request body is larger than the limit of %zu bytes (pdr serve --max-body)",
-                        h->max_body_bytes);
+    too_large_reply(h, r, &rep);
     enum MHD_Result ret = send_reply(conn, r, &rep);
     pdr_api_reply_clear(&rep);
     return ret;
@@ -493,6 +505,8 @@ static enum MHD_Result refuse(pdr_http *h, struct MHD_Connection *conn, const ch
     if (expect && strcasecmp(expect, "100-continue") == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
         return reply_at_once(h, conn, r, &r->rep);
     r->refused = 1;
+    if (!r->discard_cap)
+        r->discard_cap = h->max_body_bytes;
     return MHD_YES;
 }
 
@@ -522,13 +536,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             pdr_api_reply_error(&r->rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
             return reply_at_once(h, conn, r, &r->rep);
         }
-        /* A declared length over the limit: refuse before reading (and before "100 Continue"). */
+        /* A declared length over the limit: refused before "100 Continue". A client that sends its
+         * body without waiting for it (python's http.client, requests) would lose a reply sent
+         * before the body to the connection's reset (a broken pipe instead of the 413), so a body
+         * of up to DISCARD_FACTOR x --max-body is read and discarded first, as for the other
+         * refusals; a larger one is refused at once and the connection closed. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
             if (!errno && end && end != cl && v > h->max_body_bytes) {
+                if (v <= (unsigned long long)h->max_body_bytes * DISCARD_FACTOR) {
+                    too_large_reply(h, r, &r->rep);
+                    r->discard_cap = (size_t)v;
+                    return refuse(h, conn, version, r);
+                }
                 r->too_large = 1;
                 set_phase(h, r->cs, CONN_ANSWERING);
                 return send_too_large(h, conn, r);
@@ -572,7 +595,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->refused) { /* counted, not kept; past the body limit (chunked) the connection closes */
             r->discarded += *upload_data_size;
             *upload_data_size = 0;
-            if (r->discarded > h->max_body_bytes) {
+            if (r->discarded > r->discard_cap) {
                 r->status = 413;
                 return MHD_NO;
             }
