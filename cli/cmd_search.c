@@ -647,8 +647,9 @@ static const char search_usage[] =
     "      --max-length AA     reject queries longer than AA residues (default 100000; 0 = no limit)\n"
     "      --no-expand         do not use the database's query expansion (made with 'pdr makedb\n"
     "                          --expand'): plain embedding scores\n"
-    "  -m, --model M           the database's model file (default: $PDR_MODEL, else the source\n"
-    "                          tree's data/pdr_cnn_v1.h5, else kmer3; kmer3 for a kmer3 database);\n"
+    "  -m, --model M           the database's model file (default: $PDR_MODEL, else the installed\n"
+    "                          share/pdr/pdr_cnn_v1.h5 beside the binary, else the source tree's\n"
+    "                          data/pdr_cnn_v1.h5, else kmer3; kmer3 for a kmer3 database);\n"
     "                          another model than the database's is refused\n"
     "  -h, --help              this help\n";
 
