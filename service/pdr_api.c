@@ -249,6 +249,8 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
     }
     for (size_t i = 0; i < req->n_args; i++) {
         const char *name = req->arg_names[i], *value = req->arg_values[i];
+        if (!*name && !value && !req->arg_name_has_nul[i])
+            continue; /* "?&k=5", "k=5&&format=tsv": an empty pair, as a trailing '&' */
         if (req->arg_name_has_nul[i]) {
             pdr_api_reply_error(rep, 400, "unknown_parameter", "query parameter name '%.64s%%00...' holds a NUL byte",
                                 name);
@@ -294,12 +296,13 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
             sp->min_score = (float)v;
             sp->has_min_score = 1;
         } else if (is_expand) {
-            if (!value || (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)) {
+            /* any case: Python's urlencode writes True and False */
+            if (!value || (strcasecmp(value, "true") != 0 && strcasecmp(value, "false") != 0)) {
                 pdr_api_reply_error(rep, 400, "bad_expand", "expand must be true or false, got '%.32s'",
                                     value ? value : "");
                 return -1;
             }
-            sp->expand = strcmp(value, "true") == 0;
+            sp->expand = strcasecmp(value, "true") == 0;
             sp->has_expand = 1;
         } else {
             if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0 && strcmp(value, "blast6") != 0)) {
@@ -418,8 +421,7 @@ static int read_queries(const pdr_api *api, const char *text, size_t len, const 
             goto done;
         }
         if (r == PDR_ELIMIT) {
-            pdr_api_reply_error(rep, 400, "sequence_too_long", "%s (the limit is %zu residues)", err.msg,
-                                api->limits.max_length);
+            pdr_api_reply_error(rep, 400, "sequence_too_long", "%s (this server's --max-length)", err.msg);
             goto done;
         }
         if (r == PDR_EINPUT) {
@@ -622,6 +624,12 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
             pdr_api_reply_error(rep, 400, "database_without_sequences",
                                 "format=blast6 needs alignments, and this database has no sequences (rebuild it "
                                 "with 'pdr makedb')");
+            goto done;
+        }
+        if (api->limits.align == 0) {
+            pdr_api_reply_error(rep, 400, "alignment_off",
+                                "format=blast6 needs alignments, and this server runs with --align 0 (no alignment); "
+                                "ask for format=json or tsv");
             goto done;
         }
         n_align = n_align > sp.k ? n_align : sp.k;
@@ -859,9 +867,11 @@ static int token_ok(const pdr_api *api, const char *authorization)
     if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
         return 0;
     const char *given = authorization + 7;
-    while (*given == ' ')
+    while (*given == ' ' || *given == '\t')
         given++;
     size_t n = strlen(api->token), m = strlen(given);
+    while (m > 0 && (given[m - 1] == ' ' || given[m - 1] == '\t')) /* whitespace around a value is not part of it */
+        m--;
     unsigned char diff = (unsigned char)(n != m);
     for (size_t i = 0; i < n; i++)
         diff |= (unsigned char)(api->token[i] ^ (i < m ? given[i] : 0));
@@ -898,6 +908,12 @@ int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *re
     }
     if (!is_get && body_kind(req->content_type) == BODY_UNSUPPORTED) {
         unsupported_media_type(req, rep);
+        return 1;
+    }
+    if (!is_get && req->content_encoding && strcasecmp(req->content_encoding, "identity") != 0) {
+        pdr_api_reply_error(rep, 415, "unsupported_media_type",
+                            "Content-Encoding '%.32s' is not accepted: send the body uncompressed",
+                            req->content_encoding);
         return 1;
     }
     return 0;

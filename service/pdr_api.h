@@ -62,10 +62,11 @@ typedef struct pdr_api pdr_api;
 /* One request as read off the wire. Everything is borrowed for the duration of the call. */
 typedef struct pdr_api_request {
     const char *method;
-    const char *path;          /* without the query string */
-    const char *content_type;  /* NULL when absent */
-    const char *authorization; /* NULL when absent */
-    const char *body;          /* body_len bytes, not NUL-terminated; may be NULL when 0 */
+    const char *path;             /* without the query string */
+    const char *content_type;     /* NULL when absent */
+    const char *content_encoding; /* NULL when absent; anything but "identity" is refused (415) */
+    const char *authorization;    /* NULL when absent */
+    const char *body;             /* body_len bytes, not NUL-terminated; may be NULL when 0 */
     size_t body_len;
     size_t n_args; /* query-string parameters, in order (at most PDR_API_MAX_ARGS) */
     const char *arg_names[PDR_API_MAX_ARGS];
@@ -124,7 +125,7 @@ pdr_metrics *pdr_api_metrics(pdr_api *api);
 int pdr_api_endpoint(const char *path);
 
 /* The checks that need no body: route (404), method (405), token (401), database loaded (503)
- * and, for the POST endpoints, the media type (415). req's body and arguments are not read.
+ * and, for the POST endpoints, the media type and content coding (415). req's body and arguments are not read.
  * Returns 1 with reply set when the request is refused, else 0 (reply untouched). pdr_http calls
  * it as soon as the headers are in, so that a refused upload is neither read nor queued. */
 int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *reply);

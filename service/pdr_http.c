@@ -95,12 +95,13 @@ typedef struct request {
     char client[INET6_ADDRSTRLEN];
     char *body;
     size_t body_len, body_cap;
-    int too_large;      /* or refused at once: the body is discarded */
-    int refused;        /* refused when its headers came in (rep holds the reply): the body is read and
+    int too_large;               /* or refused at once: the body is discarded */
+    int refused;                 /* refused when its headers came in (rep holds the reply): the body is read and
                       discarded, then the reply is sent (keep-alive kept) */
-    size_t discarded;   /* body bytes of a refused request, read and dropped */
-    size_t discard_cap; /* past this many the connection closes (0: --max-body) */
-    int skipped;        /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
+    size_t discarded;            /* body bytes of a refused request, read and dropped */
+    size_t discard_cap;          /* past this many the connection closes */
+    unsigned long long declared; /* Content-Length, or 0 when absent (or unreadable) */
+    int skipped;                 /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
     int status, endpoint;
     struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
     char log_note[PDR_ERRLEN + 32];
@@ -445,7 +446,7 @@ static void request_drop_body(request *r)
  * chunked over Content-Length, the first of two Content-Lengths, and ignores "Content-Length :"
  * or a folded header. Refused instead. */
 typedef struct framing {
-    int n_length, n_encoding, not_chunked, bad_name;
+    int n_length, n_encoding, not_chunked, bad_name, n_host;
 } framing;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
@@ -455,6 +456,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     (void)value_size;
     framing *f = cls;
     static const char cl[] = "Content-Length", te[] = "Transfer-Encoding";
+    f->n_host += strcasecmp(key, "Host") == 0;
     if (key_size == 0 || strcspn(key, " \t") < key_size)
         f->bad_name = 1;
     else if (key_size == sizeof cl - 1 && strncasecmp(key, cl, key_size) == 0)
@@ -467,11 +469,12 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* 0, or the reason the framing is refused. */
-static const char *framing_problem(struct MHD_Connection *conn)
+/* 0, or the reason the framing is refused. *ret_n_host: the Host headers seen. */
+static const char *framing_problem(struct MHD_Connection *conn, int *ret_n_host)
 {
     framing f = {0};
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &f);
+    *ret_n_host = f.n_host;
     if (f.bad_name)
         return "a header name with a space or tab, or a folded Content-Length or Transfer-Encoding";
     if (f.n_length > 1 || f.n_encoding > 1)
@@ -501,12 +504,20 @@ static enum MHD_Result reply_at_once(pdr_http *h, struct MHD_Connection *conn, r
  * so that the client reads the reply and the connection stays open; never queued. */
 static enum MHD_Result refuse(pdr_http *h, struct MHD_Connection *conn, const char *version, request *r)
 {
+    if (r->declared > (unsigned long long)h->max_body_bytes * DISCARD_FACTOR) { /* not worth reading */
+        r->rep.close_connection = 1;
+        return reply_at_once(h, conn, r, &r->rep);
+    }
     const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
     if (expect && strcasecmp(expect, "100-continue") == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
         return reply_at_once(h, conn, r, &r->rep);
     r->refused = 1;
-    if (!r->discard_cap)
-        r->discard_cap = h->max_body_bytes;
+    /* a declared body within DISCARD_FACTOR x --max-body is read to its end (the reply would be
+     * lost to a reset otherwise); anything longer closes the connection past --max-body */
+    r->discard_cap =
+        r->declared > h->max_body_bytes && r->declared <= (unsigned long long)h->max_body_bytes * DISCARD_FACTOR
+            ? (size_t)r->declared
+            : h->max_body_bytes;
     return MHD_YES;
 }
 
@@ -529,35 +540,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         pdr_api_reply_init(&r->rep);
-        const char *problem = framing_problem(conn);
+        int n_host = 0;
+        const char *problem = framing_problem(conn, &n_host);
         if (problem) {
             r->rep.endpoint = r->endpoint;
             r->rep.close_connection = 1;
             pdr_api_reply_error(&r->rep, 400, "bad_framing", "ambiguous request framing: %s", problem);
             return reply_at_once(h, conn, r, &r->rep);
         }
-        /* A declared length over the limit: refused before "100 Continue". A client that sends its
-         * body without waiting for it (python's http.client, requests) would lose a reply sent
-         * before the body to the connection's reset (a broken pipe instead of the 413), so a body
-         * of up to DISCARD_FACTOR x --max-body is read and discarded first, as for the other
-         * refusals; a larger one is refused at once and the connection closed. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (!errno && end && end != cl && v > h->max_body_bytes) {
-                if (v <= (unsigned long long)h->max_body_bytes * DISCARD_FACTOR) {
-                    too_large_reply(h, r, &r->rep);
-                    r->discard_cap = (size_t)v;
-                    return refuse(h, conn, version, r);
-                }
-                r->too_large = 1;
-                set_phase(h, r->cs, CONN_ANSWERING);
-                return send_too_large(h, conn, r);
-            }
+            r->declared = !errno && end && end != cl ? v : 0;
         }
+        /* Refused before the body is read or queued, in this order: Host, an encoded NUL in the
+         * path, then route, method, token, loading and media type (pdr_api_precheck), then a body
+         * declared over --max-body (refuse: answered once its body is discarded, or at once to a
+         * client waiting for 100 Continue). */
+        r->rep.endpoint = r->endpoint;
         const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (n_host > 1 || (n_host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
+            pdr_api_reply_error(&r->rep, 400, "bad_host", "%s",
+                                n_host ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
+            return refuse(h, conn, version, r);
+        }
         if (!pdr_host_allowed(h->hosts, host)) {
             char shown[128];
             log_text(shown, sizeof shown, host, 0);
@@ -575,14 +583,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                 "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)", method, url);
             return refuse(h, conn, version, r);
         }
-        /* Route, method, token, loading, media type: refused before the body is read or queued. */
         pdr_api_request pre = {
             .method = method,
             .path = url,
             .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+            .content_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
             .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)};
         if (pdr_api_precheck(h->api, &pre, &r->rep))
             return refuse(h, conn, version, r);
+        if (r->declared > h->max_body_bytes) {
+            if (r->declared <= (unsigned long long)h->max_body_bytes * DISCARD_FACTOR) {
+                too_large_reply(h, r, &r->rep);
+                return refuse(h, conn, version, r);
+            }
+            r->too_large = 1; /* past what is worth reading: at once, and the connection closes */
+            set_phase(h, r->cs, CONN_ANSWERING);
+            return send_too_large(h, conn, r);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {

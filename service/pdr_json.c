@@ -401,7 +401,7 @@ static int parse_object(parser *p, pdr_json_request *req)
             if ((rc = number_field(p, "k", "bad_k", &v)))
                 return rc;
             if (!(v >= 1 && v <= (double)PDR_JSON_MAX_K) || v != floor(v))
-                return fail(p, "bad_k", "\"k\" must be a positive integer, got %.17g", v);
+                return fail(p, "bad_k", "\"k\" must be an integer in [1, %ld], got %.17g", PDR_JSON_MAX_K, v);
             req->k = (int)v;
             req->has_k = 1;
         } else if (is_expand) {

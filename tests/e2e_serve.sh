@@ -73,6 +73,9 @@ check "info: 50 candidates aligned per query" "grep -q '\"align\":50' '$T/body'"
 check "info: not an expanded database" "grep -q '\"expanded\":false' '$T/body'"
 check "Host: another name 403 on 127.0.0.1 (DNS rebinding)" "[ \"\$(call -H 'Host: evil.example:8080' $base/v1/health)\" = 403 ] && [ \"\$(err_code)\" = host_not_allowed ]"
 check "Host: an IP address 200" "[ \"\$(call -H 'Host: 127.0.0.1' $base/v1/health)\" = 200 ]"
+# what clients write: Python's urlencode gives expand=True, scripts leave empty pairs
+check "expand=True is read as true (400 not_expanded here, not bad_expand)" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?expand=True')\" = 400 ] && [ \"\$(err_code)\" = not_expanded ]"
+check "empty query-string pairs are ignored" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?&k=2&&format=tsv')\" = 200 ] && [ \$(wc -l <'$T/body') -eq 6 ]"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
 
@@ -277,6 +280,7 @@ start_server "$T/serve2.err" --token-file "$T/token" || { echo "$pass passed, $(
 base="http://127.0.0.1:$port"
 check "token: search without it 401" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 401 ] && [ \"\$(err_code)\" = unauthorized ]"
 check "token: search with it 200" "[ \"\$(call -H \"Authorization: Bearer tok-$$\" -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 200 ]"
+check "token: a trailing space after it is not part of it (200)" "[ \"\$(call -H \"Authorization: Bearer tok-$$ \" -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $base/v1/search)\" = 200 ]"
 check "token: health open" "[ \"\$(call $base/v1/health)\" = 200 ]"
 kill -INT "$pid"
 wait "$pid"
@@ -290,6 +294,12 @@ $PY -c 'print(">big\n" + "MKVLAAGIVGLLLAQ" * 40)' >"$T/big600.fa"
 check "blast6, 600 residues x k 500: 400 too_much_alignment" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?format=blast6&k=500')\" = 400 ] && [ \"\$(err_code)\" = too_much_alignment ]"
 check "blast6, 600 residues x k 150 (within): 200" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?format=blast6&k=150')\" = 200 ]"
 check "json, k 500 (aligns --align, not k): 200" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/big600.fa '$base/v1/search?k=500')\" = 200 ]"
+kill -TERM "$pid"
+wait "$pid"
+# --align 0 turns alignment off: format=blast6, which aligns every hit, is refused
+start_server "$T/serve_a0.err" --align 0 || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+check "--align 0: format=blast6 is 400 alignment_off" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta 'http://127.0.0.1:$port/v1/search?format=blast6')\" = 400 ] && [ \"\$(err_code)\" = alignment_off ]"
+check "--align 0: format=tsv answers, nothing aligned" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta 'http://127.0.0.1:$port/v1/search?format=tsv&k=2')\" = 200 ] && awk -F'\\t' '\$9!=\"-\"{exit 1}' '$T/body'"
 kill -TERM "$pid"
 wait "$pid"
 

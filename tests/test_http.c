@@ -746,8 +746,9 @@ TEST(page_and_openapi_are_the_source_files)
            "status %d type %s", r.status, ct);
     char *page = read_file("service/page.html", NULL);
     CHECKF(page && strcmp(r.body, page) == 0, "GET / differs from service/page.html: rerun service/gen_assets.py");
-    CHECK(strstr(r.body, "<textarea") && strstr(r.body, "/v1/search") && !strstr(r.body, "http://") &&
-          !strstr(r.body, "https://"));
+    /* the API by relative URLs (the page also works under a proxy's path prefix), no other site */
+    CHECK(strstr(r.body, "<textarea") && strstr(r.body, "fetch(\"v1/search") && strstr(r.body, "fetch(\"v1/info") &&
+          !strstr(r.body, "fetch(\"/") && !strstr(r.body, "http://") && !strstr(r.body, "https://"));
     free(page);
     reply_free(&r);
     r = get(port, "/openapi.json");
@@ -1315,6 +1316,24 @@ TEST(requests_naming_other_hosts_are_403)
         CHECKF(r.body && strstr(r.body, "--allow-host"), "request %zu: %s", i, r.body ? r.body : "");
         reply_free(&r);
     }
+    /* two Host headers, or none in HTTP/1.1: 400 (RFC 9112), whichever comes first */
+    const char *bad_host[] = {"GET /v1/health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n",
+                              "GET /v1/health HTTP/1.1\r\nHost: evil.example\r\nHost: localhost\r\n\r\n",
+                              "GET /v1/health HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < sizeof bad_host / sizeof bad_host[0]; i++) {
+        int closed = 0;
+        reply r = raw_request(port, bad_host[i], &closed);
+        CHECK_ERROR(r, 400, "bad_host", "Host header");
+        reply_free(&r);
+    }
+    /* a 403 is counted under its endpoint, as the other refusals are */
+    double before = metric(port, "pdr_http_requests_total{endpoint=\"info\",code=\"403\"}");
+    before = before < 0 ? 0 : before; /* -1: no such series yet */
+    int closed403 = 0;
+    reply r403 = raw_request(port, "GET /v1/info HTTP/1.1\r\nHost: evil.example\r\n\r\n", &closed403);
+    CHECK(r403.status == 403);
+    reply_free(&r403);
+    CHECK(metric_wait(port, "pdr_http_requests_total{endpoint=\"info\",code=\"403\"}", before + 1) == before + 1);
     const char *answered[] = {"GET /v1/health HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
                               "GET /v1/health HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
                               "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "GET /v1/health HTTP/1.0\r\n\r\n"};
@@ -2435,11 +2454,31 @@ TEST(refused_uploads_are_answered_before_their_body)
     CHECKF(sent < 40 * (size_t)BODY, "a refused chunked upload was read on and on: %zu bytes taken", sent);
     conn_close(&c);
     free(body);
-    /* an encoded NUL in the path does not let a declared length past the limit in */
+    /* a refusal of a body declared past what is worth reading comes at once (the server does not
+     * wait for a body it would discard), and the connection closes */
     int closed = 0;
     reply r = raw_request(p, "POST /v1/search%00x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000000\r\n\r\n",
                           &closed);
-    CHECK_ERROR(r, 413, "body_too_large", NULL);
+    CHECK_ERROR(r, 404, "not_found", "encoded NUL");
+    CHECK(closed);
+    reply_free(&r);
+    /* the other refusals come before the 413 of a body too large: a wrong Host, no token */
+    r = raw_request(p, "POST /v1/search HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 100000000000\r\n\r\n",
+                    &closed);
+    CHECK_ERROR(r, 403, "host_not_allowed", NULL);
+    reply_free(&r);
+    r = raw_request(p,
+                    "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/x-fasta\r\n"
+                    "Content-Length: 100000000000\r\n\r\n",
+                    &closed);
+    CHECK_ERROR(r, 401, "unauthorized", NULL);
+    reply_free(&r);
+    /* a compressed body is refused for what it is, not parsed as FASTA */
+    r = raw_request(p,
+                    "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer tok\r\n"
+                    "Content-Type: text/x-fasta\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\n\x1f\x8b\x08zz",
+                    &closed);
+    CHECK_ERROR(r, 415, "unsupported_media_type", "Content-Encoding 'gzip'");
     reply_free(&r);
     pdr_http_stop(h, 1000);
     pdr_api_free(a);
