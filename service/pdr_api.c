@@ -724,6 +724,8 @@ static void handle_embed(pdr_api *api, const pdr_api_request *req, pdr_api_reply
     pdr_buf *out = &rep->body;
     pdr_buf_puts(out, "{\"model\":");
     pdr_buf_json_str(out, pdr_encoder_name(api->enc));
+    pdr_buf_puts(out, ",\"model_version\":");
+    pdr_buf_json_str(out, pdr_encoder_version(api->enc));
     pdr_buf_printf(out, ",\"dim\":%d,\"embeddings\":[", dim);
     for (size_t i = 0; i < qs.n; i++) {
         pdr_buf_puts(out, i ? ",{\"id\":" : "{\"id\":");

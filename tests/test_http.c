@@ -673,7 +673,11 @@ TEST(embed_returns_the_encoder_vectors)
     const char *fasta = ">e1 desc\nMKVLAAGIVGLLLAQ\n>e2\nACDEFGHIKLMNPQRSTVWYX\n";
     reply r = post_fasta(port, "/v1/embed", fasta);
     CHECKF(r.status == 200, "status %d: %s", r.status, r.body);
-    const char *prefix = "{\"model\":\"kmer3-hash-baseline\",\"dim\":256,\"embeddings\":[{\"id\":\"e1\",\"length\":15,";
+    char prefix[300]; /* the model and its version, so that vectors can be matched with their model */
+    snprintf(prefix, sizeof prefix,
+             "{\"model\":\"kmer3-hash-baseline\",\"model_version\":\"%s\",\"dim\":256,\"embeddings\":[{\"id\":\"e1\","
+             "\"length\":15,",
+             pdr_encoder_version(enc));
     CHECKF(strncmp(r.body, prefix, strlen(prefix)) == 0, "%s", r.body);
     pdr_encoder_ws *ws = NULL;
     pdr_err err;
