@@ -183,8 +183,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
     return ret;
 }
 
-/* 413, from this layer: the body limit is enforced while reading, before pdr_api sees anything. */
-/* The 413 of a body over --max-body, into rep. */
+/* The 413 of a body over --max-body, into rep: from this layer, which enforces the limit while
+ * reading, before pdr_api sees anything. */
 static void too_large_reply(const pdr_http *h, const request *r, pdr_api_reply *rep)
 {
     rep->endpoint = r->endpoint;

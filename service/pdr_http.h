@@ -8,8 +8,10 @@
  *    embeddings wait in arrival order for the next free worker (their connection suspended
  *    meanwhile), so `threads` of them run at once whichever connections they came on. Health,
  *    info, metrics and the page are answered on the event-loop thread without queueing;
- *  - transport limits: the request body (max_body_bytes: 413 before reading the body when
- *    Content-Length says it is too large; a chunked body that grows past it is read to its end,
+ *  - transport limits: the request body (max_body_bytes: when Content-Length says it is too
+ *    large, 413 at once to a client waiting for 100 Continue, else after the body is read and
+ *    discarded, up to 16 x max_body_bytes, past which at once with the connection closed; a
+ *    chunked body that grows past it is read to its end,
  *    discarded, and answered 413, since libmicrohttpd cannot reply while a body arrives), the
  *    number of open connections (further ones wait in the kernel's accept queue until one
  *    closes), an idle timeout per connection, and a deadline for a request's whole body (the
