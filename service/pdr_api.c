@@ -6,6 +6,7 @@
 #include "pdr_api.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -208,17 +209,16 @@ typedef struct search_params {
 } search_params;
 
 /* Parse k from text: decimal digits only, 1..max_k. */
+/* k as the JSON body takes it: a number with an integer value ("10", "1e1", "10.0"), nothing
+ * else (no sign, space, hex, inf or nan). */
 static int parse_k_text(const char *text, int max_k, int *ret_k)
 {
-    if (!text || !*text || strlen(text) > 10)
+    if (!text || *text < '0' || *text > '9' || strlen(text) > 32 || strspn(text, "0123456789.eE+-") != strlen(text))
         return -1;
-    long v = 0;
-    for (const char *c = text; *c; c++) {
-        if (*c < '0' || *c > '9')
-            return -1;
-        v = v * 10 + (*c - '0');
-    }
-    if (v < 1 || v > max_k)
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || *end || !(v >= 1 && v <= max_k) || v != floor(v))
         return -1;
     *ret_k = (int)v;
     return 0;

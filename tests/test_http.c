@@ -962,6 +962,12 @@ TEST(bad_query_parameters_are_400)
         {"/v1/search?k=-1", "bad_k"},
         {"/v1/search?k", "bad_k"},
         {"/v1/search?k=99999999999", "bad_k"},
+        {"/v1/search?k=2.5", "bad_k"},
+        {"/v1/search?k=%2B5", "bad_k"}, /* "+5": no sign, as JSON */
+        {"/v1/search?k=0x10", "bad_k"},
+        {"/v1/search?k=inf", "bad_k"},
+        {"/v1/search?k=%205", "bad_k"},
+        {"/v1/search?k=1e4", "bad_k"}, /* over --max-k */
         {"/v1/search?min_score=2", "bad_min_score"},
         {"/v1/search?min_score=nan", "bad_min_score"},
         {"/v1/search?min_score=0x0.1p0", "bad_min_score"}, /* decimal only, as JSON */
@@ -980,6 +986,13 @@ TEST(bad_query_parameters_are_400)
         reply r = post_fasta(port, cases[i].target, ">a\nMKV\n");
         CHECK_ERROR(r, 400, cases[i].code, NULL);
         reply_free(&r);
+    }
+    /* k in the query string takes what a JSON body takes: an integer value in any number form */
+    const char *ks[] = {"/v1/search?k=1e1&format=tsv", "/v1/search?k=10.0&format=tsv", "/v1/search?k=10&format=tsv"};
+    for (size_t i = 0; i < 3; i++) {
+        reply rk = post_fasta(port, ks[i], ">a\nMKVLAAGIVGLLLAQWERTY\n");
+        CHECKF(rk.status == 200 && rk.body && count_str(rk.body, "\n") == 10, "%s: status %d", ks[i], rk.status);
+        reply_free(&rk);
     }
     /* A value too small for a double is 0 in the query string, as in a JSON body. */
     reply r0 = post_fasta(port, "/v1/search?min_score=1e-400", ">a\nMKV\n");
