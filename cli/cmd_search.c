@@ -98,6 +98,15 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
         bopts->window = window;
         bopts->stride = stride;
     }
+    /* a segment database scores every protein and segment (pdr_segdb.h): an approximate index
+     * would be trained for nothing (about a minute per 150,000 proteins) */
+    if (segments && index_spec && strcmp(index_spec, "Flat") != 0) {
+        cli_error(verb, "--index %s: a segment database (--segments) searches exhaustively; leave --index out",
+                  index_spec);
+        return EXIT_USAGE;
+    }
+    if (segments)
+        index_spec = "Flat";
     if (pdr_db_check_index_spec(index_spec, pdr_encoder_dim(enc), &err)) {
         cli_error(verb, "--index: %s", err.msg);
         return EXIT_USAGE;

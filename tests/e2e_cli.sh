@@ -111,6 +111,8 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     check "search a segment database" "[ $? -eq 0 ] && [ \$(wc -l <'$T/seg.tsv') -eq $((n_small * 4)) ] && awk -F'\t' 'NF!=9{exit 1}' '$T/seg.tsv'"
     check "segment hits: E-values ascend" "awk -F'\t' '\$1==q && \$4<prev{exit 1}{q=\$1;prev=\$4}' '$T/seg.tsv'"
     check "segment scores differ from whole-protein scores" "! cmp -s <(cut -f1-3 '$T/seg.tsv') <(\"$PDR\" search '$T/db' '$small' - -k 4 2>/dev/null | cut -f1-3)"
+    "$PDR" makedb "$small" "$T/segivf" --segments --index IVF4,Flat 2>"$T/err"
+    check "makedb --segments --index IVF...: usage error (the search is exhaustive), nothing made" "[ $? -eq 2 ] && grep -q 'searches exhaustively' '$T/err' && [ ! -e '$T/segivf' ]"
     # easy-search all-vs-all takes the queries' vectors and segments from the database itself:
     # the same hits and scores as embedding them
     "$PDR" easy-search "$small" "$small" "$T/eseg.tsv" -k 4 --segments 2>"$T/err"
