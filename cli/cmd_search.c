@@ -125,6 +125,7 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     }
     if (spool[0])
         fasta = spool;
+    bopts->rerun_checked = 1; /* pdr_db_make_prepare compared the stored proteins with fasta */
     char store[4096];
     snprintf(store, sizeof store, "%s/%s", dbdir, PDR_DB_STORE);
     pdr_bulk_stats stats;

@@ -868,7 +868,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     /* What is already stored: a finished OUT, and parts of an interrupted run. */
     if ((rc = stored_load(enc, out_path, partial, &o, 1, &done, err)))
         goto done;
-    if ((rc = check_stored_sequences(&done, fasta_path, out_path, &o, err)))
+    if (!o.rerun_checked && (rc = check_stored_sequences(&done, fasta_path, out_path, &o, err)))
         goto done;
     if ((rc = batch_init(&b, dim, o.segments, err)))
         goto done;

@@ -63,6 +63,8 @@ typedef struct pdr_bulk_opts {
     int strict;            /* first invalid record is fatal */
     int segments;          /* also store per-segment vectors (learned models only) */
     int window, stride;    /* segment window and stride in residues */
+    int rerun_checked;     /* 1: the caller has checked this rerun with pdr_bulk_check_rerun (makedb):
+                              the stored sequences are not read against the input a second time */
     void (*on_warning)(void *ctx, const char *msg);
     void (*on_progress)(void *ctx, const pdr_bulk_stats *stats, int final);
     void *ctx;
