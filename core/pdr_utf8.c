@@ -30,3 +30,17 @@ size_t pdr_utf8_decode(const unsigned char *s, size_t n, uint32_t *opt_cp)
         *opt_cp = v;
     return len;
 }
+
+int pdr_utf8_clip(const char *s, size_t max_bytes)
+{
+    size_t n = 0;
+    while (n < max_bytes && s[n])
+        n++;
+    if (s[n] == '\0')
+        return (int)n;
+    /* s[n] is the first byte left out: while it continues a character, leave that one out too
+     * (at most the 3 continuation bytes a character can have) */
+    for (int back = 0; back < 3 && n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80; back++)
+        n--;
+    return (int)n;
+}

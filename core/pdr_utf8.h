@@ -11,4 +11,8 @@
  * surrogates and code points above U+10FFFF are invalid). */
 size_t pdr_utf8_decode(const unsigned char *s, size_t n, uint32_t *opt_cp);
 
+/* Bytes of the NUL-terminated s to print when at most max_bytes fit: min(strlen(s), max_bytes),
+ * moved back so that a multi-byte character is not cut in two (for "%.*s" in messages). */
+int pdr_utf8_clip(const char *s, size_t max_bytes);
+
 #endif

@@ -24,6 +24,7 @@
 #include "pdr_fasta.h"
 #include "pdr_json.h"
 #include "pdr_report.h"
+#include "pdr_utf8.h"
 
 struct pdr_api {
     pdr_api_limits limits;
@@ -54,6 +55,10 @@ void pdr_api_reply_init(pdr_api_reply *reply)
 }
 
 void pdr_api_reply_clear(pdr_api_reply *reply) { pdr_buf_free(&reply->body); }
+
+/* The two arguments of "%.*s" for s (NULL prints as ""), at most n bytes and never half a UTF-8
+ * character. */
+#define CLIP(s, n) pdr_utf8_clip((s) ? (s) : "", (n)), ((s) ? (s) : "")
 
 void pdr_api_reply_error(pdr_api_reply *reply, int status, const char *code, const char *fmt, ...)
 {
@@ -252,8 +257,8 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         if (!*name && !value && !req->arg_name_has_nul[i])
             continue; /* "?&k=5", "k=5&&format=tsv": an empty pair, as a trailing '&' */
         if (req->arg_name_has_nul[i]) {
-            pdr_api_reply_error(rep, 400, "unknown_parameter", "query parameter name '%.64s%%00...' holds a NUL byte",
-                                name);
+            pdr_api_reply_error(rep, 400, "unknown_parameter", "query parameter name '%.*s%%00...' holds a NUL byte",
+                                pdr_utf8_clip(name, 64), name);
             return -1;
         }
         int is_k = search && strcmp(name, "k") == 0;
@@ -261,7 +266,8 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         int is_format = search && strcmp(name, "format") == 0;
         int is_expand = search && strcmp(name, "expand") == 0;
         if (!is_k && !is_min && !is_format && !is_expand) {
-            pdr_api_reply_error(rep, 400, "unknown_parameter", "unknown query parameter '%.64s' (%s)", name,
+            pdr_api_reply_error(rep, 400, "unknown_parameter", "unknown query parameter '%.*s' (%s)",
+                                pdr_utf8_clip(name, 64), name,
                                 search ? "allowed: k, min_score, format, expand" : "this endpoint takes none");
             return -1;
         }
@@ -276,21 +282,21 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
                                 : is_min    ? "bad_min_score"
                                 : is_expand ? "bad_expand"
                                             : "bad_format",
-                                "query parameter '%s' holds a NUL byte (%%00) after '%.32s'", name, value ? value : "");
+                                "query parameter '%s' holds a NUL byte (%%00) after '%.*s'", name, CLIP(value, 32));
             return -1;
         }
         if (is_k) {
             if (parse_k_text(value, api->limits.max_k, &sp->k)) {
-                pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got '%.32s'",
-                                    api->limits.max_k, value ? value : "");
+                pdr_api_reply_error(rep, 400, "bad_k", "k must be an integer in [1, %d], got '%.*s'", api->limits.max_k,
+                                    CLIP(value, 32));
                 return -1;
             }
             sp->has_k = 1;
         } else if (is_min) {
             double v;
             if (parse_score_text(value, &v)) {
-                pdr_api_reply_error(rep, 400, "bad_min_score", "min_score must be a number in [-1, 1], got '%.32s'",
-                                    value ? value : "");
+                pdr_api_reply_error(rep, 400, "bad_min_score", "min_score must be a number in [-1, 1], got '%.*s'",
+                                    CLIP(value, 32));
                 return -1;
             }
             sp->min_score = (float)v;
@@ -298,16 +304,16 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         } else if (is_expand) {
             /* any case: Python's urlencode writes True and False */
             if (!value || (strcasecmp(value, "true") != 0 && strcasecmp(value, "false") != 0)) {
-                pdr_api_reply_error(rep, 400, "bad_expand", "expand must be true or false, got '%.32s'",
-                                    value ? value : "");
+                pdr_api_reply_error(rep, 400, "bad_expand", "expand must be true or false, got '%.*s'",
+                                    CLIP(value, 32));
                 return -1;
             }
             sp->expand = strcasecmp(value, "true") == 0;
             sp->has_expand = 1;
         } else {
             if (!value || (strcmp(value, "json") != 0 && strcmp(value, "tsv") != 0 && strcmp(value, "blast6") != 0)) {
-                pdr_api_reply_error(rep, 400, "bad_format", "format must be json, tsv or blast6, got '%.32s'",
-                                    value ? value : "");
+                pdr_api_reply_error(rep, 400, "bad_format", "format must be json, tsv or blast6, got '%.*s'",
+                                    CLIP(value, 32));
                 return -1;
             }
             sp->tsv = strcmp(value, "tsv") == 0;
@@ -416,8 +422,8 @@ static int read_queries(const pdr_api *api, const char *text, size_t len, const 
             break;
         if (qs->n == api->limits.max_queries) {
             pdr_api_reply_error(rep, 400, "too_many_queries",
-                                "%s: record %zu (%.200s): more than %zu query records in one request (the limit)", name,
-                                s.record_no, s.id ? s.id : "", api->limits.max_queries);
+                                "%s: record %zu (%.*s): more than %zu query records in one request (the limit)", name,
+                                s.record_no, CLIP(s.id, 200), api->limits.max_queries);
             goto done;
         }
         if (r == PDR_ELIMIT) {
@@ -450,9 +456,9 @@ done:
 static void unsupported_media_type(const pdr_api_request *req, pdr_api_reply *rep)
 {
     pdr_api_reply_error(rep, 415, "unsupported_media_type",
-                        "Content-Type '%.100s' is not accepted: send FASTA as text/x-fasta or text/plain, or JSON "
+                        "Content-Type '%.*s' is not accepted: send FASTA as text/x-fasta or text/plain, or JSON "
                         "{\"fasta\": ...} as application/json",
-                        req->content_type);
+                        CLIP(req->content_type, 100));
 }
 
 /* The FASTA text of a POST body, and the JSON fields that came with it. Returns 0, or -1 with
@@ -885,15 +891,15 @@ int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *re
     const route *r = find_route(req->path);
     rep->endpoint = r ? r->endpoint : PDR_EP_OTHER;
     if (!r) {
-        pdr_api_reply_error(rep, 404, "not_found", "no endpoint %.16s %.200s (see GET /openapi.json)", req->method,
-                            req->path);
+        pdr_api_reply_error(rep, 404, "not_found", "no endpoint %.*s %.*s (see GET /openapi.json)",
+                            CLIP(req->method, 16), CLIP(req->path, 200));
         return 1;
     }
     int is_get = strcmp(r->method, "GET") == 0;
     if (strcmp(req->method, r->method) != 0 && !(is_get && strcmp(req->method, "HEAD") == 0)) {
         rep->allow = is_get ? "GET, HEAD" : r->method;
-        pdr_api_reply_error(rep, 405, "method_not_allowed", "%s takes %s, not %.16s", r->path,
-                            is_get ? "GET" : r->method, req->method);
+        pdr_api_reply_error(rep, 405, "method_not_allowed", "%s takes %s, not %.*s", r->path,
+                            is_get ? "GET" : r->method, CLIP(req->method, 16));
         return 1;
     }
     if (r->needs_auth && !token_ok(api, req->authorization)) {
@@ -914,8 +920,8 @@ int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *re
     }
     if (!is_get && req->content_encoding && strcasecmp(req->content_encoding, "identity") != 0) {
         pdr_api_reply_error(rep, 415, "unsupported_media_type",
-                            "Content-Encoding '%.32s' is not accepted: send the body uncompressed",
-                            req->content_encoding);
+                            "Content-Encoding '%.*s' is not accepted: send the body uncompressed",
+                            CLIP(req->content_encoding, 32));
         return 1;
     }
     return 0;

@@ -30,6 +30,7 @@
  */
 #include "pdr_http.h"
 #include "pdr_host.h"
+#include "pdr_utf8.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -579,8 +580,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->cs && r->cs->decoded_nul == url) {
             r->cs->decoded_nul = NULL;
             r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
-            pdr_api_reply_error(&r->rep, 404, "not_found",
-                                "no endpoint %.16s %.200s%%00... (an encoded NUL in the path)", method, url);
+            pdr_api_reply_error(&r->rep, 404, "not_found", "no endpoint %.*s %.*s%%00... (an encoded NUL in the path)",
+                                pdr_utf8_clip(method, 16), method, pdr_utf8_clip(url, 200), url);
             return refuse(h, conn, version, r);
         }
         pdr_api_request pre = {

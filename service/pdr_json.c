@@ -373,8 +373,8 @@ static int parse_object(parser *p, pdr_json_request *req)
         int is_min = key_len == 9 && memcmp(key, "min_score", 9) == 0;
         int is_expand = key_len == 6 && memcmp(key, "expand", 6) == 0;
         if (!is_fasta && !is_k && !is_min && !is_expand) {
-            rc = fail(p, "unknown_field", "unknown field \"%.64s\" at byte %zu (allowed: fasta, k, min_score, expand)",
-                      key, key_at);
+            rc = fail(p, "unknown_field", "unknown field \"%.*s\" at byte %zu (allowed: fasta, k, min_score, expand)",
+                      pdr_utf8_clip(key, 64), key, key_at);
             free(key);
             return rc;
         }

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "pdr_fasta.h"
+#include "pdr_utf8.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -184,6 +185,19 @@ TEST(fasta_rejects_empty_id_and_goes_on)
     CHECK(strcmp(r->r[1].desc, "desc only") == 0);
     CHECK(r->r[2].status == PDR_OK && strcmp(r->r[2].id, "ok") == 0 && r->r[2].record_no == 3);
     CHECK(r->r[3].status == PDR_EOF);
+}
+
+TEST(utf8_clip_never_cuts_a_character)
+{
+    /* "a\u00e9\u20ac\U0001F600" : 1 + 2 + 3 + 4 bytes */
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    static const int want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 10};
+    for (size_t max = 0; max < sizeof want / sizeof want[0]; max++)
+        CHECKF(pdr_utf8_clip(s, max) == want[max], "max %zu: %d, want %d", max, pdr_utf8_clip(s, max), want[max]);
+    CHECK(pdr_utf8_clip("", 5) == 0);
+    CHECK(pdr_utf8_clip("abc", 2) == 2);
+    /* bytes that are not UTF-8 are cut where max says, after at most 3 steps back */
+    CHECK(pdr_utf8_clip("\x80\x80\x80\x80\x80\x80", 5) == 2);
 }
 
 TEST(fasta_rejects_id_with_invalid_utf8)
@@ -850,6 +864,7 @@ int main(void)
     RUN(fasta_accepts_utf8_id);
     RUN(fasta_rejects_empty_id_and_goes_on);
     RUN(fasta_rejects_id_with_invalid_utf8);
+    RUN(utf8_clip_never_cuts_a_character);
     RUN(fasta_rejects_id_with_control_character);
     RUN(fasta_rejects_nul_byte_in_id);
     RUN(fasta_makes_desc_printable);

@@ -994,6 +994,11 @@ TEST(bad_query_parameters_are_400)
         CHECKF(rk.status == 200 && rk.body && count_str(rk.body, "\n") == 10, "%s: status %d", ks[i], rk.status);
         reply_free(&rk);
     }
+    /* A long bad value is shown cut at a character boundary: no U+FFFD for half a character. */
+    reply ru = post_fasta(port, "/v1/search?k=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%C3%A9", ">a\nMKV\n");
+    CHECK_ERROR(ru, 400, "bad_k", "got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'");
+    CHECKF(ru.body && !strstr(ru.body, "\\ufffd"), "body: %s", ru.body ? ru.body : "(none)");
+    reply_free(&ru);
     /* A value too small for a double is 0 in the query string, as in a JSON body. */
     reply r0 = post_fasta(port, "/v1/search?min_score=1e-400", ">a\nMKV\n");
     CHECKF(r0.status == 200, "min_score=1e-400: status %d", r0.status);
