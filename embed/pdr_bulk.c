@@ -233,10 +233,11 @@ static int same_sequence(uint64_t key, const pdr_seq *s)
 }
 
 /* absorb_existing for a part: also adds the ids it adds to ids to opt_new (when given), and
- * gives a copy of the store's first id in *opt_first (when given; NULL for an empty store). */
+ * gives a copy of the store's first id in *opt_first (when given; NULL for an empty store).
+ * *ret_meta is the store's metadata. */
 static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
-                       pdr_strset *opt_new, char **opt_first, size_t *ret_rows, size_t *ret_known, int *ret_hashed,
-                       pdr_err *err)
+                       pdr_strset *opt_new, char **opt_first, size_t *ret_rows, size_t *ret_known,
+                       pdr_store_meta *ret_meta, pdr_err *err)
 {
     size_t known = 0;
     if (opt_first)
@@ -273,19 +274,19 @@ static int absorb_part(const char *path, const pdr_encoder *enc, const pdr_bulk_
         }
         pdr_store_free_ids(chunk, m_rows);
     }
+    *ret_meta = *pdr_store_meta_of(st);
     pdr_store_free(st);
     *ret_rows = n;
     *ret_known = known;
-    *ret_hashed = hashed;
     return rc;
 }
 
 /* Check that an existing store was made with the same model and options and add its ids to
  * the set: *ret_known of its *ret_rows ids were in the set already. */
 static int absorb_existing(const char *path, const pdr_encoder *enc, const pdr_bulk_opts *o, pdr_strset *ids,
-                           size_t *ret_rows, size_t *ret_known, int *ret_hashed, pdr_err *err)
+                           size_t *ret_rows, size_t *ret_known, pdr_store_meta *ret_meta, pdr_err *err)
 {
-    return absorb_part(path, enc, o, ids, NULL, NULL, ret_rows, ret_known, ret_hashed, err);
+    return absorb_part(path, enc, o, ids, NULL, NULL, ret_rows, ret_known, ret_meta, err);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -467,8 +468,10 @@ static void warn(const pdr_bulk_opts *o, const char *msg)
 
 /* A finished OUT and the live parts of an interrupted run, with every id they hold. */
 typedef struct stored {
-    pdr_strset *ids;  /* each with its stored_key */
-    int all_hashed;   /* OUT and every live part have /seq_hash (1 when nothing is stored) */
+    pdr_strset *ids; /* each with its stored_key */
+    int all_hashed;  /* OUT and every live part have /seq_hash (1 when nothing is stored) */
+    int any_stored;  /* OUT or a live part exists: products says how their rows were made */
+    char products[sizeof(((pdr_store_meta *)0)->products)];
     int have_base;    /* OUT exists */
     size_t base_rows; /* rows in OUT */
     size_t part_rows; /* rows in the live parts */
@@ -499,6 +502,19 @@ static size_t part_number(const char *path)
     return sscanf(base, "part-%zu", &n) == 1 ? n : 0;
 }
 
+/* Note how a stored file's rows were made (pdr_store_meta.products): s->products stays the
+ * common value, becomes "mixed" when two differ, or "" (not recorded) when one is "". */
+static void add_products(stored *s, const char *products)
+{
+    if (!s->any_stored)
+        snprintf(s->products, sizeof s->products, "%s", products);
+    else if (!products[0] || !s->products[0])
+        s->products[0] = '\0';
+    else if (strcmp(s->products, products) != 0)
+        snprintf(s->products, sizeof s->products, "mixed");
+    s->any_stored = 1;
+}
+
 /* Read what OUT and the partial dir hold, checking each store's model and options. A part is
  * either live (none of its ids stored elsewhere) or left over from a run that was killed after
  * renaming OUT but before removing its parts (all of its ids in OUT): leftovers leave the list
@@ -511,8 +527,13 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
     int rc = pdr_strset_create(&s->ids, err);
     if (!rc && access(out_path, F_OK) == 0) {
         size_t known = 0;
-        rc = absorb_existing(out_path, enc, o, s->ids, &s->base_rows, &known, &s->all_hashed, err);
+        pdr_store_meta m;
+        rc = absorb_existing(out_path, enc, o, s->ids, &s->base_rows, &known, &m, err);
         s->have_base = !rc;
+        if (!rc) {
+            s->all_hashed = m.seq_hash;
+            add_products(s, m.products);
+        }
     }
     if (!rc)
         rc = list_parts(partial, tidy, &s->parts, &s->n_parts, err);
@@ -525,9 +546,9 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
         rc = pdr_strset_create(&s->first_set, err);
     for (size_t i = 0; !rc && i < s->n_parts; i++) {
         size_t rows = 0, known = 0;
-        int hashed = 0;
+        pdr_store_meta m;
         /* a leftover adds no id (all are in OUT), so part_ids gets the live parts' ids only */
-        if ((rc = absorb_part(s->parts[i], enc, o, s->ids, s->part_ids, &s->first_ids[i], &rows, &known, &hashed, err)))
+        if ((rc = absorb_part(s->parts[i], enc, o, s->ids, s->part_ids, &s->first_ids[i], &rows, &known, &m, err)))
             break;
         if (known == rows) {
             if (tidy)
@@ -541,7 +562,8 @@ static int stored_load(const pdr_encoder *enc, const char *out_path, const char 
                           s->parts[i], known, rows, partial);
         } else {
             s->part_rows += rows;
-            s->all_hashed = s->all_hashed && hashed;
+            s->all_hashed = s->all_hashed && m.seq_hash;
+            add_products(s, m.products);
         }
     }
     if (rc) {
@@ -849,6 +871,7 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
     meta.normalized = 1;
     meta.fp16 = o.fp16;
     meta.seq_hash = 1;
+    snprintf(meta.products, sizeof meta.products, "%s", pdr_encoder_precision(enc));
     if (o.segments) {
         meta.segment_window = o.window;
         meta.segment_stride = o.stride;
@@ -967,6 +990,9 @@ int pdr_bulk_embed(const pdr_encoder *enc, const char *fasta_path, const char *o
         /* /seq_hash only where every row has one: an older OUT or part keeps the merge without */
         pdr_store_meta merged = meta;
         merged.seq_hash = done.all_hashed;
+        if (st.n_embedded > 0) /* this run's rows are in a part too */
+            add_products(&done, meta.products);
+        snprintf(merged.products, sizeof merged.products, "%s", done.any_stored ? done.products : meta.products);
         size_t hint = done.base_rows + done.part_rows + st.n_embedded; /* about the rows merged */
         if ((rc = merge(out_path, done.have_base, parts, n_parts, &merged, dim, hint, &st.n_total, err)))
             goto done;

@@ -745,10 +745,13 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
     if (meta->dim < 1 || meta->dim > PDR_STORE_MAX_DIM)
         return pdr_fail(err, PDR_EINPUT, "%s: dim %d out of range 1..%d", path, meta->dim, PDR_STORE_MAX_DIM);
     if (!str_fits(meta->model_name, sizeof meta->model_name) ||
-        !str_fits(meta->model_version, sizeof meta->model_version) || !str_fits(meta->created, sizeof meta->created))
-        return pdr_fail(err, PDR_EINPUT, "%s: model_name, model_version or created is not NUL-terminated", path);
-    if (!utf8_valid(meta->model_name) || !utf8_valid(meta->model_version) || !utf8_valid(meta->created))
-        return pdr_fail(err, PDR_EINPUT, "%s: model_name, model_version or created is not valid UTF-8", path);
+        !str_fits(meta->model_version, sizeof meta->model_version) || !str_fits(meta->created, sizeof meta->created) ||
+        !str_fits(meta->products, sizeof meta->products))
+        return pdr_fail(err, PDR_EINPUT, "%s: model_name, model_version, created or products is not NUL-terminated",
+                        path);
+    if (!utf8_valid(meta->model_name) || !utf8_valid(meta->model_version) || !utf8_valid(meta->created) ||
+        !utf8_valid(meta->products))
+        return pdr_fail(err, PDR_EINPUT, "%s: model_name, model_version, created or products is not valid UTF-8", path);
     if (opts->deflate_level < 0 || opts->deflate_level > 9)
         return pdr_fail(err, PDR_EINPUT, "%s: deflate level %d out of range 0..9", path, opts->deflate_level);
     if (!segment_window_ok(meta->segment_window, meta->segment_stride))
@@ -810,6 +813,8 @@ int pdr_store_create_opts(const char *path, const pdr_store_meta *meta, const pd
         (rc = write_str_attr(st, "dtype", st->meta.fp16 ? "float16" : "float32", err)) ||
         (rc = write_str_attr(st, "pdr_version", st->meta.pdr_version, err)) ||
         (rc = write_str_attr(st, "created", st->meta.created, err)))
+        goto fail;
+    if (st->meta.products[0] && (rc = write_str_attr(st, "encoder_products", st->meta.products, err)))
         goto fail;
     if (st->meta.segment_window > 0 && ((rc = write_int_attr(st, "segment_window", st->meta.segment_window, err)) ||
                                         (rc = write_int_attr(st, "segment_stride", st->meta.segment_stride, err))))
@@ -923,6 +928,12 @@ static int store_validate(pdr_store *st, pdr_err *err)
         m->fp16 = 1;
     else
         return pdr_fail(err, PDR_EFORMAT, "%s: dtype attribute is '%s', not float32 or float16", st->path, dtype);
+    htri_t has_products = H5Aexists(st->file, "encoder_products");
+    if (has_products < 0)
+        return h5_fail(err, PDR_EFORMAT, st->path, "encoder_products", "cannot look up attribute");
+    m->products[0] = '\0';
+    if (has_products && (rc = read_str_attr(st, "encoder_products", m->products, sizeof m->products, err)))
+        return rc;
     long long window, stride;
     if ((rc = read_opt_int_attr(st, "segment_window", &window, err)) ||
         (rc = read_opt_int_attr(st, "segment_stride", &stride, err)))

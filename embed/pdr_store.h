@@ -15,6 +15,7 @@
  *   /segments/end          M      int32, one past the last residue (half-open)
  *   root attributes: format = "pdr-store", format_version = 1, model_name, model_version,
  *   dim, normalized (0/1), dtype ("float32" or "float16"), pdr_version, created (ISO-8601 UTC);
+ *   encoder_products (meta.products, when not empty: absent in older stores);
  *   and, in a store whose segments were cut by pdr embed/makedb --segments, segment_window and
  *   segment_stride (residues; optional: stores written before pdr recorded them lack them).
  * pdr_store_create writes /segments with M = 0, so every store written here has the group;
@@ -76,7 +77,11 @@ typedef struct pdr_store_meta {
     int segment_window;      /* window and stride /segments was cut with (both >= 1), or both 0:
                               * no segments, or a store that predates these attributes */
     int segment_stride;
-    int seq_hash; /* 1: the store has /seq_hash (pdr_store_create makes it, and every
+    char products[64]; /* how the encoder's dense products ran for these rows
+                              * (pdr_encoder_precision: "bfloat16", "float32 (AVX2 FMA kernels)",
+                              * ...), "mixed" when rows came from runs that differed, or "": not
+                              * recorded (kmer3, older stores, or a merge with one of those) */
+    int seq_hash;      /* 1: the store has /seq_hash (pdr_store_create makes it, and every
                               * append must then give the hashes); 0: it has none */
 } pdr_store_meta;
 

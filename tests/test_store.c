@@ -50,6 +50,7 @@ static pdr_store_meta test_meta(int dim, int fp16)
     memset(&m, 0, sizeof m);
     snprintf(m.model_name, sizeof m.model_name, "cnn-β-test");
     snprintf(m.model_version, sizeof m.model_version, "2026.1-rc2");
+    snprintf(m.products, sizeof m.products, "float32 (test kernels)");
     m.dim = dim;
     m.normalized = 1;
     m.fp16 = fp16;
@@ -377,6 +378,7 @@ TEST(store_attributes_round_trip)
     CHECK(n == 0 && ids == NULL && lengths == NULL && emb == NULL);
     CHECK(strcmp(got.model_name, "cnn-β-test") == 0);
     CHECK(strcmp(got.model_version, "2026.1-rc2") == 0);
+    CHECK(strcmp(got.products, "float32 (test kernels)") == 0);
     CHECK(got.dim == 3 && got.normalized == 0 && got.fp16 == 0);
     CHECK(strcmp(got.created, "2026-01-02T03:04:05Z") == 0);
     CHECK(strcmp(got.pdr_version, PDR_VERSION) == 0);
@@ -956,6 +958,7 @@ static const char h5py_script[] =
     "    a = dict(f.attrs)\n"
     "    assert a['format'] == 'pdr-store' and a['format_version'] == 1 and a['dim'] == 4, a\n"
     "    assert a['dtype'] == 'float16' and a['model_name'] == 'cnn-β-test' and a['normalized'] == 1, a\n"
+    "    assert a['encoder_products'] == 'float32 (test kernels)', a\n"
     "    s = f['segments']\n"
     "    assert list(s['protein'][:]) == [0, 2] and list(s['start'][:]) == [0, 3] and list(s['end'][:]) == [5, 9]\n"
     "    assert s['protein'].dtype == np.int64 and s['embeddings'].shape == (2, 4)\n"
@@ -1024,6 +1027,7 @@ TEST(store_is_read_and_written_by_h5py)
     if (rc)
         return;
     CHECK(n == 2 && m.dim == 3 && strcmp(m.model_name, "py") == 0 && m.fp16 == 0);
+    CHECKF(m.products[0] == '\0', "products '%s' from a store without encoder_products", m.products);
     CHECK(strcmp(got_ids[1], "β2") == 0 && got_len[1] == 20 && got[5] == 5.0f);
     pdr_store_free_ids(got_ids, n);
     free(got_ids);
