@@ -208,6 +208,8 @@ typedef struct search_params {
     int k, has_k;
     float min_score;
     int has_min_score;
+    double max_evalue; /* evalue=E: hits with E-value <= E only */
+    int has_evalue;
     int tsv;
     int blast6;             /* format=blast6: BLAST -outfmt 6 columns, every hit aligned and traced */
     int expand, has_expand; /* expand=true|false: use the database's query expansion (default: if it has one) */
@@ -243,6 +245,19 @@ static int parse_score_text(const char *text, double *ret)
     return 0;
 }
 
+/* Parse an E-value threshold from text: a decimal number as JSON writes one, finite and > 0. */
+static int parse_evalue_text(const char *text, double *ret)
+{
+    if (!text || !*text || strlen(text) > 64 || text[strspn(text, "0123456789+-.eE")] != '\0')
+        return -1;
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (!end || *end || !(v > 0 && isfinite(v)))
+        return -1;
+    *ret = v;
+    return 0;
+}
+
 /* Query-string parameters of /v1/search (search = 1) or /v1/embed (none allowed). Returns 0,
  * or -1 with the error reply set. */
 static int parse_args(const pdr_api *api, const pdr_api_request *req, int search, search_params *sp, pdr_api_reply *rep)
@@ -265,14 +280,15 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
         int is_min = search && strcmp(name, "min_score") == 0;
         int is_format = search && strcmp(name, "format") == 0;
         int is_expand = search && strcmp(name, "expand") == 0;
-        if (!is_k && !is_min && !is_format && !is_expand) {
+        int is_evalue = search && strcmp(name, "evalue") == 0;
+        if (!is_k && !is_min && !is_format && !is_expand && !is_evalue) {
             pdr_api_reply_error(rep, 400, "unknown_parameter", "unknown query parameter '%.*s' (%s)",
                                 pdr_utf8_clip(name, 64), name,
-                                search ? "allowed: k, min_score, format, expand" : "this endpoint takes none");
+                                search ? "allowed: k, min_score, evalue, format, expand" : "this endpoint takes none");
             return -1;
         }
         if ((is_k && sp->has_k) || (is_min && sp->has_min_score) || (is_format && seen_format) ||
-            (is_expand && sp->has_expand)) {
+            (is_expand && sp->has_expand) || (is_evalue && sp->has_evalue)) {
             pdr_api_reply_error(rep, 400, "duplicate_parameter", "query parameter '%s' given twice", name);
             return -1;
         }
@@ -281,6 +297,7 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
                                 is_k        ? "bad_k"
                                 : is_min    ? "bad_min_score"
                                 : is_expand ? "bad_expand"
+                                : is_evalue ? "bad_evalue"
                                             : "bad_format",
                                 "query parameter '%s' holds a NUL byte (%%00) after '%.*s'", name, CLIP(value, 32));
             return -1;
@@ -301,6 +318,13 @@ static int parse_args(const pdr_api *api, const pdr_api_request *req, int search
             }
             sp->min_score = (float)v;
             sp->has_min_score = 1;
+        } else if (is_evalue) {
+            if (parse_evalue_text(value, &sp->max_evalue)) {
+                pdr_api_reply_error(rep, 400, "bad_evalue",
+                                    "evalue must be a number > 0 (an E-value threshold), got '%.*s'", CLIP(value, 32));
+                return -1;
+            }
+            sp->has_evalue = 1;
         } else if (is_expand) {
             /* any case: Python's urlencode writes True and False */
             if (!value || (strcasecmp(value, "true") != 0 && strcasecmp(value, "false") != 0)) {
@@ -491,10 +515,11 @@ static int read_body(const pdr_api_request *req, int search, search_params *sp, 
         pdr_api_reply_error(rep, rc == PDR_ENOMEM ? 500 : 400, code, "%s", err.msg);
         return -1;
     }
-    if (!search && (json->has_k || json->has_min_score || json->has_expand)) {
+    if (!search && (json->has_k || json->has_min_score || json->has_expand || json->has_evalue)) {
         pdr_api_reply_error(rep, 400, "unknown_field", "field \"%s\" is not used by /v1/embed (allowed: fasta)",
                             json->has_k           ? "k"
                             : json->has_min_score ? "min_score"
+                            : json->has_evalue    ? "evalue"
                                                   : "expand");
         return -1;
     }
@@ -503,10 +528,11 @@ static int read_body(const pdr_api_request *req, int search, search_params *sp, 
         return -1;
     }
     if ((json->has_k && sp->has_k) || (json->has_min_score && sp->has_min_score) ||
-        (json->has_expand && sp->has_expand)) {
+        (json->has_expand && sp->has_expand) || (json->has_evalue && sp->has_evalue)) {
         pdr_api_reply_error(rep, 400, "duplicate_parameter", "%s given both in the query string and in the JSON body",
                             json->has_k && sp->has_k                   ? "k"
                             : json->has_min_score && sp->has_min_score ? "min_score"
+                            : json->has_evalue && sp->has_evalue       ? "evalue"
                                                                        : "expand");
         return -1;
     }
@@ -562,7 +588,7 @@ static int embed_and_search(pdr_api *api, const pdr_api_request *req, query_set 
     pdr_db_params p = {.k = sp->k,
                        .n_align = n_align,
                        .min_score = sp->min_score,
-                       .max_evalue = 1e300,
+                       .max_evalue = sp->max_evalue,
                        .alns = alns,
                        .no_expand = sp->has_expand && !sp->expand,
                        .cancel = req->cancel};
@@ -592,7 +618,7 @@ static int default_k(const pdr_api *api)
 static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
 {
     double t0 = now_s();
-    search_params sp = {.k = default_k(api), .min_score = -2.0f};
+    search_params sp = {.k = default_k(api), .min_score = -2.0f, .max_evalue = 1e300};
     pdr_json_request json = {0};
     query_set qs = {0};
     float *emb = NULL;
@@ -613,6 +639,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     }
     if (json.has_min_score)
         sp.min_score = (float)json.min_score;
+    if (json.has_evalue)
+        sp.max_evalue = json.evalue;
     if (json.has_expand) {
         sp.expand = json.expand;
         sp.has_expand = 1;

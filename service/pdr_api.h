@@ -6,8 +6,9 @@
  * (embed) -> pdr_db_search (FAISS) -> pdr_report (JSON/TSV).
  *
  * Endpoints (README.md "HTTP service" and GET /openapi.json document them for users):
- *   POST /v1/search   FASTA (text/plain, text/x-fasta) or JSON {"fasta", "k", "min_score"};
- *                     query parameters k, min_score, format=json|tsv
+ *   POST /v1/search   FASTA (text/plain, text/x-fasta) or JSON {"fasta", "k", "min_score",
+ *                     "evalue", "expand"}; query parameters k, min_score, evalue, expand,
+ *                     format=json|tsv|blast6
  *   POST /v1/embed    FASTA or JSON {"fasta"} -> {"model", "dim", "embeddings": [...]}
  *   GET  /v1/health   200 once the database is loaded, 503 before
  *   GET  /v1/info     model, dim, database size, index type, version, limits

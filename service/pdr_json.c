@@ -372,20 +372,23 @@ static int parse_object(parser *p, pdr_json_request *req)
         int is_k = key_len == 1 && key[0] == 'k';
         int is_min = key_len == 9 && memcmp(key, "min_score", 9) == 0;
         int is_expand = key_len == 6 && memcmp(key, "expand", 6) == 0;
-        if (!is_fasta && !is_k && !is_min && !is_expand) {
-            rc = fail(p, "unknown_field", "unknown field \"%.*s\" at byte %zu (allowed: fasta, k, min_score, expand)",
+        int is_evalue = key_len == 6 && memcmp(key, "evalue", 6) == 0;
+        if (!is_fasta && !is_k && !is_min && !is_expand && !is_evalue) {
+            rc = fail(p, "unknown_field",
+                      "unknown field \"%.*s\" at byte %zu (allowed: fasta, k, min_score, evalue, expand)",
                       pdr_utf8_clip(key, 64), key, key_at);
             free(key);
             return rc;
         }
         free(key);
         if ((is_fasta && req->fasta) || (is_k && req->has_k) || (is_min && req->has_min_score) ||
-            (is_expand && req->has_expand))
+            (is_expand && req->has_expand) || (is_evalue && req->has_evalue))
             return fail(p, "duplicate_field", "field \"%s\" given twice (at byte %zu)",
-                        is_fasta ? "fasta"
-                        : is_k   ? "k"
-                        : is_min ? "min_score"
-                                 : "expand",
+                        is_fasta    ? "fasta"
+                        : is_k      ? "k"
+                        : is_min    ? "min_score"
+                        : is_evalue ? "evalue"
+                                    : "expand",
                         key_at);
         if (is_fasta) {
             int c = peek(p);
@@ -408,6 +411,14 @@ static int parse_object(parser *p, pdr_json_request *req)
             if ((rc = bool_field(p, "expand", "bad_expand", &req->expand)))
                 return rc;
             req->has_expand = 1;
+        } else if (is_evalue) {
+            double v;
+            if ((rc = number_field(p, "evalue", "bad_evalue", &v)))
+                return rc;
+            if (!(v > 0 && isfinite(v)))
+                return fail(p, "bad_evalue", "\"evalue\" must be a number > 0 (an E-value threshold), got %.17g", v);
+            req->evalue = v;
+            req->has_evalue = 1;
         } else {
             double v;
             if ((rc = number_field(p, "min_score", "bad_min_score", &v)))

@@ -1,13 +1,14 @@
 /* pdr_json.h: a strict parser for the one JSON object the HTTP service accepts as a request
  * body (POST /v1/search and /v1/embed):
  *
- *   {"fasta": "...", "k": 10, "min_score": 0.0, "expand": false}
+ *   {"fasta": "...", "k": 10, "min_score": 0.0, "evalue": 1e-3, "expand": false}
  *
  * Strict on purpose, so that a client's typo is a 400 rather than a silently ignored field:
  *  - the body is exactly one JSON object (RFC 8259 syntax; whitespace around it allowed, a
  *    byte-order mark or anything after the object is not);
  *  - the keys are fasta (a string), k (an integer in [1, PDR_JSON_MAX_K]), min_score (a
- *    number in [-1, 1], the range of a cosine) and expand (true or false); any other key, a
+ *    number in [-1, 1], the range of a cosine), evalue (a finite number > 0) and expand (true or
+ *    false); any other key, a
  *    repeated key, or a value of the wrong type is an error naming the key;
  *  - strings must be valid UTF-8 without raw control characters; escapes (\uXXXX with surrogate
  *    pairs too) are decoded; a lone surrogate is an error;
@@ -39,6 +40,8 @@ typedef struct pdr_json_request {
     double min_score;
     int has_expand;
     int expand; /* 1 for true, 0 for false */
+    int has_evalue;
+    double evalue; /* > 0, finite */
 } pdr_json_request;
 
 /* Parse body[0..len) into *ret_req (which is overwritten, not freed first).
@@ -48,9 +51,10 @@ typedef struct pdr_json_request {
  *   "invalid_json"    syntax error ("invalid JSON at byte 17: expected ':' after a key")
  *   "json_too_deep"   nesting deeper than PDR_JSON_MAX_DEPTH
  *   "not_an_object"   the body is valid JSON but not an object
- *   "unknown_field"   a key other than fasta, k, min_score, expand
+ *   "unknown_field"   a key other than fasta, k, min_score, evalue, expand
  *   "duplicate_field" a key given twice
- *   "bad_fasta", "bad_k", "bad_min_score", "bad_expand"   a value of the wrong type or out of range
+ *   "bad_fasta", "bad_k", "bad_min_score", "bad_evalue", "bad_expand"   a value of the wrong type or
+ *                     out of range
  * Returns PDR_ENOMEM (code "internal") when the string cannot be allocated. */
 int pdr_json_parse_request(const char *body, size_t len, pdr_json_request *ret_req, const char **ret_code,
                            pdr_err *err);

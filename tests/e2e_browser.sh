@@ -309,6 +309,18 @@ page.paste_into("k", "2.5")
 state, error = run_and_wait(lambda: page.click("search"))
 check("k 2.5: the page says k must be a whole number", state == "error" and "whole number" in error, repr(error))
 
+# The max E-value field: sent as evalue=, hits over it left out; a bad value is the page's error.
+page.paste_into("k", "10")
+page.paste_into("evalue", "1e-300")
+state, error = run_and_wait(lambda: page.click("search"))
+check("max E-value 1e-300: sent, and no hit is that good for an unrelated query",
+      state == "done" and search_urls()[-1].endswith("&evalue=1e-300") and rows_per_query() == {},
+      f"{state} {error} {search_urls()[-1:]} {rows_per_query()}")
+page.paste_into("evalue", "0")
+state, error = run_and_wait(lambda: page.click("search"))
+check("max E-value 0: the page says it must be > 0", state == "error" and "> 0" in error, repr(error))
+page.eval("document.getElementById('evalue').value = ''")
+
 # A new #q= fragment typed into the open page runs that search (hashchange).
 state, error = run_and_wait(lambda: set_hash(q_fragment(">hash1\nMKVLAAGIVGLLLAQWERTY\n", "2")))
 check("hashchange: the fragment's query runs with its k", state == "done" and rows_per_query() == {"hash1": 2} and

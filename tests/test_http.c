@@ -519,6 +519,12 @@ TEST(json_parser_rejects_with_a_code_per_mistake)
         {"{\"expand\": null}", "bad_expand", "null"},
         {"{\"expand\": tru}", "invalid_json", NULL},
         {"{\"expand\": true, \"expand\": false}", "duplicate_field", "expand"},
+        {"{\"evalue\": 0}", "bad_evalue", "> 0"},
+        {"{\"evalue\": -1e-3}", "bad_evalue", NULL},
+        {"{\"evalue\": 1e400}", "bad_evalue", NULL},
+        {"{\"evalue\": 1e-400}", "bad_evalue", NULL}, /* 0 as a double */
+        {"{\"evalue\": \"1e-3\"}", "bad_evalue", "a string"},
+        {"{\"evalue\": 1, \"evalue\": 2}", "duplicate_field", "evalue"},
         {"{\"k\": "
          "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
          "json_too_deep", "32"},
@@ -659,6 +665,54 @@ TEST(search_json_body_with_k_and_min_score)
     CHECKF(count_str(some.body, "\"rank\":") < count_str(all.body, "\"rank\":"), "%s", some.body);
     reply_free(&all);
     reply_free(&some);
+}
+
+/* The E-values (4th TSV column) of a TSV reply, in order; returns how many (at most cap). */
+static size_t tsv_evalues(const char *body, double *e, size_t cap)
+{
+    size_t n = 0;
+    for (const char *line = body; line && *line && n < cap; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *f = line;
+        for (int col = 0; col < 3 && f; col++)
+            f = strchr(f, '\t'), f = f ? f + 1 : NULL;
+        if (f)
+            e[n++] = strtod(f, NULL);
+    }
+    return n;
+}
+
+TEST(search_evalue_keeps_the_hits_at_or_under_it)
+{
+    const char *q = ">a\nMKVLAAGIVGLLLAQWERTYPLKDE\n";
+    reply all = post_fasta(port, "/v1/search?k=50&format=tsv", q);
+    double e[64];
+    size_t n = all.status == 200 ? tsv_evalues(all.body, e, 64) : 0;
+    CHECKF(n == 50, "status %d, %zu hits", all.status, n);
+    /* a threshold between two printed E-values (3 digits: real values are within 0.5% of them) */
+    size_t keep = 0;
+    for (size_t i = n / 4; i + 1 < n && !keep; i++)
+        if (e[i] > 0 && e[i + 1] > e[i] * 1.05)
+            keep = i + 1;
+    CHECKF(keep > 0 && keep < n, "no gap between E-values to cut at (%zu hits)", n);
+    if (keep > 0 && keep < n) {
+        char target[200], body[300];
+        double thr = sqrt(e[keep - 1] * e[keep]);
+        snprintf(target, sizeof target, "/v1/search?k=50&format=tsv&evalue=%.6g", thr);
+        reply some = post_fasta(port, target, q);
+        double got[64];
+        size_t m = some.status == 200 ? tsv_evalues(some.body, got, 64) : 0;
+        CHECKF(m == keep, "%s: %zu hits, want %zu", target, m, keep);
+        CHECKF(some.body && strncmp(some.body, all.body, strlen(some.body)) == 0, "not the first %zu hits", keep);
+        /* the same from a JSON body */
+        snprintf(body, sizeof body, "{\"fasta\": \">a\\nMKVLAAGIVGLLLAQWERTYPLKDE\", \"k\": 50, \"evalue\": %.6g}",
+                 thr);
+        reply js = post_json(port, "/v1/search?format=tsv", body);
+        CHECKF(js.status == 200 && js.body && strcmp(js.body, some.body ? some.body : "") == 0, "JSON evalue: %d %s",
+               js.status, js.body ? js.body : "");
+        reply_free(&js);
+        reply_free(&some);
+    }
+    reply_free(&all);
 }
 
 TEST(search_default_k_is_10)
@@ -972,6 +1026,17 @@ TEST(bad_query_parameters_are_400)
         {"/v1/search?min_score=nan", "bad_min_score"},
         {"/v1/search?min_score=0x0.1p0", "bad_min_score"}, /* decimal only, as JSON */
         {"/v1/search?min_score=%201", "bad_min_score"},
+        {"/v1/search?evalue=0", "bad_evalue"},
+        {"/v1/search?evalue=-1", "bad_evalue"},
+        {"/v1/search?evalue=abc", "bad_evalue"},
+        {"/v1/search?evalue=inf", "bad_evalue"},
+        {"/v1/search?evalue=nan", "bad_evalue"},
+        {"/v1/search?evalue=1e400", "bad_evalue"},
+        {"/v1/search?evalue=0x1p-3", "bad_evalue"},
+        {"/v1/search?evalue", "bad_evalue"},
+        {"/v1/search?evalue=1%000", "bad_evalue"},
+        {"/v1/search?evalue=1&evalue=2", "duplicate_parameter"},
+        {"/v1/embed?evalue=1", "unknown_parameter"},
         {"/v1/search?format=xml", "bad_format"},
         {"/v1/search?db=other", "unknown_parameter"},
         {"/v1/search?k=1&k=2", "duplicate_parameter"},
@@ -1009,6 +1074,12 @@ TEST(bad_query_parameters_are_400)
     reply_free(&r);
     r = post_json(port, "/v1/search", "{\"fasta\": \">a\\nMKV\", \"k\": 1001}");
     CHECK_ERROR(r, 400, "bad_k", "1000");
+    reply_free(&r);
+    r = post_json(port, "/v1/search?evalue=1", "{\"fasta\": \">a\\nMKV\", \"evalue\": 1}");
+    CHECK_ERROR(r, 400, "duplicate_parameter", "evalue given both");
+    reply_free(&r);
+    r = post_json(port, "/v1/embed", "{\"fasta\": \">a\\nMKV\", \"evalue\": 1}");
+    CHECK_ERROR(r, 400, "unknown_field", "evalue");
     reply_free(&r);
     r = post_json(port, "/v1/search?expand=false", "{\"fasta\": \">a\\nMKV\", \"expand\": false}");
     CHECK_ERROR(r, 400, "duplicate_parameter", "expand given both");
@@ -2621,6 +2692,7 @@ int main(void)
     RUN(search_tsv_is_the_cli_tsv);
     RUN(search_finds_a_database_protein_first_with_score_1);
     RUN(search_json_body_with_k_and_min_score);
+    RUN(search_evalue_keeps_the_hits_at_or_under_it);
     RUN(search_default_k_is_10);
     RUN(embed_returns_the_encoder_vectors);
     RUN(metrics_count_requests_queries_and_residues);

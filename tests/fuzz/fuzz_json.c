@@ -13,6 +13,7 @@
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Iservice service/pdr_json.c \
  *          core/pdr_err.c tests/fuzz/fuzz_json.c -o /tmp/fuzz_json      (or tests/fuzz/run_fuzz.sh)
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,11 @@ static char *write_request(const pdr_json_request *r, size_t *ret_len)
         sep = ",";
     }
     if (r->has_min_score)
-        n += (size_t)snprintf(out + n, cap - n, "%s\"min_score\":%.17g", sep, r->min_score);
+        n += (size_t)snprintf(out + n, cap - n, "%s\"min_score\":%.17g", sep, r->min_score), sep = ",";
+    if (r->has_evalue)
+        n += (size_t)snprintf(out + n, cap - n, "%s\"evalue\":%.17g", sep, r->evalue), sep = ",";
+    if (r->has_expand)
+        n += (size_t)snprintf(out + n, cap - n, "%s\"expand\":%s", sep, r->expand ? "true" : "false");
     n += (size_t)snprintf(out + n, cap - n, "}");
     REQUIRE(n < cap);
     *ret_len = n;
@@ -86,6 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             REQUIRE(req.k >= 1 && (long)req.k <= PDR_JSON_MAX_K);
         if (req.has_min_score)
             REQUIRE(req.min_score >= -1.0 && req.min_score <= 1.0);
+        if (req.has_evalue)
+            REQUIRE(req.evalue > 0 && isfinite(req.evalue));
+        if (req.has_expand)
+            REQUIRE(req.expand == 0 || req.expand == 1);
 
         size_t len2;
         char *again = write_request(&req, &len2);
@@ -100,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(!req.fasta || memcmp(req.fasta, req2.fasta, req.fasta_len) == 0);
         REQUIRE(req.has_k == req2.has_k && (!req.has_k || req.k == req2.k));
         REQUIRE(req.has_min_score == req2.has_min_score && (!req.has_min_score || req.min_score == req2.min_score));
+        REQUIRE(req.has_evalue == req2.has_evalue && (!req.has_evalue || req.evalue == req2.evalue));
+        REQUIRE(req.has_expand == req2.has_expand && (!req.has_expand || req.expand == req2.expand));
         pdr_json_request_clear(&req2);
         free(again);
         pdr_json_request_clear(&req);
@@ -107,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(rc == PDR_EINPUT || rc == PDR_ENOMEM);
         REQUIRE(code != NULL && code[0] != '\0');
         REQUIRE(err.msg[0] != '\0');
-        REQUIRE(req.fasta == NULL && !req.has_k && !req.has_min_score);
+        REQUIRE(req.fasta == NULL && !req.has_k && !req.has_min_score && !req.has_evalue && !req.has_expand);
         char first[PDR_ERRLEN];
         memcpy(first, err.msg, sizeof first);
         const char *code2 = NULL;
