@@ -37,7 +37,9 @@ static const char serve_usage[] =
     "  GET  /openapi.json\n"
     "The port opens at once; search, embed and info answer 503 until the database is loaded.\n"
     "One log line per request on stderr. SIGTERM or SIGINT: stop accepting, let the requests in\n"
-    "flight finish, exit 0.\n\n"
+    "flight finish, exit 0. SIGHUP: load DBDIR again (after a makedb rebuilt or extended it) and\n"
+    "serve it once loaded, without a restart; requests in flight finish on the old one, and a\n"
+    "database that does not load (or was made with another model) leaves the old one served.\n\n"
     "options:\n"
     "      --host H              address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
     "      --allow-host NAMES    also answer requests whose Host is one of these names (comma-\n"
@@ -131,12 +133,16 @@ static char *read_token(const char *path)
  * thread; it records the signal and wakes the main thread through a pipe. These two are the only
  * state a signal handler can reach. */
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t reload_signal; /* SIGHUP: load DBDIR again and serve it */
 static int stop_pipe[2] = {-1, -1};
 
 static void on_stop_signal(int sig)
 {
     int saved = errno;
-    stop_signal = sig;
+    if (sig == SIGHUP)
+        reload_signal = 1;
+    else
+        stop_signal = sig;
     if (stop_pipe[1] >= 0) {
         ssize_t w = write(stop_pipe[1], "s", 1); /* non-blocking: a full pipe already wakes */
         (void)w;
@@ -156,7 +162,7 @@ static int install_stop_handler(void)
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* the loading's file reads go on */
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGHUP, &sa, NULL) != 0)
         return -1;
     return 0;
 }
@@ -165,6 +171,7 @@ static void restore_stop_handler(void)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     for (int i = 0; i < 2; i++) {
         if (stop_pipe[i] >= 0)
             close(stop_pipe[i]);
@@ -172,12 +179,63 @@ static void restore_stop_handler(void)
     }
 }
 
-/* Sleep until a stop signal has arrived. The wait is a poll of at most a second at a time, not a
- * plain read: a signal runtime that defers handlers to the next intercepted call (ThreadSanitizer)
- * would otherwise never run the handler while the read, restarted by SA_RESTART, waits. */
-static void wait_for_stop_signal(void)
+/* What loading a database for the service takes: the options that shape its search. */
+typedef struct load_opts {
+    const char *dbdir;
+    int nprobe;
+    int breadth; /* the most candidates a request can ask for (max k or --align) */
+} load_opts;
+
+static int load_db(const load_opts *lo, pdr_db **ret_db, pdr_err *err)
+{
+    int rc = pdr_db_open(lo->dbdir, ret_db, err);
+    if (!rc && lo->nprobe > 0)
+        rc = pdr_db_set_nprobe(*ret_db, lo->nprobe, err);
+    if (!rc)
+        rc = pdr_db_fit_breadth(*ret_db, lo->breadth, lo->nprobe, err);
+    if (rc) {
+        pdr_db_free(*ret_db);
+        *ret_db = NULL;
+    }
+    return rc;
+}
+
+/* SIGHUP: load DBDIR again (a makedb has rebuilt or extended it) and serve it once loaded;
+ * requests in flight finish on the old one. A database that does not load or does not fit
+ * (another model, no sequences with --align) is refused and the old one stays. */
+static void reload(pdr_api *api, const load_opts *lo, pdr_db **db)
+{
+    pdr_err err;
+    pdr_err_clear(&err);
+    size_t before = pdr_db_count(*db);
+    fprintf(stderr, "pdr serve: SIGHUP: loading %s again\n", lo->dbdir);
+    pdr_db *fresh = NULL;
+    const pdr_db *old = NULL;
+    if (load_db(lo, &fresh, &err) || pdr_api_replace_db(api, fresh, &old, &err)) {
+        fprintf(stderr,
+                "pdr serve: SIGHUP: reload failed, still serving the database loaded before (%zu proteins): %s\n",
+                before, err.msg);
+        pdr_db_free(fresh);
+        return;
+    }
+    pdr_db_free((pdr_db *)old); /* old is *db: the api borrowed it */
+    *db = fresh;
+    fprintf(stderr, "pdr serve: SIGHUP: reloaded: %zu proteins (before: %zu), index %s\n", pdr_db_count(fresh), before,
+            pdr_db_index_spec(fresh));
+}
+
+/* Sleep until a stop signal has arrived, reloading the database on SIGHUP. The wait is a poll of
+ * at most a second at a time, not a plain read: a signal runtime that defers handlers to the next
+ * intercepted call (ThreadSanitizer) would otherwise never run the handler while the read,
+ * restarted by SA_RESTART, waits. */
+static void wait_for_stop_signal(pdr_api *api, const load_opts *lo, pdr_db **db)
 {
     while (!stop_signal) {
+        if (reload_signal) {
+            reload_signal = 0;
+            reload(api, lo, db);
+            continue;
+        }
         struct pollfd pfd = {stop_pipe[0], POLLIN, 0};
         int r = poll(&pfd, 1, 1000);
         if (r < 0 && errno != EINTR)
@@ -340,8 +398,9 @@ int cmd_serve(int argc, char **argv)
      * created while they are blocked here, never do. Writes to a closed connection must not
      * kill the process. */
     stop_signal = 0;
+    reload_signal = 0;
     if (install_stop_handler()) {
-        cli_error("serve", "cannot install the SIGTERM/SIGINT handler: %s", strerror(errno));
+        cli_error("serve", "cannot install the SIGTERM/SIGINT/SIGHUP handler: %s", strerror(errno));
         goto done;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -349,6 +408,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     int started = pdr_http_start(api, &hopts, &http, &err);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
@@ -360,10 +420,10 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "pdr serve: listening on http://%s%s%s:%d/ (loading %s)\n", bracket ? "[" : "", hopts.host,
             bracket ? "]" : "", pdr_http_port(http), dbdir);
 
-    /* A stop signal during loading takes effect when the step in hand ends. */
-    if (!stop_signal &&
-        (pdr_db_open(dbdir, &db, &err) || (nprobe > 0 && pdr_db_set_nprobe(db, nprobe, &err)) ||
-         pdr_db_fit_breadth(db, limits.max_k > limits.align ? limits.max_k : limits.align, nprobe, &err))) {
+    /* A stop signal during loading takes effect when the step in hand ends; a SIGHUP, once
+     * loaded (the database is loaded again). */
+    load_opts lo = {dbdir, nprobe, limits.max_k > limits.align ? limits.max_k : limits.align};
+    if (!stop_signal && load_db(&lo, &db, &err)) {
         cli_error("serve", "%s", err.msg);
         goto done;
     }
@@ -388,7 +448,7 @@ int cmd_serve(int argc, char **argv)
             : hopts.allow_host ? "; Host: localhost, IP addresses and --allow-host's names"
                                : "; Host: localhost and IP addresses");
 
-    wait_for_stop_signal();
+    wait_for_stop_signal(api, &lo, &db);
     fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
             pdr_http_in_flight(http));
     rc = EXIT_OK;

@@ -26,17 +26,28 @@
 #include "pdr_report.h"
 #include "pdr_utf8.h"
 
-struct pdr_api {
-    pdr_api_limits limits;
-    char *token; /* NULL: no authentication */
-    pdr_metrics *metrics;
-    char db_name[256]; /* last component of the database directory: the server's paths stay private */
+/* The database being served and what is derived from it. A request takes the current one
+ * (users + 1) and keeps it to its end, so pdr_api_replace_db can swap in another while requests
+ * run; the old one is handed back once its last user is done. */
+typedef struct db_slot {
+    const pdr_db *db;
+    char name[256]; /* last component of the database directory: the server's paths stay private */
+    int align;      /* candidates aligned per query: --align, or its default for this database */
+    int users;      /* requests holding it (under db_lock) */
+} db_slot;
 
-    /* Set once by pdr_api_set_ready, then read-only; `ready` is stored last (release) and
+struct pdr_api {
+    pdr_api_limits limits; /* as given: limits.align < 0 means the default for each database */
+    char *token;           /* NULL: no authentication */
+    pdr_metrics *metrics;
+
+    /* enc is set once by pdr_api_set_ready, then read-only; `ready` is stored last (release) and
      * loaded first (acquire), so a request that sees ready sees the rest. */
     atomic_int ready;
-    const pdr_db *db;
     const pdr_encoder *enc;
+    db_slot *slot; /* the current database (under db_lock; NULL until ready) */
+    pthread_mutex_t db_lock;
+    pthread_cond_t db_released; /* a slot that is no longer current lost its last user */
 
     /* Workspace pool: free_ws[0..n_free) are available. */
     int n_ws, n_free;
@@ -110,6 +121,8 @@ int pdr_api_create(const pdr_api_limits *limits, const char *token, int threads,
     api->n_ws = threads;
     pthread_mutex_init(&api->lock, NULL);
     pthread_cond_init(&api->available, NULL);
+    pthread_mutex_init(&api->db_lock, NULL);
+    pthread_cond_init(&api->db_released, NULL);
     int rc = PDR_OK;
     if (token && *token && !(api->token = strdup(token))) {
         rc = pdr_fail(err, PDR_ENOMEM, "out of memory for the token");
@@ -140,40 +153,118 @@ void pdr_api_free(pdr_api *api)
     }
     pthread_mutex_destroy(&api->lock);
     pthread_cond_destroy(&api->available);
+    pthread_mutex_destroy(&api->db_lock);
+    pthread_cond_destroy(&api->db_released);
+    free(api->slot);
     free(api);
+}
+
+/* A slot for db after the checks every served database passes: the encoder's dimension, and
+ * sequences when --align asks for alignments; with check_model also the encoder's model and
+ * backgrounds (pdr_api_set_ready leaves those to its caller, as pdr serve checks them at start). */
+static int make_slot(const pdr_api *api, const pdr_db *db, const pdr_encoder *enc, int check_model, db_slot **ret_slot,
+                     pdr_err *err)
+{
+    *ret_slot = NULL;
+    const pdr_store_meta *m = pdr_db_meta(db);
+    if (pdr_db_dim(db) != pdr_encoder_dim(enc))
+        return pdr_fail(err, PDR_EINPUT, "%s holds %d-dimensional vectors but model %s gives %d", pdr_db_path(db),
+                        pdr_db_dim(db), pdr_encoder_name(enc), pdr_encoder_dim(enc));
+    if (check_model &&
+        (strcmp(m->model_name, pdr_encoder_name(enc)) != 0 || strcmp(m->model_version, pdr_encoder_version(enc)) != 0))
+        return pdr_fail(err, PDR_EINPUT,
+                        "%s was built with model %s (version %s) but the server runs %s (version %s): restart "
+                        "pdr serve with that model",
+                        pdr_db_path(db), m->model_name, m->model_version, pdr_encoder_name(enc),
+                        pdr_encoder_version(enc));
+    int rc = check_model ? pdr_db_check_backgrounds(db, pdr_encoder_background(enc),
+                                                    pdr_encoder_segment_background(enc, NULL, NULL), err)
+                         : PDR_OK;
+    if (rc)
+        return rc;
+    if (api->limits.align > 0 && !pdr_db_has_sequences(db))
+        return pdr_fail(err, PDR_EINPUT,
+                        "--align %d: %s has no sequences; rebuild it with 'pdr makedb', or use --align 0",
+                        api->limits.align, pdr_db_path(db));
+    db_slot *slot = calloc(1, sizeof *slot);
+    if (!slot)
+        return pdr_fail(err, PDR_ENOMEM, "out of memory");
+    slot->db = db;
+    pdr_db_name(db, slot->name, sizeof slot->name);
+    slot->align = api->limits.align >= 0 ? api->limits.align : pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
+    *ret_slot = slot;
+    return PDR_OK;
 }
 
 int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pdr_err *err)
 {
     if (pdr_api_is_ready(api))
         return pdr_fail(err, PDR_EINTERNAL, "pdr_api_set_ready called twice");
-    if (pdr_db_dim(db) != pdr_encoder_dim(enc))
-        return pdr_fail(err, PDR_EINPUT, "%s holds %d-dimensional vectors but model %s gives %d", pdr_db_path(db),
-                        pdr_db_dim(db), pdr_encoder_name(enc), pdr_encoder_dim(enc));
+    db_slot *slot = NULL;
+    int rc = make_slot(api, db, enc, 0, &slot, err);
+    if (rc)
+        return rc;
     api->ws = calloc((size_t)api->n_ws, sizeof *api->ws);
     api->free_ws = calloc((size_t)api->n_ws, sizeof *api->free_ws);
-    if (!api->ws || !api->free_ws)
+    if (!api->ws || !api->free_ws) {
+        free(slot);
         return pdr_fail(err, PDR_ENOMEM, "out of memory for %d encoder workspaces", api->n_ws);
+    }
     for (int i = 0; i < api->n_ws; i++) {
-        int rc = pdr_encoder_ws_create(enc, &api->ws[i], err);
-        if (rc)
+        if ((rc = pdr_encoder_ws_create(enc, &api->ws[i], err))) {
+            free(slot);
             return rc;
+        }
         api->free_ws[i] = api->ws[i];
     }
     api->n_free = api->n_ws;
-
-    pdr_db_name(db, api->db_name, sizeof api->db_name);
-
-    if (api->limits.align > 0 && !pdr_db_has_sequences(db))
-        return pdr_fail(err, PDR_EINPUT,
-                        "--align %d: %s has no sequences; rebuild it with 'pdr makedb', or use --align 0",
-                        api->limits.align, pdr_db_path(db));
-    if (api->limits.align < 0)
-        api->limits.align = pdr_db_has_sequences(db) ? PDR_DB_ALIGN_DEFAULT : 0;
-    api->db = db;
     api->enc = enc;
+    pthread_mutex_lock(&api->db_lock);
+    api->slot = slot;
+    pthread_mutex_unlock(&api->db_lock);
     atomic_store_explicit(&api->ready, 1, memory_order_release);
     return PDR_OK;
+}
+
+int pdr_api_replace_db(pdr_api *api, const pdr_db *db, const pdr_db **ret_old, pdr_err *err)
+{
+    *ret_old = NULL;
+    if (!pdr_api_is_ready(api))
+        return pdr_fail(err, PDR_EINTERNAL, "pdr_api_replace_db before pdr_api_set_ready");
+    db_slot *slot = NULL;
+    int rc = make_slot(api, db, api->enc, 1, &slot, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&api->db_lock);
+    db_slot *old = api->slot;
+    api->slot = slot;
+    while (old->users > 0)
+        pthread_cond_wait(&api->db_released, &api->db_lock);
+    pthread_mutex_unlock(&api->db_lock);
+    *ret_old = old->db;
+    free(old);
+    return PDR_OK;
+}
+
+/* The current database for one request (NULL before set_ready); give it back with slot_release. */
+static db_slot *slot_acquire(pdr_api *api)
+{
+    pthread_mutex_lock(&api->db_lock);
+    db_slot *slot = api->slot;
+    if (slot)
+        slot->users++;
+    pthread_mutex_unlock(&api->db_lock);
+    return slot;
+}
+
+static void slot_release(pdr_api *api, db_slot *slot)
+{
+    if (!slot)
+        return;
+    pthread_mutex_lock(&api->db_lock);
+    if (--slot->users == 0 && slot != api->slot)
+        pthread_cond_broadcast(&api->db_released);
+    pthread_mutex_unlock(&api->db_lock);
 }
 
 int pdr_api_is_ready(const pdr_api *api)
@@ -573,7 +664,7 @@ static int embed_queries(pdr_api *api, const pdr_api_request *req, query_set *qs
 
 /* Embed every query with one pooled workspace, in this thread, and search them (with segment
  * vectors for a segment database: pdr_db_embed_and_search). */
-static int embed_and_search(pdr_api *api, const pdr_api_request *req, query_set *qs, float *emb,
+static int embed_and_search(pdr_api *api, const pdr_db *db, const pdr_api_request *req, query_set *qs, float *emb,
                             const search_params *sp, int n_align, pdr_hit *hits, pdr_alignment *alns, size_t *counts,
                             pdr_api_reply *rep)
 {
@@ -592,7 +683,7 @@ static int embed_and_search(pdr_api *api, const pdr_api_request *req, query_set 
                        .alns = alns,
                        .no_expand = sp->has_expand && !sp->expand,
                        .cancel = req->cancel};
-    int rc = pdr_db_embed_and_search(api->db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
+    int rc = pdr_db_embed_and_search(db, api->enc, &ws, 1, &job, &p, hits, counts, &err);
     ws_release(api, ws);
     if (rc == PDR_ECANCELLED) {
         reply_cancelled(rep);
@@ -615,7 +706,7 @@ static int default_k(const pdr_api *api)
     return api->limits.max_k < PDR_API_DEFAULT_K ? api->limits.max_k : PDR_API_DEFAULT_K;
 }
 
-static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_search(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     double t0 = now_s();
     search_params sp = {.k = default_k(api), .min_score = -2.0f, .max_evalue = 1e300};
@@ -645,22 +736,22 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         sp.expand = json.expand;
         sp.has_expand = 1;
     }
-    if (sp.has_expand && sp.expand && !pdr_db_expanded(api->db)) {
+    if (sp.has_expand && sp.expand && !pdr_db_expanded(cur->db)) {
         pdr_api_reply_error(rep, 400, "not_expanded",
                             "expand=true needs a database built with query expansion ('pdr makedb --expand'); "
                             "this one has none");
         goto done;
     }
     /* blast6 reports every hit's alignment, so every hit is aligned */
-    int n_align = api->limits.align;
+    int n_align = cur->align;
     if (sp.blast6) {
-        if (!pdr_db_has_sequences(api->db)) {
+        if (!pdr_db_has_sequences(cur->db)) {
             pdr_api_reply_error(rep, 400, "database_without_sequences",
                                 "format=blast6 needs alignments, and this database has no sequences (rebuild it "
                                 "with 'pdr makedb')");
             goto done;
         }
-        if (api->limits.align == 0) {
+        if (cur->align == 0) {
             pdr_api_reply_error(rep, 400, "alignment_off",
                                 "format=blast6 needs alignments, and this server runs with --align 0 (no alignment); "
                                 "ask for format=json or tsv");
@@ -676,8 +767,8 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
      * --align candidates), so that one request cannot hold a worker for many minutes. */
     double work = (double)qs.n_residues * (double)n_align;
     double budget = (double)api->limits.max_queries * (double)api->limits.max_length *
-                    (double)(api->limits.align > PDR_DB_ALIGN_DEFAULT ? api->limits.align : PDR_DB_ALIGN_DEFAULT);
-    if (n_align > api->limits.align && work > budget) {
+                    (double)(cur->align > PDR_DB_ALIGN_DEFAULT ? cur->align : PDR_DB_ALIGN_DEFAULT);
+    if (n_align > cur->align && work > budget) {
         pdr_api_reply_error(rep, 400, "too_much_alignment",
                             "format=blast6 aligns every hit: %zu query residues x k %d = %.3g residue-alignments, "
                             "over this server's limit of %.3g (--max-queries x --max-length x --align); lower k or "
@@ -686,9 +777,9 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         goto done;
     }
 
-    int dim = pdr_db_dim(api->db);
+    int dim = pdr_db_dim(cur->db);
     emb = malloc(qs.n * (size_t)dim * sizeof *emb);
-    size_t kc = pdr_db_candidates(api->db, sp.k, n_align);
+    size_t kc = pdr_db_candidates(cur->db, sp.k, n_align);
     hits = malloc(qs.n * kc * sizeof *hits);
     alns = sp.blast6 ? malloc(qs.n * kc * sizeof *alns) : NULL;
     counts = malloc(qs.n * sizeof *counts);
@@ -696,7 +787,7 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
         pdr_api_reply_error(rep, 500, "internal", "out of memory for %zu queries x %d hits", qs.n, sp.k);
         goto done;
     }
-    if (embed_and_search(api, req, &qs, emb, &sp, n_align, hits, alns, counts, rep))
+    if (embed_and_search(api, cur->db, req, &qs, emb, &sp, n_align, hits, alns, counts, rep))
         goto done;
     pdr_metrics_add_work(api->metrics, qs.n, qs.n, qs.n_residues);
 
@@ -705,22 +796,22 @@ static void handle_search(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     if (sp.blast6) {
         rep->content_type = "text/tab-separated-values; charset=utf-8";
         for (size_t i = 0; i < qs.n; i++)
-            pdr_report_blast6(out, api->db, qs.ids[i], hits + i * kc, alns + i * kc, counts[i]);
+            pdr_report_blast6(out, cur->db, qs.ids[i], hits + i * kc, alns + i * kc, counts[i]);
     } else if (sp.tsv) {
         rep->content_type = "text/tab-separated-values; charset=utf-8";
         for (size_t i = 0; i < qs.n; i++)
-            pdr_report_tsv(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
+            pdr_report_tsv(out, cur->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
     } else {
         rep->content_type = "application/json";
         pdr_buf_puts(out, "{\"model\":");
         pdr_buf_json_str(out, pdr_encoder_name(api->enc));
         pdr_buf_puts(out, ",\"database\":");
-        pdr_buf_json_str(out, api->db_name);
+        pdr_buf_json_str(out, cur->name);
         pdr_buf_puts(out, ",\"results\":[");
         for (size_t i = 0; i < qs.n; i++) {
             if (i)
                 pdr_buf_puts(out, ",");
-            pdr_report_json_query(out, api->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
+            pdr_report_json_query(out, cur->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
         }
         pdr_buf_printf(out, "],\"took_ms\":%.3f}\n", 1e3 * (now_s() - t0));
     }
@@ -733,8 +824,9 @@ done:
     pdr_json_request_clear(&json);
 }
 
-static void handle_embed(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_embed(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
+    (void)cur;
     search_params sp = {0};
     pdr_json_request json = {0};
     query_set qs = {0};
@@ -777,11 +869,12 @@ done:
     pdr_json_request_clear(&json);
 }
 
-static void handle_health(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_health(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     (void)req;
     rep->content_type = "application/json";
-    if (!pdr_api_is_ready(api)) {
+    (void)api;
+    if (!cur) { /* loading */
         rep->status = 503;
         rep->retry_after_s = 1;
         pdr_buf_puts(&rep->body, "{\"status\":\"loading\",\"database_loaded\":false}\n");
@@ -789,10 +882,10 @@ static void handle_health(pdr_api *api, const pdr_api_request *req, pdr_api_repl
     }
     rep->status = 200;
     pdr_buf_printf(&rep->body, "{\"status\":\"ok\",\"database_loaded\":true,\"proteins\":%zu}\n",
-                   pdr_db_count(api->db));
+                   pdr_db_count(cur->db));
 }
 
-static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_info(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     (void)req;
     const pdr_api_limits *l = &api->limits;
@@ -806,17 +899,17 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
     pdr_buf_puts(out, ",\"model_version\":");
     pdr_buf_json_str(out, pdr_encoder_version(api->enc));
     pdr_buf_printf(out, ",\"learned\":%s,\"dim\":%d,\"database\":", pdr_encoder_is_learned(api->enc) ? "true" : "false",
-                   pdr_db_dim(api->db));
-    pdr_buf_json_str(out, api->db_name);
-    const char *index = pdr_db_index_spec(api->db);
+                   pdr_db_dim(cur->db));
+    pdr_buf_json_str(out, cur->name);
+    const char *index = pdr_db_index_spec(cur->db);
     if (strncmp(index, "loaded ", 7) == 0) /* pdr_index describes an index read from a file as "loaded Flat" */
         index += 7;
-    pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(api->db));
+    pdr_buf_printf(out, ",\"proteins\":%zu,\"index\":", pdr_db_count(cur->db));
     pdr_buf_json_str(out, index);
     pdr_buf_printf(out, ",\"scores\":\"%s\",\"segments\":%s,\"expanded\":%s,\"align\":%d",
-                   pdr_db_adjusted(api->db) ? "background-adjusted" : "cosine",
-                   pdr_db_has_segments(api->db) ? "true" : "false", pdr_db_expanded(api->db) ? "true" : "false",
-                   api->limits.align);
+                   pdr_db_adjusted(cur->db) ? "background-adjusted" : "cosine",
+                   pdr_db_has_segments(cur->db) ? "true" : "false", pdr_db_expanded(cur->db) ? "true" : "false",
+                   cur->align);
     pdr_buf_printf(out,
                    ",\"workers\":%d,\"auth\":%s,\"limits\":{\"max_body_bytes\":%zu,\"max_queries\":%zu,"
                    "\"max_length\":%zu,\"max_k\":%d,\"default_k\":%d}}\n",
@@ -824,33 +917,35 @@ static void handle_info(pdr_api *api, const pdr_api_request *req, pdr_api_reply 
                    default_k(api));
 }
 
-static void handle_metrics(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_metrics(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     (void)req;
     rep->status = 200;
     rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
     pdr_metrics_render(api->metrics, &rep->body);
-    int ready = pdr_api_is_ready(api);
+    int ready = cur != NULL;
     pdr_buf_printf(&rep->body,
                    "# HELP pdr_ready 1 once the database and the model are loaded.\n"
                    "# TYPE pdr_ready gauge\npdr_ready %d\n"
                    "# HELP pdr_database_proteins Proteins in the database.\n"
                    "# TYPE pdr_database_proteins gauge\npdr_database_proteins %zu\n",
-                   ready, ready ? pdr_db_count(api->db) : (size_t)0);
+                   ready, ready ? pdr_db_count(cur->db) : (size_t)0);
 }
 
-static void handle_page(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_page(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     (void)api;
+    (void)cur;
     (void)req;
     rep->status = 200;
     rep->content_type = "text/html; charset=utf-8";
     pdr_buf_puts(&rep->body, pdr_page_html);
 }
 
-static void handle_openapi(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep)
+static void handle_openapi(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep)
 {
     (void)api;
+    (void)cur;
     (void)req;
     rep->status = 200;
     rep->content_type = "application/json";
@@ -859,7 +954,8 @@ static void handle_openapi(pdr_api *api, const pdr_api_request *req, pdr_api_rep
 
 /* ================================================================ routes and dispatch */
 
-typedef void (*handler_fn)(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep);
+/* cur: the database this request uses from start to end (NULL while loading). */
+typedef void (*handler_fn)(pdr_api *api, const db_slot *cur, const pdr_api_request *req, pdr_api_reply *rep);
 
 typedef struct route {
     const char *path;
@@ -960,7 +1056,12 @@ void pdr_api_handle(pdr_api *api, const pdr_api_request *req, pdr_api_reply *rep
     if (pdr_api_precheck(api, req, rep))
         return;
     const route *r = find_route(req->path);
-    r->fn(api, req, rep);
+    db_slot *cur = slot_acquire(api);
+    if (r->needs_db && !cur) /* not possible after the precheck's ready; kept for the reader */
+        pdr_api_reply_error(rep, 503, "loading", "the database is still loading; retry shortly");
+    else
+        r->fn(api, cur, req, rep);
+    slot_release(api, cur);
     if (pdr_buf_failed(&rep->body))
         pdr_api_reply_error(rep, 500, "internal", "out of memory formatting the reply");
 }

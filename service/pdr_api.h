@@ -19,13 +19,15 @@
  * memory, a library error) and 503 while loading.
  *
  * Lifecycle: pdr_api_create (the server can listen at once: data endpoints answer 503
- * "loading"), then pdr_api_set_ready once the database and the encoder are loaded. db and enc
- * are borrowed: they must outlive the api. Workspaces: one encoder workspace per worker,
+ * "loading"), then pdr_api_set_ready once the database and the encoder are loaded; later
+ * pdr_api_replace_db may swap in a rebuilt database (pdr serve on SIGHUP). db and enc are
+ * borrowed: each db until pdr_api_replace_db hands it back (or the api is freed), enc until the
+ * api is freed. Workspaces: one encoder workspace per worker,
  * handed out from a pool; a request holds one only while it embeds.
  *
  * Thread-safety: pdr_api_handle may be called from any number of threads at once (the pool
  * makes a request wait when more requests embed at once than there are workspaces).
- * pdr_api_set_ready is called once, from one thread.
+ * pdr_api_set_ready is called once, from one thread; pdr_api_replace_db from one thread at a time.
  */
 #ifndef PDR_API_H
 #define PDR_API_H
@@ -116,9 +118,17 @@ int pdr_api_create(const pdr_api_limits *limits, const char *token, int threads,
 void pdr_api_free(pdr_api *api);
 
 /* The database and the encoder are loaded: create the workspaces and start answering. enc must
- * be the model the database was built with (the caller checks). */
+ * be the model the database was built with (checked: dimension, name and version, backgrounds),
+ * and db must have sequences when limits.align > 0. */
 int pdr_api_set_ready(pdr_api *api, const pdr_db *db, const pdr_encoder *enc, pdr_err *err);
 int pdr_api_is_ready(const pdr_api *api);
+
+/* Serve db from now on in place of the current database. db passes set_ready's checks: the
+ * encoder's dimension, model (name and version) and backgrounds, and sequences when --align
+ * asks for alignments; on failure nothing changes and the error says why. Requests that began
+ * before keep the old database to their end: this waits for them, then hands the old database
+ * back in *ret_old for the caller to free. Only after pdr_api_set_ready. */
+int pdr_api_replace_db(pdr_api *api, const pdr_db *db, const pdr_db **ret_old, pdr_err *err);
 
 const pdr_api_limits *pdr_api_get_limits(const pdr_api *api);
 pdr_metrics *pdr_api_metrics(pdr_api *api);

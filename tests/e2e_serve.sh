@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # e2e_serve.sh: the real `pdr serve` binary on a database made by the real `pdr makedb` from
 # data/demo/targets.fasta, talked to with curl: every endpoint, the client errors, agreement with
-# `pdr search`, concurrent clients, the request log, a bearer token, and a clean stop on SIGTERM
-# (and SIGINT) with a slow request in flight that must still get its answer.
+# `pdr search`, concurrent clients, the request log, a bearer token, a clean stop on SIGTERM
+# (and SIGINT) with a slow request in flight that must still get its answer, and SIGHUP's reload.
 # Env: PDR (binary), PDR_DATA (data dir), PDR_TMP (scratch). Ends with "N passed, N failed".
 set -u
 PDR=${PDR:-build/pdr}
@@ -348,6 +348,36 @@ if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then
     else
         bad "expanded database server did not come up"
     fi
+fi
+
+# --- SIGHUP: the database is loaded again after a makedb extended it, without a restart; one that
+# does not load (a makedb in progress: no calibration yet) leaves the old one served
+awk '/^>/{n++} n<=20' "$DATA/demo/targets.fasta" >"$T/first20.fa"
+awk '/^>/{n++} n>20 && n<=30' "$DATA/demo/targets.fasta" >"$T/next10.fa"
+"$PDR" makedb "$T/first20.fa" "$T/hupdb" --model "$MODEL" --threads 2 2>/dev/null
+new_id=$(head -1 "$T/next10.fa" | cut -c2- | cut -d' ' -f1)
+if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
+    base="http://127.0.0.1:$port"
+    check "SIGHUP: 20 proteins before" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
+    cat "$T/first20.fa" "$T/next10.fa" >"$T/first30.fa"
+    "$PDR" makedb "$T/first30.fa" "$T/hupdb" --model "$MODEL" --threads 2 2>/dev/null
+    check "SIGHUP: still 20 after the makedb (loaded once)" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
+    kill -HUP "$pid"
+    for _ in $(seq 1 300); do grep -q 'SIGHUP: reloaded' "$T/hup.err" && break; sleep 0.1; done
+    check "SIGHUP: reload logged" "grep -q 'SIGHUP: reloaded: 30 proteins (before: 20)' '$T/hup.err'"
+    check "SIGHUP: health says 30" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":30}' '$T/body'"
+    "$PDR" search "$T/hupdb" "$T/next10.fa" "$T/hup_cli.tsv" -k 3 --model "$MODEL" 2>/dev/null
+    check "SIGHUP: a new protein finds itself, and the TSV equals pdr search on the new database" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/next10.fa '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/hup_cli.tsv' && grep -q \"^$new_id	$new_id	\" '$T/body'"
+    mv "$T/hupdb/calibration.txt" "$T/calibration.keep"
+    kill -HUP "$pid"
+    for _ in $(seq 1 300); do grep -q 'SIGHUP: reload failed' "$T/hup.err" && break; sleep 0.1; done
+    check "SIGHUP on an incomplete database: refused, logged, the old one still served" "grep -q 'SIGHUP: reload failed, still serving the database loaded before (30 proteins): .*incomplete' '$T/hup.err' && [ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/next10.fa '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/hup_cli.tsv'"
+    check "SIGHUP: the server is still up" "kill -0 $pid"
+    kill -TERM "$pid"
+    wait "$pid"
+    check "SIGHUP: then SIGTERM stops it, exit 0" "[ $? -eq 0 ]"
+else
+    bad "SIGHUP server did not come up"
 fi
 
 echo "$pass passed, $fail failed"

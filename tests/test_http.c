@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2678,6 +2679,216 @@ TEST(start_reports_a_busy_port)
     pdr_api_free(a);
 }
 
+/* ================================================================ database reload */
+
+/* A kmer3 database of the first n records of the demo targets in dir (made here). */
+static pdr_db *make_small_db(const char *dir, size_t n)
+{
+    const char *data = getenv("PDR_DATA") ? getenv("PDR_DATA") : "data";
+    char targets[1100], fasta[1100], store[1100], line[4096];
+    snprintf(targets, sizeof targets, "%s/demo/targets.fasta", data);
+    snprintf(fasta, sizeof fasta, "%s.fasta", dir);
+    snprintf(store, sizeof store, "%s/%s", dir, PDR_DB_STORE);
+    FILE *in = fopen(targets, "r"), *out = fopen(fasta, "w");
+    size_t records = 0;
+    while (in && out && fgets(line, sizeof line, in) && !(line[0] == '>' && ++records > n))
+        fputs(line, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    mkdir(dir, 0777);
+    pdr_bulk_opts bopts;
+    pdr_bulk_opts_default(&bopts);
+    bopts.threads = 1;
+    pdr_bulk_stats stats;
+    pdr_err err;
+    pdr_err_clear(&err);
+    pdr_db *small = NULL;
+    if (pdr_bulk_embed(enc, fasta, store, &bopts, &stats, &err) || pdr_db_build_index(dir, "Flat", 1, NULL, &err) ||
+        pdr_db_calibrate(dir, enc, 1, 0, &err) || pdr_db_open(dir, &small, &err))
+        fprintf(stderr, "make_small_db: %s\n", err.msg);
+    unlink(fasta);
+    return small;
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* A cancel callback that holds the request in its first call until released: the request keeps
+ * its database that long. */
+typedef struct held_request {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int entered, released;
+} held_request;
+
+static int hold_until_released(void *ctx)
+{
+    held_request *h = ctx;
+    pthread_mutex_lock(&h->lock);
+    h->entered = 1;
+    pthread_cond_broadcast(&h->changed);
+    while (!h->released)
+        pthread_cond_wait(&h->changed, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+typedef struct search_job {
+    pdr_api *api;
+    pdr_cancel cancel;
+    pdr_api_reply rep;
+} search_job;
+
+static void *run_held_search(void *arg)
+{
+    search_job *j = arg;
+    static const char body[] = ">held\nMKVLAAGIVGLLLAQWERTY\n";
+    pdr_api_request req = {.method = "POST",
+                           .path = "/v1/search",
+                           .content_type = "text/x-fasta",
+                           .body = body,
+                           .body_len = sizeof body - 1,
+                           .cancel = &j->cancel};
+    pdr_api_reply_init(&j->rep);
+    pdr_api_handle(j->api, &req, &j->rep);
+    return NULL;
+}
+
+typedef struct replace_job {
+    pdr_api *api;
+    const pdr_db *db;
+    const pdr_db *old;
+    int rc;
+    atomic_int done;
+} replace_job;
+
+static void *run_replace(void *arg)
+{
+    replace_job *j = arg;
+    pdr_err err;
+    pdr_err_clear(&err);
+    j->rc = pdr_api_replace_db(j->api, j->db, &j->old, &err);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/* pdr serve's SIGHUP: another database is served from the next request on, while a request that
+ * began before finishes on the old one, which is handed back only after it. */
+TEST(replace_db_waits_for_requests_on_the_old_database)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s.small", dbdir);
+    pdr_db *small = make_small_db(dir, 12);
+    CHECK(small && pdr_db_count(small) == 12);
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 2, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    pdr_http *h = a ? start_server(a, 16, 10) : NULL;
+    if (!small || !h) {
+        pdr_http_stop(h, 0);
+        pdr_api_free(a);
+        pdr_db_free(small);
+        remove_tree(dir);
+        return;
+    }
+    int p = pdr_http_port(h);
+    held_request held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    search_job sj = {.api = a, .cancel = {hold_until_released, &held}};
+    pthread_t search_thread, replace_thread;
+    pthread_create(&search_thread, NULL, run_held_search, &sj);
+    pthread_mutex_lock(&held.lock);
+    while (!held.entered)
+        pthread_cond_wait(&held.changed, &held.lock);
+    pthread_mutex_unlock(&held.lock);
+
+    replace_job rj = {.api = a, .db = small};
+    atomic_init(&rj.done, 0);
+    pthread_create(&replace_thread, NULL, run_replace, &rj);
+    /* new requests get the new database at once ... */
+    int swapped = 0;
+    for (int i = 0; i < 200 && !swapped; i++) {
+        reply r = get(p, "/v1/health");
+        swapped = r.status == 200 && r.body && strstr(r.body, "\"proteins\":12}");
+        reply_free(&r);
+        if (!swapped)
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    CHECK(swapped);
+    reply r = post_fasta(p, "/v1/search?format=tsv&k=50", ">new\nMKVLAAGIVGLLLAQWERTY\n");
+    CHECKF(r.status == 200 && r.body && count_str(r.body, "\n") == 12, "status %d: %s", r.status, r.body ? r.body : "");
+    reply_free(&r);
+    /* ... while the old one stays, for the request that holds it */
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    CHECKF(!atomic_load(&rj.done), "the old database was handed back while a request still used it");
+    pthread_mutex_lock(&held.lock);
+    held.released = 1;
+    pthread_cond_broadcast(&held.changed);
+    pthread_mutex_unlock(&held.lock);
+    pthread_join(search_thread, NULL);
+    pthread_join(replace_thread, NULL);
+    char old_name[256];
+    pdr_db_name(db, old_name, sizeof old_name);
+    CHECKF(sj.rep.status == 200 && strstr((sj.rep.body.data ? sj.rep.body.data : ""), old_name) &&
+               count_str((sj.rep.body.data ? sj.rep.body.data : ""), "\"rank\":") == 10,
+           "held request: status %d: %s", sj.rep.status, (sj.rep.body.data ? sj.rep.body.data : ""));
+    CHECK(rj.rc == PDR_OK && rj.old == db);
+    pdr_api_reply_clear(&sj.rep);
+
+    /* and back: the shared database again */
+    const pdr_db *old = NULL;
+    CHECK(pdr_api_replace_db(a, db, &old, &err) == PDR_OK && old == small);
+    r = get(p, "/v1/health");
+    CHECKF(r.status == 200 && r.body && strstr(r.body, "\"proteins\":1049"), "%s", r.body ? r.body : "");
+    reply_free(&r);
+    CHECK(pdr_http_stop(h, 1000) == 0);
+    pdr_api_free(a);
+    pdr_db_free(small);
+    remove_tree(dir);
+}
+
+/* A database of another model is refused, and the one in service stays. */
+TEST(replace_db_refuses_another_model)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s.small2", dbdir);
+    pdr_db *small = make_small_db(dir, 5);
+    pdr_encoder *other = open_slow_encoder(); /* a CNN of the same dimension */
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    pdr_err_clear(&err);
+    CHECK(small && other && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK &&
+          pdr_api_set_ready(a, db, other, &err) == PDR_OK);
+    if (small && other && a) {
+        const pdr_db *old = small;
+        int rc = pdr_api_replace_db(a, small, &old, &err);
+        CHECKF(rc == PDR_EINPUT && old == NULL && strstr(err.msg, "built with model kmer3") &&
+                   strstr(err.msg, pdr_encoder_name(other)),
+               "rc %d: %s", rc, err.msg);
+        pdr_api_reply rep;
+        pdr_api_reply_init(&rep);
+        pdr_api_request req = {.method = "GET", .path = "/v1/health"};
+        pdr_api_handle(a, &req, &rep);
+        CHECKF(rep.status == 200 && strstr((rep.body.data ? rep.body.data : ""), "\"proteins\":1049"), "%s",
+               (rep.body.data ? rep.body.data : ""));
+        pdr_api_reply_clear(&rep);
+    }
+    pdr_api_free(a);
+    pdr_encoder_free(other);
+    pdr_db_free(small);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     RUN(json_parser_accepts_the_documented_object);
@@ -2726,6 +2937,8 @@ int main(void)
     RUN(stop_lets_the_request_in_flight_finish);
     RUN(health_is_answered_while_the_worker_is_busy);
     RUN(stop_answers_queued_jobs_503);
+    RUN(replace_db_waits_for_requests_on_the_old_database);
+    RUN(replace_db_refuses_another_model);
     RUN(stop_refuses_new_connections_and_answers_the_queue_at_the_deadline);
     RUN(queued_jobs_of_clients_that_hung_up_are_not_computed);
     RUN(running_jobs_of_clients_that_hung_up_are_stopped);
