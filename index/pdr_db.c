@@ -184,6 +184,32 @@ static int check_calib_scores(const char *dbdir, const pdr_calib *cal, int have_
     return PDR_OK;
 }
 
+/* Load DBDIR/index.faiss and check it against the store. A segment database (db->seg loaded)
+ * searches its own copy of the vectors, exhaustively (pdr_segdb.h), and never its index (always
+ * Flat): loading it would hold every vector a second time (N x D floats, 0.5 GB for 500,000
+ * proteins of 256 dims), so only the file's header is read, for the same check. */
+static int open_index(pdr_db *db, pdr_err *err)
+{
+    char path[4096];
+    size_t rows = 0;
+    int dim = 0, rc;
+    join_path(path, sizeof path, db->dir, PDR_DB_INDEX);
+    if (db->seg)
+        rc = pdr_index_read_header(path, &rows, &dim, err);
+    else if (!(rc = pdr_index_load(path, &db->index, err))) {
+        rows = pdr_index_count(db->index);
+        dim = pdr_index_dim(db->index);
+    }
+    if (rc)
+        return rc;
+    if (rows != db->n || dim != db->meta.dim)
+        return pdr_fail(err, PDR_EFORMAT,
+                        "%s: index has %zu rows of dim %d but the store has %zu of dim %d; rebuild it "
+                        "with 'pdr makedb'",
+                        db->dir, rows, dim, db->n, db->meta.dim);
+    return PDR_OK;
+}
+
 /* calibrated_expansion 0: the expansion's own calibration is not needed (makedb fits it). */
 static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db, pdr_err *err)
 {
@@ -228,23 +254,14 @@ static int open_db(const char *dbdir, int calibrated_expansion, pdr_db **ret_db,
                       dbdir, PDR_DB_CALIB);
         goto fail;
     }
-    join_path(path, sizeof path, dbdir, PDR_DB_INDEX);
-    if ((rc = pdr_index_load(path, &db->index, err)))
-        goto fail;
-    if (pdr_index_count(db->index) != db->n || pdr_index_dim(db->index) != db->meta.dim) {
-        rc = pdr_fail(err, PDR_EFORMAT,
-                      "%s: index has %zu rows of dim %d but the store has %zu of dim %d; rebuild it "
-                      "with 'pdr makedb'",
-                      dbdir, pdr_index_count(db->index), pdr_index_dim(db->index), db->n, db->meta.dim);
-        goto fail;
-    }
-    join_path(path, sizeof path, dbdir, PDR_DB_CALIB);
     if ((rc = pdr_calib_load(path, &db->calib, err)))
         goto fail;
     if ((rc = pdr_db_load_levels(dbdir, db->n, &db->levels, db->bg_id, sizeof db->bg_id, err)) ||
         (rc = check_calib_scores(dbdir, &db->calib, db->levels != NULL, err)))
         goto fail;
     if (db->levels && (rc = pdr_segdb_load(dbdir, db->n, db->meta.dim, &db->seg, err)))
+        goto fail;
+    if ((rc = open_index(db, err)))
         goto fail;
     if ((rc = pdr_db_seqs_open(dbdir, db->lengths, db->n, &db->seqs, err)))
         goto fail;
@@ -296,12 +313,15 @@ void pdr_db_name(const pdr_db *db, char *buf, size_t size)
     snprintf(buf, size, "%.*s", (int)(end - start), path + start);
     free(abs);
 }
-const char *pdr_db_index_spec(const pdr_db *db) { return pdr_index_spec(db->index); }
+/* a segment database's search is exhaustive: what a Flat index would do (its index.faiss is one) */
+const char *pdr_db_index_spec(const pdr_db *db) { return db->index ? pdr_index_spec(db->index) : "Flat"; }
 const char *pdr_db_id(const pdr_db *db, int64_t row) { return db->ids[row]; }
 int32_t pdr_db_length(const pdr_db *db, int64_t row) { return db->lengths[row]; }
 
 int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err)
 {
+    if (!db->index) /* a segment database: exhaustive, nothing to probe (as on Flat), no expansion */
+        return nprobe < 1 ? pdr_fail(err, PDR_EINPUT, "nprobe %d must be at least 1", nprobe) : PDR_OK;
     int rc = pdr_index_set_nprobe(db->index, nprobe, err);
     return rc || !db->x ? rc : pdr_db_expansion_set_nprobe(db->x, nprobe, err);
 }

@@ -2,7 +2,8 @@
  * `pdr serve` read it:
  *
  *   DBDIR/embeddings.h5   the HDF5 embedding store (ids, lengths, vectors, model attributes)
- *   DBDIR/index.faiss     the FAISS index over the store's rows (same row order)
+ *   DBDIR/index.faiss     the FAISS index over the store's rows (same row order); a segment
+ *                         database's is Flat and not searched (below)
  *   DBDIR/calibration.txt the null-score fit that turns scores into E-values (pdr_calib.h)
  *   DBDIR/background.h5   every protein's background level (pdr_background.h), when the model
  *                         has a background sample: scores are then background-adjusted; for a
@@ -12,8 +13,10 @@
  *                         use unless told not to
  *
  * pdr_db_open loads ids, lengths, the index and the calibration into memory; the vectors stay
- * in the index only. A pdr_db is read-only after opening: concurrent pdr_db_search calls from
- * several threads are safe.
+ * in the index only. A segment database holds them in its segment part instead (pdr_segdb.h, an
+ * exhaustive search of its own): its index.faiss is checked against the store by its header
+ * (rows, dim) but not loaded, so the vectors are not held twice. A pdr_db is read-only after
+ * opening: concurrent pdr_db_search calls from several threads are safe.
  */
 #ifndef PDR_DB_H
 #define PDR_DB_H
@@ -101,7 +104,7 @@ int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *d
 int pdr_db_target_is_stream(const char *fasta);
 
 /* Open dbdir. Refused (with a message naming the file): no calibration (an interrupted makedb),
- * an index or levels that disagree with the store, and a calibration fitted on adjusted scores
+ * an index (a segment database's: its header) or levels that disagree with the store, and a calibration fitted on adjusted scores
  * without background.h5 or on cosines with one (pdr_calib.h, "scores"). */
 int pdr_db_open(const char *dbdir, pdr_db **ret_db, pdr_err *err);
 void pdr_db_free(pdr_db *db);
@@ -114,9 +117,13 @@ const char *pdr_db_path(const pdr_db *db);
  * slashes (so that "." or "db/.." name the directory; reports and the service show it rather
  * than the path), into buf (size bytes). */
 void pdr_db_name(const pdr_db *db, char *buf, size_t size);
+/* The index's description (pdr_index_spec: "loaded Flat", "loaded IVF, nlist=1024"), or "Flat"
+ * for a segment database, whose search is exhaustive. */
 const char *pdr_db_index_spec(const pdr_db *db);
 const char *pdr_db_id(const pdr_db *db, int64_t row);
 int32_t pdr_db_length(const pdr_db *db, int64_t row);
+/* nprobe (or efSearch) of the index and of the expansion's (pdr_index_set_nprobe); a no-op on a
+ * segment database, as on Flat. */
 int pdr_db_set_nprobe(pdr_db *db, int nprobe, pdr_err *err);
 /* For a graph index (HNSW; pdr_index_is_graph), whose tuned breadth cannot be read back: search
  * with efSearch = max(k, nprobe when given (> 0), else PDR_DB_GRAPH_BREADTH), so that k hits come

@@ -8,6 +8,7 @@
 #include "pdr_index.h"
 
 #include <cblas.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -488,6 +489,46 @@ fail:
     if (fi)
         faiss_Index_free(fi);
     return status;
+}
+
+/* FAISS writes every float index as a four-letter type tag followed by the same header
+ * (faiss/impl/index_write.cpp, write_index_header): int32 d, int64 ntotal, two int64
+ * placeholders, a one-byte is_trained and an int32 metric type, in the machine's byte order; the
+ * codes, lists or graph follow. IndexLattice ("IxLa") alone puts four int32 before its header. */
+#define FAISS_HEADER_BYTES 37
+
+int pdr_index_read_header(const char *path, size_t *ret_count, int *ret_dim, pdr_err *err)
+{
+    unsigned char h[FAISS_HEADER_BYTES];
+    *ret_count = 0;
+    *ret_dim = 0;
+    if (!path || !*path)
+        return pdr_fail(err, PDR_EINPUT, "pdr_index_read_header: no path");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return pdr_fail(err, PDR_EIO, "cannot open index file %s: %s", path, strerror(errno));
+    size_t got = fread(h, 1, sizeof h, f);
+    int failed = ferror(f), saved_errno = errno;
+    fclose(f);
+    if (failed)
+        return pdr_fail(err, PDR_EIO, "reading index file %s: %s", path, strerror(saved_errno));
+    if (got < sizeof h)
+        return pdr_fail(err, PDR_EFORMAT, "%s: not a readable FAISS index (%zu bytes: truncated before its header)",
+                        path, got);
+    int tag_ok = isalnum(h[0]) && isalnum(h[1]) && isalnum(h[2]) && isalnum(h[3]);
+    int32_t d, metric;
+    int64_t ntotal;
+    memcpy(&d, h + 4, sizeof d);
+    memcpy(&ntotal, h + 8, sizeof ntotal);
+    memcpy(&metric, h + 33, sizeof metric);
+    if (!tag_ok || memcmp(h, "IxLa", 4) == 0 || d <= 0 || ntotal < 0 || h[32] > 1)
+        return pdr_fail(err, PDR_EFORMAT, "%s: not a readable FAISS index (no index header at its start)", path);
+    if (metric != METRIC_INNER_PRODUCT)
+        return pdr_fail(err, PDR_EFORMAT, "%s: index uses FAISS metric %d, pdr needs inner product (0)", path,
+                        (int)metric);
+    *ret_count = (size_t)ntotal;
+    *ret_dim = d;
+    return PDR_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -87,6 +87,13 @@ int pdr_index_save(const pdr_index *ix, const char *path, pdr_err *err);
  * it allocate without bound (an error without sanitizers, an abort under ASan). */
 int pdr_index_load(const char *path, pdr_index **ret_ix, pdr_err *err);
 
+/* The row count and dimension of the index in path, from the header FAISS writes at the start of
+ * every index file, without reading the rest: for a caller that checks a file it does not search
+ * (a segment database's index.faiss, pdr_db.c). Missing/unreadable file: PDR_EIO; shorter than
+ * the header, no header, or not inner product: PDR_EFORMAT. A file whose header is intact but
+ * whose codes are damaged or cut passes (pdr_index_load would refuse a cut one). */
+int pdr_index_read_header(const char *path, size_t *ret_count, int *ret_dim, pdr_err *err);
+
 /* Search breadth, nprobe >= 1: IVF lists probed (nprobe, capped at nlist here: more lists than
  * there are would break the fast search path), or the HNSW candidate list (efSearch; give at
  * least k: FAISS 1.7.3 stops an HNSW search after efSearch steps and can return fewer than k

@@ -11,7 +11,8 @@
  * with adjusted(q, t) the whole-protein background-adjusted score and w = PDR_SEGDB_WHOLE_WEIGHT.
  * Search is exhaustive and in memory: every protein and every segment of the database is
  * scored (matrix products in OpenBLAS), so the whole vectors (N x D floats) and the segment
- * vectors (M x D floats) are held in memory. Files: DBDIR/background.h5 holds /segment_levels
+ * vectors (M x D floats) are held in memory, here only: the database's FAISS index is not loaded
+ * (pdr_db.c reads its header to check it). Files: DBDIR/background.h5 holds /segment_levels
  * [M] beside /levels (pdr_db_levels.c); the vectors come from DBDIR/embeddings.h5.
  */
 #ifndef PDR_SEGDB_H

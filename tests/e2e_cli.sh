@@ -126,6 +126,24 @@ if "$PDR" version 2>/dev/null | grep -q 'segment databases (--segments): availab
     "$PDR" search "$T/seg300" "$T/q200.fa" "$T/sinv1.tsv" --align 0 2>/dev/null
     "$PDR" search "$T/seg300" "$T/q200r.fa" "$T/sinv2.tsv" --align 0 2>/dev/null
     check "segment database: 200 queries in order and reversed give the same hits and scores" "[ -s '$T/sinv1.tsv' ] && cmp -s <(sort '$T/sinv1.tsv') <(sort '$T/sinv2.tsv')"
+    # a segment database searches its own copy of the vectors: index.faiss is checked by its
+    # header (rows, dim) but not loaded (it held every vector a second time); so one cut after
+    # FAISS's 37-byte header searches the same, in every format, and one of other rows is refused
+    mkdir "$T/cut" && cp -r "$T/segdb" "$T/cut/"  # same name: JSON names the database
+    head -c 37 "$T/segdb/index.faiss" >"$T/cut/segdb/index.faiss"
+    "$PDR" search "$T/cut/segdb" "$small" "$T/segcut.tsv" -k 4 2>"$T/err"
+    check "segment database with index.faiss cut after its header: the same hits" "[ $? -eq 0 ] && cmp -s '$T/segcut.tsv' '$T/seg.tsv'"
+    "$PDR" search "$T/segdb" "$small" "$T/segj1.json" -k 4 --format json 2>/dev/null
+    "$PDR" search "$T/cut/segdb" "$small" "$T/segj2.json" -k 4 --format json 2>/dev/null
+    "$PDR" search "$T/segdb" "$small" "$T/segb1.tsv" -k 4 --format blast6 2>/dev/null
+    "$PDR" search "$T/cut/segdb" "$small" "$T/segb2.tsv" -k 4 --format blast6 2>/dev/null
+    check "... and the same JSON and blast6" "[ -s '$T/segj1.json' ] && cmp -s '$T/segj1.json' '$T/segj2.json' && [ -s '$T/segb1.tsv' ] && cmp -s '$T/segb1.tsv' '$T/segb2.tsv'"
+    cp "$T/seg300/index.faiss" "$T/cut/segdb/index.faiss"
+    "$PDR" search "$T/cut/segdb" "$small" - -k 2 >/dev/null 2>"$T/err"
+    check "a segment database whose index.faiss has other rows is refused, naming both counts" "[ $? -eq 1 ] && grep -q 'index has 300 rows of dim 256 but the store has $n_small' '$T/err'"
+    rm "$T/cut/segdb/index.faiss"
+    "$PDR" search "$T/cut/segdb" "$small" - -k 2 >/dev/null 2>"$T/err"
+    check "a segment database without index.faiss is refused, naming it" "[ $? -eq 1 ] && grep -q 'index.faiss' '$T/err'"
     cp -r "$T/segdb" "$T/segnolev"
     /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1], "r+"); del f["segment_levels"]' "$T/segnolev/background.h5"
     "$PDR" search "$T/segnolev" "$small" - -k 2 >/dev/null 2>"$T/err"

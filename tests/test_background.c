@@ -623,6 +623,75 @@ TEST(segment_search_scores_whole_and_best_segment_pair)
     free_fixture(&plain);
 }
 
+/* Search a segment database with its own rows (vectors and stored segments) as queries. */
+static int search_own_rows(const pdr_db *db, const fixture *fx, size_t nq, int k, pdr_hit *hits, size_t *counts,
+                           pdr_err *err)
+{
+    pdr_query_segments qseg[64];
+    for (size_t i = 0; i < nq && i < 64; i++)
+        qseg[i] = pdr_db_row_segments(db, (int64_t)i);
+    pdr_db_queries qs = {.n = nq, .vec = fx->rows, .bg = fx->bg, .seg_bg = fx->seg_bg, .seg = qseg, .threads = 1};
+    return pdr_db_search(db, &qs, k, -2.0f, 1e300, hits, counts, err);
+}
+
+/* A segment database searches its own copy of the vectors, never its index.faiss: the index is
+ * not loaded (it held every vector a second time), only its header is checked against the store.
+ * So a file cut after its header searches the same; other rows, or no file, are still refused. */
+TEST(segment_database_checks_but_does_not_load_its_index)
+{
+    fixture fx;
+    if (make_fixture_opt(&fx, "bg_segidx", 90, 1, 1)) {
+        CHECK(0);
+        free_fixture(&fx);
+        return;
+    }
+    enum { NQ = 20, K = 5 };
+    pdr_hit h1[NQ * K], h2[NQ * K];
+    size_t c1[NQ], c2[NQ];
+    pdr_err err;
+    pdr_db *db = NULL;
+    char path[4200];
+    path_in(path, sizeof path, fx.dir, PDR_DB_INDEX);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "%s", err.msg);
+    if (db) {
+        CHECKF(search_own_rows(db, &fx, NQ, K, h1, c1, &err) == PDR_OK, "%s", err.msg);
+        /* nprobe and graph breadth have nothing to set; the info says Flat, as before */
+        CHECKF(pdr_db_set_nprobe(db, 8, &err) == PDR_OK && pdr_db_fit_breadth(db, K, 8, &err) == PDR_OK, "%s", err.msg);
+        CHECKF(strstr(pdr_db_index_spec(db), "Flat") != NULL, "%s", pdr_db_index_spec(db));
+        pdr_db_free(db);
+        db = NULL;
+    }
+    /* index.faiss cut after FAISS's 37-byte header: its vectors are gone, the search is the same */
+    unsigned char head[37];
+    FILE *f = fopen(path, "rb");
+    size_t len = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    f = len == sizeof head ? fopen(path, "wb") : NULL;
+    CHECK(f && fwrite(head, 1, sizeof head, f) == sizeof head);
+    if (f)
+        fclose(f);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_OK, "index.faiss cut after its header: %s", err.msg);
+    if (db) {
+        CHECKF(search_own_rows(db, &fx, NQ, K, h2, c2, &err) == PDR_OK, "%s", err.msg);
+        int differ = memcmp(c1, c2, sizeof c1) != 0;
+        for (size_t i = 0; i < NQ * K; i++)
+            differ += h1[i].row != h2[i].row || h1[i].score != h2[i].score || h1[i].cosine != h2[i].cosine ||
+                      h1[i].evalue != h2[i].evalue;
+        CHECKF(differ == 0, "%d hits differ once index.faiss lost its vectors", differ);
+        CHECK(h2[0].row == 0 && c2[0] == K); /* a row finds itself first */
+        pdr_db_free(db);
+        db = NULL;
+    }
+    /* an index of other rows, or none: refused, naming it */
+    CHECKF(pdr_db_build_index_from(fx.rows, fx.n - 1, fx.dim, "Flat", path, NULL, &err) == PDR_OK, "%s", err.msg);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_EFORMAT && !db && strstr(err.msg, "index has 89 rows of dim 32"), "%s",
+           err.msg);
+    unlink(path);
+    CHECKF(pdr_db_open(fx.dir, &db, &err) == PDR_EIO && !db && strstr(err.msg, PDR_DB_INDEX), "%s", err.msg);
+    free_fixture(&fx);
+}
+
 /* Reference expansion of x against the fixture's rows, in double: the 3 best rows by adjusted
  * score (cosine below PDR_EXPAND_SAME, score above 0), weighted by it; out normalized. */
 static void ref_expand(const fixture *fx, const float *x, float xlev, const float *rlev, float *out)
@@ -808,6 +877,7 @@ int main(void)
     RUN(adjusted_search_ranks_by_cosine_minus_mean_level);
     RUN(without_levels_scores_are_cosines);
     RUN(segment_search_scores_whole_and_best_segment_pair);
+    RUN(segment_database_checks_but_does_not_load_its_index);
     RUN(expanded_search_scores_the_expanded_vectors);
     return CHECK_DONE();
 }

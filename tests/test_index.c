@@ -577,6 +577,70 @@ TEST(rows_outside_the_index_are_refused)
     free(db);
 }
 
+/* The header alone gives what pdr_index_load would (rows, dim) for every kind of index pdr makes,
+ * without the codes: it passes a file cut after its header, which the full load refuses, and
+ * refuses what has no header, another metric, or no file. */
+TEST(read_header_gives_rows_and_dim_without_the_codes)
+{
+    enum { N = 600, DIM = 24 };
+    float *db = random_clustered(N, DIM, 20, 0.1);
+    char path[512], bad[512];
+    tmp_path(path, sizeof path, "header.faiss");
+    tmp_path(bad, sizeof bad, "header_bad.faiss");
+    pdr_err err = {0};
+    size_t rows = 1;
+    int dim = 1;
+    const char *specs[] = {"Flat", "IVF8,SQ8", "HNSW8", "PCA16,IVF4,Flat"};
+    for (size_t t = 0; t < sizeof specs / sizeof specs[0]; t++) {
+        pdr_index *ix = NULL, *back = NULL;
+        CHECKF(pdr_index_build(db, N, DIM, specs[t], &ix, &err) == PDR_OK, "%s: %s", specs[t], err.msg);
+        CHECKF(ix && pdr_index_save(ix, path, &err) == PDR_OK, "%s", err.msg);
+        CHECKF(pdr_index_load(path, &back, &err) == PDR_OK, "%s", err.msg);
+        CHECKF(pdr_index_read_header(path, &rows, &dim, &err) == PDR_OK, "%s: %s", specs[t], err.msg);
+        CHECKF(rows == N && dim == DIM && rows == pdr_index_count(back) && dim == pdr_index_dim(back),
+               "%s: header %zu x %d, loaded %zu x %d", specs[t], rows, dim, pdr_index_count(back), pdr_index_dim(back));
+        pdr_index_free(ix);
+        pdr_index_free(back);
+    }
+    /* a Flat file cut after its 37-byte header: header fine, full load refused */
+    pdr_index *ix = NULL, *back = NULL;
+    CHECKF(pdr_index_build(db, N, DIM, "Flat", &ix, &err) == PDR_OK, "%s", err.msg);
+    CHECK(ix && pdr_index_save(ix, path, &err) == PDR_OK);
+    pdr_index_free(ix);
+    FILE *f = fopen(path, "rb");
+    unsigned char head[64];
+    size_t len = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(len == sizeof head);
+    write_bytes(bad, head, 37);
+    CHECKF(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_OK && rows == N && dim == DIM, "%s", err.msg);
+    CHECK(pdr_index_load(bad, &back, &err) == PDR_EFORMAT && back == NULL);
+    /* shorter than the header, garbage, an empty file, no file */
+    write_bytes(bad, head, 36);
+    CHECKF(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_EFORMAT && strstr(err.msg, "truncated") && rows == 0 &&
+               dim == 0,
+           "%s", err.msg);
+    const char *garbage = "this is not a FAISS index, just some text\n";
+    write_bytes(bad, garbage, strlen(garbage));
+    CHECKF(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_EFORMAT && strstr(err.msg, bad), "%s", err.msg);
+    write_bytes(bad, NULL, 0);
+    CHECK(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_EFORMAT);
+    unlink(bad);
+    CHECKF(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_EIO && strstr(err.msg, bad), "%s", err.msg);
+    /* an L2 index (FAISS can write one; pdr never does) */
+    FaissIndex *fi = NULL;
+    CHECK(faiss_index_factory(&fi, DIM, "Flat", METRIC_L2) == 0);
+    CHECK(fi && faiss_Index_add(fi, N, db) == 0);
+    CHECK(fi && faiss_write_index_fname(fi, bad) == 0);
+    faiss_Index_free(fi);
+    CHECKF(pdr_index_read_header(bad, &rows, &dim, &err) == PDR_EFORMAT && strstr(err.msg, "inner product"), "%s",
+           err.msg);
+    unlink(bad);
+    unlink(path);
+    free(db);
+}
+
 TEST(ivf_recall_on_clustered_data)
 {
     enum { N = 20000, DIM = 32, NQ = 200, K = 10 };
@@ -863,6 +927,7 @@ int main(void)
     RUN(save_load_round_trip);
     RUN(load_rejects_missing_garbage_and_truncated_files);
     RUN(rows_outside_the_index_are_refused);
+    RUN(read_header_gives_rows_and_dim_without_the_codes);
     RUN(ivf_recall_on_clustered_data);
     RUN(ivf_coarse_step_matches_faiss);
     RUN(ivf_streaming_create_train_add);
