@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "pdr_api.h"
+#include "pdr_cors.h"
 #include "pdr_db.h"
 #include "pdr_host.h"
 #include "pdr_http.h"
@@ -47,6 +48,10 @@ static const char serve_usage[] =
     "                            under it; '*' for any). On a loopback address only localhost and\n"
     "                            IP addresses are answered without it (403: DNS rebinding); on\n"
     "                            other addresses any Host is, unless it is given\n"
+    "      --cors-origin ORIGINS let web pages from these origins call the API (CORS; comma-\n"
+    "                            separated, repeatable; scheme://host[:port] exactly as the\n"
+    "                            browser's Origin header says it, e.g. http://localhost:8888;\n"
+    "                            '*' for any page). Default: none, same-origin pages only\n"
     "  -p, --port P              port (default 8080; 0 = any free port, printed at start)\n"
     "  -t, --threads N           worker threads = searches/embeddings run at once, fed by one queue\n"
     "                            (default: all cores)\n"
@@ -80,7 +85,8 @@ enum {
     OPT_REQTIMEOUT,
     OPT_TOKEN,
     OPT_NPROBE,
-    OPT_ALLOWHOST
+    OPT_ALLOWHOST,
+    OPT_CORSORIGIN
 };
 
 /* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
@@ -264,6 +270,7 @@ int cmd_serve(int argc, char **argv)
                                              {"token-file", required_argument, 0, OPT_TOKEN},
                                              {"nprobe", required_argument, 0, OPT_NPROBE},
                                              {"allow-host", required_argument, 0, OPT_ALLOWHOST},
+                                             {"cors-origin", required_argument, 0, OPT_CORSORIGIN},
                                              {"model", required_argument, 0, 'm'},
                                              {"quiet", no_argument, 0, 'q'},
                                              {"help", no_argument, 0, 'h'},
@@ -277,6 +284,9 @@ int cmd_serve(int argc, char **argv)
     long v;
     pdr_buf allow; /* --allow-host's names, comma-separated */
     pdr_buf_init(&allow);
+    pdr_buf cors; /* --cors-origin's origins, comma-separated */
+    pdr_buf_init(&cors);
+    int n_cors = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:t:m:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -345,34 +355,51 @@ int cmd_serve(int argc, char **argv)
                 pdr_buf_puts(&allow, optarg);
             }
             break;
+        case OPT_CORSORIGIN:
+            pdr_buf_puts(&cors, n_cors++ ? "," : "");
+            pdr_buf_puts(&cors, optarg);
+            break;
         case 'm': model = optarg; break;
         case 'q': quiet = 1; break;
         case 'h':
             pdr_buf_free(&allow);
+            pdr_buf_free(&cors);
             fputs(serve_usage, stdout);
             return EXIT_OK;
         default:
             pdr_buf_free(&allow);
+            pdr_buf_free(&cors);
             fputs(serve_usage, stderr);
             return EXIT_USAGE;
         }
     }
     if (optind + 1 != argc) {
         pdr_buf_free(&allow);
+        pdr_buf_free(&cors);
         cli_error("serve", "expected DBDIR");
         fputs(serve_usage, stderr);
         return EXIT_USAGE;
     }
     hopts.allow_host = any_host ? "*" : n_allow ? (allow.data ? allow.data : "") : NULL;
-    pdr_host_policy *hosts = NULL; /* checked here, so that a bad name is a usage error */
+    hopts.cors_origin = n_cors ? (cors.data ? cors.data : "") : NULL;
+    /* checked here, so that a bad name or origin is a usage error */
+    pdr_host_policy *hosts = NULL;
+    pdr_cors_policy *origins = NULL;
     pdr_err herr;
-    if (pdr_buf_failed(&allow) || pdr_host_policy_create(hopts.host, hopts.allow_host, &hosts, &herr)) {
-        cli_error("serve", "%s", pdr_buf_failed(&allow) ? "out of memory" : herr.msg);
+    if (pdr_buf_failed(&allow) || pdr_buf_failed(&cors) ||
+        pdr_host_policy_create(hopts.host, hopts.allow_host, &hosts, &herr) ||
+        pdr_cors_policy_create(hopts.cors_origin, &origins, &herr)) {
+        cli_error("serve", "%s", pdr_buf_failed(&allow) || pdr_buf_failed(&cors) ? "out of memory" : herr.msg);
+        pdr_host_policy_free(hosts);
         pdr_buf_free(&allow);
+        pdr_buf_free(&cors);
         return EXIT_USAGE;
     }
     int host_checked = pdr_host_policy_checks(hosts);
     pdr_host_policy_free(hosts);
+    int cors_any = pdr_cors_policy_any(origins);
+    size_t n_origins = pdr_cors_policy_count(origins);
+    pdr_cors_policy_free(origins);
     const char *dbdir = argv[optind];
     hopts.threads = cli_set_threads(threads);
     hopts.log = quiet ? NULL : stderr;
@@ -387,8 +414,13 @@ int cmd_serve(int argc, char **argv)
     int rc = EXIT_RUNTIME;
     if (token_file && !(token = read_token(token_file))) {
         pdr_buf_free(&allow);
+        pdr_buf_free(&cors);
         return EXIT_RUNTIME;
     }
+    if (cors_any && !token) /* a bearer token is never sent by a browser on its own: with one, '*' exposes only
+                               what needs none */
+        fprintf(stderr, "pdr serve: warning: --cors-origin '*' without --token-file: any web page opened in a "
+                        "browser that reaches this server can search it and read the hits\n");
     if (pdr_api_create(&limits, token, hopts.threads, &api, &err)) {
         cli_error("serve", "%s", err.msg);
         goto done;
@@ -438,15 +470,21 @@ int cmd_serve(int argc, char **argv)
         rc = EXIT_OK;
         goto done;
     }
+    char cors_note[64] = "";
+    if (cors_any)
+        snprintf(cors_note, sizeof cors_note, "; CORS: any origin");
+    else if (n_origins)
+        snprintf(cors_note, sizeof cors_note, "; CORS: %zu origin%s", n_origins, n_origins == 1 ? "" : "s");
     fprintf(stderr,
             "pdr serve: ready: %zu proteins, model %s (%d-d), index %s, %d worker threads; limits: body %zu bytes, "
-            "%zu queries, %zu residues per sequence, k <= %d%s%s\n",
+            "%zu queries, %zu residues per sequence, k <= %d%s%s%s\n",
             pdr_db_count(db), pdr_encoder_name(enc), pdr_encoder_dim(enc), pdr_db_index_spec(db), hopts.threads,
             limits.max_body_bytes, limits.max_queries, limits.max_length, limits.max_k,
             token ? "; bearer token required" : "",
             !host_checked      ? "; any Host"
             : hopts.allow_host ? "; Host: localhost, IP addresses and --allow-host's names"
-                               : "; Host: localhost and IP addresses");
+                               : "; Host: localhost and IP addresses",
+            cors_note);
 
     wait_for_stop_signal(api, &lo, &db);
     fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
@@ -464,6 +502,7 @@ done:
     pdr_encoder_free(enc);
     pdr_db_free(db);
     pdr_buf_free(&allow);
+    pdr_buf_free(&cors);
     if (token) {
         memset(token, 0, strlen(token));
         free(token);

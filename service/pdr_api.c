@@ -991,6 +991,14 @@ int pdr_api_endpoint(const char *path)
     return r ? r->endpoint : PDR_EP_OTHER;
 }
 
+static const char *route_methods(const route *r) { return strcmp(r->method, "GET") == 0 ? "GET, HEAD" : r->method; }
+
+const char *pdr_api_methods(const char *path)
+{
+    const route *r = path ? find_route(path) : NULL;
+    return r ? route_methods(r) : NULL;
+}
+
 /* Constant-time comparison of the bearer token, so that timing does not leak a prefix. */
 static int token_ok(const pdr_api *api, const char *authorization)
 {
@@ -1021,7 +1029,7 @@ int pdr_api_precheck(pdr_api *api, const pdr_api_request *req, pdr_api_reply *re
     }
     int is_get = strcmp(r->method, "GET") == 0;
     if (strcmp(req->method, r->method) != 0 && !(is_get && strcmp(req->method, "HEAD") == 0)) {
-        rep->allow = is_get ? "GET, HEAD" : r->method;
+        rep->allow = route_methods(r);
         pdr_api_reply_error(rep, 405, "method_not_allowed", "%s takes %s, not %.*s", r->path,
                             is_get ? "GET" : r->method, CLIP(req->method, 16));
         return 1;

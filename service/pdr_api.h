@@ -134,6 +134,9 @@ const pdr_api_limits *pdr_api_get_limits(const pdr_api *api);
 pdr_metrics *pdr_api_metrics(pdr_api *api);
 /* The metrics label of a path (PDR_EP_OTHER for unknown paths). */
 int pdr_api_endpoint(const char *path);
+/* The methods a path takes, as an Allow header lists them ("POST", or "GET, HEAD"); NULL for an
+ * unknown path. A static string. */
+const char *pdr_api_methods(const char *path);
 
 /* The checks that need no body: route (404), method (405), token (401), database loaded (503)
  * and, for the POST endpoints, the media type and content coding (415). req's body and arguments are not read.

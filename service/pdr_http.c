@@ -29,6 +29,7 @@
  * the next job, whatever connection it came on.
  */
 #include "pdr_http.h"
+#include "pdr_cors.h"
 #include "pdr_host.h"
 #include "pdr_utf8.h"
 
@@ -55,6 +56,7 @@ struct pdr_http {
     FILE *log;
     size_t max_body_bytes;
     pdr_host_policy *hosts;   /* which Host headers are answered (DNS rebinding) */
+    pdr_cors_policy *cors;    /* which origins' pages may read the replies; NULL: CORS off */
     double request_timeout_s; /* a request must arrive in full within this of its first line */
     double idle_timeout_s;    /* libmicrohttpd's --timeout */
     int port;
@@ -104,7 +106,13 @@ typedef struct request {
     unsigned long long declared; /* Content-Length, or 0 when absent (or unreadable) */
     int skipped;                 /* its client hung up: SKIP_QUEUED (not computed) or SKIP_RUNNING (stopped) */
     int status, endpoint;
-    struct connection_state *cs; /* its connection's (NULL when that could not be allocated) */
+    /* CORS (pdr_cors.h), decided when the headers are in; the strings are static or borrowed
+     * from libmicrohttpd (the Origin header), valid until the request completes */
+    int cors;                      /* CORS is on: the reply varies with Origin */
+    const char *cors_allow;        /* Access-Control-Allow-Origin, or NULL: no CORS headers */
+    const char *preflight_methods; /* a preflight's 204: the methods its path takes */
+    int preflight_private_network; /* it asked for Access-Control-Allow-Private-Network */
+    struct connection_state *cs;   /* its connection's (NULL when that could not be allocated) */
     char log_note[PDR_ERRLEN + 32];
     size_t n_queries;
     /* Set while the request waits for a worker (state REQ_QUEUED) and when it comes back. */
@@ -133,9 +141,33 @@ void pdr_http_opts_default(pdr_http_opts *opts)
     opts->request_timeout_s = PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
     opts->log = NULL;
     opts->allow_host = NULL;
+    opts->cors_origin = NULL;
 }
 
 /* ================================================================ replies */
+
+/* The CORS headers of a reply (pdr_http.h): on every reply, errors included, since a page reads
+ * an error's JSON only when its reply names the page's origin. */
+static void add_cors_headers(struct MHD_Response *resp, const request *r)
+{
+    if (!r->cors)
+        return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    if (!r->cors_allow)
+        return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, r->cors_allow);
+    if (!r->preflight_methods) {
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", PDR_CORS_EXPOSE_HEADERS);
+        return;
+    }
+    char max_age[16];
+    snprintf(max_age, sizeof max_age, "%d", PDR_CORS_MAX_AGE_S);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", r->preflight_methods);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", PDR_CORS_ALLOW_HEADERS);
+    MHD_add_response_header(resp, "Access-Control-Max-Age", max_age);
+    if (r->preflight_private_network) /* Chrome's Private Network Access: a public page calling a local server */
+        MHD_add_response_header(resp, "Access-Control-Allow-Private-Network", "true");
+}
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_api_reply *rep)
 {
@@ -157,7 +189,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
     }
     if (!resp)
         return MHD_NO; /* out of memory: MHD closes the connection */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type ? rep->content_type : "text/plain");
+    if (rep->status != 204)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                rep->content_type ? rep->content_type : "text/plain");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (rep->endpoint == PDR_EP_PAGE) /* img-src data: the page's empty icon, which spares a /favicon.ico 404 */
@@ -175,6 +209,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *r, pdr_a
         snprintf(v, sizeof v, "%d", rep->retry_after_s);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
+    add_cors_headers(resp, r);
     r->status = rep->status;
     r->endpoint = rep->endpoint;
     r->n_queries = rep->n_queries;
@@ -377,6 +412,8 @@ static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const ch
     r->t0 = now_s();
     atomic_init(&r->state, REQ_READING);
     r->endpoint = pdr_api_endpoint(url);
+    r->cors = h->cors != NULL;
+    r->cors_allow = pdr_cors_allow_origin(h->cors, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
     log_text(r->method, sizeof r->method, method, 0);
     log_text(r->path, sizeof r->path, url, 0);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -530,6 +567,37 @@ static void reply_stopping(pdr_api_reply *rep, int endpoint)
     pdr_api_reply_error(rep, 503, "shutting_down", "the server is stopping; retry on another instance");
 }
 
+/* A CORS preflight, which pdr_http answers itself (pdr_http.h): CORS on, OPTIONS on a known
+ * path, with Origin and Access-Control-Request-Method. It carries no token (browsers never send
+ * one), so it must not reach the token check. */
+static int is_preflight(const pdr_http *h, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    return h->cors && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && pdr_api_methods(url) &&
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+}
+
+/* A preflight's reply, into r->rep: 204 with the CORS headers (add_cors_headers) for an allowed
+ * origin. Another origin gets a 403 without them rather than a 204 without them: the browser
+ * blocks the request either way, and the status says why to whoever reads the log or the
+ * browser's network panel. */
+static void preflight_reply(struct MHD_Connection *conn, const char *url, request *r)
+{
+    if (!r->cors_allow) {
+        char shown[128];
+        log_text(shown, sizeof shown, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), 0);
+        pdr_api_reply_error(&r->rep, 403, "origin_not_allowed",
+                            "Origin '%s' is not allowed to call this server from a web page; allow it with "
+                            "'pdr serve --cors-origin'",
+                            shown);
+        return;
+    }
+    const char *pna = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Private-Network");
+    r->preflight_methods = pdr_api_methods(url);
+    r->preflight_private_network = pna && strcasecmp(pna, "true") == 0;
+    r->rep.status = 204;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls)
@@ -557,9 +625,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->declared = !errno && end && end != cl ? v : 0;
         }
         /* Refused before the body is read or queued, in this order: Host, an encoded NUL in the
-         * path, then route, method, token, loading and media type (pdr_api_precheck), then a body
-         * declared over --max-body (refuse: answered once its body is discarded, or at once to a
-         * client waiting for 100 Continue). */
+         * path, a CORS preflight (answered here), then route, method, token, loading and media
+         * type (pdr_api_precheck), then a body declared over --max-body (refuse: answered once
+         * its body is discarded, or at once to a client waiting for 100 Continue). */
         r->rep.endpoint = r->endpoint;
         const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
         if (n_host > 1 || (n_host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
@@ -582,6 +650,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->rep.endpoint = r->endpoint = PDR_EP_OTHER;
             pdr_api_reply_error(&r->rep, 404, "not_found", "no endpoint %.*s %.*s%%00... (an encoded NUL in the path)",
                                 pdr_utf8_clip(method, 16), method, pdr_utf8_clip(url, 200), url);
+            return refuse(h, conn, version, r);
+        }
+        if (is_preflight(h, conn, url, method)) {
+            preflight_reply(conn, url, r);
             return refuse(h, conn, version, r);
         }
         pdr_api_request pre = {
@@ -855,6 +927,7 @@ static void free_http(pdr_http *h)
     pthread_cond_destroy(&h->conn_cv);
     free(h->workers);
     pdr_host_policy_free(h->hosts);
+    pdr_cors_policy_free(h->cors);
     free(h);
 }
 
@@ -866,9 +939,12 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
                         opts->port, opts->max_connections);
     const char *host = opts->host && *opts->host ? opts->host : "127.0.0.1";
     pdr_host_policy *hosts = NULL;
-    int host_rc = pdr_host_policy_create(host, opts->allow_host, &hosts, err);
-    if (host_rc)
-        return host_rc;
+    pdr_cors_policy *cors = NULL;
+    int policy_rc = pdr_host_policy_create(host, opts->allow_host, &hosts, err);
+    if (!policy_rc && (policy_rc = pdr_cors_policy_create(opts->cors_origin, &cors, err)))
+        pdr_host_policy_free(hosts);
+    if (policy_rc)
+        return policy_rc;
     char port_text[8];
     snprintf(port_text, sizeof port_text, "%d", opts->port);
     struct addrinfo hints, *ai = NULL;
@@ -879,6 +955,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     int gai = getaddrinfo(host, port_text, &hints, &ai);
     if (gai != 0) {
         pdr_host_policy_free(hosts);
+        pdr_cors_policy_free(cors);
         return pdr_fail(err, PDR_EIO, "cannot resolve host '%s': %s", host, gai_strerror(gai));
     }
     struct sockaddr_storage addr;
@@ -890,9 +967,11 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     pdr_http *h = calloc(1, sizeof *h);
     if (!h) {
         pdr_host_policy_free(hosts);
+        pdr_cors_policy_free(cors);
         return pdr_fail(err, PDR_ENOMEM, "out of memory for the server");
     }
     h->hosts = hosts;
+    h->cors = cors;
     h->api = api;
     h->log = opts->log;
     h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;

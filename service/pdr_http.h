@@ -24,6 +24,13 @@
  *    counted by status, only as connections without a request;
  *  - the Host check (pdr_host.h): a request whose Host is not allowed gets a 403
  *    host_not_allowed when its headers are in;
+ *  - CORS (pdr_cors.h), when origins are configured: every reply to a request from an allowed
+ *    Origin, errors included, carries Access-Control-Allow-Origin and -Expose-Headers (and every
+ *    reply Vary: Origin); a preflight (OPTIONS with Origin and Access-Control-Request-Method on
+ *    a known path) is answered here, after the Host check and before the token and the other
+ *    checks of pdr_api_precheck: 204 with the path's methods for an allowed origin, 403
+ *    origin_not_allowed without CORS headers for another. Without CORS, OPTIONS is a 405 as any
+ *    other method a path does not take;
  *  - a clean stop: stop accepting, let the requests in flight finish, close.
  *
  * Thread-safety: start and stop from one thread; the api must outlive the server.
@@ -51,6 +58,8 @@ typedef struct pdr_http_opts {
     FILE *log;                /* request log (one line each); NULL: none */
     const char *allow_host;   /* Host names answered besides localhost and IP addresses (pdr_host.h):
                                  NULL: check only on a loopback address; "*": never check */
+    const char *cors_origin;  /* origins whose pages may call the API (pdr_cors.h), comma-separated;
+                                 "*": any; NULL: CORS off (no Access-Control-* headers) */
 } pdr_http_opts;
 
 void pdr_http_opts_default(pdr_http_opts *opts);
@@ -59,7 +68,7 @@ typedef struct pdr_http pdr_http;
 
 /* Listen and start answering with api (which may not be ready yet: see pdr_api_set_ready).
  * Fails with PDR_EIO when the address cannot be resolved or bound ("127.0.0.1:8080: Address
- * already in use"), PDR_EINPUT for bad options. */
+ * already in use"), PDR_EINPUT for bad options (a malformed allow_host or cors_origin list). */
 int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http, pdr_err *err);
 
 /* The port actually bound (useful with port 0). */

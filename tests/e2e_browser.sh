@@ -9,6 +9,10 @@
 # a non-JSON error reply (libmicrohttpd's own 431 page) shows "HTTP 431 ..."; and against a
 # second server with --max-k 5 --token-file: the banner loads once the token is entered, the
 # default k becomes 5, and #q= links with k missing, empty, 50 or "abc" still search (k 5).
+# CORS: a document from the first server's origin calls a third server (--cors-origin that origin,
+# --token-file) with fetch(): a JSON search with the token is answered (after the browser's
+# preflight), a 401's JSON and WWW-Authenticate are readable; a server without --cors-origin, and
+# the third one from an origin it does not list, are blocked by the browser.
 # A screenshot of the result is left in $PDR_TMP/e2e_browser.png (a build directory, outside git).
 # Skipped (exit 0, "skipped" line) only when /usr/bin/chromium is absent (Debian: apt-get
 # install chromium). The DevTools client is Python's standard library (/usr/bin/python3).
@@ -60,6 +64,10 @@ printf 'tok-%s\n' "$$" >"$T/token"
 start_server "$T/serve2.err" --max-k 5 --token-file "$T/token"
 server2=$server port2=$port
 start_server "$T/serve.err"
+server1=$server port1=$port
+start_server "$T/serve3.err" --token-file "$T/token" --cors-origin "http://127.0.0.1:$port1"
+server3=$server port3=$port
+server=$server1 port=$port1
 
 # --remote-debugging-port=0: Chromium picks a port and writes it to DevToolsActivePort.
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
@@ -84,6 +92,7 @@ cat >"$T/drive.py" <<'EOF'
 import base64, json, os, socket, struct, sys, time, urllib.request
 
 devtools_port, page_url, query_path, expected_tsv, screenshot, serve_log, page2_url, token = sys.argv[1:9]
+cors_url, cors_log = sys.argv[9:11]
 passed = failed = 0
 
 
@@ -357,14 +366,48 @@ for k in (None, "50", "abc", ""):
           f"{state} {error} {rows_per_query()}")
 check("no console errors on the token server's page", console_errors() == [], repr(console_errors()))
 
+# CORS: fetch() from a document of the first server's origin (its /openapi.json: a page without
+# a Content-Security-Policy, which would block connections to other origins).
+def fetch(url, headers, body=None):
+    """fetch() in the page: 'STATUS|header|body' of the reply, or 'blocked: ...' when it throws."""
+    init = {"method": "POST" if body is not None else "GET", "headers": headers}
+    if body is not None:
+        init["body"] = body
+    return page.eval(f"fetch({json.dumps(url)}, {json.dumps(init)})"
+                     ".then(async r => r.status + '|' + r.headers.get('WWW-Authenticate') + '|' + await r.text())"
+                     ".catch(e => 'blocked: ' + e)")
+
+
+page.call("Page.navigate", url=page_url + "openapi.json")
+check("CORS: the calling document loads", page.wait_for("document.readyState === 'complete'"))
+query = json.dumps({"fasta": ">c\nMKVLAAGIVGLLLAQWERTY", "k": 2})
+got = fetch(cors_url + "v1/search", {"Content-Type": "application/json", "Authorization": "Bearer " + token}, query)
+status, _, body = (got or "").split("|", 2) if got and not got.startswith("blocked") else (got, "", "")
+check("CORS: a JSON search with the token from a listed origin is answered",
+      status == "200" and len(json.loads(body)["results"][0]["hits"]) == 2, repr(got)[:300])
+check("CORS: the browser sent a preflight first, answered 204", "OPTIONS /v1/search 204" in open(cors_log).read())
+got = fetch(cors_url + "v1/search", {"Content-Type": "application/json"}, query)
+parts = (got or "").split("|", 2)
+check("CORS: a 401 and its JSON and WWW-Authenticate are readable",
+      len(parts) == 3 and parts[0] == "401" and parts[1] == "Bearer" and
+      json.loads(parts[2])["error"]["code"] == "unauthorized", repr(got)[:300])
+got = fetch(page2_url + "v1/health", {})
+check("CORS: a server without --cors-origin is blocked", (got or "").startswith("blocked"), repr(got)[:300])
+page.call("Page.navigate", url=page_url.replace("127.0.0.1", "localhost") + "openapi.json")
+page.wait_for("document.readyState === 'complete' && location.hostname === 'localhost'")
+got = fetch(cors_url + "v1/search", {"Content-Type": "application/json", "Authorization": "Bearer " + token}, query)
+check("CORS: an origin not listed is blocked (its preflight is a 403)",
+      (got or "").startswith("blocked") and "OPTIONS /v1/search 403" in open(cors_log).read(), repr(got)[:300])
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF
 
 /usr/bin/python3 "$T/drive.py" "$devtools_port" "http://127.0.0.1:$port/" "$DATA/demo/query.fasta" \
-    "$T/expected.tsv" "$OUT/e2e_browser.png" "$T/serve.err" "http://127.0.0.1:$port2/" "tok-$$"
+    "$T/expected.tsv" "$OUT/e2e_browser.png" "$T/serve.err" "http://127.0.0.1:$port2/" "tok-$$" \
+    "http://127.0.0.1:$port3/" "$T/serve3.err"
 rc=$?
 [ $rc -eq 0 ] && echo "e2e_browser: screenshot in $OUT/e2e_browser.png"
-kill -TERM "$server" "$server2"
-wait "$server" "$server2" 2>/dev/null
+kill -TERM "$server" "$server2" "$server3"
+wait "$server" "$server2" "$server3" 2>/dev/null
 exit $rc

@@ -73,6 +73,8 @@ check "info: 50 candidates aligned per query" "grep -q '\"align\":50' '$T/body'"
 check "info: not an expanded database" "grep -q '\"expanded\":false' '$T/body'"
 check "Host: another name 403 on 127.0.0.1 (DNS rebinding)" "[ \"\$(call -H 'Host: evil.example:8080' $base/v1/health)\" = 403 ] && [ \"\$(err_code)\" = host_not_allowed ]"
 check "Host: an IP address 200" "[ \"\$(call -H 'Host: 127.0.0.1' $base/v1/health)\" = 200 ]"
+check "CORS off by default: an Origin gets no Access-Control-* header" "[ \"\$(call -H 'Origin: http://localhost:8888' $base/v1/health)\" = 200 ] && ! grep -qi '^access-control-' '$T/head'"
+check "CORS off by default: OPTIONS 405 with Allow" "[ \"\$(call -X OPTIONS -H 'Origin: http://localhost:8888' -H 'Access-Control-Request-Method: POST' $base/v1/search)\" = 405 ] && grep -qi '^allow: POST' '$T/head' && ! grep -qi '^access-control-' '$T/head'"
 # what clients write: Python's urlencode gives expand=True, scripts leave empty pairs
 check "expand=True is read as true (400 not_expanded here, not bad_expand)" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?expand=True')\" = 400 ] && [ \"\$(err_code)\" = not_expanded ]"
 check "empty query-string pairs are ignored" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?&k=2&&format=tsv')\" = 200 ] && [ \$(wc -l <'$T/body') -eq 6 ]"
@@ -273,6 +275,32 @@ if command -v taskset >/dev/null && [ "$(nproc --all)" -gt 1 ]; then
 fi
 "$PDR" serve "$T/db" --port 0 --allow-host 'bad name' 2>"$T/allow.err"
 check "--allow-host with a bad name: exit 2, named" "[ $? -eq 2 ] && grep -q \"'bad name' is not a host name\" '$T/allow.err'"
+
+# --- CORS (--cors-origin): off by default (above), on for the listed origins
+for bad_origin in 'http://localhost:8888/' 'https://lab.example.org/search' '' 'localhost:8888' 'null'; do
+    "$PDR" serve "$T/db" --port 0 --cors-origin "$bad_origin" 2>"$T/cors_bad.err"
+    check "--cors-origin '$bad_origin': exit 2, named" "[ $? -eq 2 ] && grep -q \"cors-origin: '$bad_origin' is not an origin\" '$T/cors_bad.err'"
+done
+if SERVE_DB="$T/db" start_server "$T/serve_cors.err" --cors-origin http://localhost:8888 --cors-origin https://lab.example.org; then
+    cb="http://127.0.0.1:$port"
+    check "CORS: ready line counts the origins" "grep -q 'CORS: 2 origins' '$T/serve_cors.err'"
+    check "CORS: preflight 204 with the methods and headers" "[ \"\$(call -X OPTIONS -H 'Origin: http://localhost:8888' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type' $cb/v1/search)\" = 204 ] && grep -qi '^access-control-allow-origin: http://localhost:8888' '$T/head' && grep -qi '^access-control-allow-methods: POST' '$T/head' && grep -qi '^access-control-allow-headers: .*content-type' '$T/head'"
+    check "CORS: search from an allowed origin echoes it" "[ \"\$(call -H 'Origin: https://lab.example.org' -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta $cb/v1/search)\" = 200 ] && grep -qi '^access-control-allow-origin: https://lab.example.org' '$T/head'"
+    check "CORS: an error to an allowed origin echoes it too" "[ \"\$(call -H 'Origin: https://lab.example.org' -H 'Content-Type: text/x-fasta' --data-binary '' $cb/v1/search)\" = 400 ] && grep -qi '^access-control-allow-origin: https://lab.example.org' '$T/head'"
+    check "CORS: another origin's preflight 403 origin_not_allowed, no CORS headers" "[ \"\$(call -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' $cb/v1/search)\" = 403 ] && [ \"\$(err_code)\" = origin_not_allowed ] && ! grep -qi '^access-control-' '$T/head'"
+    kill -TERM "$pid"
+    wait "$pid"
+else
+    bad "server with --cors-origin did not come up"
+fi
+if SERVE_DB="$T/db" start_server "$T/serve_cors_any.err" --cors-origin '*'; then
+    check "CORS '*' without a token: warned, ready line says any" "grep -q \"warning: --cors-origin '\\*' without --token-file\" '$T/serve_cors_any.err' && grep -q 'CORS: any origin' '$T/serve_cors_any.err'"
+    check "CORS '*': Access-Control-Allow-Origin *" "[ \"\$(call -H 'Origin: http://anything.example' http://127.0.0.1:$port/v1/health)\" = 200 ] && grep -qi '^access-control-allow-origin: \\*' '$T/head'"
+    kill -TERM "$pid"
+    wait "$pid"
+else
+    bad "server with --cors-origin '*' did not come up"
+fi
 
 # --- bearer token; SIGINT stops too
 printf 'tok-%s\n' "$$" >"$T/token"

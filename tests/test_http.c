@@ -33,6 +33,7 @@
 #include "pdr_api.h"
 #include "pdr_assets.h"
 #include "pdr_bulk.h"
+#include "pdr_cors.h"
 #include "pdr_db.h"
 #include "pdr_fasta.h"
 #include "pdr_host.h"
@@ -153,7 +154,9 @@ static const char *find_header(const char *head, const char *name, char *out, si
     return NULL;
 }
 
-/* Read one reply (skipping "100 Continue" unless stop_at_100). For HEAD, no body is read. */
+/* Read one reply (skipping "100 Continue" unless stop_at_100). For HEAD, no body is read, nor
+ * for a 204 (which has no Content-Length: reading to the end would wait for the connection to
+ * close). */
 static int conn_read_reply(conn *c, int is_head, int stop_at_100, reply *r)
 {
     for (;;) {
@@ -174,7 +177,7 @@ static int conn_read_reply(conn *c, int is_head, int stop_at_100, reply *r)
         c->len -= head_len;
         if (r->status == 100 && !stop_at_100)
             continue;
-        if (r->status == 100 || is_head) {
+        if (r->status == 100 || r->status == 204 || is_head) {
             r->body = calloc(1, 1);
             r->body_len = 0;
             return 0;
@@ -1713,7 +1716,12 @@ TEST(page_and_openapi_describe_the_server)
                              "\"NotFound\"",
                              "\"MethodNotAllowed\"",
                              "\"$ref\": \"#/components/responses/MethodNotAllowed\"",
-                             "%00"};
+                             "%00",
+                             "--cors-origin",
+                             "\"options\": {",
+                             "\"Preflight\"",
+                             "origin_not_allowed",
+                             "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate, Allow"};
     for (size_t i = 0; i < sizeof doc_has / sizeof doc_has[0]; i++)
         CHECKF(strstr(pdr_openapi_json, doc_has[i]) != NULL, "openapi lacks %s", doc_has[i]);
 }
@@ -1884,6 +1892,498 @@ TEST(token_protects_data_endpoints)
     }
     CHECK(strstr(pdr_page_html, "token") != NULL); /* the page can send one */
     pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* ================================================================ CORS (--cors-origin) */
+
+TEST(cors_policy_parses_origins_and_refuses_malformed_ones)
+{
+    pdr_err err;
+    pdr_cors_policy *p = NULL;
+    CHECK(pdr_cors_policy_create(NULL, &p, &err) == PDR_OK && !p); /* off */
+    CHECK(pdr_cors_allow_origin(NULL, "http://localhost:8888") == NULL);
+    static const struct {
+        const char *list, *why;
+    } bad[] = {
+        {"", "empty"},
+        {"http://localhost:8888,,https://lab.example.org", "empty"},
+        {"http://localhost:8888,", "empty"},
+        {"http://localhost:8888/", "path"},
+        {"https://lab.example.org/search", "path"},
+        {"http://localhost:8888?x=1", "path"},
+        {"localhost:8888", "http:// or https://"},
+        {"ftp://lab.example.org", "http:// or https://"},
+        {"null", "'null'"},
+        {"http://", "no host"},
+        {"http://:8888", "no host"},
+        {"http://user@lab.example.org", "user name"},
+        {"http://localhost:0", "port"},
+        {"http://localhost:65536", "port"},
+        {"http://localhost:", "port"},
+        {"http://localhost:88a", "port"},
+        {"http://lab example.org", "host"},
+        {"http://l\xc3\xa4"
+         "b.example.org",
+         "xn--"},
+        {"http://[::1", "IPv6"},
+        {"http://[not-v6]:80", "IPv6"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = NULL;
+        int rc = pdr_cors_policy_create(bad[i].list, &p, &err);
+        CHECKF(rc == PDR_EINPUT && !p && strstr(err.msg, "--cors-origin") && strstr(err.msg, bad[i].why),
+               "list '%s': rc %d: %s", bad[i].list, rc, rc ? err.msg : "accepted");
+        pdr_cors_policy_free(p);
+    }
+    CHECK(pdr_cors_policy_create("http://localhost:8888/x", &p, &err) == PDR_EINPUT &&
+          strstr(err.msg, "'http://localhost:8888/x'")); /* the entry is named */
+    pdr_cors_policy *list = NULL, *any = NULL;
+    CHECK(pdr_cors_policy_create("http://localhost:8888, HTTPS://Lab.Example.ORG:443,http://[0:0::1]:9000,"
+                                 "http://10.0.0.7:80",
+                                 &list, &err) == PDR_OK &&
+          list && !pdr_cors_policy_any(list) && pdr_cors_policy_count(list) == 4);
+    CHECK(pdr_cors_policy_create("*", &any, &err) == PDR_OK && pdr_cors_policy_any(any));
+    static const struct {
+        const char *origin;
+        int allowed;
+    } cases[] = {
+        {"http://localhost:8888", 1},
+        {"HTTP://LOCALHOST:8888", 1},
+        {"https://lab.example.org", 1}, /* 443 is https's default: browsers leave it out */
+        {"https://lab.example.org:443", 1},
+        {"http://[::1]:9000", 1}, /* the same IPv6 address, however written */
+        {"http://10.0.0.7", 1},
+        {"http://localhost:8889", 0},  /* another port */
+        {"https://localhost:8888", 0}, /* another scheme */
+        {"http://localhost", 0},
+        {"http://lab.example.org", 0},
+        {"https://evil.lab.example.org", 0},
+        {"https://lab.example.org.evil.example", 0},
+        {"http://localhost:8888/", 0}, /* not what a browser sends */
+        {"null", 0},
+        {"", 0},
+        {"http://localhost:8888\r\nX: y", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *o = cases[i].origin, *got = pdr_cors_allow_origin(list, o);
+        /* an allowed origin is echoed as the browser sent it: it compares byte for byte */
+        CHECKF(cases[i].allowed ? got == o : got == NULL, "listed policy, Origin '%s': %s", o, got ? got : "(none)");
+        got = pdr_cors_allow_origin(any, o);
+        CHECKF(got && strcmp(got, "*") == 0, "'*', Origin '%s'", o);
+    }
+    CHECK(pdr_cors_allow_origin(list, NULL) == NULL && pdr_cors_allow_origin(any, NULL) == NULL);
+    char longorigin[400] = "http://";
+    memset(longorigin + 7, 'a', sizeof longorigin - 8);
+    longorigin[sizeof longorigin - 1] = '\0';
+    CHECK(pdr_cors_allow_origin(list, longorigin) == NULL);
+    CHECK(pdr_cors_policy_create(longorigin, &p, &err) == PDR_EINPUT && !p);
+    pdr_cors_policy_free(list);
+    pdr_cors_policy_free(any);
+}
+
+/* A server with CORS for origins (NULL: off) and optionally a token; ready unless !ready.
+ * *ret_a is freed by the caller, also when NULL is returned. */
+static pdr_http *start_cors_server(pdr_api **ret_a, const char *origins, const char *token, int ready)
+{
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    l.max_body_bytes = 4096;
+    pdr_err err;
+    *ret_a = NULL;
+    if (pdr_api_create(&l, token, 1, ret_a, &err) || (ready && pdr_api_set_ready(*ret_a, db, enc, &err))) {
+        fprintf(stderr, "start_cors_server: %s\n", err.msg);
+        return NULL;
+    }
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.cors_origin = origins;
+    pdr_http *h = NULL;
+    if (pdr_http_start(*ret_a, &o, &h, &err))
+        fprintf(stderr, "start_cors_server: %s\n", err.msg);
+    return h;
+}
+
+/* One request with an Origin header (NULL: none) and more header lines (each ending in \r\n). */
+static reply origin_request(int p, const char *method, const char *target, const char *origin, const char *extra,
+                            const char *body)
+{
+    reply r;
+    memset(&r, 0, sizeof r);
+    conn c;
+    if (conn_open(&c, p)) {
+        r.io_error = 1;
+        r.body = calloc(1, 1);
+        return r;
+    }
+    char head[1024];
+    snprintf(head, sizeof head, "Connection: close\r\n%s%s%s%s", origin ? "Origin: " : "", origin ? origin : "",
+             origin ? "\r\n" : "", extra ? extra : "");
+    conn_request(&c, method, target, head, body, body ? strlen(body) : 0, 0, &r);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    conn_close(&c);
+    return r;
+}
+
+static reply preflight(int p, const char *target, const char *origin, const char *want_method)
+{
+    char extra[256];
+    snprintf(extra, sizeof extra, "Access-Control-Request-Method: %s\r\nAccess-Control-Request-Headers: %s\r\n",
+             want_method, strcmp(want_method, "POST") == 0 ? "authorization,content-type" : "authorization");
+    return origin_request(p, "OPTIONS", target, origin, extra, NULL);
+}
+
+/* The CORS headers of a reply to an allowed origin: allow (the Access-Control-Allow-Origin
+ * wanted), Vary: Origin, and the headers a page may read. */
+static void check_cors_allowed(const reply *r, const char *allow, int line)
+{
+    char v[256] = "";
+    CHECKF(find_header(r->head, "Access-Control-Allow-Origin", v, sizeof v) && strcmp(v, allow) == 0,
+           "line %d: status %d: Access-Control-Allow-Origin '%s', want '%s'", line, r->status, v, allow);
+    CHECKF(find_header(r->head, "Vary", v, sizeof v) && strcmp(v, "Origin") == 0, "line %d: Vary '%s'", line, v);
+    CHECKF(find_header(r->head, "Access-Control-Expose-Headers", v, sizeof v) && strstr(v, "Retry-After") &&
+               strstr(v, "WWW-Authenticate"),
+           "line %d: Access-Control-Expose-Headers '%s'", line, v);
+    CHECKF(!find_header(r->head, "Access-Control-Allow-Credentials", v, sizeof v), "line %d: credentials", line);
+}
+#define CHECK_CORS_ALLOWED(r, allow) check_cors_allowed(&(r), (allow), __LINE__)
+
+/* No Access-Control-* header at all. */
+static void check_no_cors(const reply *r, int line)
+{
+    CHECKF(r->status > 0 && !strcasestr(r->head, "\r\nAccess-Control-"), "line %d: status %d: %s", line, r->status,
+           r->head);
+}
+#define CHECK_NO_CORS(r) check_no_cors(&(r), __LINE__)
+
+/* Without --cors-origin nothing changes: no CORS headers on any reply, and a preflight is a 405
+ * as any method a path does not take (browsers then refuse the cross-origin call). */
+TEST(cors_is_off_by_default)
+{
+    reply r = origin_request(port, "GET", "/v1/health", "http://localhost:8888", NULL, NULL);
+    CHECKF(r.status == 200, "health: %d", r.status);
+    CHECK_NO_CORS(r);
+    char v[64];
+    CHECK(!find_header(r.head, "Vary", v, sizeof v));
+    reply_free(&r);
+    r = origin_request(port, "POST", "/v1/search?k=1", "http://localhost:8888", "Content-Type: text/x-fasta\r\n",
+                       ">a\nMKV\n");
+    CHECKF(r.status == 200, "search: %d", r.status);
+    CHECK_NO_CORS(r);
+    reply_free(&r);
+    r = preflight(port, "/v1/search", "http://localhost:8888", "POST");
+    CHECK_ERROR(r, 405, "method_not_allowed", "OPTIONS");
+    CHECKF(find_header(r.head, "Allow", v, sizeof v) && strcmp(v, "POST") == 0, "Allow '%s'", v);
+    CHECK_NO_CORS(r);
+    reply_free(&r);
+}
+
+/* A page from an allowed origin reads every reply, the error JSON too, and the headers it needs
+ * (Retry-After of a 503, WWW-Authenticate of a 401): Access-Control-Allow-Origin echoes its
+ * origin on successes and on every refusal, whichever layer made it. */
+TEST(cors_allowed_origin_is_echoed_on_success_and_errors)
+{
+    const char *origin = "http://localhost:8888";
+    pdr_api *a = NULL;
+    pdr_http *h = start_cors_server(&a, "https://lab.example.org,http://localhost:8888", NULL, 1);
+    CHECK(h != NULL);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    reply r = origin_request(p, "GET", "/v1/health", origin, NULL, NULL);
+    CHECKF(r.status == 200, "health: %d", r.status);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    r = origin_request(p, "POST", "/v1/search?k=2", origin, "Content-Type: text/x-fasta\r\n", ">a\nMKVLAAGIVG\n");
+    CHECKF(r.status == 200 && count_str(r.body, "\"rank\":") == 2, "search: %d: %s", r.status, r.body);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    r = origin_request(p, "POST", "/v1/embed", "https://lab.example.org", "Content-Type: application/json\r\n",
+                       "{\"fasta\": \">a\\nMKV\"}");
+    CHECKF(r.status == 200, "embed: %d: %s", r.status, r.body);
+    CHECK_CORS_ALLOWED(r, "https://lab.example.org");
+    reply_free(&r);
+    /* errors: from pdr_api's handlers, its precheck, and pdr_http itself */
+    static const struct {
+        const char *method, *target, *extra, *body;
+        int status;
+        const char *code;
+    } errors[] = {
+        {"POST", "/v1/search", "Content-Type: text/x-fasta\r\n", ">a\nMK9V\n", 400, "invalid_fasta"},
+        {"POST", "/v1/search?k=0", "Content-Type: text/x-fasta\r\n", ">a\nMKV\n", 400, "bad_k"},
+        {"GET", "/v1/nothing", NULL, NULL, 404, "not_found"},
+        {"DELETE", "/v1/search", NULL, NULL, 405, "method_not_allowed"},
+        {"POST", "/v1/search", "Content-Type: application/x-www-form-urlencoded\r\n", "a=b", 415,
+         "unsupported_media_type"},
+        {"POST", "/v1/search", "Content-Type: text/x-fasta\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n", NULL,
+         413, "body_too_large"},
+        {"POST", "/v1/search", "Content-Type: text/x-fasta\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+         NULL, 400, "bad_framing"},
+        {"GET", "/metrics%00x", NULL, NULL, 404, "not_found"},
+    };
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) {
+        r = origin_request(p, errors[i].method, errors[i].target, origin, errors[i].extra, errors[i].body);
+        CHECK_ERROR(r, errors[i].status, errors[i].code, NULL);
+        CHECK_CORS_ALLOWED(r, origin);
+        reply_free(&r);
+    }
+    /* a 413 declared past 16 x --max-body is answered at once, the connection closed */
+    r = origin_request(p, "POST", "/v1/search", origin, "Content-Type: text/x-fasta\r\nContent-Length: 999999\r\n",
+                       NULL);
+    CHECK_ERROR(r, 413, "body_too_large", NULL);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    /* a Host the server does not answer: 403, readable by the page that asked */
+    char raw[256];
+    snprintf(raw, sizeof raw, "GET /v1/health HTTP/1.1\r\nHost: evil.example\r\nOrigin: %s\r\n\r\n", origin);
+    int closed = 0;
+    r = raw_request(p, raw, &closed);
+    CHECK_ERROR(r, 403, "host_not_allowed", NULL);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+
+    /* 503 while loading: the page can read its Retry-After */
+    h = start_cors_server(&a, origin, NULL, 0);
+    CHECK(h != NULL);
+    if (h) {
+        r = origin_request(pdr_http_port(h), "POST", "/v1/search", origin, "Content-Type: text/x-fasta\r\n",
+                           ">a\nMKV\n");
+        CHECK_ERROR(r, 503, "loading", NULL);
+        CHECK_CORS_ALLOWED(r, origin);
+        char v[16] = "";
+        CHECK(find_header(r.head, "Retry-After", v, sizeof v) && strcmp(v, "1") == 0);
+        reply_free(&r);
+        pdr_http_stop(h, 1000);
+    }
+    pdr_api_free(a);
+}
+
+/* Other origins (another port, scheme or name; "null"; a malformed Origin) and requests without
+ * Origin get the reply they always got, without Access-Control-Allow-Origin, so the browser
+ * hides it from the page; Vary: Origin still tells caches that the reply depends on Origin. */
+TEST(cors_other_origins_get_no_cors_headers)
+{
+    pdr_api *a = NULL;
+    pdr_http *h = start_cors_server(&a, "http://localhost:8888", NULL, 1);
+    CHECK(h != NULL);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    const char *others[] = {"http://localhost:8889",  "https://localhost:8888",
+                            "http://evil.example",    "null",
+                            "http://localhost:8888/", NULL};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        reply r = origin_request(p, "POST", "/v1/search?k=1", others[i], "Content-Type: text/x-fasta\r\n", ">a\nMKV\n");
+        char v[256] = "";
+        CHECKF(r.status == 200, "Origin '%s': %d", others[i] ? others[i] : "(none)", r.status);
+        CHECKF(!find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v) &&
+                   !find_header(r.head, "Access-Control-Expose-Headers", v, sizeof v),
+               "Origin '%s' got CORS headers: %s", others[i] ? others[i] : "(none)", r.head);
+        CHECK(find_header(r.head, "Vary", v, sizeof v) && strcmp(v, "Origin") == 0);
+        reply_free(&r);
+        r = origin_request(p, "GET", "/v1/nothing", others[i], NULL, NULL); /* errors too */
+        CHECK_ERROR(r, 404, "not_found", NULL);
+        CHECK(!find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v));
+        reply_free(&r);
+    }
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* A preflight (OPTIONS with Origin and Access-Control-Request-Method) from an allowed origin:
+ * 204 with the methods its path takes, the request headers a page may send (Content-Type for
+ * JSON, Authorization for the token) and a cache time. From another origin: 403
+ * origin_not_allowed and no CORS headers. OPTIONS that is not a preflight stays a 405. */
+TEST(cors_preflight_is_204_with_the_path_methods)
+{
+    const char *origin = "http://localhost:8888";
+    pdr_api *a = NULL;
+    pdr_http *h = start_cors_server(&a, origin, NULL, 1);
+    CHECK(h != NULL);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    static const struct {
+        const char *path, *method, *methods;
+    } paths[] = {
+        {"/v1/search", "POST", "POST"},     {"/v1/embed", "POST", "POST"},    {"/v1/health", "GET", "GET, HEAD"},
+        {"/v1/info", "GET", "GET, HEAD"},   {"/metrics", "GET", "GET, HEAD"}, {"/openapi.json", "GET", "GET, HEAD"},
+        {"/v1/search?k=3", "POST", "POST"}, /* the query string is not part of the path */
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        reply r = preflight(p, paths[i].path, origin, paths[i].method);
+        char v[256] = "";
+        CHECKF(r.status == 204 && r.body_len == 0, "%s: status %d: %s", paths[i].path, r.status, r.body);
+        CHECKF(find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v) && strcmp(v, origin) == 0,
+               "%s: Access-Control-Allow-Origin '%s'", paths[i].path, v);
+        CHECKF(find_header(r.head, "Access-Control-Allow-Methods", v, sizeof v) && strcmp(v, paths[i].methods) == 0,
+               "%s: Access-Control-Allow-Methods '%s'", paths[i].path, v);
+        CHECKF(find_header(r.head, "Access-Control-Allow-Headers", v, sizeof v) && strcasestr(v, "Content-Type") &&
+                   strcasestr(v, "Authorization"),
+               "%s: Access-Control-Allow-Headers '%s'", paths[i].path, v);
+        CHECKF(find_header(r.head, "Access-Control-Max-Age", v, sizeof v) && atoi(v) == PDR_CORS_MAX_AGE_S,
+               "%s: Access-Control-Max-Age '%s'", paths[i].path, v);
+        CHECK(find_header(r.head, "Vary", v, sizeof v) && strcmp(v, "Origin") == 0);
+        CHECK(!find_header(r.head, "Access-Control-Allow-Private-Network", v, sizeof v));
+        reply_free(&r);
+    }
+    /* Chrome's Private Network Access asks before a public page calls a local server */
+    reply r =
+        origin_request(p, "OPTIONS", "/v1/search", origin,
+                       "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Private-Network: true\r\n", NULL);
+    char v[256] = "";
+    CHECKF(r.status == 204 && find_header(r.head, "Access-Control-Allow-Private-Network", v, sizeof v) &&
+               strcmp(v, "true") == 0,
+           "private network preflight: %d, '%s'", r.status, v);
+    reply_free(&r);
+    /* the browser's sequence on one keep-alive connection: preflight, then the request */
+    conn c;
+    CHECK(conn_open(&c, p) == 0);
+    char extra[256];
+    snprintf(extra, sizeof extra, "Origin: %s\r\nAccess-Control-Request-Method: POST\r\n", origin);
+    conn_request(&c, "OPTIONS", "/v1/search", extra, NULL, 0, 0, &r);
+    CHECKF(r.status == 204, "keep-alive preflight: %d", r.status);
+    reply_free(&r);
+    snprintf(extra, sizeof extra, "Origin: %s\r\nContent-Type: application/json\r\n", origin);
+    const char *json = "{\"fasta\": \">a\\nMKVLAAGIVG\", \"k\": 2}";
+    conn_request(&c, "POST", "/v1/search", extra, json, strlen(json), 0, &r);
+    CHECKF(r.status == 200 && count_str(r.body ? r.body : "", "\"rank\":") == 2, "search after preflight: %d",
+           r.status);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    conn_close(&c);
+    /* another origin: 403, no CORS headers (the browser blocks the request) */
+    r = preflight(p, "/v1/search", "http://evil.example", "POST");
+    CHECK_ERROR(r, 403, "origin_not_allowed", "http://evil.example");
+    CHECKF(strstr(r.body, "--cors-origin"), "%s", r.body);
+    CHECK_NO_CORS(r);
+    reply_free(&r);
+    /* not preflights: an unknown path is a 404 (readable), OPTIONS without
+     * Access-Control-Request-Method or without Origin a 405 with Allow */
+    r = preflight(p, "/v1/nothing", origin, "POST");
+    CHECK_ERROR(r, 404, "not_found", NULL);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    r = origin_request(p, "OPTIONS", "/v1/search", origin, NULL, NULL);
+    CHECK_ERROR(r, 405, "method_not_allowed", NULL);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    r = origin_request(p, "OPTIONS", "/v1/search", NULL, "Access-Control-Request-Method: POST\r\n", NULL);
+    CHECK_ERROR(r, 405, "method_not_allowed", NULL);
+    reply_free(&r);
+    /* logged and counted under their endpoint */
+    CHECK(metric_wait(p, "pdr_http_requests_total{endpoint=\"search\",code=\"204\"}", 4) == 4);
+    CHECK(metric_wait(p, "pdr_http_requests_total{endpoint=\"search\",code=\"403\"}", 1) == 1);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* Browsers never send the token with a preflight: with --token-file a preflight is still a 204
+ * (a 401 would make the browser refuse the call before the token is ever sent), while the
+ * request itself needs the token, and its 401 is readable by the page (which then asks for it). */
+TEST(cors_preflight_is_not_401_with_a_token)
+{
+    const char *origin = "https://lab.example.org";
+    pdr_api *a = NULL;
+    pdr_http *h = start_cors_server(&a, origin, "s3cret-token", 1);
+    CHECK(h != NULL);
+    if (!h) {
+        pdr_api_free(a);
+        return;
+    }
+    int p = pdr_http_port(h);
+    const char *paths[] = {"/v1/search", "/v1/embed", "/v1/info", "/metrics"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        reply r = preflight(p, paths[i], origin, i < 2 ? "POST" : "GET");
+        char v[256] = "";
+        CHECKF(r.status == 204 && find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v) &&
+                   strcmp(v, origin) == 0,
+               "%s: status %d, Access-Control-Allow-Origin '%s': %s", paths[i], r.status, v, r.body);
+        reply_free(&r);
+    }
+    reply r = origin_request(p, "POST", "/v1/search?k=1", origin, "Content-Type: text/x-fasta\r\n", ">a\nMKV\n");
+    CHECK_ERROR(r, 401, "unauthorized", NULL);
+    CHECK_CORS_ALLOWED(r, origin);
+    char v[64] = "";
+    CHECK(find_header(r.head, "WWW-Authenticate", v, sizeof v) && strcmp(v, "Bearer") == 0);
+    reply_free(&r);
+    r = origin_request(p, "POST", "/v1/search?k=1", origin,
+                       "Content-Type: text/x-fasta\r\nAuthorization: Bearer s3cret-token\r\n", ">a\nMKV\n");
+    CHECKF(r.status == 200, "with the token: %d: %s", r.status, r.body);
+    CHECK_CORS_ALLOWED(r, origin);
+    reply_free(&r);
+    /* a preflight from another origin is refused for its origin, not for the token */
+    r = preflight(p, "/v1/search", "http://evil.example", "POST");
+    CHECK_ERROR(r, 403, "origin_not_allowed", NULL);
+    reply_free(&r);
+    pdr_http_stop(h, 1000);
+    pdr_api_free(a);
+}
+
+/* '*': any origin may call; Access-Control-Allow-Origin is the literal '*' (never the echoed
+ * origin, never with Access-Control-Allow-Credentials), also with a token, which browsers never
+ * send on their own: a page must hold it to use it. */
+TEST(cors_star_allows_any_origin)
+{
+    const char *tokens[] = {NULL, "s3cret-token"};
+    for (size_t t = 0; t < 2; t++) {
+        pdr_api *a = NULL;
+        pdr_http *h = start_cors_server(&a, "*", tokens[t], 1);
+        CHECK(h != NULL);
+        if (!h) {
+            pdr_api_free(a);
+            continue;
+        }
+        int p = pdr_http_port(h);
+        const char *origins[] = {"http://localhost:8888", "https://anything.example:1234", "null"};
+        for (size_t i = 0; i < sizeof origins / sizeof origins[0]; i++) {
+            reply r = origin_request(p, "GET", "/v1/health", origins[i], NULL, NULL);
+            CHECKF(r.status == 200, "token %zu, Origin %s: %d", t, origins[i], r.status);
+            CHECK_CORS_ALLOWED(r, "*");
+            reply_free(&r);
+            r = preflight(p, "/v1/search", origins[i], "POST");
+            char v[64] = "";
+            CHECKF(r.status == 204 && find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v) &&
+                       strcmp(v, "*") == 0,
+                   "token %zu, preflight from %s: %d, '%s'", t, origins[i], r.status, v);
+            CHECK(find_header(r.head, "Access-Control-Allow-Headers", v, sizeof v) && strstr(v, "Authorization"));
+            reply_free(&r);
+        }
+        reply r = origin_request(p, "POST", "/v1/search?k=1", "http://x.example", "Content-Type: text/x-fasta\r\n",
+                                 ">a\nMKV\n");
+        CHECKF(r.status == (tokens[t] ? 401 : 200), "token %zu: search %d", t, r.status);
+        CHECK_CORS_ALLOWED(r, "*");
+        reply_free(&r);
+        r = origin_request(p, "GET", "/v1/health", NULL, NULL, NULL); /* no Origin: not a CORS request */
+        char v[64];
+        CHECK(r.status == 200 && !find_header(r.head, "Access-Control-Allow-Origin", v, sizeof v));
+        reply_free(&r);
+        pdr_http_stop(h, 1000);
+        pdr_api_free(a);
+    }
+    /* a malformed list is refused when the server starts */
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK);
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.cors_origin = "http://localhost:8888/";
+    pdr_http *h = NULL;
+    CHECK(a && pdr_http_start(a, &o, &h, &err) == PDR_EINPUT && !h && strstr(err.msg, "--cors-origin"));
     pdr_api_free(a);
 }
 
@@ -2933,6 +3433,13 @@ int main(void)
     RUN(concurrent_requests_all_get_the_same_right_answer);
     RUN(loading_server_answers_503_until_ready);
     RUN(token_protects_data_endpoints);
+    RUN(cors_policy_parses_origins_and_refuses_malformed_ones);
+    RUN(cors_is_off_by_default);
+    RUN(cors_allowed_origin_is_echoed_on_success_and_errors);
+    RUN(cors_other_origins_get_no_cors_headers);
+    RUN(cors_preflight_is_204_with_the_path_methods);
+    RUN(cors_preflight_is_not_401_with_a_token);
+    RUN(cors_star_allows_any_origin);
     RUN(custom_limits_connection_limit_and_idle_timeout);
     RUN(stop_lets_the_request_in_flight_finish);
     RUN(health_is_answered_while_the_worker_is_busy);
