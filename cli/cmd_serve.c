@@ -185,6 +185,8 @@ static void restore_stop_handler(void)
     }
 }
 
+static const char *stop_signal_name(void) { return stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; }
+
 /* What loading a database for the service takes: the options that shape its search. */
 typedef struct load_opts {
     const char *dbdir;
@@ -217,7 +219,14 @@ static void reload(pdr_api *api, const load_opts *lo, pdr_db **db)
     fprintf(stderr, "pdr serve: SIGHUP: loading %s again\n", lo->dbdir);
     pdr_db *fresh = NULL;
     const pdr_db *old = NULL;
-    if (load_db(lo, &fresh, &err) || pdr_api_replace_db(api, fresh, &old, &err)) {
+    int loaded = !load_db(lo, &fresh, &err);
+    if (loaded && stop_signal) { /* stopping anyway: do not swap, nor wait for the old one's requests */
+        fprintf(stderr, "pdr serve: SIGHUP: %s during the reload: the database loaded before stays\n",
+                stop_signal_name());
+        pdr_db_free(fresh);
+        return;
+    }
+    if (!loaded || pdr_api_replace_db(api, fresh, &old, &err)) {
         fprintf(stderr,
                 "pdr serve: SIGHUP: reload failed, still serving the database loaded before (%zu proteins): %s\n",
                 before, err.msg);
@@ -251,8 +260,6 @@ static void wait_for_stop_signal(pdr_api *api, const load_opts *lo, pdr_db **db)
             break;
     }
 }
-
-static const char *stop_signal_name(void) { return stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; }
 
 int cmd_serve(int argc, char **argv)
 {

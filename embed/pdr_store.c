@@ -932,8 +932,11 @@ static int store_validate(pdr_store *st, pdr_err *err)
     if (has_products < 0)
         return h5_fail(err, PDR_EFORMAT, st->path, "encoder_products", "cannot look up attribute");
     m->products[0] = '\0';
-    if (has_products && (rc = read_str_attr(st, "encoder_products", m->products, sizeof m->products, err)))
-        return rc;
+    /* informational only: a value this pdr cannot take (another type, too long) reads as not recorded
+     * rather than making the store unreadable */
+    pdr_err ignored;
+    if (has_products && read_str_attr(st, "encoder_products", m->products, sizeof m->products, &ignored))
+        m->products[0] = '\0';
     long long window, stride;
     if ((rc = read_opt_int_attr(st, "segment_window", &window, err)) ||
         (rc = read_opt_int_attr(st, "segment_stride", &stride, err)))

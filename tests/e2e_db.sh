@@ -202,6 +202,9 @@ if [ $have_h5py -eq 1 ]; then
     PDR_CNN_PRODUCTS=fma "$PDR" embed "$T/ext.fa" -o "$T/km.h5" "${common[@]}" 2>/dev/null
     check "  an extension by the FMA kernels makes it 'mixed'" "[ \"\$(products '$T/km.h5')\" = mixed ]"
   fi
+  /usr/bin/python3 -c "import h5py, sys; h5py.File(sys.argv[1], 'r+').attrs['encoder_products'] = 'x' * 100" "$T/k.h5"
+  "$PDR" embed "$T/ext.fa" -o "$T/k.h5" "${common[@]}" 2>"$T/err"
+  check "  an encoder_products this pdr cannot take (100 bytes) does not make the store unreadable" "[ $? -eq 0 ] && grep -q '0 embedded, 7 already stored' '$T/err'"
   check "  the store without the attribute (older pdr) extended: still none (not recorded)" "[ \"\$(products '$T/old.h5')\" = none ]"
 fi
 if [ $segments -eq 1 ]; then

@@ -80,6 +80,11 @@ check "expand=True is read as true (400 not_expanded here, not bad_expand)" "[ \
 check "empty query-string pairs are ignored" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$DATA/demo/query.fasta '$base/v1/search?&k=2&&format=tsv')\" = 200 ] && [ \$(wc -l <'$T/body') -eq 6 ]"
 check "page 200 html" "[ \"\$(call $base/)\" = 200 ] && grep -qi 'content-type: text/html' '$T/head' && grep -q '<textarea' '$T/body'"
 check "openapi is JSON with the paths" "[ \"\$(call $base/openapi.json)\" = 200 ] && $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {\"/v1/search\",\"/v1/embed\",\"/v1/health\",\"/v1/info\",\"/metrics\",\"/\",\"/openapi.json\"} <= set(d[\"paths\"])' '$T/body'"
+# a valid OpenAPI 3.0 document (where python3-openapi-spec-validator is installed): 3.1's numeric
+# exclusiveMinimum once made the whole document invalid for Swagger UI and code generators
+if $PY -c 'import openapi_spec_validator' 2>/dev/null; then
+    check "openapi validates as OpenAPI 3.0" "$PY -c 'import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))' '$T/body'"
+fi
 
 # --- search: same hits as `pdr search`, JSON well formed
 "$PDR" search "$T/db" "$DATA/demo/query.fasta" "$T/cli.tsv" -k 5 2>/dev/null
@@ -401,9 +406,18 @@ if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
     for _ in $(seq 1 300); do grep -q 'SIGHUP: reload failed' "$T/hup.err" && break; sleep 0.1; done
     check "SIGHUP on an incomplete database: refused, logged, the old one still served" "grep -q 'SIGHUP: reload failed, still serving the database loaded before (30 proteins): .*incomplete' '$T/hup.err' && [ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/next10.fa '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/hup_cli.tsv'"
     check "SIGHUP: the server is still up" "kill -0 $pid"
+    # a stop signal during a reload: the reload is dropped (no swap, no wait for the old
+    # database's requests) and the server stops. The calibration is a FIFO, so that the reload
+    # waits in it until the SIGTERM is in.
+    mkfifo "$T/hupdb/calibration.txt"
+    n_loading=$(grep -c 'SIGHUP: loading' "$T/hup.err")
+    kill -HUP "$pid"
+    for _ in $(seq 1 300); do [ "$(grep -c 'SIGHUP: loading' "$T/hup.err")" -gt "$n_loading" ] && break; sleep 0.1; done
     kill -TERM "$pid"
+    sleep 0.5
+    timeout 10 sh -c 'cat "$1" >"$2"' sh "$T/calibration.keep" "$T/hupdb/calibration.txt"
     wait "$pid"
-    check "SIGHUP: then SIGTERM stops it, exit 0" "[ $? -eq 0 ]"
+    check "SIGHUP: then SIGTERM during a reload stops it, exit 0, without swapping in the new database" "[ $? -eq 0 ] && grep -q 'SIGTERM during the reload' '$T/hup.err' && [ \"\$(grep -c 'SIGHUP: reloaded' '$T/hup.err')\" = 1 ]"
 else
     bad "SIGHUP server did not come up"
 fi

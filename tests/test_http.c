@@ -1724,6 +1724,24 @@ TEST(page_and_openapi_describe_the_server)
                              "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate, Allow"};
     for (size_t i = 0; i < sizeof doc_has / sizeof doc_has[0]; i++)
         CHECKF(strstr(pdr_openapi_json, doc_has[i]) != NULL, "openapi lacks %s", doc_has[i]);
+    /* OpenAPI 3.0's schemas take exclusiveMinimum/exclusiveMaximum as booleans beside
+     * minimum/maximum (draft 4); a number there (3.1's form) makes the whole document invalid */
+    const char *bounds[] = {"\"exclusiveMinimum\":", "\"exclusiveMaximum\":"};
+    for (size_t i = 0; i < 2; i++)
+        for (const char *at = strstr(pdr_openapi_json, bounds[i]); at; at = strstr(at + 1, bounds[i])) {
+            const char *v = at + strlen(bounds[i]);
+            v += strspn(v, " ");
+            CHECKF(strncmp(v, "true", 4) == 0 || strncmp(v, "false", 5) == 0, "openapi 3.0: %.40s", at);
+        }
+    /* the Error schema's list of codes names every code the server sends */
+    static const char codes_key[] = "\"code\": {\"type\": \"string\", \"description\": \"";
+    const char *codes = strstr(pdr_openapi_json, codes_key);
+    const char *codes_end = codes ? strchr(codes + sizeof codes_key - 1, '"') : NULL;
+    const char *sent[] = {"bad_evalue", "origin_not_allowed", "host_not_allowed", "unauthorized"};
+    for (size_t i = 0; i < sizeof sent / sizeof sent[0]; i++) {
+        const char *at = codes ? strstr(codes, sent[i]) : NULL;
+        CHECKF(at && at < codes_end, "openapi's Error.code list lacks %s", sent[i]);
+    }
 }
 
 /* ================================================================ connections and concurrency */
