@@ -322,7 +322,7 @@ static int search_chunk(const pdr_db *db, const pdr_encoder *enc, pdr_encoder_ws
         } else if (so->json) {
             if (*n_written)
                 pdr_buf_puts(out, ",\n");
-            pdr_report_json_query(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i]);
+            rc = pdr_report_json_query(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i], err);
         } else {
             pdr_report_tsv(out, db, q->ids[i], (size_t)q->lengths[i], h, counts[i]);
         }

@@ -289,6 +289,11 @@ int pdr_db_sequence(const pdr_db *db, int64_t row, char **buf, size_t *cap, size
 {
     return pdr_db_seqs_read(db->seqs, row, buf, cap, ret_len, err);
 }
+int pdr_db_has_descriptions(const pdr_db *db) { return pdr_db_seqs_has_descriptions(db->seqs); }
+int pdr_db_description(const pdr_db *db, int64_t row, char **buf, size_t *cap, pdr_err *err)
+{
+    return pdr_db_seqs_description(db->seqs, row, buf, cap, err);
+}
 size_t pdr_db_candidates(const pdr_db *db, int k, int n_align)
 {
     size_t a = (size_t)(n_align > 0 ? n_align : 0);

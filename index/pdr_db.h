@@ -215,6 +215,11 @@ int pdr_db_search(const pdr_db *db, const pdr_db_queries *queries, int k, float 
  * the file cannot be read. */
 int pdr_db_has_sequences(const pdr_db *db);
 int pdr_db_sequence(const pdr_db *db, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err);
+/* Whether the database keeps its proteins' FASTA descriptions (sequences.h5 /desc: the header
+ * after the id; databases made before pdr kept them have none), and one row's description ("" for
+ * a header without one, or a database without descriptions) into *buf as pdr_db_sequence does. */
+int pdr_db_has_descriptions(const pdr_db *db);
+int pdr_db_description(const pdr_db *db, int64_t row, char **buf, size_t *cap, pdr_err *err);
 
 /* Write DBDIR/sequences.h5 from the FASTA the database's store was embedded from (read with the
  * same max_length, so the records the embedding skipped are skipped again); each record must
@@ -297,5 +302,7 @@ typedef struct pdr_db_seqs pdr_db_seqs;
 int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db_seqs **ret, pdr_err *err);
 void pdr_db_seqs_free(pdr_db_seqs *s);
 int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err);
+int pdr_db_seqs_has_descriptions(const pdr_db_seqs *s);
+int pdr_db_seqs_description(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, pdr_err *err);
 
 #endif

@@ -1,9 +1,13 @@
 /* pdr_db_seqs.c: DBDIR/sequences.h5, the database proteins' residues, which the alignment
- * re-ranking (pdr_db_align.c) reads.
+ * re-ranking (pdr_db_align.c) reads, and their FASTA descriptions, which JSON hits show.
  *
- *   /residues  uint8 [total]  every protein's residues (FASTA letters, upper case), in store row
- *                              order, back to back; contiguous layout, no compression
- *   /offsets   int64 [n + 1]  row r is residues[offsets[r] .. offsets[r + 1])
+ *   /residues      uint8 [total]  every protein's residues (FASTA letters, upper case), in store
+ *                                 row order, back to back; contiguous layout, no compression
+ *   /offsets       int64 [n + 1]  row r is residues[offsets[r] .. offsets[r + 1])
+ *   /desc          uint8 [bytes]  every protein's description (its FASTA header after the id,
+ *                                 trimmed; UTF-8 as read, no NUL), in the same order, back to back
+ *   /desc_offsets  int64 [n + 1]  row r's description is desc[desc_offsets[r] .. desc_offsets[r + 1])
+ *                                 (both absent in files written before pdr kept descriptions)
  *
  * Opening keeps the file open and notes where /residues starts (it is contiguous, so its file
  * offset is all that is needed); each protein is then read with pread() when it is aligned, so
@@ -17,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pdr_buf.h"
 #include "pdr_db.h"
 #include "pdr_fasta.h"
 
@@ -41,6 +46,29 @@ static int write_at(hid_t d, hsize_t pos, const uint8_t *buf, size_t len)
     return bad;
 }
 
+/* Write data[0..len) as the contiguous uint8 dataset name and offsets[0..n] as int64 dataset
+ * offsets_name into f. */
+static int write_blob(hid_t f, const char *name, const char *offsets_name, const uint8_t *data, size_t len,
+                      const int64_t *offsets, size_t n, const char *path, pdr_err *err)
+{
+    hsize_t total = len, n1 = n + 1;
+    hid_t sp = H5Screate_simple(1, &total, NULL);
+    hid_t d = sp >= 0 ? H5Dcreate2(f, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int bad = d < 0 || (len && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0);
+    if (d >= 0)
+        H5Dclose(d);
+    if (sp >= 0)
+        H5Sclose(sp);
+    sp = bad ? -1 : H5Screate_simple(1, &n1, NULL);
+    d = sp >= 0 ? H5Dcreate2(f, offsets_name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    bad = bad || d < 0 || H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets) < 0;
+    if (d >= 0)
+        H5Dclose(d);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return bad ? pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path) : PDR_OK;
+}
+
 int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_length, pdr_err *err)
 {
     char store_path[4096], path[4096], tmp[4096];
@@ -51,8 +79,10 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
     pdr_fasta *fa = NULL;
     char **ids = NULL;
     int32_t *lengths = NULL;
-    int64_t *offsets = NULL;
+    int64_t *offsets = NULL, *desc_offsets = NULL;
     uint8_t *buf = NULL;
+    pdr_buf desc;
+    pdr_buf_init(&desc);
     hid_t f = -1, d = -1, sp = -1, od = -1;
     size_t n = 0, row = 0, fill = 0;
     int rc = pdr_store_open(store_path, &st, err);
@@ -62,14 +92,15 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
     ids = calloc(n ? n : 1, sizeof *ids);
     lengths = malloc((n ? n : 1) * sizeof *lengths);
     offsets = malloc((n + 1) * sizeof *offsets);
+    desc_offsets = malloc((n + 1) * sizeof *desc_offsets);
     buf = malloc(WRITE_CHUNK);
-    if (!ids || !lengths || !offsets || !buf) {
+    if (!ids || !lengths || !offsets || !desc_offsets || !buf) {
         rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for %zu proteins", path, n);
         goto done;
     }
     if (n && (rc = pdr_store_read_ids(st, 0, n, ids, lengths, err)))
         goto done;
-    offsets[0] = 0;
+    offsets[0] = desc_offsets[0] = 0;
     for (size_t r = 0; r < n; r++)
         offsets[r + 1] = offsets[r] + lengths[r];
     hsize_t total = (hsize_t)offsets[n], n1 = n + 1;
@@ -105,6 +136,8 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
                           s.id, s.len, (int)lengths[row]);
             goto done;
         }
+        pdr_buf_puts(&desc, s.desc);
+        desc_offsets[row + 1] = (int64_t)desc.len;
         for (size_t i = 0; i < s.len;) {
             size_t m = s.len - i < WRITE_CHUNK - fill ? s.len - i : WRITE_CHUNK - fill;
             memcpy(buf + fill, s.seq + i, m);
@@ -132,6 +165,12 @@ int pdr_db_write_sequences(const char *dbdir, const char *fasta, size_t max_leng
         rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
         goto done;
     }
+    if (pdr_buf_failed(&desc)) {
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory for the descriptions", tmp);
+        goto done;
+    }
+    if ((rc = write_blob(f, "/desc", "/desc_offsets", (const uint8_t *)desc.data, desc.len, desc_offsets, n, tmp, err)))
+        goto done;
 done:
     if (od >= 0)
         H5Dclose(od);
@@ -151,6 +190,8 @@ done:
     free(ids);
     free(lengths);
     free(offsets);
+    free(desc_offsets);
+    pdr_buf_free(&desc);
     free(buf);
     pdr_store_free(st);
     return rc;
@@ -159,8 +200,10 @@ done:
 struct pdr_db_seqs {
     int64_t *offsets; /* [n + 1] */
     size_t n;
-    int fd;            /* DBDIR/sequences.h5, open */
-    uint64_t data_off; /* file offset of /residues */
+    int fd;                 /* DBDIR/sequences.h5, open */
+    uint64_t data_off;      /* file offset of /residues */
+    int64_t *desc_offsets;  /* [n + 1], or NULL: a file without descriptions */
+    uint64_t desc_data_off; /* file offset of /desc */
     char path[4096];
 };
 
@@ -171,7 +214,67 @@ void pdr_db_seqs_free(pdr_db_seqs *s)
     if (s->fd >= 0)
         close(s->fd);
     free(s->offsets);
+    free(s->desc_offsets);
     free(s);
+}
+
+/* The file offset of the contiguous 1-d uint8 dataset d of `bytes` bytes (0 when empty), checked
+ * to lie inside the file fd; -1 when it is not stored so. */
+static int contiguous_offset(hid_t d, uint64_t bytes, int fd, uint64_t *ret)
+{
+    *ret = 0;
+    if (!bytes)
+        return 0;
+    haddr_t off = H5Dget_offset(d);
+    struct stat sb;
+    if (off == HADDR_UNDEF || fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < off + bytes)
+        return -1;
+    *ret = (uint64_t)off;
+    return 0;
+}
+
+/* /desc and /desc_offsets when the file has them (a file written before pdr kept descriptions
+ * has neither: s->desc_offsets stays NULL). */
+static int open_descriptions(hid_t f, pdr_db_seqs *s, int fd, pdr_err *err)
+{
+    int has_desc = H5Lexists(f, "/desc", H5P_DEFAULT) > 0, has_offsets = H5Lexists(f, "/desc_offsets", H5P_DEFAULT) > 0;
+    if (!has_desc && !has_offsets)
+        return PDR_OK;
+    size_t n = s->n;
+    hid_t d = has_desc ? H5Dopen2(f, "/desc", H5P_DEFAULT) : -1;
+    hid_t od = has_offsets ? H5Dopen2(f, "/desc_offsets", H5P_DEFAULT) : -1;
+    hid_t sp = od >= 0 ? H5Dget_space(od) : -1, dsp = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t dims[2] = {0, 0}, bytes[2] = {0, 0};
+    int rc = PDR_OK;
+    if (!(s->desc_offsets = malloc((n + 1) * sizeof *s->desc_offsets)))
+        rc = pdr_fail(err, PDR_ENOMEM, "%s: out of memory", s->path);
+    else if (sp < 0 || dsp < 0 || H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_ndims(dsp) != 1 ||
+             H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || H5Sget_simple_extent_dims(dsp, bytes, NULL) < 0 ||
+             dims[0] != n + 1 || H5Dread(od, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->desc_offsets) < 0)
+        rc = pdr_fail(err, PDR_EFORMAT,
+                      "%s: /desc and /desc_offsets are not descriptions of %zu proteins; rebuild "
+                      "with 'pdr makedb'",
+                      s->path, n);
+    for (size_t r = 0; !rc && r <= n; r++)
+        if ((r == 0 && s->desc_offsets[0] != 0) || (r > 0 && s->desc_offsets[r] < s->desc_offsets[r - 1]) ||
+            (r == n && (hsize_t)s->desc_offsets[n] != bytes[0]))
+            rc = pdr_fail(err, PDR_EFORMAT, "%s: /desc_offsets do not span /desc in order; rebuild with 'pdr makedb'",
+                          s->path);
+    if (!rc && contiguous_offset(d, bytes[0], fd, &s->desc_data_off))
+        rc = pdr_fail(err, PDR_EFORMAT, "%s: /desc is not stored contiguously; rebuild with 'pdr makedb'", s->path);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (dsp >= 0)
+        H5Sclose(dsp);
+    if (d >= 0)
+        H5Dclose(d);
+    if (od >= 0)
+        H5Dclose(od);
+    if (rc) {
+        free(s->desc_offsets);
+        s->desc_offsets = NULL;
+    }
+    return rc;
 }
 
 int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db_seqs **ret, pdr_err *err)
@@ -229,6 +332,8 @@ int pdr_db_seqs_open(const char *dbdir, const int32_t *lengths, size_t n, pdr_db
     fd = -1;
     s->data_off = (uint64_t)off;
     snprintf(s->path, sizeof s->path, "%s", path);
+    if ((rc = open_descriptions(f, s, s->fd, err)))
+        goto fail;
     H5Sclose(sp);
     H5Dclose(d);
     H5Dclose(od);
@@ -272,5 +377,29 @@ int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap,
     }
     (*buf)[len] = '\0';
     *ret_len = len;
+    return PDR_OK;
+}
+
+int pdr_db_seqs_has_descriptions(const pdr_db_seqs *s) { return s && s->desc_offsets; }
+
+int pdr_db_seqs_description(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, pdr_err *err)
+{
+    size_t len = s && s->desc_offsets ? (size_t)(s->desc_offsets[row + 1] - s->desc_offsets[row]) : 0;
+    if (len + 1 > *cap) {
+        char *p = realloc(*buf, len + 1);
+        if (!p)
+            return pdr_fail(err, PDR_ENOMEM, "%s: out of memory for a description of %zu bytes", s->path, len);
+        *buf = p;
+        *cap = len + 1;
+    }
+    uint64_t at = len ? s->desc_data_off + (uint64_t)s->desc_offsets[row] : 0;
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(s->fd, *buf + got, len - got, (off_t)(at + got));
+        if (r <= 0)
+            return pdr_fail(err, PDR_EIO, "%s: cannot read the description of protein %lld: %s", s->path,
+                            (long long)row + 1, r < 0 ? strerror(errno) : "file truncated");
+        got += (size_t)r;
+    }
+    (*buf)[len] = '\0';
     return PDR_OK;
 }

@@ -186,14 +186,17 @@ void pdr_report_blast6(pdr_buf *out, const pdr_db *db, const char *query_id, con
     }
 }
 
-void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
-                           size_t n_hits)
+int pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
+                          size_t n_hits, pdr_err *err)
 {
     pdr_buf_puts(out, "{\"query\":");
     pdr_buf_json_str(out, query_id);
     pdr_buf_printf(out, ",\"length\":%zu,\"hits\":[", query_len);
     float no_aln = no_alignment_bits();
-    for (size_t j = 0; j < n_hits; j++) {
+    int descriptions = pdr_db_has_descriptions(db), rc = PDR_OK;
+    char *desc = NULL;
+    size_t desc_cap = 0;
+    for (size_t j = 0; j < n_hits && !rc; j++) {
         pdr_buf_puts(out, j ? ",{\"target\":" : "{\"target\":");
         pdr_buf_json_str(out, pdr_db_id(db, hits[j].row));
         pdr_buf_printf(out, ",\"score\":%.4f,\"evalue\":", hits[j].score);
@@ -201,9 +204,16 @@ void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id,
         pdr_buf_printf(out, ",\"rank\":%zu,\"length\":%d,\"cosine\":%.4f,\"bits\":", j + 1,
                        (int)pdr_db_length(db, hits[j].row), hits[j].cosine);
         if (hits[j].bits > no_aln)
-            pdr_buf_printf(out, "%.1f}", hits[j].bits);
+            pdr_buf_printf(out, "%.1f", hits[j].bits);
         else
-            pdr_buf_puts(out, "null}");
+            pdr_buf_puts(out, "null");
+        if (descriptions && !(rc = pdr_db_description(db, hits[j].row, &desc, &desc_cap, err))) {
+            pdr_buf_puts(out, ",\"description\":");
+            pdr_buf_json_str(out, desc);
+        }
+        pdr_buf_puts(out, "}");
     }
     pdr_buf_puts(out, "]}");
+    free(desc);
+    return rc;
 }

@@ -13,7 +13,9 @@
  * A hit whose alignment is empty (length 0: no residue pair scores above 0) is left out, as
  * BLAST reports none: a query can have fewer lines than hits.
  * JSON: one object per query: {"query": id, "length": n, "hits": [{"target": id,
- *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null (as TSV's "-")}]}
+ *   "score": s, "evalue": e, "rank": r, "length": tlen, "cosine": c, "bits": b or null (as TSV's "-"),
+ *   "description": the target's FASTA description}]}; "description" only from a database that keeps
+ *   descriptions (pdr_db_has_descriptions), "" for a header without one.
  */
 #ifndef PDR_REPORT_H
 #define PDR_REPORT_H
@@ -33,7 +35,8 @@ void pdr_report_tsv(pdr_buf *out, const pdr_db *db, const char *query_id, size_t
                     size_t n_hits);
 void pdr_report_blast6(pdr_buf *out, const pdr_db *db, const char *query_id, const pdr_hit *hits,
                        const pdr_alignment *alns, size_t n_hits);
-void pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
-                           size_t n_hits);
+/* Fails (PDR_EIO, PDR_ENOMEM) only when a description cannot be read. */
+int pdr_report_json_query(pdr_buf *out, const pdr_db *db, const char *query_id, size_t query_len, const pdr_hit *hits,
+                          size_t n_hits, pdr_err *err);
 
 #endif

@@ -808,10 +808,18 @@ static void handle_search(pdr_api *api, const db_slot *cur, const pdr_api_reques
         pdr_buf_puts(out, ",\"database\":");
         pdr_buf_json_str(out, cur->name);
         pdr_buf_puts(out, ",\"results\":[");
+        pdr_err err;
+        pdr_err_clear(&err);
         for (size_t i = 0; i < qs.n; i++) {
             if (i)
                 pdr_buf_puts(out, ",");
-            pdr_report_json_query(out, cur->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i]);
+            if (pdr_report_json_query(out, cur->db, qs.ids[i], (size_t)qs.lengths[i], hits + i * kc, counts[i], &err)) {
+                pdr_api_reply_error(rep, 500, "internal",
+                                    "reading the hits' descriptions failed (a server error, in "
+                                    "the server's log)");
+                snprintf(rep->log_note, sizeof rep->log_note, "descriptions: %s", err.msg);
+                goto done;
+            }
         }
         pdr_buf_printf(out, "],\"took_ms\":%.3f}\n", 1e3 * (now_s() - t0));
     }

@@ -35,7 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$PDR" makedb "$DATA/demo/targets.fasta" "$T/db" --model kmer3 --threads 2 2>"$T/makedb.err" || {
+# the targets with a description in each header ("protein number N"), which the table shows
+awk '/^>/{n++; print $1 " protein number " n; next} {print}' "$DATA/demo/targets.fasta" >"$T/targets.fasta"
+"$PDR" makedb "$T/targets.fasta" "$T/db" --model kmer3 --threads 2 2>"$T/makedb.err" || {
     cat "$T/makedb.err" >&2
     echo "0 passed, 1 failed"
     exit 1
@@ -242,6 +244,13 @@ for exp in (e for e in expected if e[4] == "1"):
           f"table row {shown}, pdr search {exp[:4]}")
 check("every table row matches pdr search (query, rank, target, score)",
       [r[:4] for r in rows] == [[e[0], e[4], e[1], e[2]] for e in expected])
+numbers = {}
+for line in open(query_path.replace("query.fasta", "targets.fasta")):
+    if line.startswith(">"):
+        numbers[line[1:].split()[0]] = len(numbers) + 1
+check("the description column shows each target's FASTA description",
+      not page.eval("document.getElementById('desc-head').hidden") and
+      all(len(r) == 7 and r[6] == f"protein number {numbers[r[2]]}" for r in rows), repr(rows[:2]))
 status = page.eval("document.getElementById('status').textContent")
 check("status line counts queries and hits", status.startswith("3 queries, 15 hits"), repr(status))
 shot = page.call("Page.captureScreenshot", format="png")

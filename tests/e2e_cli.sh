@@ -94,6 +94,27 @@ check "search exits 0" "[ $? -eq 0 ]"
 check "search gives same top hits as easy-search" "[ \"\$(awk '\$5==1' '$T/s.tsv' | cut -f1,2)\" = \"\$(awk '\$5==1' '$T/hits.tsv' | cut -f1,2)\" ]"
 "$PDR" search "$T/db" "$small" - -k 2 --format json >"$T/s.json" 2>"$T/err"
 check "json output parses" "/usr/bin/python3 -c 'import json,sys; d=json.load(open(\"$T/s.json\")); assert len(d[\"results\"])==$n_small; assert all(r[\"hits\"][0][\"target\"]==r[\"query\"] and r[\"hits\"][0][\"bits\"]>20 for r in d[\"results\"])' 2>/dev/null || { command -v /usr/bin/python3 >/dev/null || true; grep -q '\"results\"' '$T/s.json'; }"
+# descriptions: JSON hits carry each target's FASTA description (the header after the id)
+check "json: each hit's description is its target's FASTA header after the id" "/usr/bin/python3 - '$small' '$T/s.json' <<'PY'
+import json, sys
+desc = {}
+for line in open(sys.argv[1]):
+    if line.startswith('>'):
+        head = line[1:].strip().split(None, 1)
+        desc[head[0]] = head[1].strip() if len(head) > 1 else ''
+hits = [h for r in json.load(open(sys.argv[2]))['results'] for h in r['hits']]
+assert hits and all(h['description'] == desc[h['target']] for h in hits), hits[:2]
+assert any(h['description'] for h in hits)
+PY"
+check "tsv: still 9 columns (no description)" "awk -F'\t' 'NF!=9{exit 1}' '$T/s.tsv'"
+cp -r "$T/db" "$T/db_nodesc"
+/usr/bin/python3 -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); del f['desc']; del f['desc_offsets']" "$T/db_nodesc/sequences.h5" 2>/dev/null
+"$PDR" search "$T/db_nodesc" "$small" - -k 2 --format json >"$T/nodesc.json" 2>"$T/err"
+check "a database made before descriptions: json without them, exit 0" "[ $? -eq 0 ] && grep -q '\"bits\"' '$T/nodesc.json' && ! grep -q '\"description\"' '$T/nodesc.json'"
+cp -r "$T/db" "$T/db_baddesc"
+/usr/bin/python3 -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); f['desc_offsets'][1] = 10**9" "$T/db_baddesc/sequences.h5" 2>/dev/null
+"$PDR" search "$T/db_baddesc" "$small" - -k 2 --format json >/dev/null 2>"$T/err"
+check "damaged /desc_offsets: refused at open, exit 1, names them" "[ $? -eq 1 ] && grep -q 'desc_offsets' '$T/err'"
 # --min-score at the smallest self-hit score: every self hit stays, and only hits that good
 smin=$(awk -F'\t' '$5==1 && (m=="" || $3<m){m=$3} END{printf "%.4f", m - 0.0001}' "$T/s.tsv")
 "$PDR" search "$T/db" "$small" - -k 5 --min-score "$smin" >"$T/min.tsv" 2>"$T/err"

@@ -385,13 +385,15 @@ fi
 
 # --- SIGHUP: the database is loaded again after a makedb extended it, without a restart; one that
 # does not load (a makedb in progress: no calibration yet) leaves the old one served
-awk '/^>/{n++} n<=20' "$DATA/demo/targets.fasta" >"$T/first20.fa"
+awk '/^>/{n++; if (n <= 20) print $0 " protein number " n; next} n<=20' "$DATA/demo/targets.fasta" >"$T/first20.fa"
 awk '/^>/{n++} n>20 && n<=30' "$DATA/demo/targets.fasta" >"$T/next10.fa"
 "$PDR" makedb "$T/first20.fa" "$T/hupdb" --model "$MODEL" --threads 2 2>/dev/null
 new_id=$(head -1 "$T/next10.fa" | cut -c2- | cut -d' ' -f1)
 if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
     base="http://127.0.0.1:$port"
     check "SIGHUP: 20 proteins before" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
+    awk '/^>/{n++} n==3' "$T/first20.fa" >"$T/third.fa"
+    check "JSON hits carry the target's FASTA description" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/third.fa '$base/v1/search?k=1')\" = 200 ] && grep -q '\"description\":\"protein number 3\"' '$T/body'"
     cat "$T/first20.fa" "$T/next10.fa" >"$T/first30.fa"
     "$PDR" makedb "$T/first30.fa" "$T/hupdb" --model "$MODEL" --threads 2 2>/dev/null
     check "SIGHUP: still 20 after the makedb (loaded once)" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
