@@ -20,6 +20,7 @@
 #include "pdr_db.h"
 #include "pdr_host.h"
 #include "pdr_http.h"
+#include "pdr_notify.h"
 
 #define STOP_GRACE_MS 30000
 #define MAX_TOKEN_BYTES 4096
@@ -211,12 +212,23 @@ static int load_db(const load_opts *lo, pdr_db **ret_db, pdr_err *err)
 /* SIGHUP: load DBDIR again (a makedb has rebuilt or extended it) and serve it once loaded;
  * requests in flight finish on the old one. A database that does not load or does not fit
  * (another model, no sequences with --align) is refused and the old one stays. */
+/* Tell the service manager (pdr_notify.h) that the server is ready and what it serves, after
+ * note (a reload's outcome) when given. */
+static void notify_serving(const pdr_db *db, const char *note)
+{
+    char state[PDR_ERRLEN + 200];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=%s%sserving %zu proteins", note ? note : "", note ? "; " : "",
+             pdr_db_count(db));
+    pdr_notify(state);
+}
+
 static void reload(pdr_api *api, const load_opts *lo, pdr_db **db)
 {
     pdr_err err;
     pdr_err_clear(&err);
     size_t before = pdr_db_count(*db);
     fprintf(stderr, "pdr serve: SIGHUP: loading %s again\n", lo->dbdir);
+    pdr_notify("RELOADING=1\nSTATUS=SIGHUP: loading the database again");
     pdr_db *fresh = NULL;
     const pdr_db *old = NULL;
     int loaded = !load_db(lo, &fresh, &err);
@@ -231,12 +243,16 @@ static void reload(pdr_api *api, const load_opts *lo, pdr_db **db)
                 "pdr serve: SIGHUP: reload failed, still serving the database loaded before (%zu proteins): %s\n",
                 before, err.msg);
         pdr_db_free(fresh);
+        char note[PDR_ERRLEN + 40];
+        snprintf(note, sizeof note, "reload failed (%s)", err.msg);
+        notify_serving(*db, note);
         return;
     }
     pdr_db_free((pdr_db *)old); /* old is *db: the api borrowed it */
     *db = fresh;
     fprintf(stderr, "pdr serve: SIGHUP: reloaded: %zu proteins (before: %zu), index %s\n", pdr_db_count(fresh), before,
             pdr_db_index_spec(fresh));
+    notify_serving(fresh, "reloaded");
 }
 
 /* Sleep until a stop signal has arrived, reloading the database on SIGHUP. The wait is a poll of
@@ -493,7 +509,9 @@ int cmd_serve(int argc, char **argv)
                                : "; Host: localhost and IP addresses",
             cors_note);
 
+    notify_serving(db, NULL);
     wait_for_stop_signal(api, &lo, &db);
+    pdr_notify("STOPPING=1\nSTATUS=stopping: finishing the requests in flight");
     fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
             pdr_http_in_flight(http));
     rc = EXIT_OK;

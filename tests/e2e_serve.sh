@@ -389,7 +389,25 @@ awk '/^>/{n++; if (n <= 20) print $0 " protein number " n; next} n<=20' "$DATA/d
 awk '/^>/{n++} n>20 && n<=30' "$DATA/demo/targets.fasta" >"$T/next10.fa"
 "$PDR" makedb "$T/first20.fa" "$T/hupdb" --model "$MODEL" --threads 2 2>/dev/null
 new_id=$(head -1 "$T/next10.fa" | cut -c2- | cut -d' ' -f1)
-if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
+# a service manager's notification socket (systemd Type=notify): what pdr says there is logged
+$PY - "$T/notify.sock" "$T/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(120)
+with open(sys.argv[2], "a") as out:
+    while True:
+        try:
+            data = s.recv(4096)
+        except socket.timeout:
+            break
+        out.write(data.decode().replace("\n", "|") + "\n")
+        out.flush()
+PY
+pids+=("$!")
+for _ in $(seq 1 100); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+if NOTIFY_SOCKET="$T/notify.sock" SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
+    check "sd_notify: READY=1 once loaded, with the size in STATUS" "grep -qx 'READY=1|STATUS=serving 20 proteins' '$T/notify.log'"
     base="http://127.0.0.1:$port"
     check "SIGHUP: 20 proteins before" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
     awk '/^>/{n++} n==3' "$T/first20.fa" >"$T/third.fa"
@@ -400,6 +418,7 @@ if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
     kill -HUP "$pid"
     for _ in $(seq 1 300); do grep -q 'SIGHUP: reloaded' "$T/hup.err" && break; sleep 0.1; done
     check "SIGHUP: reload logged" "grep -q 'SIGHUP: reloaded: 30 proteins (before: 20)' '$T/hup.err'"
+    check "sd_notify: RELOADING=1, then READY=1 with the new size" "grep -q '^RELOADING=1|' '$T/notify.log' && grep -qx 'READY=1|STATUS=reloaded; serving 30 proteins' '$T/notify.log'"
     check "SIGHUP: health says 30" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":30}' '$T/body'"
     "$PDR" search "$T/hupdb" "$T/next10.fa" "$T/hup_cli.tsv" -k 3 --model "$MODEL" 2>/dev/null
     check "SIGHUP: a new protein finds itself, and the TSV equals pdr search on the new database" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/next10.fa '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/hup_cli.tsv' && grep -q \"^$new_id	$new_id	\" '$T/body'"
@@ -408,6 +427,7 @@ if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
     for _ in $(seq 1 300); do grep -q 'SIGHUP: reload failed' "$T/hup.err" && break; sleep 0.1; done
     check "SIGHUP on an incomplete database: refused, logged, the old one still served" "grep -q 'SIGHUP: reload failed, still serving the database loaded before (30 proteins): .*incomplete' '$T/hup.err' && [ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/next10.fa '$base/v1/search?k=3&format=tsv')\" = 200 ] && cmp -s '$T/body' '$T/hup_cli.tsv'"
     check "SIGHUP: the server is still up" "kill -0 $pid"
+    check "sd_notify: a failed reload says so in STATUS, still READY" "grep -q '^READY=1|STATUS=reload failed (.*incomplete.*); serving 30 proteins' '$T/notify.log'"
     # a stop signal during a reload: the reload is dropped (no swap, no wait for the old
     # database's requests) and the server stops. The calibration is a FIFO, so that the reload
     # waits in it until the SIGTERM is in.
@@ -420,6 +440,8 @@ if SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
     timeout 10 sh -c 'cat "$1" >"$2"' sh "$T/calibration.keep" "$T/hupdb/calibration.txt"
     wait "$pid"
     check "SIGHUP: then SIGTERM during a reload stops it, exit 0, without swapping in the new database" "[ $? -eq 0 ] && grep -q 'SIGTERM during the reload' '$T/hup.err' && [ \"\$(grep -c 'SIGHUP: reloaded' '$T/hup.err')\" = 1 ]"
+    sleep 0.2
+    check "sd_notify: STOPPING=1 on the way out" "grep -q '^STOPPING=1' '$T/notify.log'"
 else
     bad "SIGHUP server did not come up"
 fi
