@@ -72,6 +72,9 @@ static const char serve_usage[] =
     "  -m, --model M             the database's model file (default as for pdr search; another\n"
     "                            model than the database's is refused)\n"
     "  -q, --quiet               no per-request log lines\n"
+    "      --log-forwarded-for   add the X-Forwarded-For header to each log line (' for=...'): the\n"
+    "                            clients a reverse proxy in front names (a client that reaches the\n"
+    "                            server directly can write anything there)\n"
     "  -h, --help                this help\n";
 
 enum {
@@ -87,7 +90,8 @@ enum {
     OPT_TOKEN,
     OPT_NPROBE,
     OPT_ALLOWHOST,
-    OPT_CORSORIGIN
+    OPT_CORSORIGIN,
+    OPT_LOGFORWARDED
 };
 
 /* The first line of path, trimmed; NULL (with the error printed) when unreadable or empty. */
@@ -294,6 +298,7 @@ int cmd_serve(int argc, char **argv)
                                              {"nprobe", required_argument, 0, OPT_NPROBE},
                                              {"allow-host", required_argument, 0, OPT_ALLOWHOST},
                                              {"cors-origin", required_argument, 0, OPT_CORSORIGIN},
+                                             {"log-forwarded-for", no_argument, 0, OPT_LOGFORWARDED},
                                              {"model", required_argument, 0, 'm'},
                                              {"quiet", no_argument, 0, 'q'},
                                              {"help", no_argument, 0, 'h'},
@@ -384,6 +389,7 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'm': model = optarg; break;
         case 'q': quiet = 1; break;
+        case OPT_LOGFORWARDED: hopts.log_forwarded_for = 1; break;
         case 'h':
             pdr_buf_free(&allow);
             pdr_buf_free(&cors);

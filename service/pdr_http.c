@@ -59,6 +59,7 @@ struct pdr_http {
     pdr_cors_policy *cors;    /* which origins' pages may read the replies; NULL: CORS off */
     double request_timeout_s; /* a request must arrive in full within this of its first line */
     double idle_timeout_s;    /* libmicrohttpd's --timeout */
+    int log_forwarded_for;    /* pdr_http_opts.log_forwarded_for */
     int port;
     atomic_int in_flight;
     atomic_int started;  /* MHD_start_daemon has returned */
@@ -96,6 +97,7 @@ typedef struct request {
     char method[16];
     char path[256]; /* for the log only (sanitized, truncated); the handler gets MHD's url */
     char client[INET6_ADDRSTRLEN];
+    char forwarded[136]; /* X-Forwarded-For for the log (log_forwarded_for), or "" */
     char *body;
     size_t body_len, body_cap;
     int too_large;               /* or refused at once: the body is discarded */
@@ -142,6 +144,7 @@ void pdr_http_opts_default(pdr_http_opts *opts)
     opts->log = NULL;
     opts->allow_host = NULL;
     opts->cors_origin = NULL;
+    opts->log_forwarded_for = 0;
 }
 
 /* ================================================================ replies */
@@ -427,6 +430,17 @@ static request *request_begin(pdr_http *h, struct MHD_Connection *conn, const ch
     }
     if (!r->client[0])
         snprintf(r->client, sizeof r->client, "-");
+    const char *xff =
+        h->log_forwarded_for ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For") : NULL;
+    if (xff) { /* "a, b" as "a,b"; at most 128 bytes of it (log_text escapes the rest of the oddities) */
+        char packed[129];
+        size_t n = 0;
+        for (; *xff && n + 1 < sizeof packed; xff++)
+            if (*xff != ' ' && *xff != '\t')
+                packed[n++] = *xff;
+        packed[n] = '\0';
+        log_text(r->forwarded, sizeof r->forwarded, packed, 0);
+    }
     const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->cs = sc ? sc->socket_context : NULL;
     if (r->cs) {
@@ -840,8 +854,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
             log_text(text, sizeof text, r->log_note, 1);
             snprintf(note, sizeof note, " error=%s", text);
         }
-        fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s%s\n", stamp, r->client, r->method, r->path,
-                r->status, 1e3 * seconds, r->n_queries, why, note);
+        fprintf(h->log, "pdr serve: %s %s %s %s %d %.2fms queries=%zu%s%s%s%s\n", stamp, r->client, r->method, r->path,
+                r->status, 1e3 * seconds, r->n_queries, r->forwarded[0] ? " for=" : "", r->forwarded, why, note);
     }
     if (atomic_load(&r->state) == REQ_ANSWERED || r->refused) /* a reply the connection closed before sending */
         pdr_api_reply_clear(&r->rep);
@@ -977,6 +991,7 @@ int pdr_http_start(pdr_api *api, const pdr_http_opts *opts, pdr_http **ret_http,
     h->max_body_bytes = pdr_api_get_limits(api)->max_body_bytes;
     h->request_timeout_s = opts->request_timeout_s > 0 ? opts->request_timeout_s : PDR_HTTP_REQUEST_TIMEOUT_S_DEFAULT;
     h->idle_timeout_s = opts->timeout_s;
+    h->log_forwarded_for = opts->log_forwarded_for;
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->started, 0);
     pthread_mutex_init(&h->mu, NULL);

@@ -60,6 +60,9 @@ typedef struct pdr_http_opts {
                                  NULL: check only on a loopback address; "*": never check */
     const char *cors_origin;  /* origins whose pages may call the API (pdr_cors.h), comma-separated;
                                  "*": any; NULL: CORS off (no Access-Control-* headers) */
+    int log_forwarded_for;    /* 1: the request log adds " for=" and the X-Forwarded-For header (as
+                                 a reverse proxy wrote it; a client that reaches the server directly
+                                 can write anything there: for behind a proxy only) */
 } pdr_http_opts;
 
 void pdr_http_opts_default(pdr_http_opts *opts);

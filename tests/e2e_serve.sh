@@ -406,9 +406,12 @@ with open(sys.argv[2], "a") as out:
 PY
 pids+=("$!")
 for _ in $(seq 1 100); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
-if NOTIFY_SOCKET="$T/notify.sock" SERVE_DB="$T/hupdb" start_server "$T/hup.err"; then
+if NOTIFY_SOCKET="$T/notify.sock" SERVE_DB="$T/hupdb" start_server "$T/hup.err" --log-forwarded-for; then
     check "sd_notify: READY=1 once loaded, with the size in STATUS" "grep -qx 'READY=1|STATUS=serving 20 proteins' '$T/notify.log'"
     base="http://127.0.0.1:$port"
+    call -H 'X-Forwarded-For: 203.0.113.7' "$base/openapi.json" >/dev/null
+    sleep 0.2
+    check "--log-forwarded-for: the log line names the proxy's client" "grep -q 'GET /openapi.json 200 .* for=203.0.113.7\$' '$T/hup.err'"
     check "SIGHUP: 20 proteins before" "[ \"\$(call $base/v1/health)\" = 200 ] && grep -q '\"proteins\":20}' '$T/body'"
     awk '/^>/{n++} n==3' "$T/first20.fa" >"$T/third.fa"
     check "JSON hits carry the target's FASTA description" "[ \"\$(call -H 'Content-Type: text/x-fasta' --data-binary @$T/third.fa '$base/v1/search?k=1')\" = 200 ] && grep -q '\"description\":\"protein number 3\"' '$T/body'"

@@ -854,6 +854,83 @@ TEST(requests_are_logged_one_line_each)
     CHECKF(found_search && found_404, "log lines missing (%zu lines in %s)", n, log_path);
 }
 
+static reply raw_request(int p, const char *bytes, int *ret_closed);
+
+/* --log-forwarded-for: the log line adds what the proxy said in X-Forwarded-For (spaces dropped,
+ * odd bytes escaped); without it (the shared server) nothing is added. */
+TEST(log_forwarded_for_adds_the_proxy_header)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s.xff.log", dbdir);
+    FILE *log = fopen(path, "w");
+    pdr_api_limits l;
+    pdr_api_limits_default(&l);
+    pdr_api *a = NULL;
+    pdr_err err;
+    CHECK(log && pdr_api_create(&l, NULL, 1, &a, &err) == PDR_OK && pdr_api_set_ready(a, db, enc, &err) == PDR_OK);
+    if (!log || !a) {
+        if (log)
+            fclose(log);
+        pdr_api_free(a);
+        return;
+    }
+    setvbuf(log, NULL, _IOLBF, 0);
+    int closed = 0;
+    pdr_http_opts o;
+    pdr_http_opts_default(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.log = log;
+    o.log_forwarded_for = 1;
+    pdr_http *h = NULL;
+    CHECK(pdr_http_start(a, &o, &h, &err) == PDR_OK);
+    if (h) {
+        int p = pdr_http_port(h);
+        reply r = raw_request(p,
+                              "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n"
+                              "Connection: close\r\n\r\n",
+                              &closed);
+        reply_free(&r);
+        r = raw_request(
+            p, "GET /v1/info HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: x\x1b[31m\r\nConnection: close\r\n\r\n",
+            &closed);
+        reply_free(&r);
+        r = raw_request(p, "GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", &closed);
+        reply_free(&r);
+        CHECK(pdr_http_stop(h, 1000) == 0); /* every line is written */
+    }
+    fclose(log);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int plain = 0, escaped = 0, without = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        plain += strstr(line, "GET /v1/health 200 ") && strstr(line, " for=203.0.113.7,10.0.0.1\n");
+        escaped += strstr(line, "GET /v1/info 200 ") && strstr(line, " for=x%1B[31m\n");
+        without += strstr(line, "GET /openapi.json 200 ") && !strstr(line, "for=");
+    }
+    if (f)
+        fclose(f);
+    CHECKF(plain == 1 && escaped == 1 && without == 1, "log lines: %d %d %d (%s)", plain, escaped, without, path);
+    /* the shared server runs without the option: its lines never say for= */
+    reply r = raw_request(port,
+                          "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 198.51.100.9\r\n"
+                          "Connection: close\r\n\r\n",
+                          &closed);
+    reply_free(&r);
+    int leaked = 0;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        f = fopen(log_path, "r");
+        while (f && fgets(line, sizeof line, f))
+            leaked += strstr(line, "198.51.100.9") != NULL;
+        if (f)
+            fclose(f);
+    }
+    CHECK(leaked == 0);
+    pdr_api_free(a);
+    unlink(path);
+}
+
 /* ================================================================ client errors */
 
 TEST(empty_and_record_less_bodies_are_400)
@@ -3427,6 +3504,7 @@ int main(void)
     RUN(metrics_count_requests_queries_and_residues);
     RUN(page_and_openapi_are_the_source_files);
     RUN(requests_are_logged_one_line_each);
+    RUN(log_forwarded_for_adds_the_proxy_header);
     RUN(empty_and_record_less_bodies_are_400);
     RUN(malformed_fasta_names_the_record);
     RUN(too_long_sequences_are_400_and_the_limit_itself_is_fine);
