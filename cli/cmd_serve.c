@@ -145,15 +145,22 @@ static char *read_token(const char *path)
  * state a signal handler can reach. */
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal; /* SIGHUP: load DBDIR again and serve it */
+static volatile sig_atomic_t serving;       /* loaded and READY=1 said: a SIGHUP means a reload */
+static pdr_notify_target notify_target;     /* NOTIFY_SOCKET, resolved before the handler is installed */
 static int stop_pipe[2] = {-1, -1};
 
 static void on_stop_signal(int sig)
 {
     int saved = errno;
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         reload_signal = 1;
-    else
+        /* Said here, while the `kill` that sent SIGHUP (systemd's ExecReload=) is still running:
+         * systemd 252 ties the reload job to RELOADING=1 only when it comes before that exits. */
+        if (serving)
+            pdr_notify_send(&notify_target, "RELOADING=1\nSTATUS=SIGHUP: loading the database again");
+    } else {
         stop_signal = sig;
+    }
     if (stop_pipe[1] >= 0) {
         ssize_t w = write(stop_pipe[1], "s", 1); /* non-blocking: a full pipe already wakes */
         (void)w;
@@ -213,9 +220,6 @@ static int load_db(const load_opts *lo, pdr_db **ret_db, pdr_err *err)
     return rc;
 }
 
-/* SIGHUP: load DBDIR again (a makedb has rebuilt or extended it) and serve it once loaded;
- * requests in flight finish on the old one. A database that does not load or does not fit
- * (another model, no sequences with --align) is refused and the old one stays. */
 /* Tell the service manager (pdr_notify.h) that the server is ready and what it serves, after
  * note (a reload's outcome) when given. */
 static void notify_serving(const pdr_db *db, const char *note)
@@ -223,16 +227,18 @@ static void notify_serving(const pdr_db *db, const char *note)
     char state[PDR_ERRLEN + 200];
     snprintf(state, sizeof state, "READY=1\nSTATUS=%s%sserving %zu proteins", note ? note : "", note ? "; " : "",
              pdr_db_count(db));
-    pdr_notify(state);
+    pdr_notify_send(&notify_target, state);
 }
 
+/* SIGHUP: load DBDIR again (a makedb has rebuilt or extended it) and serve it once loaded;
+ * requests in flight finish on the old one. A database that does not load or does not fit
+ * (another model, no sequences with --align) is refused and the old one stays. */
 static void reload(pdr_api *api, const load_opts *lo, pdr_db **db)
 {
     pdr_err err;
     pdr_err_clear(&err);
     size_t before = pdr_db_count(*db);
     fprintf(stderr, "pdr serve: SIGHUP: loading %s again\n", lo->dbdir);
-    pdr_notify("RELOADING=1\nSTATUS=SIGHUP: loading the database again");
     pdr_db *fresh = NULL;
     const pdr_db *old = NULL;
     int loaded = !load_db(lo, &fresh, &err);
@@ -460,6 +466,8 @@ int cmd_serve(int argc, char **argv)
      * kill the process. */
     stop_signal = 0;
     reload_signal = 0;
+    serving = 0;
+    pdr_notify_target_init(&notify_target);
     if (install_stop_handler()) {
         cli_error("serve", "cannot install the SIGTERM/SIGINT/SIGHUP handler: %s", strerror(errno));
         goto done;
@@ -516,8 +524,9 @@ int cmd_serve(int argc, char **argv)
             cors_note);
 
     notify_serving(db, NULL);
+    serving = 1;
     wait_for_stop_signal(api, &lo, &db);
-    pdr_notify("STOPPING=1\nSTATUS=stopping: finishing the requests in flight");
+    pdr_notify_send(&notify_target, "STOPPING=1\nSTATUS=stopping: finishing the requests in flight");
     fprintf(stderr, "pdr serve: %s: no new connections; finishing %d requests in flight\n", stop_signal_name(),
             pdr_http_in_flight(http));
     rc = EXIT_OK;
