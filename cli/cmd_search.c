@@ -23,6 +23,7 @@
 #include "pdr_db.h"
 #include "pdr_db_expand.h"
 #include "pdr_fasta.h"
+#include "pdr_file.h"
 #include "pdr_report.h"
 
 #define QUERY_CHUNK 1024
@@ -119,7 +120,7 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
     if (pdr_db_target_is_stream(fasta))
         fprintf(stderr, "pdr %s: copying the targets from %s into %s first (a stream is read twice)\n", verb,
                 strcmp(fasta, "-") == 0 ? "stdin" : fasta, dbdir);
-    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, &lock, spool, sizeof spool, &err)) {
+    if (pdr_db_make_prepare(enc, fasta, dbdir, bopts, expand, &lock, spool, sizeof spool, &err)) {
         cli_error(verb, "%s", err.msg);
         return EXIT_RUNTIME;
     }
@@ -141,7 +142,7 @@ static int make_db(const char *verb, const char *fasta, const char *dbdir, const
              pdr_db_calibrate(dbdir, enc, bopts->threads, segments, &err) ||
              (expand &&
               (pdr_db_write_expansion(dbdir, index_spec, pdr_encoder_background(enc), on_expand_progress, &xp, &err) ||
-               pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err)));
+               pdr_db_calibrate_expanded(dbdir, enc, bopts->threads, &err) || pdr_db_expansion_end(dbdir, &err)));
     pdr_lock_release(lock, 1);
     if (spool[0])
         unlink(spool);
@@ -470,11 +471,20 @@ static int out_commit(search_out *o, pdr_err *err)
         return pdr_fail(err, PDR_EIO, "%s: write failed earlier in the run", out_name(o));
     if (o->f == stdout)
         return PDR_OK;
+    /* on disk before the rename (a crash must not leave an empty OUT under its name) */
+    if (o->tmp[0] && fsync(fileno(o->f)) != 0)
+        return pdr_fail(err, PDR_EIO, "%s: write failed: %s", o->tmp, strerror(errno));
     /* renamed while OUT.tmp is still open, so still locked: closed first, a second run could
      * take the lock and truncate the finished file before the rename */
     if (o->tmp[0] && rename(o->tmp, o->path) != 0)
         return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", o->path, strerror(errno));
+    int renamed = o->tmp[0] != '\0';
     o->tmp[0] = '\0';
+    if (renamed && pdr_file_sync_dir(o->path, err)) {
+        fclose(o->f);
+        o->f = NULL;
+        return PDR_EIO;
+    }
     int bad = fclose(o->f) != 0;
     o->f = NULL;
     if (bad)

@@ -15,6 +15,7 @@
 
 #include "pdr_batch.h"
 #include "pdr_fasta.h"
+#include "pdr_file.h"
 #include "pdr_lock.h"
 #include "pdr_store.h"
 #include "pdr_strset.h"
@@ -130,24 +131,6 @@ static int embed_batch(const pdr_encoder *enc, pdr_encoder_ws *const *ws, const 
 
 /* ---------------------------------------------------------------- files */
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* The fsync or rename of a finished file failed (errno says why). */
-static int finish_failed(const char *path, pdr_err *err)
-{
-    if (errno == ENOSPC || errno == EDQUOT)
-        return pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", path);
-    return pdr_fail(err, PDR_EIO, "%s: cannot finish writing: %s", path, strerror(errno));
-}
-
 static int write_store_file(const char *path, const pdr_store_meta *meta, const batch *b, int dim, int segments,
                             pdr_err *err)
 {
@@ -179,11 +162,7 @@ static int write_store_file(const char *path, const pdr_store_meta *meta, const 
         return rc;
     }
     (void)dim;
-    if (fsync_path(tmp) != 0 || rename(tmp, path) != 0) {
-        rc = finish_failed(path, err);
-        unlink(tmp);
-    }
-    return rc;
+    return pdr_file_commit(tmp, path, err); /* durable before the next batch counts on it */
 }
 
 /* The options that shape a store (model, --fp16, --segments, --window/--stride) must be those
@@ -431,9 +410,10 @@ static int merge(const char *out_path, int have_base, char **parts, size_t n_par
     int rc2 = pdr_store_close(dst, rc ? NULL : err);
     if (!rc)
         rc = rc2;
-    if (!rc && (fsync_path(tmp) != 0 || rename(tmp, out_path) != 0))
-        rc = finish_failed(out_path, err);
-    if (rc)
+    /* OUT's rename is on disk before the parts it holds are removed */
+    if (!rc)
+        rc = pdr_file_commit(tmp, out_path, err);
+    else
         unlink(tmp);
     *ret_total = rows;
     return rc;

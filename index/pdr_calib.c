@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pdr_file.h"
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -77,7 +79,7 @@ int pdr_calib_save(const pdr_calib *cal, const char *path, pdr_err *err)
         unlink(tmp);
         return pdr_fail(err, PDR_EIO, "%s: cannot write: %s", path, strerror(errno));
     }
-    return PDR_OK;
+    return pdr_file_sync_dir(path, err); /* the rename that marks a database complete, on disk */
 }
 
 const char *pdr_calib_scores_name(int scores)

@@ -90,10 +90,13 @@ int pdr_db_check_index_spec(const char *spec, int dim, pdr_err *err);
  * was. dbdir is created if needed and locked (DBDIR/makedb.lock, pdr_lock.h: a second makedb
  * into it while this one runs is refused, PDR_EINPUT); then the calibration (written last, so
  * that a run killed from here on leaves a directory search refuses and a rerun resumes) and any
- * expansion are removed. On success *ret_lock is the caller's, to release (pdr_lock_release,
+ * expansion are removed, and so is what a killed makedb left (copies of target streams, the
+ * temporary files of its steps); with expand, DBDIR/expansion.pending is created
+ * (pdr_db_expansion_begin: the caller removes it with pdr_db_expansion_end once the expansion
+ * is calibrated). On success *ret_lock is the caller's, to release (pdr_lock_release,
  * removing the file) when makedb ends; NULL on failure. */
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err);
+                        int expand, pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err);
 
 /* A target that can be read only once: "-" (stdin), a pipe (a process substitution's
  * /dev/fd/N), a FIFO, a character device or a socket. pdr_db_make_prepare copies such a target

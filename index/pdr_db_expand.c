@@ -14,6 +14,7 @@
 
 #include "pdr_db.h"
 #include "pdr_db_attr.h"
+#include "pdr_file.h"
 #include "pdr_store.h"
 
 /* Database rows expanded per search call at makedb. */
@@ -135,6 +136,12 @@ int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_i
 {
     *ret = NULL;
     char path[4096];
+    join(path, sizeof path, dbdir, PDR_DB_EXPAND_PENDING);
+    if (calibrated && access(path, F_OK) == 0) /* calibration.txt came before the expansion */
+        return pdr_fail(err, PDR_EIO,
+                        "%s: the database's expansion is incomplete (%s: pdr makedb --expand was interrupted or "
+                        "failed); rerun 'pdr makedb --expand'",
+                        dbdir, PDR_DB_EXPAND_PENDING);
     join(path, sizeof path, dbdir, PDR_DB_EXPANSION);
     if (access(path, F_OK) != 0) {
         /* no expansion, unless its other files say one was made (or is being made): then
@@ -238,16 +245,39 @@ fail:
     return rc;
 }
 
-int pdr_db_expansion_remove(const char *dbdir, pdr_err *err)
+/* Remove the expansion's files, and with pending its expansion.pending too. */
+static int remove_files(const char *dbdir, int pending, pdr_err *err)
 {
-    static const char *const names[] = {PDR_DB_CALIB_X, PDR_DB_INDEX_X, PDR_DB_EXPANSION};
+    static const char *const names[] = {PDR_DB_CALIB_X, PDR_DB_INDEX_X, PDR_DB_EXPANSION, PDR_DB_EXPAND_PENDING};
     char path[4096];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    for (size_t i = 0; i < sizeof names / sizeof names[0] - (pending ? 0 : 1); i++) {
         join(path, sizeof path, dbdir, names[i]);
         if (unlink(path) != 0 && errno != ENOENT)
             return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
     }
     return PDR_OK;
+}
+
+int pdr_db_expansion_remove(const char *dbdir, pdr_err *err) { return remove_files(dbdir, 1, err); }
+
+int pdr_db_expansion_begin(const char *dbdir, pdr_err *err)
+{
+    char path[4096];
+    join(path, sizeof path, dbdir, PDR_DB_EXPAND_PENDING);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return pdr_fail(err, PDR_EIO, "%s: cannot create: %s", path, strerror(errno));
+    close(fd);
+    return pdr_file_sync_dir(path, err); /* on disk before calibration.txt can be */
+}
+
+int pdr_db_expansion_end(const char *dbdir, pdr_err *err)
+{
+    char path[4096];
+    join(path, sizeof path, dbdir, PDR_DB_EXPAND_PENDING);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    return pdr_file_sync_dir(path, err);
 }
 
 /* ---------------------------------------------------------------- one vector's expansion */
@@ -410,20 +440,11 @@ static int save_expansion(const char *path, const float *orig, const float *xvec
     if (f >= 0 && H5Fclose(f) < 0)
         ok = 0;
     H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
-    int fd = ok ? open(tmp, O_RDONLY) : -1;
-    ok = ok && fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
     if (!ok) {
         unlink(tmp);
         return pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return pdr_fail(err, PDR_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(e));
-    }
-    return PDR_OK;
+    return pdr_file_commit(tmp, path, err);
 }
 
 int pdr_db_write_expansion(const char *dbdir, const char *index_spec, const pdr_background *bg,
@@ -433,11 +454,11 @@ int pdr_db_write_expansion(const char *dbdir, const char *index_spec, const pdr_
         return pdr_fail(err, PDR_EINPUT,
                         "--expand: the model has no background sample, and expansion weighs neighbours by "
                         "background-adjusted score");
-    int rc = pdr_db_expansion_remove(dbdir, err);
+    int rc = remove_files(dbdir, 0, err); /* expansion.pending stays until the expansion is calibrated */
     if (rc)
         return rc;
     pdr_db *db = NULL;
-    if ((rc = pdr_db_open(dbdir, &db, err)))
+    if ((rc = pdr_db_open_for_calibration(dbdir, &db, err)))
         return rc;
     size_t n = pdr_db_count(db);
     int dim = pdr_db_dim(db);

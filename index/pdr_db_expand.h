@@ -23,6 +23,10 @@
  *   DBDIR/calibration_expanded.txt the null-score fit of expanded scores (written last: without
  *                                  it the database does not open, so an interrupted
  *                                  `makedb --expand` is never half used)
+ *   DBDIR/expansion.pending        an empty file that exists from the start of `makedb --expand`
+ *                                  until its expansion is complete: calibration.txt, written
+ *                                  before the expansion, would otherwise make a run stopped
+ *                                  in the expansion look like a complete plain database
  *
  * Internal to index/: pdr_db.c opens and searches it, cmd_search.c writes it.
  */
@@ -40,6 +44,7 @@
 #define PDR_DB_EXPANSION "expansion.h5"
 #define PDR_DB_INDEX_X "index_expanded.faiss"
 #define PDR_DB_CALIB_X "calibration_expanded.txt"
+#define PDR_DB_EXPAND_PENDING "expansion.pending"
 
 #define PDR_EXPAND_K 3
 #define PDR_EXPAND_ALPHA 1.0f
@@ -63,7 +68,8 @@ typedef struct pdr_db_expansion pdr_db_expansion;
 
 /* Open DBDIR's expansion when it has one (*ret = NULL when there is no expansion.h5): n rows
  * of dim, levels from the background bg_id. With calibrated 0 the expanded calibration is not
- * needed (makedb's own calibration step); else a missing one is an error (interrupted makedb). */
+ * needed (makedb's own steps); else a missing one, or an expansion.pending, is an error
+ * (an interrupted makedb --expand). */
 int pdr_db_expansion_open(const char *dbdir, size_t n, int dim, const char *bg_id, int calibrated,
                           pdr_db_expansion **ret, pdr_err *err);
 void pdr_db_expansion_free(pdr_db_expansion *x);
@@ -83,8 +89,16 @@ struct pdr_db;
 const pdr_db_expansion *pdr_db_expansion_of(const struct pdr_db *db);
 int pdr_db_open_for_calibration(const char *dbdir, struct pdr_db **ret_db, pdr_err *err);
 
-/* Remove DBDIR's expansion files (calibration first), as makedb does before it writes
- * anything: a database rebuilt without --expand must not keep a stale expansion. */
+/* Remove DBDIR's expansion files (calibration first) and its expansion.pending, as makedb does
+ * before it writes anything: a database rebuilt without --expand must not keep a stale
+ * expansion. */
 int pdr_db_expansion_remove(const char *dbdir, pdr_err *err);
+
+/* makedb --expand: create DBDIR/expansion.pending (durably) before any step that could leave
+ * calibration.txt, and remove it once the expansion is calibrated. While it exists the
+ * database does not open (pdr_db_open: "the database's expansion is incomplete"), except for
+ * makedb's own steps (pdr_db_open_for_calibration). */
+int pdr_db_expansion_begin(const char *dbdir, pdr_err *err);
+int pdr_db_expansion_end(const char *dbdir, pdr_err *err);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "pdr_db.h"
 #include "pdr_db_attr.h"
+#include "pdr_file.h"
 #include "pdr_segdb.h"
 
 /* Store rows read and scored per step. */
@@ -129,9 +130,9 @@ int pdr_db_write_levels(const char *dbdir, const pdr_background *bg, const pdr_b
     rc = save_levels(tmp, levels, n, bg, pdr_store_meta_of(st)->model_version, seg_levels, m, seg_bg, window, stride,
                      err);
     H5Eset_auto2(H5E_DEFAULT, old_print, old_data);
-    if (!rc && rename(tmp, path) != 0)
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc)
+    if (!rc)
+        rc = pdr_file_commit(tmp, path, err); /* on disk before the calibration that marks it complete */
+    else
         unlink(tmp);
 done:
     free(levels);

@@ -6,6 +6,7 @@
  * nor a rerun could use; so it is refused here, before anything is touched.
  */
 #define _GNU_SOURCE /* mkstemps */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "pdr_db.h"
 #include "pdr_db_expand.h"
 #include "pdr_fasta.h"
+#include "pdr_file.h"
 #include "pdr_lock.h"
 
 /* dbdir is a directory (*ret_exists = 1) or does not exist (0). */
@@ -77,6 +79,37 @@ static int copy_stream(const char *fasta, const char *dbdir, char *spool, size_t
     return rc;
 }
 
+/* Remove what a killed makedb left in dbdir (a run that ends removes its own): copies of target
+ * streams but this run's (keep, "" for none) and the temporary files of its steps. The caller
+ * holds dbdir's lock, so no other makedb is writing them; embeddings.h5's own (.tmp, .partial/)
+ * are the bulk step's, which resumes from them or overwrites them. */
+static int remove_leftovers(const char *dbdir, const char *keep, pdr_err *err)
+{
+    static const char *const tmp_names[] = {PDR_DB_INDEX ".tmp",  PDR_DB_LEVELS ".tmp",    PDR_DB_SEQS ".tmp",
+                                            PDR_DB_CALIB ".tmp",  PDR_DB_EXPANSION ".tmp", PDR_DB_INDEX_X ".tmp",
+                                            PDR_DB_CALIB_X ".tmp"};
+    char path[4400];
+    for (size_t i = 0; i < sizeof tmp_names / sizeof tmp_names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dbdir, tmp_names[i]);
+        if (unlink(path) != 0 && errno != ENOENT && errno != EISDIR && errno != EPERM) /* a directory: not ours */
+            return pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    DIR *d = opendir(dbdir);
+    if (!d)
+        return pdr_fail(err, PDR_EIO, "%s: cannot list: %s", dbdir, strerror(errno));
+    int rc = PDR_OK;
+    for (struct dirent *e; !rc && (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, ".target-", 8) != 0 || len < 14 || strcmp(e->d_name + len - 6, ".fasta") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dbdir, e->d_name);
+        if (strcmp(path, keep) != 0 && unlink(path) != 0 && errno != ENOENT)
+            rc = pdr_fail(err, PDR_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
 /* The target FASTA opens (a stream is not tried: it can be read only once). */
 static int check_fasta_opens(const char *fasta, pdr_err *err)
 {
@@ -106,7 +139,7 @@ static int check_existing(const pdr_encoder *enc, const char *fasta, const char 
 }
 
 int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *dbdir, const pdr_bulk_opts *bopts,
-                        pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err)
+                        int expand, pdr_lock **ret_lock, char *spool, size_t spool_size, pdr_err *err)
 {
     *ret_lock = NULL;
     spool[0] = '\0';
@@ -129,6 +162,8 @@ int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *d
     }
     if (exists && (rc = check_existing(enc, fasta, dbdir, bopts, err)))
         goto fail;
+    if (exists && (rc = remove_leftovers(dbdir, spool, err)))
+        goto fail;
     /* the calibration is written last and a database without one does not open: a makedb killed
      * from here on (a rebuild too) leaves a directory that search refuses and a rerun resumes */
     snprintf(path, sizeof path, "%s/%s", dbdir, PDR_DB_CALIB);
@@ -137,6 +172,10 @@ int pdr_db_make_prepare(const pdr_encoder *enc, const char *fasta, const char *d
         goto fail;
     }
     if ((rc = pdr_db_expansion_remove(dbdir, err))) /* a rebuild without --expand keeps no stale one */
+        goto fail;
+    /* these removals on disk before any new file is; and with --expand, a mark that stays until
+     * the expansion is complete, since calibration.txt comes before it */
+    if ((rc = pdr_file_sync_dir(path, err)) || (expand && (rc = pdr_db_expansion_begin(dbdir, err))))
         goto fail;
     *ret_lock = lock;
     return PDR_OK;

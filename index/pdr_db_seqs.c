@@ -24,6 +24,7 @@
 #include "pdr_buf.h"
 #include "pdr_db.h"
 #include "pdr_fasta.h"
+#include "pdr_file.h"
 
 #define WRITE_CHUNK ((size_t)16 << 20)
 
@@ -180,9 +181,9 @@ done:
         H5Sclose(sp);
     if (f >= 0 && H5Fclose(f) < 0 && !rc)
         rc = pdr_fail(err, PDR_EIO, "%s: write failed (disk full?)", tmp);
-    if (!rc && rename(tmp, path) != 0)
-        rc = pdr_fail(err, PDR_EIO, "%s: cannot rename to %s", tmp, path);
-    if (rc)
+    if (!rc)
+        rc = pdr_file_commit(tmp, path, err); /* on disk before the calibration that marks it complete */
+    else
         unlink(tmp);
     pdr_fasta_close(fa);
     if (ids)

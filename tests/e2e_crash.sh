@@ -173,5 +173,99 @@ rm "$T/db/calibration.txt"
 rc=$?
 check "a database without its calibration is refused as incomplete" "[ $rc -eq 1 ] && grep -q 'incomplete' '$T/err'"
 
+
+# makedb --expand writes calibration.txt before the expansion (the expansion searches the plain
+# database): a run stopped between the two must not leave a directory that search and serve take
+# for a plain database (they used to, silently searching without the expansion asked for). Here
+# the expansion's index cannot be written (a directory sits on its temporary name): makedb fails
+# there, search refuses the directory, and the rerun finishes it as an uninterrupted run would.
+if "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted'; then # the default model
+  awk '/^>/{n++} n<=60' "$input" >"$T/x60.fa"
+  "$PDR" makedb "$T/x60.fa" "$T/xref" --threads 2 2>/dev/null --expand
+  "$PDR" search "$T/xref" "$DATA/demo/query.fasta" "$T/xref.tsv" -k 5 2>/dev/null
+  mkdir -p "$T/xf/index_expanded.faiss.tmp"
+  "$PDR" makedb "$T/x60.fa" "$T/xf" --threads 2 --expand 2>"$T/err"
+  check "makedb --expand whose expansion fails: exit 1" "[ $? -eq 1 ] && [ -e '$T/xf/calibration.txt' ]"
+  "$PDR" search "$T/xf" "$DATA/demo/query.fasta" "$T/xf.tsv" -k 5 2>"$T/err"
+  rc=$?
+  check "its directory is refused by search as an unfinished expansion (rc $rc: $(head -c 200 "$T/err"))" "[ $rc -eq 1 ] && grep -q 'expansion is incomplete' '$T/err'"
+  rmdir "$T/xf/index_expanded.faiss.tmp"
+  "$PDR" makedb "$T/x60.fa" "$T/xf" --threads 2 --expand 2>/dev/null
+  "$PDR" search "$T/xf" "$DATA/demo/query.fasta" "$T/xf.tsv" -k 5 2>/dev/null
+  check "the rerun answers like the uninterrupted makedb --expand" "cmp -s '$T/xref.tsv' '$T/xf.tsv'"
+  if command -v strace >/dev/null && [ -z "${PDR_UNDER_VALGRIND:-}" ]; then
+    # the same for a SIGKILL: at the start of the expansion's index, calibration.txt written
+    (strace -f -o /dev/null -P "$T/xk/index_expanded.faiss.tmp" -e trace=openat -e inject=openat:signal=KILL \
+      "$PDR" makedb "$T/x60.fa" "$T/xk" --threads 2 --expand; true) 2>/dev/null
+    "$PDR" search "$T/xk" "$DATA/demo/query.fasta" "$T/xk.tsv" -k 5 2>"$T/err"
+    check "makedb --expand killed in the expansion: search refuses the directory" "[ -e '$T/xk/calibration.txt' ] && [ ! -e '$T/xk/index_expanded.faiss' ] && grep -q 'expansion is incomplete' '$T/err'"
+    "$PDR" makedb "$T/x60.fa" "$T/xk" --threads 2 --expand 2>/dev/null
+    "$PDR" search "$T/xk" "$DATA/demo/query.fasta" "$T/xk.tsv" -k 5 2>/dev/null
+    check "and its rerun answers like the uninterrupted one" "cmp -s '$T/xref.tsv' '$T/xk.tsv' && [ ! -e '$T/xk/expansion.pending' ]"
+    "$PDR" makedb "$T/x60.fa" "$T/xk" --threads 2 2>/dev/null
+    check "a rerun without --expand leaves a plain database, searchable" "\"$PDR\" search '$T/xk' '$DATA/demo/query.fasta' - -k 5 >/dev/null 2>&1"
+  fi
+fi
+
+# What a killed makedb leaves in DBDIR (a copy of its target stream, temporary files of any step)
+# is removed by the next makedb into it, even one that does not reach that step: a copy of a
+# stream is as large as the stream, an expansion's temporary file twice the store.
+"$PDR" makedb - "$T/sdb" "${common[@]}" <"$fifo" 2>/dev/null &
+pid=$!
+exec 3>"$fifo"
+head -n 20 "$input" >&3
+wait_for "$T/sdb/embeddings.h5.lock"
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+exec 3>&-
+check "a makedb from a stream killed mid-run leaves its copy behind" "ls -A '$T/sdb' | grep -q '^\.target-'"
+for f in index.faiss.tmp background.h5.tmp sequences.h5.tmp calibration.txt.tmp expansion.h5.tmp \
+  index_expanded.faiss.tmp calibration_expanded.txt.tmp; do
+  echo partial >"$T/sdb/$f" # as a makedb killed while writing each leaves it
+done
+"$PDR" makedb - "$T/sdb" "${common[@]}" <"$input" 2>"$T/err"
+check "the rerun from the stream finishes" "[ $? -eq 0 ] && same_store '$T/ref.h5' '$T/sdb/embeddings.h5'"
+check "and leaves no copy of a stream nor temporary file behind ($(ls -A "$T/sdb" | tr '\n' ' '))" "[ -z \"\$(ls -A '$T/sdb' | grep -e '^\.target-' -e '\.tmp\$')\" ]"
+
+# Durability (a power loss or kernel crash, not only a kill): every file is written to a
+# temporary name, fsynced, renamed, and its directory fsynced before the next step, so that the
+# calibration, which marks a database complete, is never on disk without the files it describes
+# (background.h5 and sequences.h5 were renamed unsynced, and no directory but the index's synced).
+if command -v strace >/dev/null && [ -z "${PDR_UNDER_VALGRIND:-}" ]; then
+  cat >"$T/durable.py" <<'PY'
+import os, re, sys
+synced, problems, pending, renames = set(), [], None, 0
+for line in open(sys.argv[1]):
+    m = re.search(r'f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0', line)
+    if m:
+        synced.add(m.group(1))
+        if pending and m.group(1) == os.path.dirname(pending):
+            pending = None
+        continue
+    m = re.search(r'rename\("([^"]*)", "([^"]*)"\)\s*=\s*0', line)
+    if m:
+        src, dst = os.path.abspath(m.group(1)), os.path.abspath(m.group(2))
+        renames += 1
+        if pending:
+            problems.append("no fsync of its directory after the rename to " + pending)
+        if src not in synced:
+            problems.append("renamed without an fsync: " + src)
+        pending = dst
+if pending:
+    problems.append("no fsync of its directory after the rename to " + pending)
+print("; ".join(problems) if problems else "%d renames, each durable" % renames)
+sys.exit(1 if problems or renames < 6 else 0)
+PY
+  dur_opts=(--model "$model")
+  "$PDR" version 2>/dev/null | grep -q 'scores: background-adjusted' && dur_opts=(--expand) # every file
+  trace=(strace -f -y -qq -e trace=fsync,fdatasync,rename,renameat,renameat2)
+  "${trace[@]}" -o "$T/sync.log" "$PDR" makedb "$input" "$T/syncdb" --threads 2 --batch-residues 20000 \
+    "${dur_opts[@]}" 2>/dev/null
+  "${trace[@]}" -o "$T/sync2.log" "$PDR" search "$T/syncdb" "$DATA/demo/query.fasta" "$T/sync.tsv" -k 5 2>/dev/null
+  cat "$T/sync2.log" >>"$T/sync.log"
+  check "makedb and search: each file fsynced, renamed, its directory fsynced ($(/usr/bin/python3 "$T/durable.py" "$T/sync.log" 2>&1 | head -c 600))" \
+    "/usr/bin/python3 '$T/durable.py' '$T/sync.log' >/dev/null 2>&1"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
