@@ -34,14 +34,15 @@ start_server() {
     port=
     for _ in $(seq 1 600); do
         [ -z "$port" ] && port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" 2>/dev/null | head -1)
-        if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ]; then
+        if [ -n "$port" ] && [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/health")" = 200 ]; then
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    echo "server did not come up:" >&2
+    echo "server did not come up (port '$port', pid $pid $(kill -0 "$pid" 2>/dev/null && echo alive || echo gone)):" >&2
     cat "$log" >&2
+    [ -n "$port" ] && curl -sv -m 5 "http://127.0.0.1:$port/v1/health" >&2 2>&1 | tail -5 >&2
     return 1
 }
 
