@@ -1,4 +1,4 @@
-// fuzz-sources: index/pdr_calib.c core/pdr_err.c
+// fuzz-sources: index/pdr_calib.c core/pdr_file.c core/pdr_err.c
 // fuzz-libs: -lm
 /* fuzz_calib.c: libFuzzer harness for the E-value calibration file reader (index/pdr_calib.h),
  * DBDIR/calibration.txt, which a user or a broken disk can damage.
