@@ -358,49 +358,45 @@ fail:
     return rc;
 }
 
-int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err)
+/* Read len bytes at file offset at of s's file into *buf (grown to fit, NUL-terminated); what names
+ * them in messages ("protein", "the description of protein"). */
+static int read_span(const pdr_db_seqs *s, uint64_t at, size_t len, const char *what, int64_t row, char **buf,
+                     size_t *cap, pdr_err *err)
 {
-    size_t len = (size_t)(s->offsets[row + 1] - s->offsets[row]);
     if (len + 1 > *cap) {
         char *p = realloc(*buf, len + 1);
         if (!p)
-            return pdr_fail(err, PDR_ENOMEM, "%s: out of memory for a protein of %zu residues", s->path, len);
+            return pdr_fail(err, PDR_ENOMEM, "out of memory for %s %lld (%zu bytes)", what, (long long)row + 1, len);
         *buf = p;
         *cap = len + 1;
     }
-    uint64_t at = s->data_off + (uint64_t)s->offsets[row];
     for (size_t got = 0; got < len;) {
         ssize_t r = pread(s->fd, *buf + got, len - got, (off_t)(at + got));
         if (r <= 0)
-            return pdr_fail(err, PDR_EIO, "%s: cannot read protein %lld: %s", s->path, (long long)row + 1,
+            return pdr_fail(err, PDR_EIO, "%s: cannot read %s %lld: %s", s->path, what, (long long)row + 1,
                             r < 0 ? strerror(errno) : "file truncated");
         got += (size_t)r;
     }
     (*buf)[len] = '\0';
-    *ret_len = len;
     return PDR_OK;
+}
+
+int pdr_db_seqs_read(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, size_t *ret_len, pdr_err *err)
+{
+    size_t len = (size_t)(s->offsets[row + 1] - s->offsets[row]);
+    int rc = read_span(s, s->data_off + (uint64_t)s->offsets[row], len, "protein", row, buf, cap, err);
+    if (!rc)
+        *ret_len = len;
+    return rc;
 }
 
 int pdr_db_seqs_has_descriptions(const pdr_db_seqs *s) { return s && s->desc_offsets; }
 
 int pdr_db_seqs_description(const pdr_db_seqs *s, int64_t row, char **buf, size_t *cap, pdr_err *err)
 {
-    size_t len = s && s->desc_offsets ? (size_t)(s->desc_offsets[row + 1] - s->desc_offsets[row]) : 0;
-    if (len + 1 > *cap) {
-        char *p = realloc(*buf, len + 1);
-        if (!p)
-            return pdr_fail(err, PDR_ENOMEM, "%s: out of memory for a description of %zu bytes", s->path, len);
-        *buf = p;
-        *cap = len + 1;
-    }
-    uint64_t at = len ? s->desc_data_off + (uint64_t)s->desc_offsets[row] : 0;
-    for (size_t got = 0; got < len;) {
-        ssize_t r = pread(s->fd, *buf + got, len - got, (off_t)(at + got));
-        if (r <= 0)
-            return pdr_fail(err, PDR_EIO, "%s: cannot read the description of protein %lld: %s", s->path,
-                            (long long)row + 1, r < 0 ? strerror(errno) : "file truncated");
-        got += (size_t)r;
-    }
-    (*buf)[len] = '\0';
-    return PDR_OK;
+    if (!pdr_db_seqs_has_descriptions(s))
+        return read_span(s, 0, 0, "the description of protein", row, buf, cap, err); /* "" */
+    size_t len = (size_t)(s->desc_offsets[row + 1] - s->desc_offsets[row]);
+    return read_span(s, s->desc_data_off + (uint64_t)s->desc_offsets[row], len, "the description of protein", row, buf,
+                     cap, err);
 }
